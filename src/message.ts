@@ -1,0 +1,212 @@
+import { ValidationError } from "./errors.ts";
+
+/**
+ * Where a message stands after a send attempt. Mirrors the original package's `SendStatus`.
+ * `None`: not tried yet; `Sent`: delivered; `Fail`: failed, will be retried; `Dead`: given up.
+ */
+export const SendStatus = { None: 0, Sent: 1, Fail: 2, Dead: 3 } as const;
+
+/** One of the values of {@link SendStatus}. */
+export type SendStatus = (typeof SendStatus)[keyof typeof SendStatus];
+
+/**
+ * What an application hands to `Outbox.addMessage`.
+ *
+ * @example
+ * ```ts
+ * await outbox.addMessage(tx, {
+ *   key: `order:${order.id}`,
+ *   value: JSON.stringify({ type: "order.created", order }),
+ *   headers: { "content-type": "application/json" },
+ * });
+ * ```
+ */
+export interface NewMessage {
+  /** Routing and ordering key, a non-empty string (with `ordering: "key"`, per-key FIFO). */
+  key: string;
+  /** The payload: bytes, or a string that is stored UTF-8 encoded. */
+  value: Uint8Array | string;
+  /**
+   * Headers carried to the receiver (names are lowercased). The active W3C trace context is
+   * added as `traceparent`/`tracestate` unless already present.
+   */
+  headers?: Record<string, string>;
+}
+
+/**
+ * A stored message as stores hand it to the relay, before it is wrapped in a {@link Message}.
+ * Stores build these from their rows and turn them into messages with {@link createMessage}.
+ */
+export interface MessageRecord {
+  /** Exact id as a decimal string (a database integer never passes through a lossy number). */
+  id: string;
+  key: string;
+  value: Uint8Array;
+  headers: Record<string, string>;
+  /** When `addMessage` ran (UTC). */
+  timestamp: Date;
+  /** Failed attempts so far (including attempts whose lease expired without an outcome). */
+  retries: number;
+  /** Why the last attempt failed, if it did. */
+  lastError?: string | undefined;
+}
+
+/**
+ * A message in flight, as a {@link Sender} receives it. The sender records the outcome of each
+ * message with `markAsSent`, `markAsFailed` or `markAsDead`; a message left unmarked counts as
+ * failed.
+ */
+export interface Message extends Readonly<MessageRecord> {
+  /** The outcome so far; {@link SendStatus.None} until the sender marks it. */
+  readonly status: SendStatus;
+  /** Milliseconds the sender asked to wait before the next attempt (`Retry-After`). */
+  readonly retryAfter: number | undefined;
+  /** Why the sender failed or killed this message, when it said. */
+  readonly error: string | undefined;
+  /** Delivered: it will not be sent again. */
+  markAsSent(): void;
+  /**
+   * Failed for now: retried after a backoff, or after `retryAfter` ms when given, until
+   * `maxRetries` is spent.
+   */
+  markAsFailed(options?: { retryAfter?: number; error?: string }): void;
+  /** Failed for good (say, a 4xx that no retry will mend): dead at once, no more attempts. */
+  markAsDead(options?: { error?: string }): void;
+}
+
+class OutboxMessage implements Message {
+  readonly id: string;
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly headers: Record<string, string>;
+  readonly timestamp: Date;
+  readonly retries: number;
+  readonly lastError: string | undefined;
+  status: SendStatus;
+  retryAfter: number | undefined = undefined;
+  error: string | undefined = undefined;
+
+  constructor(record: MessageRecord, status: SendStatus) {
+    this.id = record.id;
+    this.key = record.key;
+    this.value = record.value;
+    this.headers = record.headers;
+    this.timestamp = record.timestamp;
+    this.retries = record.retries;
+    this.lastError = record.lastError;
+    this.status = status;
+  }
+
+  markAsSent(): void {
+    this.status = SendStatus.Sent;
+  }
+
+  markAsFailed(options?: { retryAfter?: number; error?: string }): void {
+    this.status = SendStatus.Fail;
+    const retryAfter = options?.retryAfter;
+    this.retryAfter =
+      typeof retryAfter === "number" && Number.isFinite(retryAfter) && retryAfter >= 0
+        ? retryAfter
+        : undefined;
+    this.error = options?.error;
+  }
+
+  markAsDead(options?: { error?: string }): void {
+    this.status = SendStatus.Dead;
+    this.error = options?.error;
+  }
+}
+
+/**
+ * Wraps a stored record in a {@link Message}. For store implementations.
+ *
+ * @param status `SendStatus.None` for a claimed message, `SendStatus.Dead` for `listDead`.
+ */
+export function createMessage(record: MessageRecord, status: SendStatus = SendStatus.None): Message {
+  return new OutboxMessage(record, status);
+}
+
+/** A validated, encoded message ready for `TransactionalStore.addMessage`. */
+export interface PreparedMessage {
+  key: string;
+  value: Uint8Array;
+  headers: Record<string, string>;
+  /** When `addMessage` ran (UTC). */
+  timestamp: Date;
+}
+
+/** Default upper bound on a message's encoded value: 1 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+const MAX_KEY_LENGTH = 1024;
+// RFC 9110 token characters for header names.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII and obs-text, spaces and tabs; never CR, LF or NUL.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const encoder = new TextEncoder();
+
+function invalid(message: string): ValidationError {
+  return new ValidationError(message, { code: "INVALID_MESSAGE" });
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return `"${value.length > 40 ? `${value.slice(0, 40)}...` : value}"`;
+  return typeof value;
+}
+
+/**
+ * Validates and encodes what an application passed to `addMessage`. Throws a
+ * {@link ValidationError} (code `INVALID_MESSAGE`) naming the bad field; never partially succeeds.
+ */
+export function prepareMessage(
+  input: unknown,
+  options: { maxMessageBytes: number; now?: Date },
+): PreparedMessage {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw invalid(`message must be an object { key, value, headers? }, got ${describe(input)}`);
+  }
+  const { key, value, headers } = input as Record<string, unknown>;
+  if (typeof key !== "string" || key.length === 0) {
+    throw invalid(`message.key must be a non-empty string, got ${describe(key)}`);
+  }
+  if (key.length > MAX_KEY_LENGTH) {
+    throw invalid(`message.key must be at most ${MAX_KEY_LENGTH} characters, got ${key.length}`);
+  }
+  let bytes: Uint8Array;
+  if (typeof value === "string") bytes = encoder.encode(value);
+  else if (value instanceof Uint8Array) bytes = value.slice();
+  else throw invalid(`message.value must be a Uint8Array or a string, got ${describe(value)}`);
+  if (bytes.byteLength > options.maxMessageBytes) {
+    throw invalid(
+      `message.value must be at most ${options.maxMessageBytes} bytes (maxMessageBytes), got ${bytes.byteLength}`,
+    );
+  }
+  return {
+    key,
+    value: bytes,
+    headers: prepareHeaders(headers),
+    timestamp: options.now ?? new Date(),
+  };
+}
+
+function prepareHeaders(headers: unknown): Record<string, string> {
+  const result: Record<string, string> = {};
+  if (headers === undefined) return result;
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
+    throw invalid(`message.headers must be an object of string values, got ${describe(headers)}`);
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name)) {
+      throw invalid(`message.headers: "${name}" is not a valid HTTP header name`);
+    }
+    if (typeof value !== "string") {
+      throw invalid(`message.headers["${name}"] must be a string, got ${describe(value)}`);
+    }
+    if (!HEADER_VALUE.test(value)) {
+      throw invalid(`message.headers["${name}"] has characters not allowed in a header value (CR, LF, NUL or controls)`);
+    }
+    result[name.toLowerCase()] = value;
+  }
+  return result;
+}

@@ -1,0 +1,163 @@
+import type { Meter, Tracer } from "@opentelemetry/api";
+import { ValidationError } from "./errors.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./message.ts";
+import type { Ordering } from "./store.ts";
+
+/** How failed messages wait before their next attempt. All durations in milliseconds. */
+export interface BackoffOptions {
+  /** Upper bound of the first retry's delay. Default 1000. */
+  initialDelay?: number;
+  /** The bound never grows past this. Default 300000 (5 minutes). */
+  maxDelay?: number;
+  /** The bound grows by this factor per retry. Default 2. */
+  factor?: number;
+}
+
+/**
+ * Options of {@link Outbox}. Every duration is in milliseconds. The constructor refuses any
+ * value out of range with a `ValidationError` (code `INVALID_OPTIONS`).
+ */
+export interface OutboxOptions {
+  /** Messages claimed and sent per relay pass. Integer >= 1. Default 10. */
+  batchSize?: number;
+  /**
+   * Retries after the first attempt: a message that always fails is attempted
+   * `1 + maxRetries` times, then dead. Integer >= 0. Default 3.
+   */
+  maxRetries?: number;
+  /** How often the `start()` loop makes a pass. Default 5000. */
+  period?: number;
+  /** Time a sender has for one batch before its messages fail. Default 2000. */
+  sendTimeout?: number;
+  /**
+   * How long a claim holds before another relay may take the messages over. Must exceed
+   * `sendTimeout` (with room for the database work). Default 30000.
+   */
+  leaseDuration?: number;
+  /** `"none"` (default) or `"key"`: per-key FIFO; see `Ordering`. */
+  ordering?: Ordering;
+  /** Retry timing: exponential backoff with full jitter. */
+  backoff?: BackoffOptions;
+  /** Upper bound on a message value's size in bytes. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /**
+   * Receives errors the relay survives (sender failures, lost leases, store errors in the
+   * `start()` loop). It runs on the relay's path: keep it quick. Default: `console.error`.
+   */
+  onError?: (error: unknown) => void;
+  /** OpenTelemetry meter. Default: the global meter provider's `edge-outbox` meter. */
+  meter?: Meter;
+  /** OpenTelemetry tracer. Default: the global tracer provider's `edge-outbox` tracer. */
+  tracer?: Tracer;
+}
+
+/** Options with every default filled in. */
+export interface ResolvedOptions {
+  batchSize: number;
+  maxRetries: number;
+  period: number;
+  sendTimeout: number;
+  leaseDuration: number;
+  ordering: Ordering;
+  backoff: Required<BackoffOptions>;
+  maxMessageBytes: number;
+  onError: (error: unknown) => void;
+  meter: Meter | undefined;
+  tracer: Tracer | undefined;
+}
+
+/** The defaults, as documented on {@link OutboxOptions}. */
+export const DEFAULT_OPTIONS = {
+  batchSize: 10,
+  maxRetries: 3,
+  period: 5000,
+  sendTimeout: 2000,
+  leaseDuration: 30_000,
+  ordering: "none",
+  backoff: { initialDelay: 1000, maxDelay: 300_000, factor: 2 },
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+} as const;
+
+// setTimeout holds a signed 32-bit delay; anything larger fires at once.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function show(value: unknown): string {
+  return typeof value === "string" ? `"${value}"` : String(value);
+}
+
+function integer(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+    throw new ValidationError(`${name} must be an integer >= ${min}, got ${show(value)}`);
+  }
+  return value;
+}
+
+function duration(name: string, value: unknown, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
+    throw new ValidationError(
+      `${name} must be a number of milliseconds between ${min} and ${MAX_TIMER_MS}, got ${show(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Fills in defaults and checks every option, throwing a `ValidationError` that names the
+ * option, the value and what is allowed.
+ */
+export function resolveOptions(options: OutboxOptions = {}): ResolvedOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new ValidationError(`options must be an object, got ${show(options)}`);
+  }
+  const sendTimeout = duration("sendTimeout", options.sendTimeout, DEFAULT_OPTIONS.sendTimeout);
+  const leaseDuration = duration("leaseDuration", options.leaseDuration, DEFAULT_OPTIONS.leaseDuration);
+  if (leaseDuration <= sendTimeout) {
+    throw new ValidationError(
+      `leaseDuration must exceed sendTimeout (${sendTimeout} ms), got ${leaseDuration}`,
+    );
+  }
+  const ordering = options.ordering ?? DEFAULT_OPTIONS.ordering;
+  if (ordering !== "none" && ordering !== "key") {
+    throw new ValidationError(`ordering must be "none" or "key", got ${show(ordering)}`);
+  }
+  const backoffInput = options.backoff ?? {};
+  if (typeof backoffInput !== "object" || backoffInput === null) {
+    throw new ValidationError(`backoff must be an object, got ${show(backoffInput)}`);
+  }
+  const defaults = DEFAULT_OPTIONS.backoff;
+  const initialDelay = duration("backoff.initialDelay", backoffInput.initialDelay, defaults.initialDelay, 0);
+  const maxDelay = duration("backoff.maxDelay", backoffInput.maxDelay, defaults.maxDelay, 0);
+  if (maxDelay < initialDelay) {
+    throw new ValidationError(
+      `backoff.maxDelay must be >= backoff.initialDelay (${initialDelay}), got ${maxDelay}`,
+    );
+  }
+  const factor = backoffInput.factor ?? defaults.factor;
+  if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
+    throw new ValidationError(`backoff.factor must be a number >= 1, got ${show(factor)}`);
+  }
+  for (const name of ["onError"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "function") {
+      throw new ValidationError(`${name} must be a function, got ${show(typeof options[name])}`);
+    }
+  }
+  return {
+    batchSize: integer("batchSize", options.batchSize, DEFAULT_OPTIONS.batchSize, 1),
+    maxRetries: integer("maxRetries", options.maxRetries, DEFAULT_OPTIONS.maxRetries, 0),
+    period: duration("period", options.period, DEFAULT_OPTIONS.period),
+    sendTimeout,
+    leaseDuration,
+    ordering,
+    backoff: { initialDelay, maxDelay, factor },
+    maxMessageBytes: integer("maxMessageBytes", options.maxMessageBytes, DEFAULT_OPTIONS.maxMessageBytes, 1),
+    onError: options.onError ?? defaultOnError,
+    meter: options.meter,
+    tracer: options.tracer,
+  };
+}
+
+function defaultOnError(error: unknown): void {
+  console.error("[edge-outbox]", error);
+}

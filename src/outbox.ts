@@ -1,0 +1,181 @@
+import { type NewMessage, prepareMessage } from "./message.ts";
+import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
+import { type RelayContext, relayPass } from "./relay.ts";
+import type { Sender } from "./sender.ts";
+import type { OutboxStats, TransactionalStore } from "./store.ts";
+import { RelayTelemetry } from "./telemetry.ts";
+import { ValidationError } from "./errors.ts";
+
+/** Counts of one `tick()`. */
+export interface TickResult {
+  /** Relay passes that claimed at least one message. */
+  batches: number;
+  /** Messages delivered. */
+  sent: number;
+  /** Messages that failed and wait for a retry. */
+  failed: number;
+  /** Messages given up on (retries spent, or a permanent failure). */
+  dead: number;
+  /** Wall time of the tick in milliseconds. */
+  durationMs: number;
+}
+
+/** Options of {@link Outbox.tick}. */
+export interface TickOptions {
+  /** Stops starting passes once aborted; a send in flight is aborted too (its messages fail). */
+  signal?: AbortSignal;
+  /**
+   * Starts no new pass after this many milliseconds. A pass already running finishes, so a
+   * tick may overrun by one pass (at most `sendTimeout` plus the database work).
+   */
+  budgetMs?: number;
+}
+
+/**
+ * The transactional outbox: writes messages in the caller's transaction and relays them.
+ *
+ * @example
+ * ```ts
+ * const outbox = new Outbox(new LibsqlStore(client), httpSender({ url, secret }));
+ * const tx = await client.transaction("write");
+ * await tx.execute({ sql: "INSERT INTO orders (id) VALUES (?)", args: [id] });
+ * await outbox.addMessage(tx, { key: `order:${id}`, value: JSON.stringify({ id }) });
+ * await tx.commit();
+ * outbox.wake(); // or: await outbox.tick() from a cron trigger
+ * ```
+ */
+export class Outbox<T> {
+  /** The options in force, defaults filled in. */
+  readonly options: Readonly<ResolvedOptions>;
+  readonly #store: TransactionalStore<T>;
+  readonly #context: RelayContext;
+  #running = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #inFlight: Promise<void> | undefined;
+  #wakeRequested = false;
+
+  /** Throws a `ValidationError` (code `INVALID_OPTIONS`) on any option out of range. */
+  constructor(store: TransactionalStore<T>, sender: Sender, options?: OutboxOptions) {
+    if (!isStore(store)) throw new ValidationError("store must implement TransactionalStore (fetchAndLock, addMessage, ...)");
+    if (typeof sender?.send !== "function") throw new ValidationError("sender must have a send(messages, signal) method");
+    this.options = resolveOptions(options);
+    this.#store = store;
+    this.#context = {
+      store,
+      sender,
+      options: this.options,
+      telemetry: new RelayTelemetry(this.options.meter, this.options.tracer),
+    };
+  }
+
+  /**
+   * Writes a message inside the caller's transaction `tx`: it is sent only if `tx` commits.
+   * Validates first (a `ValidationError` with code `INVALID_MESSAGE`), so bad input writes
+   * nothing. Stamps the current UTC time.
+   */
+  async addMessage(tx: T, message: NewMessage): Promise<void> {
+    const prepared = prepareMessage(message, { maxMessageBytes: this.options.maxMessageBytes });
+    await this.#store.addMessage(tx, prepared);
+  }
+
+  /**
+   * Relays until nothing is ready, `budgetMs` is spent or `signal` aborts; for cron triggers.
+   * Store errors reject (nothing is lost: claimed messages return when their lease ends);
+   * sender errors go to `onError` and the tick goes on.
+   */
+  tick(options: TickOptions = {}): Promise<TickResult> {
+    return this.#drain(options, () => false);
+  }
+
+  /** Outbox statistics from the store. */
+  stats(): Promise<OutboxStats> {
+    return this.#store.stats();
+  }
+
+  /**
+   * Starts an in-process loop: a drain every `period` ms, chained so passes never overlap.
+   * Idempotent. Errors go to `onError`; the loop never dies from one bad pass.
+   */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule(0);
+  }
+
+  /**
+   * Asks a running loop for a pass now, so a message just committed need not wait up to
+   * `period`. Calls during a pass are coalesced into one more pass after it.
+   */
+  wake(): void {
+    if (!this.#running) return;
+    if (this.#inFlight) {
+      this.#wakeRequested = true;
+      return;
+    }
+    this.#schedule(0);
+  }
+
+  /** Stops the loop; resolves once the pass in flight has recorded its outcome. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#inFlight;
+  }
+
+  /** `await using outbox = new Outbox(...)` stops the loop on scope exit. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #schedule(delay: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#inFlight = this.#loopPass().finally(() => {
+        this.#inFlight = undefined;
+        if (!this.#running) return;
+        const again = this.#wakeRequested;
+        this.#wakeRequested = false;
+        this.#schedule(again ? 0 : this.options.period);
+      });
+    }, delay);
+  }
+
+  async #loopPass(): Promise<void> {
+    try {
+      await this.#drain({}, () => !this.#running);
+    } catch (error) {
+      this.options.onError(error);
+    }
+  }
+
+  async #drain(options: TickOptions, stopping: () => boolean): Promise<TickResult> {
+    const { signal, budgetMs } = options;
+    if (budgetMs !== undefined && (typeof budgetMs !== "number" || !(budgetMs >= 0))) {
+      throw new ValidationError(`budgetMs must be a number >= 0, got ${String(budgetMs)}`);
+    }
+    const started = performance.now();
+    const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
+    // Bounded: every pass either claims nothing (and ends the loop) or moves messages forward.
+    while (!signal?.aborted && !stopping()) {
+      if (budgetMs !== undefined && performance.now() - started >= budgetMs) break;
+      const pass = await relayPass(this.#context, signal);
+      if (pass.claimed === 0) break;
+      result.batches += 1;
+      result.sent += pass.sent;
+      result.failed += pass.failed;
+      result.dead += pass.dead;
+    }
+    result.durationMs = performance.now() - started;
+    return result;
+  }
+}
+
+function isStore(store: unknown): boolean {
+  if (typeof store !== "object" || store === null) return false;
+  const s = store as Record<string, unknown>;
+  return ["fetchAndLock", "updateRetryCount", "markAsDead", "markAsSent", "addMessage", "withTransaction"].every(
+    (name) => typeof s[name] === "function",
+  );
+}

@@ -1,0 +1,160 @@
+import { deadlineSignal, whenAborted } from "./abort.ts";
+import { nextAttemptAt } from "./backoff.ts";
+import { LeaseLostError, OutboxError, SendError, SendTimeoutError } from "./errors.ts";
+import { type Message, SendStatus } from "./message.ts";
+import type { ResolvedOptions } from "./options.ts";
+import type { Sender } from "./sender.ts";
+import type { DeadUpdate, MessageStore, RetryUpdate } from "./store.ts";
+import type { BatchOutcome, RelayTelemetry } from "./telemetry.ts";
+
+/** What one pass claimed and what it recorded. */
+export interface PassResult extends BatchOutcome {
+  claimed: number;
+}
+
+/** Everything a pass needs; built once by `Outbox`. */
+export interface RelayContext {
+  store: MessageStore;
+  sender: Sender;
+  options: ResolvedOptions;
+  telemetry: RelayTelemetry;
+}
+
+const TIMED_OUT = Symbol("timed out");
+
+/**
+ * One relay pass: claim a batch, send it under `sendTimeout`, record each outcome. Store errors
+ * propagate (nothing is lost: the claimed rows come back when the lease ends); sender errors
+ * fail the unmarked messages and go to `onError`.
+ */
+export function relayPass(context: RelayContext, signal?: AbortSignal): Promise<PassResult> {
+  return context.telemetry.batch(async (span) => {
+    const started = performance.now();
+    const { store, options } = context;
+    const claim = await store.fetchAndLock({
+      batchSize: options.batchSize,
+      leaseDuration: options.leaseDuration,
+      ordering: options.ordering,
+    });
+    const claimed = claim.messages.length;
+    if (claimed === 0) return { claimed, sent: 0, failed: 0, dead: 0 };
+    context.telemetry.claimed(span, claim.messages);
+
+    // A message reclaimed after lost leases may have spent its attempts without an outcome
+    // (a relay crashed or hung on it every time): it dies here instead of being sent again.
+    const exhausted: Message[] = [];
+    const toSend: Message[] = [];
+    for (const message of claim.messages) {
+      (message.retries > options.maxRetries ? exhausted : toSend).push(message);
+    }
+    const sendError = toSend.length > 0 ? await send(context, toSend, signal) : undefined;
+
+    const sent: string[] = [];
+    const retry: RetryUpdate[] = [];
+    const dead: DeadUpdate[] = exhausted.map((m) => ({
+      id: m.id,
+      error: `attempts exhausted: ${m.retries} attempt(s) ended without an outcome (lease expired)`,
+    }));
+    const now = Date.now();
+    for (const message of toSend) {
+      const status = message.status;
+      if (status === SendStatus.Sent) sent.push(message.id);
+      else if (status === SendStatus.Dead) dead.push({ id: message.id, error: message.error });
+      else {
+        const error =
+          message.error ?? (status === SendStatus.None ? describeUnmarked(sendError) : undefined);
+        if (message.retries >= options.maxRetries) dead.push({ id: message.id, error });
+        else {
+          const availableAt = nextAttemptAt(now, message.retries, message.retryAfter, options.backoff);
+          retry.push({ id: message.id, availableAt, error });
+        }
+      }
+    }
+
+    const outcome: BatchOutcome = {
+      sent: await record(context, sent, (ids) => store.markAsSent(claim.token, ids)),
+      failed: await record(context, retry.map((r) => r.id), () => store.updateRetryCount(claim.token, retry)),
+      dead: await record(context, dead.map((d) => d.id), () => store.markAsDead(claim.token, dead)),
+    };
+    context.telemetry.recorded(span, claimed, outcome, performance.now() - started, sendError);
+    return { claimed, ...outcome };
+  });
+}
+
+/** Calls the sender under the deadline; returns the error to report, if any. Never throws. */
+async function send(context: RelayContext, messages: Message[], signal?: AbortSignal): Promise<unknown> {
+  const { sender, options } = context;
+  const deadline = deadlineSignal(options.sendTimeout, signal);
+  let error: unknown;
+  try {
+    // Race the abort so a sender that ignores its signal cannot hold the pass past the deadline.
+    const result = await Promise.race([
+      sender.send(messages, deadline.signal),
+      whenAborted(deadline.signal).then(() => TIMED_OUT),
+    ]);
+    if (result === TIMED_OUT) {
+      error = deadline.timedOut()
+        ? new SendTimeoutError(options.sendTimeout)
+        : new SendError("send aborted by the caller's signal", { cause: signal?.reason });
+    } else {
+      error = checkResult(messages, result);
+    }
+  } catch (thrown) {
+    error =
+      thrown instanceof OutboxError
+        ? thrown
+        : new SendError(`sender threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`, {
+            cause: thrown,
+          });
+  } finally {
+    deadline.dispose();
+  }
+  // Freeze the outcome now: marks a runaway sender makes after this point change nothing.
+  for (const message of messages) {
+    if (message.status === SendStatus.None) {
+      message.markAsFailed({ error: describeUnmarked(error) });
+    }
+  }
+  if (error !== undefined) context.options.onError(error);
+  return error;
+}
+
+/**
+ * The marks on the messages are the outcome; the returned array must be those same messages.
+ * Anything else is reported (and unmarked messages fail), never trusted.
+ */
+function checkResult(given: readonly Message[], result: unknown): SendError | undefined {
+  if (!Array.isArray(result)) {
+    return new SendError(`sender returned ${result === null ? "null" : typeof result}, expected the array of messages it was given`, {
+      code: "MALFORMED_SEND_RESULT",
+    });
+  }
+  const ours = new Set<unknown>(given);
+  const foreign = result.filter((m) => !ours.has(m));
+  if (foreign.length > 0) {
+    return new SendError(`sender returned ${foreign.length} message(s) it was not given; they were ignored`, {
+      code: "MALFORMED_SEND_RESULT",
+    });
+  }
+  const unmarked = given.filter((m) => m.status === SendStatus.None);
+  if (unmarked.length > 0) {
+    return new SendError(
+      `sender left ${unmarked.length} message(s) unmarked (ids ${unmarked.slice(0, 5).map((m) => m.id).join(", ")}); they count as failed`,
+      { code: "MALFORMED_SEND_RESULT", messageId: unmarked[0]?.id },
+    );
+  }
+  return undefined;
+}
+
+function describeUnmarked(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return "sender did not mark this message";
+}
+
+/** Applies one mark; a short count means another relay took some of these over. */
+async function record(context: RelayContext, ids: string[], apply: (ids: string[]) => Promise<number>): Promise<number> {
+  if (ids.length === 0) return 0;
+  const changed = await apply(ids);
+  if (changed < ids.length) context.options.onError(new LeaseLostError(ids, ids.length - changed));
+  return changed;
+}

@@ -1,0 +1,98 @@
+import type { Message, PreparedMessage } from "./message.ts";
+
+/**
+ * `"none"`: any ready message may go in any batch (oldest first). `"key"`: a message is only
+ * claimed once every older message with the same key has been sent or is dead, and a batch
+ * holds at most one message per key.
+ */
+export type Ordering = "none" | "key";
+
+/** What a relay asks of {@link MessageStore.fetchAndLock}. */
+export interface ClaimOptions {
+  /** At most this many messages. An integer >= 1. */
+  batchSize: number;
+  /** How long (ms) the claim holds before another relay may take the messages over. */
+  leaseDuration: number;
+  /** See {@link Ordering}. */
+  ordering: Ordering;
+}
+
+/**
+ * Messages claimed by one relay pass. `token` identifies this claim: marks carry it, and a
+ * store applies a mark only to rows that still hold this token, so a relay whose lease was
+ * taken over cannot overwrite the new owner's outcome.
+ */
+export interface Claim {
+  readonly token: string;
+  /** Oldest first, each with `status` `SendStatus.None`. */
+  readonly messages: Message[];
+}
+
+/** A failed message to retry later. */
+export interface RetryUpdate {
+  id: string;
+  /** Not claimable before this time. */
+  availableAt: Date;
+  /** Why the attempt failed (kept for operators; may be truncated by the store). */
+  error?: string | undefined;
+}
+
+/** A message to give up on. */
+export interface DeadUpdate {
+  id: string;
+  /** Why it died (kept for operators; may be truncated by the store). */
+  error?: string | undefined;
+}
+
+/** A snapshot of the outbox for dashboards and alerts. */
+export interface OutboxStats {
+  /** Committed, not yet sent or dead, not held by a live lease (includes backoff waits). */
+  pending: number;
+  /** Held by a live lease: a relay is sending them now. */
+  inFlight: number;
+  /** Given up on; see `listDead` and `requeueDead`. */
+  dead: number;
+  /** Timestamp of the oldest message that is pending or in flight, or null when none. */
+  oldestPendingAt: Date | null;
+}
+
+/**
+ * The storage side of the outbox, as a relay uses it. Names follow the original package's
+ * `MessageRepository`. Every implementation must pass `test/conformance/`.
+ *
+ * Contract:
+ * - `fetchAndLock` claims at most `batchSize` ready messages (committed, not sent or dead,
+ *   `availableAt` reached, no live lease), oldest first, under a fresh token and a lease of
+ *   `leaseDuration` ms. A message whose lease expired is ready again, and claiming it counts
+ *   the lost attempt (`retries + 1`), so a message that crashes relays still dies eventually.
+ * - The three marks apply only to the given ids that still hold `token` and return how many
+ *   rows they changed; a short count means the lease was lost for the rest.
+ * - Errors are {@link StoreError}s (`retryable` for busy/locked conditions).
+ */
+export interface MessageStore {
+  /** Claims ready messages for one relay pass. */
+  fetchAndLock(options: ClaimOptions): Promise<Claim>;
+  /** Failed attempt: `retries + 1`, lease released, claimable again at `availableAt`. */
+  updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number>;
+  /** Gives up on messages: they stay queryable with `listDead` and can be requeued. */
+  markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number>;
+  /** Delivered: never claimed again (the store may delete it or keep it for a while). */
+  markAsSent(token: string, ids: readonly string[]): Promise<number>;
+  /** Counts for dashboards and alerts. */
+  stats(): Promise<OutboxStats>;
+  /** Dead messages, oldest first (default limit 100). */
+  listDead(options?: { limit?: number }): Promise<Message[]>;
+  /** Moves dead messages (all of them, or those ids) back to pending with `retries` 0. */
+  requeueDead(ids?: readonly string[]): Promise<number>;
+}
+
+/**
+ * A {@link MessageStore} that can write a message inside the caller's own transaction, of
+ * type `T` (a libSQL `Transaction`, a `MemoryTransaction`, ...).
+ */
+export interface TransactionalStore<T> extends MessageStore {
+  /** Writes a validated message as part of `tx`; it becomes visible when `tx` commits. */
+  addMessage(tx: T, message: PreparedMessage): Promise<void>;
+  /** Runs `fn` in a new transaction: commit when it resolves, roll back when it throws. */
+  withTransaction<R>(fn: (tx: T) => Promise<R>): Promise<R>;
+}
