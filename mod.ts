@@ -28,7 +28,12 @@ export {
   prepareMessage,
   SendStatus,
 } from "./src/message.ts";
-export { type BackoffOptions, DEFAULT_OPTIONS, type OutboxOptions, type ResolvedOptions } from "./src/options.ts";
+export {
+  type BackoffOptions,
+  DEFAULT_OPTIONS,
+  type OutboxOptions,
+  type ResolvedOptions,
+} from "./src/options.ts";
 export { Outbox, type TickOptions, type TickResult } from "./src/outbox.ts";
 export type { Sender } from "./src/sender.ts";
 export type {

@@ -80,7 +80,9 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   /** Adds a message to `tx` (usually through `Outbox.addMessage`). */
   async addMessage(tx: MemoryTransaction, message: PreparedMessage): Promise<void> {
     if (!(tx instanceof MemoryTransaction) || tx.store !== this) {
-      throw new ValidationError("tx must be a MemoryTransaction of this MemoryStore", { code: "INVALID_MESSAGE" });
+      throw new ValidationError("tx must be a MemoryTransaction of this MemoryStore", {
+        code: "INVALID_MESSAGE",
+      });
     }
     if (!tx.open) {
       throw new ValidationError("tx is finished: add messages inside the transaction(fn) callback", {

@@ -38,10 +38,7 @@ export class OutboxError extends Error {
  * `code` is `INVALID_OPTIONS` or `INVALID_MESSAGE`.
  */
 export class ValidationError extends OutboxError {
-  constructor(
-    message: string,
-    options?: { code?: "INVALID_OPTIONS" | "INVALID_MESSAGE"; cause?: unknown },
-  ) {
+  constructor(message: string, options?: { code?: "INVALID_OPTIONS" | "INVALID_MESSAGE"; cause?: unknown }) {
     super(options?.code ?? "INVALID_OPTIONS", message, options);
     this.name = "ValidationError";
   }

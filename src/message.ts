@@ -204,7 +204,9 @@ function prepareHeaders(headers: unknown): Record<string, string> {
       throw invalid(`message.headers["${name}"] must be a string, got ${describe(value)}`);
     }
     if (!HEADER_VALUE.test(value)) {
-      throw invalid(`message.headers["${name}"] has characters not allowed in a header value (CR, LF, NUL or controls)`);
+      throw invalid(
+        `message.headers["${name}"] has characters not allowed in a header value (CR, LF, NUL or controls)`,
+      );
     }
     result[name.toLowerCase()] = value;
   }

@@ -1,10 +1,10 @@
+import { ValidationError } from "./errors.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
 import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { type RelayContext, relayPass } from "./relay.ts";
 import type { Sender } from "./sender.ts";
 import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
-import { ValidationError } from "./errors.ts";
 
 /** Counts of one `tick()`. */
 export interface TickResult {
@@ -56,8 +56,10 @@ export class Outbox<T> {
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) on any option out of range. */
   constructor(store: TransactionalStore<T>, sender: Sender, options?: OutboxOptions) {
-    if (!isStore(store)) throw new ValidationError("store must implement TransactionalStore (fetchAndLock, addMessage, ...)");
-    if (typeof sender?.send !== "function") throw new ValidationError("sender must have a send(messages, signal) method");
+    if (!isStore(store))
+      throw new ValidationError("store must implement TransactionalStore (fetchAndLock, addMessage, ...)");
+    if (typeof sender?.send !== "function")
+      throw new ValidationError("sender must have a send(messages, signal) method");
     this.options = resolveOptions(options);
     this.#store = store;
     this.#context = {
@@ -175,7 +177,12 @@ export class Outbox<T> {
 function isStore(store: unknown): boolean {
   if (typeof store !== "object" || store === null) return false;
   const s = store as Record<string, unknown>;
-  return ["fetchAndLock", "updateRetryCount", "markAsDead", "markAsSent", "addMessage", "withTransaction"].every(
-    (name) => typeof s[name] === "function",
-  );
+  return [
+    "fetchAndLock",
+    "updateRetryCount",
+    "markAsDead",
+    "markAsSent",
+    "addMessage",
+    "withTransaction",
+  ].every((name) => typeof s[name] === "function");
 }

@@ -61,8 +61,7 @@ export function relayPass(context: RelayContext, signal?: AbortSignal): Promise<
       if (status === SendStatus.Sent) sent.push(message.id);
       else if (status === SendStatus.Dead) dead.push({ id: message.id, error: message.error });
       else {
-        const error =
-          message.error ?? (status === SendStatus.None ? describeUnmarked(sendError) : undefined);
+        const error = message.error ?? (status === SendStatus.None ? describeUnmarked(sendError) : undefined);
         if (message.retries >= options.maxRetries) dead.push({ id: message.id, error });
         else {
           const availableAt = nextAttemptAt(now, message.retries, message.retryAfter, options.backoff);
@@ -73,8 +72,16 @@ export function relayPass(context: RelayContext, signal?: AbortSignal): Promise<
 
     const outcome: BatchOutcome = {
       sent: await record(context, sent, (ids) => store.markAsSent(claim.token, ids)),
-      failed: await record(context, retry.map((r) => r.id), () => store.updateRetryCount(claim.token, retry)),
-      dead: await record(context, dead.map((d) => d.id), () => store.markAsDead(claim.token, dead)),
+      failed: await record(
+        context,
+        retry.map((r) => r.id),
+        () => store.updateRetryCount(claim.token, retry),
+      ),
+      dead: await record(
+        context,
+        dead.map((d) => d.id),
+        () => store.markAsDead(claim.token, dead),
+      ),
     };
     context.telemetry.recorded(span, claimed, outcome, performance.now() - started, sendError);
     return { claimed, ...outcome };
@@ -125,9 +132,12 @@ async function send(context: RelayContext, messages: Message[], signal?: AbortSi
  */
 function checkResult(given: readonly Message[], result: unknown): SendError | undefined {
   if (!Array.isArray(result)) {
-    return new SendError(`sender returned ${result === null ? "null" : typeof result}, expected the array of messages it was given`, {
-      code: "MALFORMED_SEND_RESULT",
-    });
+    return new SendError(
+      `sender returned ${result === null ? "null" : typeof result}, expected the array of messages it was given`,
+      {
+        code: "MALFORMED_SEND_RESULT",
+      },
+    );
   }
   const ours = new Set<unknown>(given);
   const foreign = result.filter((m) => !ours.has(m));
@@ -139,7 +149,10 @@ function checkResult(given: readonly Message[], result: unknown): SendError | un
   const unmarked = given.filter((m) => m.status === SendStatus.None);
   if (unmarked.length > 0) {
     return new SendError(
-      `sender left ${unmarked.length} message(s) unmarked (ids ${unmarked.slice(0, 5).map((m) => m.id).join(", ")}); they count as failed`,
+      `sender left ${unmarked.length} message(s) unmarked (ids ${unmarked
+        .slice(0, 5)
+        .map((m) => m.id)
+        .join(", ")}); they count as failed`,
       { code: "MALFORMED_SEND_RESULT", messageId: unmarked[0]?.id },
     );
   }
@@ -152,7 +165,11 @@ function describeUnmarked(error: unknown): string {
 }
 
 /** Applies one mark; a short count means another relay took some of these over. */
-async function record(context: RelayContext, ids: string[], apply: (ids: string[]) => Promise<number>): Promise<number> {
+async function record(
+  context: RelayContext,
+  ids: string[],
+  apply: (ids: string[]) => Promise<number>,
+): Promise<number> {
   if (ids.length === 0) return 0;
   const changed = await apply(ids);
   if (changed < ids.length) context.options.onError(new LeaseLostError(ids, ids.length - changed));
