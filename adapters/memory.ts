@@ -202,7 +202,7 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
       retries: 0,
       lastError: undefined,
       state: "pending",
-      availableAt: message.timestamp.getTime(),
+      availableAt: Date.now(),
       leaseUntil: null,
       token: null,
     });
