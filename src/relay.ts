@@ -60,13 +60,11 @@ export function relayPass(context: RelayContext, signal?: AbortSignal): Promise<
       const status = message.status;
       if (status === SendStatus.Sent) sent.push(message.id);
       else if (status === SendStatus.Dead) dead.push({ id: message.id, error: message.error });
+      // send() turned every unmarked message into a failure, so this is a failed one.
+      else if (message.retries >= options.maxRetries) dead.push({ id: message.id, error: message.error });
       else {
-        const error = message.error ?? (status === SendStatus.None ? describeUnmarked(sendError) : undefined);
-        if (message.retries >= options.maxRetries) dead.push({ id: message.id, error });
-        else {
-          const availableAt = nextAttemptAt(now, message.retries, message.retryAfter, options.backoff);
-          retry.push({ id: message.id, availableAt, error });
-        }
+        const availableAt = nextAttemptAt(now, message.retries, message.retryAfter, options.backoff);
+        retry.push({ id: message.id, availableAt, error: message.error });
       }
     }
 
