@@ -1,0 +1,129 @@
+import { ValidationError } from "./errors.ts";
+import type { Outbox } from "./outbox.ts";
+
+/** Options of {@link cronHandler}. */
+export interface CronHandlerOptions {
+  /**
+   * The shared secret a caller must send as `Authorization: Bearer <secret>` (Vercel sends
+   * `CRON_SECRET` this way). Required and non-empty unless `allowUnauthenticated` is `true`;
+   * when given it is always checked.
+   */
+  secret?: string | undefined;
+  /**
+   * Passed to `outbox.tick({ budgetMs })`: no new relay pass starts after this many
+   * milliseconds. Keep it well under the platform's function time limit (a pass in flight
+   * finishes, up to `sendTimeout` plus the database work). Default: none (drain until empty).
+   */
+  budgetMs?: number;
+  /**
+   * Opt out of authentication explicitly, for a route that is already protected some other
+   * way (a private network, a platform-level guard). Default `false`.
+   */
+  allowUnauthenticated?: boolean;
+}
+
+/** The part of an {@link Outbox} that a cron handler drives. */
+export type CronTarget = Pick<Outbox<unknown>, "tick" | "options">;
+
+const ALLOWED_METHODS = "GET, POST";
+const encoder = new TextEncoder();
+
+/**
+ * Builds a web-standard request handler that runs one `outbox.tick()` per authorised call:
+ * a Vercel cron route, or any `fetch`-style handler (Deno, Bun, Hono, Next.js, ...).
+ *
+ * Answers `405` (with `Allow: GET, POST`) to other methods; `401` when the
+ * `Authorization: Bearer <secret>` header is missing or wrong (compared in constant time over
+ * SHA-256 digests, so the comparison leaks neither the secret nor its length); `200` with the
+ * `TickResult` as JSON; `500` with a generic body when the tick fails, the error itself going
+ * to the outbox's `onError` (nothing is lost: claimed messages return when their lease ends).
+ *
+ * Throws a `ValidationError` at construction when `secret` is missing or empty and
+ * `allowUnauthenticated` is not `true`, or when `budgetMs` is not a number >= 0.
+ *
+ * @example
+ * ```ts
+ * // app/api/outbox/route.ts (Vercel); vercel.json: { "crons": [{ "path": "/api/outbox", "schedule": "* * * * *" }] }
+ * export const GET = cronHandler(outbox, { secret: process.env.CRON_SECRET, budgetMs: 8000 });
+ * ```
+ */
+export function cronHandler(
+  outbox: CronTarget,
+  options: CronHandlerOptions,
+): (request: Request) => Promise<Response> {
+  if (typeof outbox?.tick !== "function") {
+    throw new ValidationError("outbox must be an Outbox (an object with a tick() method)");
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new ValidationError(`cronHandler options must be an object, got ${String(options)}`);
+  }
+  const { secret, budgetMs, allowUnauthenticated = false } = options;
+  if (typeof allowUnauthenticated !== "boolean") {
+    throw new ValidationError(`allowUnauthenticated must be a boolean, got ${String(allowUnauthenticated)}`);
+  }
+  if (secret !== undefined && (typeof secret !== "string" || secret.length === 0)) {
+    throw new ValidationError(
+      `secret must be a non-empty string, got ${typeof secret === "string" ? '""' : String(secret)}`,
+    );
+  }
+  if (secret === undefined && !allowUnauthenticated) {
+    throw new ValidationError(
+      "secret is required (got undefined): set it, e.g. from CRON_SECRET, or pass allowUnauthenticated: true to opt out",
+    );
+  }
+  if (budgetMs !== undefined && (typeof budgetMs !== "number" || !(budgetMs >= 0))) {
+    throw new ValidationError(`budgetMs must be a number >= 0, got ${String(budgetMs)}`);
+  }
+  // Digested once, lazily: Web Crypto is async and the handler may be built at module scope.
+  let expected: Promise<Uint8Array> | undefined;
+
+  return async (request) => {
+    if (request.method !== "GET" && request.method !== "POST") {
+      return json({ error: "method not allowed" }, 405, { allow: ALLOWED_METHODS });
+    }
+    if (secret !== undefined) {
+      expected ??= digest(secret);
+      const presented = bearerToken(request.headers.get("authorization"));
+      const ok = equalDigests(await expected, await digest(presented ?? ""));
+      if (!ok || presented === undefined) {
+        return json({ error: "unauthorized" }, 401, { "www-authenticate": "Bearer" });
+      }
+    }
+    try {
+      const result = await outbox.tick(budgetMs === undefined ? {} : { budgetMs });
+      return json(result, 200);
+    } catch (error) {
+      try {
+        outbox.options.onError(error);
+      } catch {
+        // A throwing onError must not turn a controlled 500 into an unhandled rejection.
+      }
+      return json({ error: "tick failed" }, 500);
+    }
+  };
+}
+
+/** The credentials of `Authorization: Bearer <token>` (scheme case-insensitive), if any. */
+function bearerToken(header: string | null): string | undefined {
+  if (header === null) return undefined;
+  const match = /^Bearer[ \t]+(.*)$/is.exec(header.trim());
+  return match?.[1];
+}
+
+async function digest(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+
+/** Compares two SHA-256 digests without an early exit. */
+function equalDigests(a: Uint8Array, b: Uint8Array): boolean {
+  let difference = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ (b[i] ?? 0);
+  return difference === 0;
+}
+
+function json(body: unknown, status: number, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...headers },
+  });
+}
