@@ -1,0 +1,28 @@
+import { defineConfig } from "tsup";
+
+/**
+ * The npm build: one ESM file and one `.d.ts` per subpath export, named after the subpath
+ * (`dist/index.js` is `edge-outbox`, `dist/libsql.js` is `edge-outbox/libsql`, ...). Keep in
+ * step with `exports` in package.json and deno.json (test/package.test.ts checks all three).
+ */
+export const entries = {
+  index: "mod.ts",
+  libsql: "adapters/libsql.ts",
+  http: "adapters/http.ts",
+  qstash: "adapters/qstash.ts",
+  memory: "adapters/memory.ts",
+} as const;
+
+export default defineConfig({
+  entry: entries,
+  format: ["esm"],
+  target: "es2022",
+  platform: "neutral",
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  // The adapters share the core through one chunk, so `instanceof OutboxError` holds across subpaths.
+  splitting: true,
+  treeshake: true,
+  external: ["@opentelemetry/api", "@libsql/client", "@upstash/qstash"],
+});
