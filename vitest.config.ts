@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Process-level tests (crashes, runtimes) spawn children: keep parallelism to the 2 cores.
     maxWorkers: 2,
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });
