@@ -1,0 +1,82 @@
+/**
+ * edge-outbox on Node.js: a plain node:http server takes orders, the outbox relays in-process
+ * with start(), and SIGTERM shuts down gracefully (the batch in flight records its outcome).
+ *
+ *   WEBHOOK_URL=... WEBHOOK_SECRET=whsec_... npx tsx server.ts
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createClient } from "@libsql/client";
+import { Outbox } from "edge-outbox";
+import { httpSender } from "edge-outbox/http";
+import { LibsqlStore } from "edge-outbox/libsql";
+
+function env(name: string, fallback?: string): string {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`set ${name}`);
+  return value;
+}
+
+const client = createClient({ url: env("DATABASE_URL", "file:orders.db") });
+const store = new LibsqlStore(client);
+await store.migrate();
+await client.execute("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, total INTEGER NOT NULL)");
+
+const outbox = new Outbox(store, httpSender({ url: env("WEBHOOK_URL"), secret: env("WEBHOOK_SECRET") }));
+outbox.start();
+
+async function placeOrder(order: { id: string; total: number }): Promise<void> {
+  const tx = await client.transaction("write");
+  try {
+    await tx.execute({ sql: "INSERT INTO orders (id, total) VALUES (?, ?)", args: [order.id, order.total] });
+    await outbox.addMessage(tx, { key: `order:${order.id}`, value: JSON.stringify(order) });
+    await tx.commit();
+  } finally {
+    tx.close();
+  }
+  outbox.wake();
+}
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+}
+
+function reply(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+const server = createServer(async (request, response) => {
+  try {
+    if (request.method === "POST" && request.url === "/orders") {
+      const order = (await readJson(request)) as { id: string; total: number };
+      await placeOrder(order);
+      return reply(response, 201, { placed: order.id });
+    }
+    if (request.method === "GET" && request.url === "/outbox/stats") {
+      return reply(response, 200, await outbox.stats());
+    }
+    reply(response, 404, { error: "not found" });
+  } catch (error) {
+    console.error(error);
+    reply(response, 500, { error: "internal error" });
+  }
+});
+
+server.listen(Number(env("PORT", "3000")), env("HOST", "127.0.0.1"), () => {
+  const address = server.address();
+  if (address && typeof address === "object")
+    console.log(`listening on http://${address.address}:${address.port}`);
+});
+
+// Graceful shutdown: refuse new connections, finish the batch in flight, close the database.
+async function shutdown(signal: string): Promise<void> {
+  console.log(`${signal}: shutting down`);
+  server.close();
+  server.closeIdleConnections();
+  await outbox.stop();
+  client.close();
+  console.log("stopped");
+}
+process.once("SIGTERM", () => void shutdown("SIGTERM"));
+process.once("SIGINT", () => void shutdown("SIGINT"));
