@@ -26,9 +26,10 @@ interface ScheduledController {
 }
 
 /**
- * Cron invocations get 30 s of CPU time by default (Workers Paid). Time spent waiting on
- * fetch is not CPU time, but stopping new passes after 20 s leaves room for the pass in flight
- * (up to `sendTimeout`) and the writes that record its outcome.
+ * A Worker gets 30 s of CPU time per invocation by default on Workers Paid (`limits.cpu_ms`
+ * raises it up to 5 min; the Free plan allows 10 ms). Waiting on fetch is not CPU time, so this
+ * budget is conservative: no new pass starts after 20 s, which leaves room for the pass in
+ * flight (up to `sendTimeout`) and the writes that record its outcome.
  */
 const TICK_BUDGET_MS = 20_000;
 
