@@ -1,0 +1,366 @@
+/**
+ * `edge-outbox/libsql`: the outbox on libSQL, local SQLite files and Turso alike, through
+ * `@libsql/client`. Claims are leases held in the table (one `UPDATE ... RETURNING` per claim),
+ * so a relay holds no transaction across the network and a crashed relay loses nothing.
+ *
+ * @module
+ */
+import type { Client, InStatement, Transaction } from "@libsql/client";
+import {
+  type Claim,
+  type ClaimOptions,
+  createMessage,
+  type DeadUpdate,
+  type Message,
+  type OutboxStats,
+  type PreparedMessage,
+  type RetryUpdate,
+  SendStatus,
+  StoreError,
+  type TransactionalStore,
+  ValidationError,
+} from "../mod.ts";
+import { retryBusy, toStoreError } from "./libsql/errors.ts";
+import { byAge, deadJson, idsJson, retriesJson, toNumber, toRecord } from "./libsql/rows.ts";
+import {
+  buildStatements,
+  CREATE_SCHEMA_TABLE,
+  checkTableName,
+  READ_VERSION,
+  type Statements,
+  WRITE_VERSION,
+} from "./libsql/sql.ts";
+
+/**
+ * What `addMessage` writes into: a `Transaction` from `client.transaction("write")`, a `Client`
+ * (autocommit), or an array of statements the caller passes to `client.batch(stmts, "write")`.
+ */
+export type LibsqlTx = Transaction | Client | InStatement[];
+
+/** What happens to delivered rows. */
+export type RetentionOptions =
+  /** Delete at once (the default): the table holds only unfinished and dead messages. */
+  | { sent: "delete" }
+  /**
+   * Keep for `keepFor` ms (an audit trail), then delete. Purged at most once per minute
+   * during `markAsSent`, or whenever you call `purgeSent()`.
+   */
+  | { sent: "keep"; keepFor: number };
+
+/** Options of {@link LibsqlStore}. */
+export interface LibsqlStoreOptions {
+  /**
+   * The outbox table: a plain identifier (letters, digits, `_`; at most 63 characters; not
+   * `sqlite_*`). Default `"outbox_messages"`. Several outboxes may share a database under
+   * different names.
+   */
+  table?: string;
+  /** Delivered rows: deleted at once (default) or kept for a while. See {@link RetentionOptions}. */
+  retention?: RetentionOptions;
+  /**
+   * How long (ms) a statement of the store waits for another connection's write lock before
+   * failing with a retryable `StoreError` (code `STORE_BUSY`). Default 5000. On local `file:`
+   * databases the store also sets `PRAGMA busy_timeout` to this on first use.
+   */
+  busyTimeout?: number;
+  /**
+   * On local `file:` databases, switch to `PRAGMA journal_mode=WAL` on first use (readers never
+   * block the writer; the mode is stored in the file). Default true.
+   */
+  wal?: boolean;
+}
+
+const DEFAULT_TABLE = "outbox_messages";
+const PURGE_INTERVAL = 60_000;
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = 1;
+
+/**
+ * A {@link TransactionalStore} on libSQL / Turso. Call {@link LibsqlStore.migrate} once (at
+ * start-up or in a deploy step) before use.
+ *
+ * Errors are `StoreError`s: `retryable` (code `STORE_BUSY`) while another connection holds the
+ * write lock past `busyTimeout`; the relay's next pass retries and nothing is lost.
+ *
+ * `:memory:` databases have one connection: with `@libsql/client` >= 0.18 an open interactive
+ * transaction holds it, and the store's own statements wait (up to `busyTimeout`) until it ends.
+ * Older clients open a fresh, empty database after `client.transaction()`; there, use
+ * `file::memory:?cache=shared` or a file.
+ *
+ * @example
+ * ```ts
+ * const client = createClient({ url: "file:app.db" });
+ * const store = new LibsqlStore(client);
+ * await store.migrate();
+ * const outbox = new Outbox(store, httpSender({ url, secret }));
+ * ```
+ */
+export class LibsqlStore implements TransactionalStore<LibsqlTx> {
+  /** The outbox table's name. */
+  readonly table: string;
+  readonly #client: Client;
+  readonly #sql: Statements;
+  readonly #keepFor: number | undefined;
+  readonly #busyTimeout: number;
+  readonly #wal: boolean;
+  #ready: Promise<void> | undefined;
+  #lastPurge = Date.now();
+
+  /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for a bad table name or option. */
+  constructor(client: Client, options: LibsqlStoreOptions = {}) {
+    if (typeof client?.execute !== "function" || typeof client.transaction !== "function") {
+      throw new ValidationError("client must be a libSQL Client (createClient from @libsql/client)");
+    }
+    this.#client = client;
+    this.table = checkTableName(options.table ?? DEFAULT_TABLE);
+    this.#keepFor = checkRetention(options.retention);
+    this.#busyTimeout = checkMs("busyTimeout", options.busyTimeout ?? 5000);
+    this.#wal = options.wal ?? true;
+    this.#sql = buildStatements(this.table);
+  }
+
+  /**
+   * Creates or upgrades the table and its indexes; safe to run again and from several
+   * processes at once. The version lives in `edge_outbox_schema` (one row per table), never in
+   * `PRAGMA user_version`. Rejects with a `StoreError` if the table was migrated by a newer
+   * edge-outbox.
+   */
+  async migrate(): Promise<void> {
+    await this.#prepare();
+    await this.#run("creating the schema table", () => this.#client.execute(CREATE_SCHEMA_TABLE));
+    // BEGIN IMMEDIATE: concurrent migrators queue up; each sees the version the previous left.
+    await this.withTransaction(async (tx) => {
+      const rows = (await tx.execute({ sql: READ_VERSION, args: [this.table] })).rows;
+      const from = rows.length === 0 ? 0 : toNumber(rows[0]?.version);
+      if (from > SCHEMA_VERSION) {
+        throw new StoreError(
+          `table "${this.table}" has schema version ${from}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
+          { retryable: false },
+        );
+      }
+      if (from === SCHEMA_VERSION) return;
+      for (const step of this.#sql.migrations.slice(from)) for (const sql of step) await tx.execute(sql);
+      await tx.execute({ sql: WRITE_VERSION, args: [this.table, SCHEMA_VERSION, Date.now()] });
+    });
+  }
+
+  /**
+   * The INSERT for `message` as a statement, to run with your own writes however you like
+   * (`client.batch`, `tx.batch`, ...). `addMessage` uses it.
+   */
+  insertStatement(message: PreparedMessage): InStatement {
+    return {
+      sql: this.#sql.insert,
+      args: [message.key, message.value, JSON.stringify(message.headers), message.timestamp.getTime()],
+    };
+  }
+
+  /**
+   * Writes `message` (usually through `Outbox.addMessage`) as part of `tx`:
+   * - a `Transaction`: visible when you commit it, gone if you roll back;
+   * - a `Client`: committed at once (autocommit: atomic with nothing else);
+   * - an array of statements: the INSERT is pushed onto it; run the array with
+   *   `client.batch(stmts, "write")`, the atomic way over remote Turso/HTTP.
+   *
+   * @example
+   * ```ts
+   * // 1. Interactive transaction
+   * const tx = await client.transaction("write");
+   * try {
+   *   await tx.execute({ sql: "INSERT INTO orders (id) VALUES (?)", args: [id] });
+   *   await outbox.addMessage(tx, { key: `order:${id}`, value: body });
+   *   await tx.commit();
+   * } finally { tx.close(); }
+   * // 2. Batch: your writes and the message commit together in one round trip
+   * const stmts: InStatement[] = [{ sql: "INSERT INTO orders (id) VALUES (?)", args: [id] }];
+   * await outbox.addMessage(stmts, { key: `order:${id}`, value: body });
+   * await client.batch(stmts, "write");
+   * // 3. Client: the message alone, committed at once
+   * await outbox.addMessage(client, { key: "ping", value: "{}" });
+   * ```
+   */
+  async addMessage(tx: LibsqlTx, message: PreparedMessage): Promise<void> {
+    const statement = this.insertStatement(message);
+    if (Array.isArray(tx)) {
+      tx.push(statement);
+      return;
+    }
+    if (typeof (tx as Partial<Transaction> | null)?.execute !== "function") {
+      throw new ValidationError(
+        "tx must be a libSQL Transaction, a Client, or an array of statements for client.batch()",
+        { code: "INVALID_MESSAGE" },
+      );
+    }
+    try {
+      await tx.execute(statement);
+    } catch (error) {
+      throw toStoreError(error, "adding a message");
+    }
+  }
+
+  /**
+   * Runs `fn` in `client.transaction("write")` (BEGIN IMMEDIATE): commits when it resolves,
+   * rolls back and rethrows when it throws, closes the transaction either way.
+   */
+  async withTransaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
+    await this.#prepare();
+    const tx = await this.#run("beginning a transaction", () => this.#client.transaction("write"));
+    try {
+      const result = await fn(tx);
+      try {
+        await tx.commit();
+      } catch (error) {
+        throw toStoreError(error, "committing a transaction");
+      }
+      return result;
+    } catch (error) {
+      // The caller's error is the one that matters; a failed rollback ends in close() anyway.
+      await tx.rollback().catch(() => {});
+      throw error;
+    } finally {
+      tx.close();
+    }
+  }
+
+  async fetchAndLock(options: ClaimOptions): Promise<Claim> {
+    await this.#prepare();
+    const now = Date.now();
+    const token = crypto.randomUUID();
+    const sql = options.ordering === "key" ? this.#sql.claimByKey : this.#sql.claim;
+    const args = [token, now + options.leaseDuration, now, options.batchSize];
+    const result = await this.#run("claiming messages", () => this.#client.execute({ sql, args }));
+    // RETURNING gives rows in no promised order: sort oldest first here.
+    const records = result.rows.map(toRecord).sort(byAge);
+    return { token, messages: records.map((record) => createMessage(record)) };
+  }
+
+  async markAsSent(token: string, ids: readonly string[]): Promise<number> {
+    const json = idsJson(ids);
+    if (json === undefined) return 0;
+    await this.#prepare();
+    const now = Date.now();
+    const changed =
+      this.#keepFor === undefined
+        ? await this.#change("recording sent messages", this.#sql.deleteSent, [json, token])
+        : await this.#change("recording sent messages", this.#sql.keepSent, [json, token, now]);
+    if (this.#keepFor !== undefined && now - this.#lastPurge >= PURGE_INTERVAL) {
+      this.#lastPurge = now;
+      // Housekeeping must not fail a mark that already committed: a failed purge waits a minute.
+      await this.purgeSent().catch(() => {});
+    }
+    return changed;
+  }
+
+  async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
+    const json = retriesJson(updates);
+    if (json === undefined) return 0;
+    await this.#prepare();
+    return this.#change("recording failed messages", this.#sql.retry, [json, token]);
+  }
+
+  async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
+    const json = deadJson(updates);
+    if (json === undefined) return 0;
+    await this.#prepare();
+    return this.#change("recording dead messages", this.#sql.dead, [json, token]);
+  }
+
+  async stats(): Promise<OutboxStats> {
+    await this.#prepare();
+    const args = [Date.now()];
+    const result = await this.#run("reading stats", () =>
+      this.#client.execute({ sql: this.#sql.stats, args }),
+    );
+    const row = result.rows[0];
+    const inFlight = toNumber(row?.in_flight);
+    const oldest = row?.oldest;
+    return {
+      pending: toNumber(row?.unfinished) - inFlight,
+      inFlight,
+      dead: toNumber(row?.dead),
+      oldestPendingAt: oldest === null || oldest === undefined ? null : new Date(toNumber(oldest)),
+    };
+  }
+
+  async listDead(options: { limit?: number } = {}): Promise<Message[]> {
+    const limit = options.limit ?? 100;
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new ValidationError(`limit must be an integer >= 1, got ${String(options.limit)}`);
+    }
+    await this.#prepare();
+    const sql = this.#sql.listDead;
+    const result = await this.#run("listing dead messages", () =>
+      this.#client.execute({ sql, args: [limit] }),
+    );
+    return result.rows.map((row) => createMessage(toRecord(row), SendStatus.Dead));
+  }
+
+  async requeueDead(ids?: readonly string[]): Promise<number> {
+    if (ids === undefined) {
+      await this.#prepare();
+      return this.#change("requeueing dead messages", this.#sql.requeueAll, [Date.now()]);
+    }
+    const json = idsJson(ids);
+    if (json === undefined) return 0;
+    await this.#prepare();
+    return this.#change("requeueing dead messages", this.#sql.requeueIds, [Date.now(), json]);
+  }
+
+  /**
+   * Deletes delivered rows kept by `retention: { sent: "keep" }` that were sent before
+   * `olderThan` (default: now minus `keepFor`; with `sent: "delete"`, all of them). Never
+   * touches unsent or dead rows. Returns how many rows it deleted.
+   */
+  async purgeSent(olderThan?: Date): Promise<number> {
+    const cutoff = olderThan?.getTime() ?? Date.now() - (this.#keepFor ?? 0);
+    if (!Number.isFinite(cutoff))
+      throw new ValidationError(`olderThan must be a valid Date, got ${String(olderThan)}`);
+    await this.#prepare();
+    return this.#change("purging sent messages", this.#sql.purgeSent, [cutoff]);
+  }
+
+  /** One autocommit statement, retried while busy; returns the rows it changed. */
+  async #change(doing: string, sql: string, args: (string | number)[]): Promise<number> {
+    const result = await this.#run(doing, () => this.#client.execute({ sql, args }));
+    return result.rowsAffected;
+  }
+
+  #run<R>(doing: string, attempt: () => Promise<R>): Promise<R> {
+    return retryBusy(this.#busyTimeout, doing, attempt);
+  }
+
+  /** Once per store: WAL and the busy timeout on local files (pragmas mean nothing remotely). */
+  #prepare(): Promise<void> {
+    if (this.#client.protocol !== "file") return Promise.resolve();
+    this.#ready ??= this.#pragmas().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async #pragmas(): Promise<void> {
+    const client = this.#client;
+    await this.#run("setting busy_timeout", () =>
+      client.execute(`PRAGMA busy_timeout = ${this.#busyTimeout}`),
+    );
+    if (this.#wal) await this.#run("enabling WAL", () => client.execute("PRAGMA journal_mode = WAL"));
+  }
+}
+
+function checkMs(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new ValidationError(`${name} must be an integer number of milliseconds >= 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** `keepFor` in ms when sent rows are kept, undefined when they are deleted at once. */
+function checkRetention(retention: RetentionOptions | undefined): number | undefined {
+  if (retention === undefined) return undefined;
+  if (retention?.sent === "delete") return undefined;
+  if (retention?.sent === "keep") return checkMs("retention.keepFor", retention.keepFor);
+  throw new ValidationError(
+    `retention must be { sent: "delete" } or { sent: "keep", keepFor: ms }, got ${JSON.stringify(retention)}`,
+  );
+}

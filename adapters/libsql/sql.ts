@@ -1,0 +1,138 @@
+/**
+ * The SQL of the libSQL store: table-name validation, the schema and its migrations, and every
+ * statement the store runs, built once per store so the hot path never assembles SQL.
+ *
+ * @module
+ */
+import { ValidationError } from "../../mod.ts";
+
+/** Row states in the `status` column (the numbers of `SendStatus`; 2 is never stored). */
+export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
+
+/** Name of the table in which the store records its schema version per outbox table. */
+export const SCHEMA_TABLE = "edge_outbox_schema";
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * Returns `table` if it is a plain SQL identifier the store may create and quote; throws a
+ * `ValidationError` (code `INVALID_OPTIONS`) for anything else, before any SQL runs.
+ */
+export function checkTableName(table: unknown): string {
+  if (typeof table !== "string" || !IDENTIFIER.test(table)) {
+    throw new ValidationError(
+      `table must be a plain SQL identifier (a letter or _, then up to 62 letters, digits or _), got ${JSON.stringify(table)}`,
+    );
+  }
+  if (table.toLowerCase().startsWith("sqlite_") || table.toLowerCase() === SCHEMA_TABLE) {
+    throw new ValidationError(
+      `table must not start with "sqlite_" (reserved by SQLite) nor be "${SCHEMA_TABLE}", got "${table}"`,
+    );
+  }
+  return table;
+}
+
+// Columns every claim and listing returns. The id goes out as text: an integer above 2^53
+// would lose digits (or throw) in a client with intMode "number".
+const RECORD_COLUMNS = "CAST(id AS TEXT) AS id, key, value, headers, created_at, retries, last_error";
+
+/** The SQL of one store, for one (validated) table name. */
+export interface Statements {
+  /** Schema migrations: index i brings the schema from version i to version i + 1. */
+  migrations: readonly (readonly string[])[];
+  insert: string;
+  claim: string;
+  claimByKey: string;
+  deleteSent: string;
+  keepSent: string;
+  retry: string;
+  dead: string;
+  stats: string;
+  listDead: string;
+  requeueAll: string;
+  requeueIds: string;
+  purgeSent: string;
+}
+
+/** Builds every statement for table `t` (already checked with {@link checkTableName}). */
+export function buildStatements(t: string): Statements {
+  const q = `"${t}"`;
+  const lease = `lease expired before the outcome was recorded`;
+  // ?1 token, ?2 lease end, ?3 now, ?4 limit. One statement claims: the subquery picks the
+  // oldest ready rows through the partial index of unfinished rows, the UPDATE takes them.
+  // A row whose lease ran out counts that lost attempt, exactly as MemoryStore does.
+  const claimWith = (extra: string) => `UPDATE ${q} SET claim_token = ?1, lease_until = ?2,
+  retries = retries + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END),
+  last_error = CASE WHEN lease_until IS NULL THEN last_error ELSE '${lease}' END
+WHERE id IN (SELECT c.id FROM ${q} AS c
+  WHERE c.status = 0 AND c.available_at <= ?3 AND (c.lease_until IS NULL OR c.lease_until <= ?3)${extra}
+  ORDER BY c.created_at, c.id LIMIT ?4)
+RETURNING ${RECORD_COLUMNS}`;
+  // ?1 JSON array of ids, ?2 token: marks touch only rows still held by this claim.
+  const mine = `id IN (SELECT value FROM json_each(?1)) AND claim_token = ?2 AND status = 0`;
+  // ?1 JSON array of [id, availableAt, error] / [id, error]: per-row values in one statement.
+  const perRow = (columns: string) => `FROM (SELECT ${columns} FROM json_each(?1)) AS u
+WHERE m.id = u.id AND m.claim_token = ?2 AND m.status = 0`;
+  return {
+    migrations: [
+      [
+        `CREATE TABLE IF NOT EXISTS ${q} (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL,
+  value BLOB NOT NULL,
+  headers TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL,
+  available_at INTEGER NOT NULL,
+  lease_until INTEGER,
+  claim_token TEXT,
+  retries INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  sent_at INTEGER
+)`,
+        // Unfinished rows in claim order: the claim reads the first batchSize ready entries.
+        `CREATE INDEX IF NOT EXISTS "${t}_ready" ON ${q} (created_at, id) WHERE status = 0`,
+        // Per-key predecessor lookups for ordering "key".
+        `CREATE INDEX IF NOT EXISTS "${t}_key" ON ${q} (key, id) WHERE status = 0`,
+        `CREATE INDEX IF NOT EXISTS "${t}_dead" ON ${q} (status) WHERE status = 3`,
+        `CREATE INDEX IF NOT EXISTS "${t}_sent" ON ${q} (sent_at) WHERE status = 1`,
+      ],
+    ],
+    insert: `INSERT INTO ${q} (key, value, headers, created_at, available_at) VALUES (?1, ?2, ?3, ?4, ?4)`,
+    claim: claimWith(""),
+    claimByKey: claimWith(`
+    AND NOT EXISTS (SELECT 1 FROM ${q} AS o WHERE o.status = 0 AND o.key = c.key AND o.id < c.id)`),
+    deleteSent: `DELETE FROM ${q} WHERE ${mine}`,
+    keepSent: `UPDATE ${q} SET status = 1, sent_at = ?3, lease_until = NULL, claim_token = NULL WHERE ${mine}`,
+    retry: `UPDATE ${q} AS m SET retries = m.retries + 1, available_at = u.at, last_error = u.e,
+  lease_until = NULL, claim_token = NULL
+${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS at, json_extract(value, '$[2]') AS e")}`,
+    dead: `UPDATE ${q} AS m SET status = 3, last_error = u.e, lease_until = NULL, claim_token = NULL
+${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS e")}`,
+    // ?1 now. Each count reads one partial index; the oldest is the first ready-index entry.
+    stats: `SELECT
+  (SELECT COUNT(*) FROM ${q} WHERE status = 0) AS unfinished,
+  (SELECT COUNT(*) FROM ${q} WHERE status = 0 AND lease_until > ?1) AS in_flight,
+  (SELECT COUNT(*) FROM ${q} WHERE status = 3) AS dead,
+  (SELECT MIN(created_at) FROM ${q} WHERE status = 0) AS oldest`,
+    // Order by the integer column, not the text alias of RECORD_COLUMNS ("10" < "9").
+    listDead: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE m.status = 3 ORDER BY m.id LIMIT ?1`,
+    requeueAll: `UPDATE ${q} SET status = 0, retries = 0, available_at = ?1, lease_until = NULL, claim_token = NULL
+WHERE status = 3`,
+    requeueIds: `UPDATE ${q} SET status = 0, retries = 0, available_at = ?1, lease_until = NULL, claim_token = NULL
+WHERE status = 3 AND id IN (SELECT value FROM json_each(?2))`,
+    purgeSent: `DELETE FROM ${q} WHERE status = 1 AND sent_at < ?1`,
+  };
+}
+
+/** Creates the version table. */
+export const CREATE_SCHEMA_TABLE = `CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (
+  table_name TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  migrated_at INTEGER NOT NULL
+)`;
+/** ?1 table name. */
+export const READ_VERSION = `SELECT version FROM ${SCHEMA_TABLE} WHERE table_name = ?1`;
+/** ?1 table name, ?2 version, ?3 now. */
+export const WRITE_VERSION = `INSERT INTO ${SCHEMA_TABLE} (table_name, version, migrated_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at`;

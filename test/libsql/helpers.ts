@@ -1,0 +1,69 @@
+/** Temporary libSQL databases and a loopback receiver for the libSQL store's tests. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Client, type Config, createClient } from "@libsql/client";
+import { LibsqlStore, type LibsqlStoreOptions } from "../../adapters/libsql.ts";
+
+/** A temp directory for database files, removed by `cleanup`. */
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "edge-outbox-libsql-"));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+let counter = 0;
+
+/** A fresh database file path in `dir`. */
+export function dbPath(dir: string): string {
+  return join(dir, `db-${++counter}.db`);
+}
+
+/** A migrated store on a new client for `url`. */
+export async function openStore(
+  url: string,
+  options: LibsqlStoreOptions = {},
+  config: Partial<Config> = {},
+): Promise<{ client: Client; store: LibsqlStore; close: () => Promise<void> }> {
+  const client = createClient({ url, ...config });
+  const store = new LibsqlStore(client, options);
+  await store.migrate();
+  return { client, store, close: async () => client.close() };
+}
+
+/**
+ * A loopback HTTP receiver: every POST body is a JSON array of `{ id, value }`; it records
+ * each delivery (duplicates included) and answers 200 after `delayMs`.
+ */
+export async function startReceiver(delayMs = 0): Promise<{
+  url: string;
+  deliveries: { id: string; value: string; relay: string }[];
+  close: () => Promise<void>;
+}> {
+  const deliveries: { id: string; value: string; relay: string }[] = [];
+  const server: Server = createServer((request, response) => {
+    let body = "";
+    request.setEncoding("utf8");
+    request.on("data", (chunk: string) => {
+      body += chunk;
+    });
+    request.on("end", () => {
+      const relay = String(request.headers["x-relay"] ?? "");
+      for (const item of JSON.parse(body) as { id: string; value: string }[])
+        deliveries.push({ ...item, relay });
+      setTimeout(() => response.end("ok"), delayMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    deliveries,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
