@@ -1,0 +1,195 @@
+import { OutboxError, ValidationError } from "../../mod.ts";
+import {
+  decodeBase64,
+  decodeSecrets,
+  hmacAll,
+  importHmacKeys,
+  signedContent,
+  type WebhookSecrets,
+} from "./signing.ts";
+
+/** Why a webhook was rejected; `error.reason` for logs and metrics. */
+export type WebhookVerificationReason =
+  | "missing_headers"
+  | "invalid_timestamp"
+  | "timestamp_too_old"
+  | "timestamp_too_new"
+  | "invalid_signature";
+
+/**
+ * A delivery failed verification: answer it 400/401 and do not process it. `code` is
+ * `WEBHOOK_VERIFICATION_FAILED`; `reason` says which check failed.
+ */
+export class WebhookVerificationError extends OutboxError {
+  /** Which check failed. */
+  readonly reason: WebhookVerificationReason;
+
+  constructor(reason: WebhookVerificationReason, message: string) {
+    super("WEBHOOK_VERIFICATION_FAILED", message);
+    this.name = "WebhookVerificationError";
+    this.reason = reason;
+  }
+}
+
+/** Options of {@link verifyWebhook}. */
+export interface VerifyWebhookOptions {
+  /** How far (seconds) `webhook-timestamp` may be from now, either way, against replays. Default 300. */
+  toleranceSeconds?: number;
+  /** The current time (a `Date` or epoch ms), for tests. Default: the clock. */
+  now?: Date | number;
+}
+
+/** A verified delivery. */
+export interface VerifiedWebhook {
+  /** `webhook-id`: the outbox message id, stable across retries. Use it as the idempotency key. */
+  id: string;
+  /** `webhook-timestamp`: when this attempt was signed. */
+  timestamp: Date;
+  /** The raw body, exactly as signed. */
+  body: Uint8Array;
+  /** The body decoded as UTF-8. */
+  text(): string;
+  /** The body parsed as JSON (throws `SyntaxError` if it is not JSON). */
+  json<T = unknown>(): T;
+}
+
+/**
+ * A delivery as a Node `IncomingMessage`-style receiver has it: header names in any case
+ * (array values are joined), and the raw body.
+ */
+export interface WebhookParts {
+  headers: Headers | Record<string, string | string[] | undefined>;
+  body: Uint8Array | string;
+}
+
+const DEFAULT_TOLERANCE_SECONDS = 300;
+// Bounds the work an attacker can ask for with a header full of candidate signatures.
+const MAX_SIGNATURES = 16;
+const TIMESTAMP = /^\d{1,15}$/;
+const encoder = new TextEncoder();
+
+/**
+ * Verifies a Standard Webhooks delivery (from {@link httpSender}, or any conforming sender)
+ * and returns its id and body. Reads the body of `request`; pass a clone to read it again.
+ *
+ * Checks that the three `webhook-*` headers are present, that the timestamp is within
+ * `toleranceSeconds` of now, and that some `v1` signature matches one of `secret` (a list
+ * during rotation), comparing in constant time.
+ *
+ * @throws {WebhookVerificationError} when any check fails.
+ * @throws {ValidationError} on a bad secret or option (a configuration error, not a bad request).
+ * @example
+ * ```ts
+ * export default {
+ *   async fetch(request: Request, env: Env) {
+ *     try {
+ *       const hook = await verifyWebhook(request, env.WEBHOOK_SECRET);
+ *       if (await alreadyProcessed(hook.id)) return new Response(null, { status: 204 });
+ *       await handle(hook.json());
+ *       return new Response(null, { status: 204 });
+ *     } catch (error) {
+ *       if (error instanceof WebhookVerificationError) return new Response(null, { status: 401 });
+ *       throw error;
+ *     }
+ *   },
+ * };
+ * ```
+ */
+export async function verifyWebhook(
+  request: Request | WebhookParts,
+  secret: WebhookSecrets,
+  options: VerifyWebhookOptions = {},
+): Promise<VerifiedWebhook> {
+  const keys = decodeSecrets(secret);
+  const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
+  if (typeof tolerance !== "number" || !Number.isFinite(tolerance) || tolerance < 0) {
+    throw new ValidationError(`toleranceSeconds must be a finite number >= 0, got ${String(tolerance)}`);
+  }
+  const header = headerReader(request.headers);
+  const id = header("webhook-id");
+  const timestampText = header("webhook-timestamp");
+  const signatures = header("webhook-signature");
+  if (!id || !timestampText || !signatures) {
+    throw new WebhookVerificationError(
+      "missing_headers",
+      "webhook-id, webhook-timestamp and webhook-signature headers are required",
+    );
+  }
+  if (!TIMESTAMP.test(timestampText)) {
+    throw new WebhookVerificationError(
+      "invalid_timestamp",
+      "webhook-timestamp must be whole seconds since the epoch",
+    );
+  }
+  const timestamp = Number(timestampText);
+  const now = Math.floor(Number(options.now ?? Date.now()) / 1000);
+  if (now - timestamp > tolerance) {
+    throw new WebhookVerificationError(
+      "timestamp_too_old",
+      `webhook-timestamp is more than ${tolerance} s old`,
+    );
+  }
+  if (timestamp - now > tolerance) {
+    throw new WebhookVerificationError(
+      "timestamp_too_new",
+      `webhook-timestamp is more than ${tolerance} s in the future`,
+    );
+  }
+
+  const body = await readBody(request);
+  const { content } = signedContent(id, timestamp, body);
+  const expected = await hmacAll(await importHmacKeys(keys), content);
+  const candidates = signatures.split(" ").slice(0, MAX_SIGNATURES);
+  let matched = false;
+  for (const candidate of candidates) {
+    const comma = candidate.indexOf(",");
+    if (comma < 0 || candidate.slice(0, comma) !== "v1") continue;
+    let given: Uint8Array;
+    try {
+      given = decodeBase64(candidate.slice(comma + 1));
+    } catch {
+      continue;
+    }
+    // No early exit: every candidate is compared against every key, in constant time each.
+    for (const mac of expected) matched = constantTimeEqual(given, mac) || matched;
+  }
+  if (!matched) {
+    throw new WebhookVerificationError(
+      "invalid_signature",
+      "no webhook-signature matches the body and secret",
+    );
+  }
+  return {
+    id,
+    timestamp: new Date(timestamp * 1000),
+    body,
+    text: () => new TextDecoder().decode(body),
+    json: <T>() => JSON.parse(new TextDecoder().decode(body)) as T,
+  };
+}
+
+/** Byte equality whose time depends on the lengths only, never on where the bytes differ. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
+  return difference === 0;
+}
+
+function headerReader(headers: WebhookParts["headers"]): (name: string) => string | undefined {
+  if (headers instanceof Headers) return (name) => headers.get(name) ?? undefined;
+  const lower: Record<string, string | string[] | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) lower[name.toLowerCase()] = value;
+  return (name) => {
+    const value = lower[name];
+    return Array.isArray(value) ? value.join(", ") : value;
+  };
+}
+
+async function readBody(request: Request | WebhookParts): Promise<Uint8Array> {
+  if (typeof Request !== "undefined" && request instanceof Request) {
+    return new Uint8Array(await request.arrayBuffer());
+  }
+  const body = (request as WebhookParts).body;
+  return typeof body === "string" ? encoder.encode(body) : body;
+}

@@ -1,0 +1,153 @@
+/**
+ * A loopback HTTP receiver for tests, demos and benchmarks: listens on 127.0.0.1 and an
+ * ephemeral port, records every request, answers as scripted, and measures concurrency.
+ *
+ * @example
+ * ```ts
+ * const receiver = await startHttpReceiver();
+ * receiver.respond((request, index) => (index === 0 ? { status: 503, headers: { "retry-after": "0" } } : {}));
+ * // ... point an httpSender at receiver.url ...
+ * expect(receiver.requests[0]?.headers["webhook-id"]).toBe("1");
+ * await receiver.close();
+ * ```
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** One request as the receiver got it. */
+export interface ReceivedRequest {
+  method: string;
+  /** Path and query, e.g. `/hook?x=1`. */
+  path: string;
+  /** Header names lowercased; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  body: Uint8Array;
+  /** The body as UTF-8. */
+  text(): string;
+  /** A web-standard `Request` of the same method, URL, headers and body (for `verifyWebhook`). */
+  toRequest(): Request;
+}
+
+/** How to answer one request; every field is optional (default: 200, empty body, at once). */
+export interface ScriptedResponse {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Wait this long before answering (an aborted client ends the wait early). */
+  delayMs?: number;
+}
+
+/** Chooses the answer to the request number `index` (0-based, in arrival order). */
+export type Responder = (request: ReceivedRequest, index: number) => ScriptedResponse | undefined;
+
+/** A running receiver. */
+export interface HttpReceiver {
+  /** `http://127.0.0.1:<port>/hook`: the URL to send to. */
+  url: string;
+  /** `http://127.0.0.1:<port>`. */
+  origin: string;
+  /** Every request so far, in arrival order. */
+  requests: ReceivedRequest[];
+  /** Requests being answered right now. */
+  readonly inFlight: number;
+  /** The most requests ever in flight at once (since start or `reset`). */
+  readonly maxInFlight: number;
+  /** Replaces the responder for the requests that follow. */
+  respond(responder: Responder): void;
+  /** Forgets recorded requests and the concurrency high-water mark. */
+  reset(): void;
+  /** Stops listening and drops open connections. */
+  close(): Promise<void>;
+}
+
+/** Starts a receiver; `respond` is the initial responder (default: 200 to everything). */
+export async function startHttpReceiver(options: { respond?: Responder } = {}): Promise<HttpReceiver> {
+  let responder: Responder = options.respond ?? (() => undefined);
+  const requests: ReceivedRequest[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let origin = "";
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const received = record(req, new Uint8Array(Buffer.concat(chunks)), origin);
+      const index = requests.push(received) - 1;
+      const answer = responder(received, index) ?? {};
+      if (answer.delayMs) await wait(answer.delayMs, res);
+      if (res.destroyed) return;
+      res.writeHead(answer.status ?? 200, answer.headers);
+      res.end(answer.body ?? "");
+    } finally {
+      inFlight--;
+    }
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  origin = `http://127.0.0.1:${port}`;
+  return {
+    url: `${origin}/hook`,
+    origin,
+    requests,
+    get inFlight() {
+      return inFlight;
+    },
+    get maxInFlight() {
+      return maxInFlight;
+    },
+    respond(next) {
+      responder = next;
+    },
+    reset() {
+      requests.length = 0;
+      maxInFlight = inFlight;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function record(req: IncomingMessage, body: Uint8Array, origin: string): ReceivedRequest {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  const method = req.method ?? "GET";
+  const path = req.url ?? "/";
+  return {
+    method,
+    path,
+    headers,
+    body,
+    text: () => new TextDecoder().decode(body),
+    toRequest: () =>
+      new Request(`${origin}${path}`, {
+        method,
+        headers,
+        body: method === "GET" || method === "HEAD" ? null : body,
+      }),
+  };
+}
+
+/** Resolves after `ms`, or as soon as the client goes away. */
+function wait(ms: number, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off("close", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    res.on("close", done);
+  });
+}
