@@ -121,9 +121,15 @@ export function httpSender(options: HttpSenderOptions): Sender {
     // With redirect "manual", browsers and some runtimes answer an opaque redirect (status 0).
     const status = response.type === "opaqueredirect" ? 0 : response.status;
     const outcome = classifyStatus(status, config.permanent);
-    if (outcome === "sent") return message.markAsSent();
+    if (outcome === "sent") {
+      message.markAsSent();
+      return;
+    }
     const error = describeStatus(message.id, status);
-    if (outcome === "dead") return message.markAsDead({ error });
+    if (outcome === "dead") {
+      message.markAsDead({ error });
+      return;
+    }
     const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
     message.markAsFailed({
       error,

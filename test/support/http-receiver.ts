@@ -74,7 +74,7 @@ export async function startHttpReceiver(options: { respond?: Responder } = {}): 
     try {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const received = record(req, new Uint8Array(Buffer.concat(chunks)), origin);
+      const received = record(req, new Uint8Array(Buffer.concat(chunks)) as Uint8Array<ArrayBuffer>, origin);
       const index = requests.push(received) - 1;
       const answer = responder(received, index) ?? {};
       if (answer.delayMs) await wait(answer.delayMs, res);
@@ -117,7 +117,7 @@ export async function startHttpReceiver(options: { respond?: Responder } = {}): 
   };
 }
 
-function record(req: IncomingMessage, body: Uint8Array, origin: string): ReceivedRequest {
+function record(req: IncomingMessage, body: Uint8Array<ArrayBuffer>, origin: string): ReceivedRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;

@@ -1,0 +1,101 @@
+import { Webhook } from "standardwebhooks";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { httpSender, verifyWebhook } from "../../adapters/http.ts";
+import { MemoryStore } from "../../adapters/memory.ts";
+import { type Message, Outbox, type Sender } from "../../mod.ts";
+import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
+
+const SECRET = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
+
+/** Wraps a sender to record which message ids it was handed. */
+function recording(inner: Sender): Sender & { ids: string[] } {
+  const ids: string[] = [];
+  return {
+    ids,
+    send(messages: Message[], signal: AbortSignal) {
+      for (const m of messages) ids.push(m.id);
+      return inner.send(messages, signal);
+    },
+  };
+}
+
+let receiver: HttpReceiver;
+beforeEach(async () => {
+  receiver = await startHttpReceiver();
+});
+afterEach(() => receiver.close());
+
+describe("Outbox + MemoryStore + httpSender -> receiver", () => {
+  it("delivers committed messages once each, signed, with webhook-id = message id", async () => {
+    const store = new MemoryStore();
+    const sender = recording(httpSender({ url: receiver.url, secret: SECRET, concurrency: 4 }));
+    const outbox = new Outbox(store, sender, { batchSize: 5, onError: () => {} });
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 12; i++) {
+        await outbox.addMessage(tx, {
+          key: `order:${i}`,
+          value: JSON.stringify({ i }),
+          headers: { "content-type": "application/json" },
+        });
+      }
+    });
+    // A rolled-back transaction is never delivered.
+    await store
+      .transaction(async (tx) => {
+        await outbox.addMessage(tx, { key: "rolled-back", value: "{}" });
+        throw new Error("rollback");
+      })
+      .catch(() => {});
+
+    const result = await outbox.tick();
+    expect(result).toMatchObject({ sent: 12, failed: 0, dead: 0 });
+    expect(receiver.requests).toHaveLength(12);
+    const ids = receiver.requests.map((r) => r.headers["webhook-id"]);
+    expect(new Set(ids).size).toBe(12);
+    expect([...ids].sort()).toEqual([...sender.ids].sort());
+    for (const request of receiver.requests) {
+      expect(request.headers["content-type"]).toBe("application/json");
+      const payload = new Webhook(SECRET).verify(request.text(), request.headers) as { i: number };
+      const hook = await verifyWebhook(request.toRequest(), SECRET);
+      expect(hook.json()).toEqual(payload);
+    }
+    expect((await store.stats()).pending).toBe(0);
+  });
+
+  it("retries a 503 with Retry-After: 0 and kills a 404 at once", async () => {
+    const store = new MemoryStore();
+    const outbox = new Outbox(store, httpSender({ url: receiver.url }), { onError: () => {} });
+    receiver.respond((request, index) => {
+      if (request.text() === "gone") return { status: 404 };
+      return index < 2 ? { status: 503, headers: { "retry-after": "0" } } : {};
+    });
+    await store.transaction(async (tx) => {
+      await outbox.addMessage(tx, { key: "a", value: "flaky" });
+      await outbox.addMessage(tx, { key: "b", value: "gone" });
+    });
+    const result = await outbox.tick();
+    expect(result).toMatchObject({ sent: 1, dead: 1 });
+    const flaky = receiver.requests.filter((r) => r.text() === "flaky");
+    expect(flaky.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(flaky.map((r) => r.headers["webhook-id"])).size).toBe(1);
+    const [dead] = await store.listDead();
+    expect(dead!.value).toEqual(new TextEncoder().encode("gone"));
+    expect(dead!.lastError).toMatch(/HTTP 404 for message/);
+  });
+
+  it("a receiver slower than sendTimeout fails the attempt; the next attempt carries the same webhook-id", async () => {
+    const store = new MemoryStore();
+    const outbox = new Outbox(store, httpSender({ url: receiver.url }), {
+      sendTimeout: 200,
+      backoff: { initialDelay: 0, maxDelay: 0 },
+      onError: () => {},
+    });
+    receiver.respond((_, index) => (index === 0 ? { delayMs: 5_000 } : {}));
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "slow", value: "x" }));
+    const result = await outbox.tick();
+    expect(result).toMatchObject({ sent: 1, failed: 1 });
+    const ids = receiver.requests.map((r) => r.headers["webhook-id"]);
+    expect(ids).toHaveLength(2);
+    expect(ids[0]).toBe(ids[1]);
+  });
+});
