@@ -49,6 +49,12 @@ export interface OutboxOptions {
   meter?: Meter;
   /** OpenTelemetry tracer. Default: the global tracer provider's `edge-outbox` tracer. */
   tracer?: Tracer;
+  /**
+   * How long (ms) one `stats()` result feeds the observable gauges (`outbox.message.count`,
+   * `outbox.message.oldest_age`) before a metrics collection reads the store again, so a scrape
+   * does not hammer the database. 0 reads on every collection. Default 10000.
+   */
+  statsCacheTtl?: number;
 }
 
 /** Options with every default filled in. */
@@ -64,6 +70,7 @@ export interface ResolvedOptions {
   onError: (error: unknown) => void;
   meter: Meter | undefined;
   tracer: Tracer | undefined;
+  statsCacheTtl: number;
 }
 
 /** The defaults, as documented on {@link OutboxOptions}. */
@@ -76,6 +83,7 @@ export const DEFAULT_OPTIONS = {
   ordering: "none",
   backoff: { initialDelay: 1000, maxDelay: 300_000, factor: 2 },
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  statsCacheTtl: 10_000,
 } as const;
 
 // setTimeout holds a signed 32-bit delay; anything larger fires at once.
@@ -155,6 +163,7 @@ export function resolveOptions(options: OutboxOptions = {}): ResolvedOptions {
     onError: options.onError ?? defaultOnError,
     meter: options.meter,
     tracer: options.tracer,
+    statsCacheTtl: duration("statsCacheTtl", options.statsCacheTtl, DEFAULT_OPTIONS.statsCacheTtl, 0),
   };
 }
 

@@ -5,6 +5,8 @@ import { type RelayContext, relayPass } from "./relay.ts";
 import type { Sender } from "./sender.ts";
 import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
+import { observeStats } from "./telemetry-stats.ts";
+import { injectTraceContext } from "./trace-context.ts";
 
 /** Counts of one `tick()`. */
 export interface TickResult {
@@ -53,6 +55,7 @@ export class Outbox<T> {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | undefined;
   #wakeRequested = false;
+  readonly #unobserveStats: () => void;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) on any option out of range. */
   constructor(store: TransactionalStore<T>, sender: Sender, options?: OutboxOptions) {
@@ -62,21 +65,23 @@ export class Outbox<T> {
       throw new ValidationError("sender must have a send(messages, signal) method");
     this.options = resolveOptions(options);
     this.#store = store;
-    this.#context = {
-      store,
-      sender,
-      options: this.options,
-      telemetry: new RelayTelemetry(this.options.meter, this.options.tracer),
-    };
+    const telemetry = new RelayTelemetry(this.options.meter, this.options.tracer);
+    this.#context = { store, sender, options: this.options, telemetry };
+    this.#unobserveStats = observeStats(telemetry.meter, () => store.stats(), {
+      ttl: this.options.statsCacheTtl,
+      onError: this.options.onError,
+    });
   }
 
   /**
    * Writes a message inside the caller's transaction `tx`: it is sent only if `tx` commits.
    * Validates first (a `ValidationError` with code `INVALID_MESSAGE`), so bad input writes
-   * nothing. Stamps the current UTC time.
+   * nothing. Stamps the current UTC time. The active OpenTelemetry trace context, if any, goes
+   * into the headers as W3C `traceparent` (and `tracestate`) unless `traceparent` is given.
    */
   async addMessage(tx: T, message: NewMessage): Promise<void> {
     const prepared = prepareMessage(message, { maxMessageBytes: this.options.maxMessageBytes });
+    injectTraceContext(prepared.headers);
     await this.#store.addMessage(tx, prepared);
   }
 
@@ -86,7 +91,7 @@ export class Outbox<T> {
    * sender errors go to `onError` and the tick goes on.
    */
   tick(options: TickOptions = {}): Promise<TickResult> {
-    return this.#drain(options, () => false);
+    return this.#drain(options, () => false, true);
   }
 
   /** Outbox statistics from the store. */
@@ -125,8 +130,13 @@ export class Outbox<T> {
     await this.#inFlight;
   }
 
-  /** `await using outbox = new Outbox(...)` stops the loop on scope exit. */
+  /**
+   * `await using outbox = new Outbox(...)` stops the loop on scope exit and unregisters the
+   * observable gauges from the meter (they report nothing for this outbox afterwards). Dispose
+   * of short-lived outboxes, or each one keeps its gauge callback on the meter.
+   */
   [Symbol.asyncDispose](): Promise<void> {
+    this.#unobserveStats();
     return this.stop();
   }
 
@@ -146,30 +156,38 @@ export class Outbox<T> {
 
   async #loopPass(): Promise<void> {
     try {
-      await this.#drain({}, () => !this.#running);
+      await this.#drain({}, () => !this.#running, false);
     } catch (error) {
       this.options.onError(error);
     }
   }
 
-  async #drain(options: TickOptions, stopping: () => boolean): Promise<TickResult> {
+  /** `spanWhenIdle`: a `tick()` always has a span; a loop pass only when it claims or fails. */
+  async #drain(options: TickOptions, stopping: () => boolean, spanWhenIdle: boolean): Promise<TickResult> {
     const { signal, budgetMs } = options;
     if (budgetMs !== undefined && (typeof budgetMs !== "number" || !(budgetMs >= 0))) {
       throw new ValidationError(`budgetMs must be a number >= 0, got ${String(budgetMs)}`);
     }
     const started = performance.now();
     const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
-    // Bounded: every pass either claims nothing (and ends the loop) or moves messages forward.
-    while (!signal?.aborted && !stopping()) {
-      if (budgetMs !== undefined && performance.now() - started >= budgetMs) break;
-      const pass = await relayPass(this.#context, signal);
-      if (pass.claimed === 0) break;
-      result.batches += 1;
-      result.sent += pass.sent;
-      result.failed += pass.failed;
-      result.dead += pass.dead;
+    const tick = this.#context.telemetry.tick(spanWhenIdle);
+    try {
+      // Bounded: every pass either claims nothing (and ends the loop) or moves messages forward.
+      while (!signal?.aborted && !stopping()) {
+        if (budgetMs !== undefined && performance.now() - started >= budgetMs) break;
+        const pass = await relayPass(this.#context, signal, tick);
+        if (pass.claimed === 0) break;
+        result.batches += 1;
+        result.sent += pass.sent;
+        result.failed += pass.failed;
+        result.dead += pass.dead;
+      }
+    } catch (error) {
+      tick.end(result, error);
+      throw error;
     }
     result.durationMs = performance.now() - started;
+    tick.end(result);
     return result;
   }
 }

@@ -5,7 +5,7 @@ import { type Message, SendStatus } from "./message.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Sender } from "./sender.ts";
 import type { DeadUpdate, MessageStore, RetryUpdate } from "./store.ts";
-import type { BatchOutcome, RelayTelemetry } from "./telemetry.ts";
+import type { BatchOutcome, RelayTelemetry, TickSpan } from "./telemetry.ts";
 
 /** What one pass claimed and what it recorded. */
 export interface PassResult extends BatchOutcome {
@@ -25,10 +25,10 @@ const TIMED_OUT = Symbol("timed out");
 /**
  * One relay pass: claim a batch, send it under `sendTimeout`, record each outcome. Store errors
  * propagate (nothing is lost: the claimed rows come back when the lease ends); sender errors
- * fail the unmarked messages and go to `onError`.
+ * fail the unmarked messages and go to `onError`. Its batch span is a child of `tick`'s span.
  */
-export function relayPass(context: RelayContext, signal?: AbortSignal): Promise<PassResult> {
-  return context.telemetry.batch(async (span) => {
+export function relayPass(context: RelayContext, signal?: AbortSignal, tick?: TickSpan): Promise<PassResult> {
+  return context.telemetry.batch(tick, async (span) => {
     const started = performance.now();
     const { store, options } = context;
     const claim = await store.fetchAndLock({
@@ -47,7 +47,10 @@ export function relayPass(context: RelayContext, signal?: AbortSignal): Promise<
     for (const message of claim.messages) {
       (message.retries > options.maxRetries ? exhausted : toSend).push(message);
     }
-    const sendError = toSend.length > 0 ? await send(context, toSend, signal) : undefined;
+    const sendError =
+      toSend.length > 0
+        ? await context.telemetry.within(span, () => send(context, toSend, signal))
+        : undefined;
 
     const sent: string[] = [];
     const retry: RetryUpdate[] = [];
