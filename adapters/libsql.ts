@@ -20,8 +20,9 @@ import {
   type TransactionalStore,
   ValidationError,
 } from "../mod.ts";
-import { retryBusy, toStoreError } from "./libsql/errors.ts";
+import { toStoreError } from "./libsql/errors.ts";
 import { byAge, deadJson, idsJson, retriesJson, toNumber, toRecord } from "./libsql/rows.ts";
+import { Runner } from "./libsql/runner.ts";
 import {
   buildStatements,
   CREATE_SCHEMA_TABLE,
@@ -58,9 +59,11 @@ export interface LibsqlStoreOptions {
   /** Delivered rows: deleted at once (default) or kept for a while. See {@link RetentionOptions}. */
   retention?: RetentionOptions;
   /**
-   * How long (ms) a statement of the store waits for another connection's write lock before
-   * failing with a retryable `StoreError` (code `STORE_BUSY`). Default 5000. On local `file:`
-   * databases the store also sets `PRAGMA busy_timeout` to this on first use.
+   * How long (ms) a statement of the store keeps retrying while another connection holds the
+   * write lock before failing with a retryable `StoreError` (code `STORE_BUSY`). Default 5000.
+   * The wait is asynchronous (the store retries the statement), never SQLite's `busy_timeout`:
+   * the native driver is synchronous, so a busy handler would freeze the event loop, and with
+   * it a transaction of the same process that holds the lock (a deadlock until the timeout).
    */
   busyTimeout?: number;
   /**
@@ -98,12 +101,9 @@ export const SCHEMA_VERSION = 1;
 export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   /** The outbox table's name. */
   readonly table: string;
-  readonly #client: Client;
   readonly #sql: Statements;
   readonly #keepFor: number | undefined;
-  readonly #busyTimeout: number;
-  readonly #wal: boolean;
-  #ready: Promise<void> | undefined;
+  readonly #run: Runner;
   #lastPurge = Date.now();
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for a bad table name or option. */
@@ -111,11 +111,9 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     if (typeof client?.execute !== "function" || typeof client.transaction !== "function") {
       throw new ValidationError("client must be a libSQL Client (createClient from @libsql/client)");
     }
-    this.#client = client;
     this.table = checkTableName(options.table ?? DEFAULT_TABLE);
     this.#keepFor = checkRetention(options.retention);
-    this.#busyTimeout = checkMs("busyTimeout", options.busyTimeout ?? 5000);
-    this.#wal = options.wal ?? true;
+    this.#run = new Runner(client, checkMs("busyTimeout", options.busyTimeout ?? 5000), options.wal ?? true);
     this.#sql = buildStatements(this.table);
   }
 
@@ -126,8 +124,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * edge-outbox.
    */
   async migrate(): Promise<void> {
-    await this.#prepare();
-    await this.#run("creating the schema table", () => this.#client.execute(CREATE_SCHEMA_TABLE));
+    await this.#run.script("creating the schema table", CREATE_SCHEMA_TABLE);
     // BEGIN IMMEDIATE: concurrent migrators queue up; each sees the version the previous left.
     await this.withTransaction(async (tx) => {
       const rows = (await tx.execute({ sql: READ_VERSION, args: [this.table] })).rows;
@@ -203,8 +200,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * rolls back and rethrows when it throws, closes the transaction either way.
    */
   async withTransaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
-    await this.#prepare();
-    const tx = await this.#run("beginning a transaction", () => this.#client.transaction("write"));
+    const tx = await this.#run.begin("beginning a transaction");
     try {
       const result = await fn(tx);
       try {
@@ -223,12 +219,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
-    await this.#prepare();
     const now = Date.now();
     const token = crypto.randomUUID();
     const sql = options.ordering === "key" ? this.#sql.claimByKey : this.#sql.claim;
     const args = [token, now + options.leaseDuration, now, options.batchSize];
-    const result = await this.#run("claiming messages", () => this.#client.execute({ sql, args }));
+    const result = await this.#run.write("claiming messages", { sql, args });
     // RETURNING gives rows in no promised order: sort oldest first here.
     const records = result.rows.map(toRecord).sort(byAge);
     return { token, messages: records.map((record) => createMessage(record)) };
@@ -237,7 +232,6 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
     const json = idsJson(ids);
     if (json === undefined) return 0;
-    await this.#prepare();
     const now = Date.now();
     const changed =
       this.#keepFor === undefined
@@ -254,23 +248,17 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
     const json = retriesJson(updates);
     if (json === undefined) return 0;
-    await this.#prepare();
     return this.#change("recording failed messages", this.#sql.retry, [json, token]);
   }
 
   async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
     const json = deadJson(updates);
     if (json === undefined) return 0;
-    await this.#prepare();
     return this.#change("recording dead messages", this.#sql.dead, [json, token]);
   }
 
   async stats(): Promise<OutboxStats> {
-    await this.#prepare();
-    const args = [Date.now()];
-    const result = await this.#run("reading stats", () =>
-      this.#client.execute({ sql: this.#sql.stats, args }),
-    );
+    const result = await this.#run.read("reading stats", { sql: this.#sql.stats, args: [Date.now()] });
     const row = result.rows[0];
     const inFlight = toNumber(row?.in_flight);
     const oldest = row?.oldest;
@@ -287,22 +275,16 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new ValidationError(`limit must be an integer >= 1, got ${String(options.limit)}`);
     }
-    await this.#prepare();
-    const sql = this.#sql.listDead;
-    const result = await this.#run("listing dead messages", () =>
-      this.#client.execute({ sql, args: [limit] }),
-    );
+    const result = await this.#run.read("listing dead messages", { sql: this.#sql.listDead, args: [limit] });
     return result.rows.map((row) => createMessage(toRecord(row), SendStatus.Dead));
   }
 
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined) {
-      await this.#prepare();
       return this.#change("requeueing dead messages", this.#sql.requeueAll, [Date.now()]);
     }
     const json = idsJson(ids);
     if (json === undefined) return 0;
-    await this.#prepare();
     return this.#change("requeueing dead messages", this.#sql.requeueIds, [Date.now(), json]);
   }
 
@@ -315,36 +297,12 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     const cutoff = olderThan?.getTime() ?? Date.now() - (this.#keepFor ?? 0);
     if (!Number.isFinite(cutoff))
       throw new ValidationError(`olderThan must be a valid Date, got ${String(olderThan)}`);
-    await this.#prepare();
     return this.#change("purging sent messages", this.#sql.purgeSent, [cutoff]);
   }
 
-  /** One autocommit statement, retried while busy; returns the rows it changed. */
+  /** One writing statement, retried while busy; returns the rows it changed. */
   async #change(doing: string, sql: string, args: (string | number)[]): Promise<number> {
-    const result = await this.#run(doing, () => this.#client.execute({ sql, args }));
-    return result.rowsAffected;
-  }
-
-  #run<R>(doing: string, attempt: () => Promise<R>): Promise<R> {
-    return retryBusy(this.#busyTimeout, doing, attempt);
-  }
-
-  /** Once per store: WAL and the busy timeout on local files (pragmas mean nothing remotely). */
-  #prepare(): Promise<void> {
-    if (this.#client.protocol !== "file") return Promise.resolve();
-    this.#ready ??= this.#pragmas().catch((error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
-    return this.#ready;
-  }
-
-  async #pragmas(): Promise<void> {
-    const client = this.#client;
-    await this.#run("setting busy_timeout", () =>
-      client.execute(`PRAGMA busy_timeout = ${this.#busyTimeout}`),
-    );
-    if (this.#wal) await this.#run("enabling WAL", () => client.execute("PRAGMA journal_mode = WAL"));
+    return (await this.#run.write(doing, { sql, args })).rowsAffected;
   }
 }
 

@@ -64,8 +64,9 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * Runs `attempt`, trying again while it fails busy until `busyTimeout` ms have passed, then
  * throws the failure as a `StoreError`. Only for single autocommit statements or whole
- * batches: a busy statement did nothing, so running it again is safe. This covers every
- * connection of the client's pool, including ones opened after `PRAGMA busy_timeout` ran.
+ * batches: a busy statement did nothing, so running it again is safe. Waiting here rather
+ * than in SQLite's busy handler keeps the event loop running (the native driver blocks while
+ * it waits) and covers every connection of the client's pool.
  */
 export async function retryBusy<R>(
   busyTimeout: number,
