@@ -56,7 +56,7 @@ export class Runner {
 
   /** One statement whose result does not matter (DDL); locally through `executeMultiple`. */
   async script(doing: string, sql: string): Promise<void> {
-    await this.#prepared(doing, () =>
+    await this.#prepared<unknown>(doing, () =>
       this.#local ? this.#client.executeMultiple(sql) : this.#client.execute(sql),
     );
   }
