@@ -1,6 +1,6 @@
 import { context, type SpanContext, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
 import {
   type Claim,
@@ -11,7 +11,17 @@ import {
   StoreError,
 } from "../../mod.ts";
 import { recordingSender } from "../support/senders.ts";
-import { fetchSender, findPoint, installContextManager, otel, pointValue, receiver } from "./support.ts";
+import {
+  fetchSender,
+  findPoint,
+  installContextManager,
+  instrumented,
+  onCleanup,
+  otel,
+  pointValue,
+  receiver,
+  useCleanups,
+} from "./support.ts";
 
 let uninstall: () => void;
 beforeAll(() => {
@@ -19,27 +29,12 @@ beforeAll(() => {
 });
 afterAll(() => uninstall());
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+useCleanups();
 
 type Rig = ReturnType<typeof otel>;
 
 function setup(sender: Sender, options: OutboxOptions = {}, store = new MemoryStore()) {
-  const rig = otel();
-  const errors: unknown[] = [];
-  const outbox = new Outbox(store, sender, {
-    meter: rig.meter,
-    tracer: rig.tracer,
-    onError: (e) => errors.push(e),
-    ...options,
-  });
-  cleanups.push(async () => {
-    await outbox[Symbol.asyncDispose]();
-    await rig.shutdown();
-  });
-  return { rig, store, outbox, errors };
+  return instrumented(store, sender, options);
 }
 
 /** Adds each message in its own transaction under its own producer span; returns their contexts. */
@@ -61,9 +56,9 @@ const parentId = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 describe("a healthy receiver", () => {
   it("counts, spans, links and traceparent all match what the receiver got", async () => {
     const http = await receiver();
-    cleanups.push(http.close);
+    onCleanup(http.close);
     const { rig, store, outbox, errors } = setup(fetchSender(http.url), { batchSize: 3 });
-    const producers = await produce(rig, store, outbox as Outbox<unknown>, 7);
+    const producers = await produce(rig, store, outbox, 7);
     // A caller's own (garbage) traceparent is kept as given, sent, and never becomes a link.
     await store.transaction((tx) =>
       outbox.addMessage(tx, { key: "odd", value: "garbage", headers: { traceparent: "not-a-trace" } }),
@@ -148,7 +143,7 @@ describe("a healthy receiver", () => {
     }
     const store = new CountingStore();
     const { rig, outbox } = setup(recordingSender(), { period: 5 }, store);
-    await produce(rig, store, outbox as Outbox<unknown>, 2);
+    await produce(rig, store, outbox, 2);
     outbox.start();
     // Bounded wait: several idle passes after the one that sent both messages.
     for (let i = 0; i < 400 && claims < 6; i++) await new Promise((r) => setTimeout(r, 5));
@@ -162,12 +157,12 @@ describe("a healthy receiver", () => {
 describe("a failing receiver", () => {
   it("shows in failed and dead counts, error.type and span status", async () => {
     const http = await receiver(() => 503);
-    cleanups.push(http.close);
+    onCleanup(http.close);
     const { rig, store, outbox, errors } = setup(fetchSender(http.url), {
       maxRetries: 1,
       backoff: { initialDelay: 0, maxDelay: 0 },
     });
-    await produce(rig, store, outbox as Outbox<unknown>, 4);
+    await produce(rig, store, outbox, 4);
     // Zero backoff: the same tick retries once, then the messages are dead.
     expect(await outbox.tick()).toMatchObject({ batches: 2, sent: 0, failed: 4, dead: 4 });
     expect(errors).toEqual([]);
@@ -204,7 +199,7 @@ describe("a failing receiver", () => {
       },
     };
     const { rig, store, outbox, errors } = setup(sender, { backoff: { initialDelay: 60_000 } });
-    await produce(rig, store, outbox as Outbox<unknown>, 2);
+    await produce(rig, store, outbox, 2);
     expect(await outbox.tick()).toMatchObject({ failed: 2 });
     expect(errors).toHaveLength(1);
 
@@ -267,10 +262,10 @@ describe("no SDK", () => {
     }
     const store = new WatchedStore();
     const producer = otel();
-    cleanups.push(producer.shutdown);
+    onCleanup(producer.shutdown);
     // No meter or tracer option and no global provider: the API's no-ops.
     const outbox = new Outbox(store, recordingSender());
-    cleanups.push(() => outbox[Symbol.asyncDispose]());
+    onCleanup(() => outbox[Symbol.asyncDispose]());
     await produce(producer, store, outbox as Outbox<unknown>, 3);
     expect(await outbox.tick()).toMatchObject({ sent: 3 });
     expect(reads).toBe(0);
@@ -278,7 +273,7 @@ describe("no SDK", () => {
 
     // The same store under a recording tracer does read them (the watch works).
     const withSdk = setup(recordingSender(), {}, store);
-    await produce(withSdk.rig, store, withSdk.outbox as Outbox<unknown>, 1);
+    await produce(withSdk.rig, store, withSdk.outbox, 1);
     await withSdk.outbox.tick();
     expect(reads).toBe(1);
   });

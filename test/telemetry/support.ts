@@ -19,7 +19,9 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
-import type { Message, Sender } from "../../mod.ts";
+import { afterEach } from "vitest";
+import type { MemoryStore } from "../../adapters/memory.ts";
+import { type Message, Outbox, type OutboxOptions, type Sender } from "../../mod.ts";
 
 /**
  * What `@opentelemetry/context-async-hooks` does, in a few lines: the active context follows
@@ -92,6 +94,41 @@ export function otel() {
   };
 }
 
+/** Cleanups for the running test, run newest first after each test of a file that calls {@link useCleanups}. */
+const cleanups: Array<() => Promise<void>> = [];
+
+/** Registers the `afterEach` that runs the cleanups queued with {@link onCleanup}. */
+export function useCleanups(): void {
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+}
+
+/** Queues `cleanup` for the end of the current test. */
+export function onCleanup(cleanup: () => Promise<void>): void {
+  cleanups.push(cleanup);
+}
+
+/**
+ * An Outbox over `store` with its own SDK rig passed as `meter` and `tracer`; errors go to
+ * `errors`. Disposed (and the rig shut down) after the test.
+ */
+export function instrumented<S extends MemoryStore>(store: S, sender: Sender, options: OutboxOptions = {}) {
+  const rig = otel();
+  const errors: unknown[] = [];
+  const outbox = new Outbox(store, sender, {
+    meter: rig.meter,
+    tracer: rig.tracer,
+    onError: (e) => errors.push(e),
+    ...options,
+  }) as Outbox<unknown>;
+  onCleanup(async () => {
+    await outbox[Symbol.asyncDispose]();
+    await rig.shutdown();
+  });
+  return { rig, store, outbox, errors };
+}
+
 /** The value of the point whose attributes include `match` (0 when there is none). */
 export function pointValue(metric: MetricData | undefined, match: Record<string, unknown> = {}): number {
   const point = findPoint(metric, match);
@@ -157,7 +194,7 @@ export function fetchSender(url: string): Sender {
           const response = await fetch(url, {
             method: "POST",
             headers: { ...message.headers, "webhook-id": message.id },
-            body: message.value,
+            body: message.value as Uint8Array<ArrayBuffer>,
             signal,
           });
           await response.arrayBuffer();
