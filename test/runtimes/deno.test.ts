@@ -1,7 +1,8 @@
 /**
  * Deno: `deno test` over the sources (test/runtimes/deno/*_test.ts, with the import map in
- * test/runtimes/deno/deno.json and the installed node_modules, never the network), and a type
- * check of the Deno example's entry point, Deno.cron included.
+ * test/runtimes/deno/deno.json and the installed node_modules, never the network), a type
+ * check of the Deno example's entry point (Deno.cron included), and the JSR package as
+ * `deno publish --dry-run` sees it (deno.json exports type-check, no slow types).
  */
 import { describe, expect, it } from "vitest";
 import { bin, run } from "./support.ts";
@@ -36,5 +37,20 @@ describe("Deno", () => {
       { timeoutMs: 60_000 },
     );
     expect(result.code, result.output).toBe(0);
+  });
+
+  it("is publishable to JSR (deno publish --dry-run: exports type-check, no slow types)", async () => {
+    const result = await run(bin("deno"), ["publish", "--dry-run", "--allow-dirty"], { timeoutMs: 90_000 });
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain("Dry run complete");
+    for (const file of [
+      "mod.ts",
+      "adapters/libsql.ts",
+      "adapters/http.ts",
+      "adapters/qstash.ts",
+      "adapters/memory.ts",
+    ]) {
+      expect(result.output).toContain(`/${file} (`);
+    }
   });
 });

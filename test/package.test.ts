@@ -1,0 +1,209 @@
+/**
+ * The npm package as users get it: built with tsup, packed with `npm pack`, checked by publint
+ * and arethetypeswrong, installed from the tarball into a temporary project (offline: only the
+ * npm cache and the repository's node_modules), then every subpath imported in Node, Bun and
+ * Deno, and type-checked by a consumer under NodeNext and bundler resolution.
+ */
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bin, ROOT, run, runtimeEnv, SUBPATHS } from "./runtimes/support.ts";
+
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+const deno = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8"));
+const PEERS = ["@libsql/client", "@upstash/qstash"];
+
+/** What each subpath must export at runtime. */
+const EXPECTED: Record<string, string[]> = {
+  "edge-outbox": ["Outbox", "cronHandler", "OutboxError", "ValidationError", "SendStatus"],
+  "edge-outbox/libsql": ["LibsqlStore"],
+  "edge-outbox/http": ["httpSender", "verifyWebhook"],
+  "edge-outbox/qstash": ["qstashSender"],
+  "edge-outbox/memory": ["MemoryStore"],
+};
+
+// Imports every subpath, checks its exports, and relays one message through the built core, so
+// that a broken chunk or a missing external fails here. Plain JS: runs as is in all three runtimes.
+const CHECK = `
+const expected = ${JSON.stringify(EXPECTED)};
+const modules = {};
+for (const [subpath, names] of Object.entries(expected)) {
+  modules[subpath] = await import(subpath);
+  for (const name of names) {
+    if (modules[subpath][name] === undefined) throw new Error(subpath + " does not export " + name);
+  }
+}
+const { Outbox, ValidationError } = modules["edge-outbox"];
+const { MemoryStore } = modules["edge-outbox/memory"];
+const store = new MemoryStore();
+const sent = [];
+const outbox = new Outbox(store, { async send(ms) { for (const m of ms) { sent.push(m.key); m.markAsSent(); } return ms; } });
+await store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" }));
+const result = await outbox.tick();
+// One copy of the core: an error thrown by an adapter is an instance of the core's class.
+let shared = false;
+try { await store.addMessage({}, {}); } catch (error) { shared = error instanceof ValidationError; }
+console.log(JSON.stringify({ subpaths: Object.keys(modules).length, sent, tickSent: result.sent, shared }));
+`;
+
+const CONSUMER = `
+import { cronHandler, Outbox, type TickResult } from "edge-outbox";
+import { httpSender } from "edge-outbox/http";
+import { LibsqlStore } from "edge-outbox/libsql";
+import { MemoryStore } from "edge-outbox/memory";
+import { qstashSender } from "edge-outbox/qstash";
+const outbox = new Outbox(new MemoryStore(), httpSender({ url: "https://example.com/hook" }));
+const handler: (request: Request) => Promise<Response> = cronHandler(outbox, { secret: "s" });
+const result: Promise<TickResult> = outbox.tick({ budgetMs: 1 });
+export { handler, result, LibsqlStore, qstashSender };
+`;
+
+describe("the packed npm package", () => {
+  const work = mkdtempSync(join(tmpdir(), "edge-outbox-package-"));
+  const staging = join(work, "staging");
+  const project = join(work, "project");
+  let tarball = "";
+
+  beforeAll(async () => {
+    mkdirSync(staging);
+    // Built outside the tree, so `npm test` never rewrites dist/ under a developer's feet.
+    const built = await run(bin("tsup"), ["--out-dir", join(staging, "dist")], { timeoutMs: 120_000 });
+    expect(built.code, built.output).toBe(0);
+    cpSync(join(ROOT, "package.json"), join(staging, "package.json"));
+    for (const entry of pkg.files as string[]) {
+      // npm pack skips listed files that do not exist; so does this.
+      if (entry !== "dist" && existsSync(join(ROOT, entry)))
+        cpSync(join(ROOT, entry), join(staging, entry), { recursive: true, force: true });
+    }
+    const packed = await run("npm", ["pack", "--silent", "--pack-destination", work], { cwd: staging });
+    expect(packed.code, packed.output).toBe(0);
+    tarball = join(work, packed.output.trim().split("\n").at(-1)!);
+
+    mkdirSync(project);
+    const otel = JSON.parse(readFileSync(join(ROOT, "node_modules/@opentelemetry/api/package.json"), "utf8"));
+    writeFileSync(
+      join(project, "package.json"),
+      JSON.stringify({
+        name: "consumer",
+        private: true,
+        type: "module",
+        // The dependency pinned to the installed version, so that the npm cache has it.
+        dependencies: { "edge-outbox": `file:${tarball}`, "@opentelemetry/api": otel.version },
+      }),
+    );
+    const installed = await run(
+      "npm",
+      ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock"],
+      { cwd: project, timeoutMs: 120_000 },
+    );
+    expect(installed.code, installed.output).toBe(0);
+    // The optional peers, linked from the repository (their own dependencies resolve there).
+    mkdirSync(join(project, "node_modules/@libsql"), { recursive: true });
+    mkdirSync(join(project, "node_modules/@upstash"), { recursive: true });
+    for (const peer of PEERS)
+      symlinkSync(join(ROOT, "node_modules", peer), join(project, "node_modules", peer), "dir");
+    writeFileSync(join(project, "check.mjs"), CHECK);
+  }, 180_000);
+
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("exports every subpath, types first, the same in package.json and deno.json", () => {
+    const subpaths = Object.keys(SUBPATHS).map((s) => s.replace(/^edge-outbox/, "."));
+    expect(Object.keys(pkg.exports).filter((k) => k !== "./package.json")).toEqual(subpaths);
+    for (const subpath of subpaths) {
+      expect(Object.keys(pkg.exports[subpath])[0]).toBe("types");
+      expect(deno.exports[subpath]).toBe(`./${SUBPATHS[subpath.replace(/^\./, "edge-outbox")]}`);
+    }
+    expect(deno.version).toBe(pkg.version);
+  });
+
+  it("ships only dist/, README and the manifest, one .js and one .d.ts per subpath", async () => {
+    const listed = await run("tar", ["-tzf", tarball]);
+    const files = listed.output.trim().split("\n");
+    for (const file of files) expect(file).toMatch(/^package\/(dist\/|README\.md$|LICENSE$|package\.json$)/);
+    for (const subpath of Object.keys(pkg.exports)) {
+      if (subpath === "./package.json") continue;
+      expect(files).toContain(`package/${pkg.exports[subpath].default.slice(2)}`);
+      expect(files).toContain(`package/${pkg.exports[subpath].types.slice(2)}`);
+    }
+  });
+
+  it("is clean under publint --strict and arethetypeswrong (ESM only)", async () => {
+    const lint = await run(bin("publint"), ["--strict", staging]);
+    expect(lint.code, lint.output).toBe(0);
+    const types = await run(bin("attw"), [tarball, "--profile", "esm-only", "--format", "table-flipped"]);
+    expect(types.code, types.output).toBe(0);
+  });
+
+  const expectedCheck = { subpaths: 5, sent: ["k"], tickSent: 1, shared: true };
+  const lastJsonLine = (output: string) => JSON.parse(output.trim().split("\n").at(-1)!);
+
+  it("imports every subpath in Node", async () => {
+    const result = await run("node", ["check.mjs"], { cwd: project });
+    expect(result.code, result.output).toBe(0);
+    expect(lastJsonLine(result.output)).toEqual(expectedCheck);
+  });
+
+  it("imports every subpath in Bun", async () => {
+    const result = await run(bin("bun"), ["--no-install", "check.mjs"], { cwd: project });
+    expect(result.code, result.output).toBe(0);
+    expect(lastJsonLine(result.output)).toEqual(expectedCheck);
+  });
+
+  it("imports every subpath in Deno (npm package from node_modules)", async () => {
+    const result = await run(
+      bin("deno"),
+      ["run", "--node-modules-dir=manual", "--no-lock", "-A", "check.mjs"],
+      {
+        cwd: project,
+        env: runtimeEnv(),
+      },
+    );
+    expect(result.code, result.output).toBe(0);
+    expect(lastJsonLine(result.output)).toEqual(expectedCheck);
+  });
+
+  it("type-checks for a consumer under NodeNext and bundler resolution", async () => {
+    writeFileSync(join(project, "consumer.ts"), CONSUMER);
+    const modes = [
+      ["NodeNext", "NodeNext"],
+      ["ESNext", "bundler"],
+    ] as const;
+    const results = await Promise.all(
+      modes.map(([module, moduleResolution]) => {
+        const config = `tsconfig.${moduleResolution.toLowerCase()}.json`;
+        // skipLibCheck off: the package's own .d.ts files must resolve and check. ESNext.Disposable
+        // (or @types/node) is needed: Outbox declares [Symbol.asyncDispose].
+        const compilerOptions = {
+          module,
+          moduleResolution,
+          target: "ES2022",
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          lib: ["ES2023", "DOM", "ESNext.Disposable"],
+          types: [],
+        };
+        writeFileSync(join(project, config), JSON.stringify({ compilerOptions, files: ["consumer.ts"] }));
+        return run(bin("tsc"), ["-p", config], { cwd: project });
+      }),
+    );
+    results.forEach((result, i) => {
+      expect(result.code, `${modes[i]![1]}: ${result.output}`).toBe(0);
+    });
+    expect(readdirSync(join(project, "node_modules/edge-outbox/dist")).some((f) => f.endsWith(".d.ts"))).toBe(
+      true,
+    );
+  });
+});
