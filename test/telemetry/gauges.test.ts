@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { httpSender } from "../../adapters/http.ts";
 import { MemoryStore } from "../../adapters/memory.ts";
 import {
   Outbox,
@@ -11,7 +12,7 @@ import {
 } from "../../mod.ts";
 import { oldestAgeSeconds } from "../../src/telemetry-stats.ts";
 import { gate, recordingSender, waitFor } from "../support/senders.ts";
-import { fetchSender, instrumented, onCleanup, pointValue, receiver, useCleanups } from "./support.ts";
+import { instrumented, onCleanup, pointValue, receiver, useCleanups } from "./support.ts";
 
 useCleanups();
 
@@ -64,7 +65,7 @@ describe("stats gauges", () => {
     onCleanup(http.close);
     const inside = gate();
     const release = gate();
-    const forward = fetchSender(http.url);
+    const forward = httpSender({ url: http.url });
     const held: Sender = {
       async send(messages, signal) {
         inside.open();

@@ -1,6 +1,7 @@
 import { context, type SpanContext, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { httpSender } from "../../adapters/http.ts";
 import { MemoryStore } from "../../adapters/memory.ts";
 import {
   type Claim,
@@ -12,7 +13,6 @@ import {
 } from "../../mod.ts";
 import { recordingSender } from "../support/senders.ts";
 import {
-  fetchSender,
   findPoint,
   installContextManager,
   instrumented,
@@ -57,7 +57,7 @@ describe("a healthy receiver", () => {
   it("counts, spans, links and traceparent all match what the receiver got", async () => {
     const http = await receiver();
     onCleanup(http.close);
-    const { rig, store, outbox, errors } = setup(fetchSender(http.url), { batchSize: 3 });
+    const { rig, store, outbox, errors } = setup(httpSender({ url: http.url }), { batchSize: 3 });
     const producers = await produce(rig, store, outbox, 7);
     // A caller's own (garbage) traceparent is kept as given, sent, and never becomes a link.
     await store.transaction((tx) =>
@@ -158,7 +158,7 @@ describe("a failing receiver", () => {
   it("shows in failed and dead counts, error.type and span status", async () => {
     const http = await receiver(() => 503);
     onCleanup(http.close);
-    const { rig, store, outbox, errors } = setup(fetchSender(http.url), {
+    const { rig, store, outbox, errors } = setup(httpSender({ url: http.url }), {
       maxRetries: 1,
       backoff: { initialDelay: 0, maxDelay: 0 },
     });

@@ -1,6 +1,6 @@
 /**
  * OpenTelemetry test rig: a real SDK (metrics and traces, in memory), an AsyncLocalStorage
- * context manager, and a loopback HTTP receiver with a small fetch sender that forwards headers.
+ * context manager, and a loopback HTTP receiver (node:http on 127.0.0.1).
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -21,7 +21,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { afterEach } from "vitest";
 import type { MemoryStore } from "../../adapters/memory.ts";
-import { type Message, Outbox, type OutboxOptions, type Sender } from "../../mod.ts";
+import { Outbox, type OutboxOptions, type Sender } from "../../mod.ts";
 
 /**
  * What `@opentelemetry/context-async-hooks` does, in a few lines: the active context follows
@@ -179,30 +179,5 @@ export async function receiver(status: (request: Received) => number = () => 200
     url,
     received,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-/**
- * A minimal HTTP sender for these tests: one POST per message with the message's headers
- * (so `traceparent` travels) and its id as `webhook-id`; 2xx sent, anything else failed.
- */
-export function fetchSender(url: string): Sender {
-  return {
-    async send(messages: Message[], signal: AbortSignal) {
-      await Promise.all(
-        messages.map(async (message) => {
-          const response = await fetch(url, {
-            method: "POST",
-            headers: { ...message.headers, "webhook-id": message.id },
-            body: message.value as Uint8Array<ArrayBuffer>,
-            signal,
-          });
-          await response.arrayBuffer();
-          if (response.ok) message.markAsSent();
-          else message.markAsFailed({ error: `HTTP ${response.status}` });
-        }),
-      );
-      return messages;
-    },
   };
 }
