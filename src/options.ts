@@ -45,7 +45,10 @@ export interface OutboxOptions {
    * `start()` loop). It runs on the relay's path: keep it quick. Default: `console.error`.
    */
   onError?: (error: unknown) => void;
-  /** OpenTelemetry meter. Default: the global meter provider's `edge-outbox` meter. */
+  /**
+   * OpenTelemetry meter. Default: the global meter provider's `edge-outbox` meter, taken when
+   * the Outbox is constructed (the metrics API has no proxy: register the SDK first).
+   */
   meter?: Meter;
   /** OpenTelemetry tracer. Default: the global tracer provider's `edge-outbox` tracer. */
   tracer?: Tracer;
