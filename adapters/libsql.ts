@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Client, InStatement, Transaction } from "@libsql/client";
+import type { Client, InStatement, ResultSet, Transaction } from "@libsql/client";
 import {
   type Claim,
   type ClaimOptions,
@@ -125,20 +125,32 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    */
   async migrate(): Promise<void> {
     await this.#run.script("creating the schema table", CREATE_SCHEMA_TABLE);
-    // BEGIN IMMEDIATE: concurrent migrators queue up; each sees the version the previous left.
+    // Up to date (the usual start-up): done without taking the write lock.
+    if (this.#checkVersion(await this.#run.read("reading the schema version", this.#versionQuery))) return;
+    // Under the write lock, concurrent migrators queue up; each sees the version the last left.
     await this.withTransaction(async (tx) => {
-      const rows = (await tx.execute({ sql: READ_VERSION, args: [this.table] })).rows;
-      const from = rows.length === 0 ? 0 : toNumber(rows[0]?.version);
-      if (from > SCHEMA_VERSION) {
-        throw new StoreError(
-          `table "${this.table}" has schema version ${from}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
-          { retryable: false },
-        );
-      }
-      if (from === SCHEMA_VERSION) return;
-      for (const step of this.#sql.migrations.slice(from)) for (const sql of step) await tx.execute(sql);
+      const from = await tx.execute(this.#versionQuery);
+      if (this.#checkVersion(from)) return;
+      for (const step of this.#sql.migrations.slice(versionOf(from)))
+        for (const sql of step) await tx.execute(sql);
       await tx.execute({ sql: WRITE_VERSION, args: [this.table, SCHEMA_VERSION, Date.now()] });
     });
+  }
+
+  get #versionQuery(): InStatement {
+    return { sql: READ_VERSION, args: [this.table] };
+  }
+
+  /** True when the table is at this code's version; throws when it is newer. */
+  #checkVersion(result: ResultSet): boolean {
+    const version = versionOf(result);
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        `table "${this.table}" has schema version ${version}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
+        { retryable: false },
+      );
+    }
+    return version === SCHEMA_VERSION;
   }
 
   /**
@@ -304,6 +316,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async #change(doing: string, sql: string, args: (string | number)[]): Promise<number> {
     return (await this.#run.write(doing, { sql, args })).rowsAffected;
   }
+}
+
+function versionOf(result: ResultSet): number {
+  const row = result.rows[0];
+  return row === undefined ? 0 : toNumber(row.version);
 }
 
 function checkMs(name: string, value: unknown): number {

@@ -34,14 +34,18 @@ export async function openStore(
 
 /**
  * A loopback HTTP receiver: every POST body is a JSON array of `{ id, value }`; it records
- * each delivery (duplicates included) and answers 200 after `delayMs`.
+ * each delivery (duplicates included) and answers 200 after `delayMs`. `answering` holds the
+ * relays (header `x-relay`) whose batch is recorded but not yet answered: killing one of them
+ * kills it mid-batch.
  */
 export async function startReceiver(delayMs = 0): Promise<{
   url: string;
   deliveries: { id: string; value: string; relay: string }[];
+  answering: Set<string>;
   close: () => Promise<void>;
 }> {
   const deliveries: { id: string; value: string; relay: string }[] = [];
+  const answering = new Set<string>();
   const server: Server = createServer((request, response) => {
     let body = "";
     request.setEncoding("utf8");
@@ -50,9 +54,14 @@ export async function startReceiver(delayMs = 0): Promise<{
     });
     request.on("end", () => {
       const relay = String(request.headers["x-relay"] ?? "");
-      for (const item of JSON.parse(body) as { id: string; value: string }[])
+      for (const item of JSON.parse(body) as { id: string; value: string }[]) {
         deliveries.push({ ...item, relay });
-      setTimeout(() => response.end("ok"), delayMs);
+      }
+      answering.add(relay);
+      setTimeout(() => {
+        answering.delete(relay);
+        response.end("ok");
+      }, delayMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -60,6 +69,7 @@ export async function startReceiver(delayMs = 0): Promise<{
   return {
     url: `http://127.0.0.1:${port}/`,
     deliveries,
+    answering,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,0 +1,191 @@
+/**
+ * Real processes on one database file: relays racing, relays SIGKILLed mid-batch, another
+ * process holding the write lock. Every relay POSTs what it delivers to a receiver here.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { Outbox, StoreError } from "../../mod.ts";
+import { commitMessages } from "../conformance/store-conformance.ts";
+import { recordingSender, waitFor } from "../support/senders.ts";
+import { dbPath, openStore, startReceiver, tempDir } from "./helpers.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+interface Child {
+  process: ChildProcess;
+  output: string;
+  exited: Promise<number | null>;
+}
+
+const children: Child[] = [];
+afterEach(() => {
+  // Only our own children, by pid.
+  for (const child of children.splice(0)) {
+    if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill("SIGKILL");
+  }
+});
+
+function run(script: string, args: string[]): Child {
+  const process_ = spawn(
+    process.execPath,
+    ["--import", "tsx", join(ROOT, "test/libsql/fixtures", script), ...args],
+    {
+      cwd: ROOT,
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  );
+  const child: Child = {
+    process: process_,
+    output: "",
+    exited: new Promise((resolve) => process_.on("exit", (code) => resolve(code))),
+  };
+  process_.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    child.output += chunk;
+  });
+  process_.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    child.output += chunk;
+  });
+  children.push(child);
+  return child;
+}
+
+async function preparedDatabase() {
+  const path = dbPath(tmp.dir);
+  const opened = await openStore(`file:${path}`);
+  await opened.client.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)");
+  return { path, ...opened };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function counts(values: string[]): Map<string, number> {
+  const seen = new Map<string, number>();
+  for (const value of values) seen.set(value, (seen.get(value) ?? 0) + 1);
+  return seen;
+}
+
+describe("LibsqlStore across processes", () => {
+  it("three relays and a producer on one file deliver every message exactly once", async () => {
+    const total = 600;
+    const { path, store, close } = await preparedDatabase();
+    const receiver = await startReceiver();
+    try {
+      const relays = ["r1", "r2", "r3"].map((name) =>
+        run("relay.ts", [path, receiver.url, name, "30000", "5000"]),
+      );
+      const producer = run("producer.ts", [path, String(total)]);
+      expect(await producer.exited, producer.output).toBe(0);
+      await waitFor(() => new Set(receiver.deliveries.map((d) => d.value)).size === total, 25_000).catch(
+        () => {
+          throw new Error(`not all delivered: ${relays.map((r) => r.output).join("\n")}`);
+        },
+      );
+      for (const relay of relays) relay.process.kill("SIGTERM");
+      await Promise.all(relays.map((relay) => relay.exited));
+
+      const delivered = counts(receiver.deliveries.map((d) => d.value));
+      expect(delivered.size).toBe(total);
+      expect([...delivered.values()].filter((n) => n > 1)).toEqual([]);
+      expect(receiver.deliveries).toHaveLength(total);
+      expect(await store.stats()).toEqual({ pending: 0, inFlight: 0, dead: 0, oldestPendingAt: null });
+    } finally {
+      await receiver.close();
+      await close();
+    }
+  });
+
+  it("relays SIGKILLed mid-batch again and again lose nothing; duplicates stay within what was in flight", async () => {
+    const total = 400;
+    const batchSize = 10;
+    const { path, store, close } = await preparedDatabase();
+    // A slow receiver keeps relays inside their send for a while: each kill lands mid-batch.
+    const receiver = await startReceiver(40);
+    try {
+      const names = ["r1", "r2", "r3"];
+      const everyRelay: Child[] = [];
+      const relay = (name: string) => {
+        const child = run("relay.ts", [path, receiver.url, name, "1000", "500"]);
+        everyRelay.push(child);
+        return child;
+      };
+      const relays = new Map(names.map((name) => [name, relay(name)]));
+      const producer = run("producer.ts", [path, String(total)]);
+      const rounds = 8;
+      let midBatch = 0;
+      for (let round = 0; round < rounds; round++) {
+        await sleep(150);
+        // Prefer a relay whose batch the receiver holds (delivered, not yet recorded as sent).
+        await waitFor(() => receiver.answering.size > 0, 2_000).catch(() => {});
+        const busy = names.find((name) => receiver.answering.has(name));
+        if (busy) midBatch += 1;
+        const victim = busy ?? names[round % names.length]!;
+        relays.get(victim)!.process.kill("SIGKILL");
+        await relays.get(victim)!.exited;
+        relays.set(victim, relay(victim));
+      }
+      expect(await producer.exited, producer.output).toBe(0);
+      await waitFor(async () => {
+        const stats = await store.stats();
+        return stats.pending + stats.inFlight === 0;
+      }, 25_000);
+      for (const child of relays.values()) child.process.kill("SIGTERM");
+      await Promise.all([...relays.values()].map((child) => child.exited));
+
+      const delivered = counts(receiver.deliveries.map((d) => d.value));
+      expect(delivered.size).toBe(total);
+      expect(midBatch).toBeGreaterThan(0);
+      // Each kill re-sends at most the one batch its relay held; so does a send that timed out
+      // (a starved machine), which the relay reports on stderr.
+      const timeouts = everyRelay.reduce(
+        (n, relay) => n + (relay.output.match(/within sendTimeout/g)?.length ?? 0),
+        0,
+      );
+      const duplicates = receiver.deliveries.length - total;
+      expect(duplicates).toBeLessThanOrEqual(batchSize * (rounds + timeouts));
+      expect((await store.stats()).dead).toBe(0);
+    } finally {
+      await receiver.close();
+      await close();
+    }
+  });
+
+  it("another process holding the write lock makes passes fail retryable, and they succeed once it lets go", async () => {
+    const { path, store, close } = await preparedDatabase();
+    try {
+      await commitMessages(
+        store,
+        Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: String(i) })),
+      );
+      const holder = run("lock-holder.ts", [path]);
+      await waitFor(() => holder.output.includes("locked"), 10_000);
+
+      const { store: busyStore, close: closeBusy } = await openStore(`file:${path}`, { busyTimeout: 150 });
+      try {
+        const sender = recordingSender();
+        const outbox = new Outbox(busyStore, sender);
+        const error = await outbox.tick().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(StoreError);
+        expect(error).toMatchObject({ code: "STORE_BUSY", retryable: true });
+        expect((error as StoreError).message).toMatch(/busy or locked while claiming messages/);
+        expect(await busyStore.stats()).toMatchObject({ pending: 20, inFlight: 0 });
+
+        holder.process.stdin?.write("release\n");
+        expect(await holder.exited, holder.output).toBe(0);
+        expect(await outbox.tick()).toMatchObject({ sent: 20, failed: 0, dead: 0 });
+        expect(new Set(sender.delivered).size).toBe(20);
+        expect(await store.stats()).toEqual({ pending: 0, inFlight: 0, dead: 0, oldestPendingAt: null });
+      } finally {
+        await closeBusy();
+      }
+    } finally {
+      await close();
+    }
+  });
+});
