@@ -1,8 +1,9 @@
-import { Client } from "@upstash/qstash";
+import { Client, Receiver } from "@upstash/qstash";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
 import { qstashSender } from "../../adapters/qstash.ts";
 import { Outbox } from "../../mod.ts";
+import { startHttpReceiver } from "../support/http-receiver.ts";
 import { type QStashStandIn, startQStashStandIn } from "../support/qstash-server.ts";
 
 const DESTINATION = "https://example.com/hook";
@@ -70,5 +71,39 @@ describe("Outbox + MemoryStore + qstashSender -> QStash stand-in", () => {
     expect(qstash.messages.map((m) => m.text()).sort()).toEqual(["first", "second"]);
     await new Promise((resolve) => setTimeout(resolve, 700)); // let the late answer land before close
     expect(qstash.requests.filter((r) => r.path === "/v2/batch")).toHaveLength(2);
+  });
+});
+
+describe("Outbox -> qstashSender -> stand-in -> receiver", () => {
+  it("QStash's delivery carries the body and traceparent, and the client's Receiver verifies its signature", async () => {
+    const receiver = await startHttpReceiver();
+    try {
+      const store = new MemoryStore();
+      const outbox = new Outbox(store, qstashSender({ client, destination: receiver.url }));
+      const traceparent = `00-${"a".repeat(32)}-${"b".repeat(16)}-01`;
+      await store.transaction((tx) =>
+        outbox.addMessage(tx, {
+          key: "order:1",
+          value: '{"order":1}',
+          headers: { "content-type": "application/json", traceparent },
+        }),
+      );
+      expect(await outbox.tick()).toMatchObject({ sent: 1 });
+      expect(await qstash.deliver()).toMatchObject([{ url: receiver.url, status: 200 }]);
+      expect(await qstash.deliver()).toEqual([]);
+
+      const [delivery] = receiver.requests;
+      expect(delivery!.text()).toBe('{"order":1}');
+      expect(delivery!.headers["content-type"]).toBe("application/json");
+      expect(delivery!.headers.traceparent).toBe(traceparent);
+      const verifier = new Receiver(qstash.signingKeys);
+      const signature = delivery!.headers["upstash-signature"]!;
+      await expect(verifier.verify({ signature, body: delivery!.text(), url: receiver.url })).resolves.toBe(
+        true,
+      );
+      await expect(verifier.verify({ signature, body: "tampered", url: receiver.url })).rejects.toThrow();
+    } finally {
+      await receiver.close();
+    }
   });
 });

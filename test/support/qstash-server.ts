@@ -9,7 +9,9 @@
  * duplicate is accepted with 202 and the first message's id, `deduplicated: true`, and not
  * stored again); 429 with `Burst-RateLimit-*` (or the daily `RateLimit-*`) headers. A
  * destination is an `http(s)` URL or the name of a URL group given at start. It stores
- * messages; it does not deliver them.
+ * messages; `deliver()` then POSTs each stored message once to its URL, signed like QStash
+ * (an `Upstash-Signature` HS256 JWT over the URL and body hash) so the client's `Receiver`
+ * verifies it.
  *
  * @example
  * ```ts
@@ -20,6 +22,7 @@
  * await qstash.close();
  * ```
  */
+import { createHash, createHmac, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -66,6 +69,14 @@ export interface QStashStandIn {
   delayNext(ms: number, count?: number): void;
   /** Refuses matching messages: a string return is their `{ error }` (400 alone, an entry in a batch). */
   refuse(rule: ((message: StoredMessage) => string | undefined) | undefined): void;
+  /** The keys deliveries are signed with (the current one); give both to `new Receiver(...)`. */
+  signingKeys: { currentSigningKey: string; nextSigningKey: string };
+  /**
+   * POSTs every stored message not delivered yet to its URL, once, with its forwarded headers,
+   * `Upstash-Message-Id` and `Upstash-Signature`; resolves with each delivery's status (0 when
+   * the request failed). No retries: a test decides what happens next.
+   */
+  deliver(): Promise<{ messageId: string; url: string; status: number }[]>;
   /** Forgets messages, requests, deduplication ids, canned answers, delays and the refusal rule. */
   reset(): void;
   close(): Promise<void>;
@@ -94,6 +105,37 @@ export async function startQStashStandIn(
   const delays: number[] = [];
   let refuse: ((message: StoredMessage) => string | undefined) | undefined;
   let nextId = 1;
+  let delivered = 0;
+  const signingKeys = { currentSigningKey: `sig_${randomUUID()}`, nextSigningKey: `sig_${randomUUID()}` };
+
+  async function deliver(): Promise<{ messageId: string; url: string; status: number }[]> {
+    const pending = messages.slice(delivered);
+    delivered = messages.length;
+    return Promise.all(
+      pending.map(async (message) => {
+        const headers = {
+          ...message.forwarded,
+          "upstash-message-id": message.messageId,
+          "upstash-retried": "0",
+          "upstash-signature": signDelivery(message.url, message.body, signingKeys.currentSigningKey),
+        };
+        const method = message.upstash["upstash-method"] ?? "POST";
+        const hasBody = method !== "GET" && method !== "HEAD";
+        try {
+          const response = await fetch(message.url, {
+            method,
+            headers,
+            body: hasBody ? (message.body as Uint8Array<ArrayBuffer>) : null,
+            redirect: "manual",
+          });
+          await response.arrayBuffer();
+          return { messageId: message.messageId, url: message.url, status: response.status };
+        } catch {
+          return { messageId: message.messageId, url: message.url, status: 0 };
+        }
+      }),
+    );
+  }
 
   /** Accepts one message (per endpoint); returns its answer entries and whether it was new. */
   function accept(incoming: Incoming): { status: number; entries: Entry[]; group: boolean } {
@@ -239,8 +281,11 @@ export async function startQStashStandIn(
     refuse(rule) {
       refuse = rule;
     },
+    signingKeys,
+    deliver,
     reset() {
       messages.length = 0;
+      delivered = 0;
       requests.length = 0;
       deduplicated.clear();
       canned.length = 0;
@@ -261,4 +306,22 @@ function lowercase(headers: Record<string, string | string[] | undefined>): Reco
     if (value !== undefined) result[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
   }
   return result;
+}
+
+/** QStash's delivery signature: an HS256 JWT (issuer `Upstash`, subject the URL, `body` the base64url SHA-256). */
+function signDelivery(url: string, body: Uint8Array, key: string): string {
+  const now = Math.floor(Date.now() / 1000);
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const header = encode({ alg: "HS256", typ: "JWT" });
+  const claims = encode({
+    iss: "Upstash",
+    sub: url,
+    iat: now,
+    nbf: now,
+    exp: now + 300,
+    jti: randomUUID(),
+    body: createHash("sha256").update(body).digest("base64url"),
+  });
+  const signature = createHmac("sha256", key).update(`${header}.${claims}`).digest("base64url");
+  return `${header}.${claims}.${signature}`;
 }
