@@ -1,5 +1,8 @@
 /** Every benchmark, in the order of issue 7. */
 
+import { addMessageBenchmark } from "./add-message.ts";
+import { claimCostBenchmark } from "./claim-cost.ts";
+import { httpSenderBenchmark } from "./http-sender.ts";
 import { latencyBenchmark } from "./latency.ts";
 import type { Benchmark } from "./lib/report.ts";
 import { memoryBenchmark } from "./memory.ts";
@@ -9,8 +12,11 @@ import { throughputBenchmark } from "./throughput.ts";
 
 export const benchmarks: Benchmark[] = [
   throughputBenchmark,
+  addMessageBenchmark,
+  httpSenderBenchmark,
+  claimCostBenchmark,
   latencyBenchmark,
   memoryBenchmark,
   processesBenchmark,
   telemetryBenchmark,
-].sort((a, b) => a.id - b.id);
+];

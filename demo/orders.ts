@@ -2,7 +2,7 @@
  * The demo's business side: an `orders` table, and placing an order the outbox way, the order
  * row and its `order.created` message in one write transaction, so either both exist or neither.
  */
-import type { Client } from "@libsql/client";
+import type { Client, Transaction } from "@libsql/client";
 import type { LibsqlTx } from "../adapters/libsql.ts";
 import type { Outbox } from "../mod.ts";
 
@@ -29,13 +29,30 @@ export function orderFor(id: number, poisoned: boolean) {
   };
 }
 
+/**
+ * `client.transaction("write")` (BEGIN IMMEDIATE), waiting while another connection holds the
+ * write lock: the relay in this same process takes it for a moment per claim and per mark, and
+ * SQLite answers `SQLITE_BUSY` at once (the driver is synchronous, so no busy_timeout is set).
+ * Retrying BEGIN is safe: it wrote nothing. Bounded: about 5 s.
+ */
+export async function beginWrite(client: Client): Promise<Transaction> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.transaction("write");
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "SQLITE_BUSY" || attempt >= 500) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
 /** Writes the order and its message in one transaction, then commits. */
 export async function placeOrder(
   client: Client,
   outbox: Outbox<LibsqlTx>,
   order: ReturnType<typeof orderFor>,
 ): Promise<void> {
-  const tx = await client.transaction("write");
+  const tx = await beginWrite(client);
   try {
     await tx.execute({
       sql: "INSERT INTO orders (id, customer, total_cents, currency, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -31,29 +31,30 @@ export async function rounds<T>(plan: RoundPlan, fn: (round: number) => Promise<
 }
 
 /**
- * Runs `a` and `b` alternately (a, b, b, a, ...) so drift in the machine (page cache, CPU
- * frequency, a noisy neighbour) falls on both sides, and returns both series.
+ * Runs every function of `fns` once per round, rotating which goes first, so that drift in the
+ * machine (page cache, fsync stalls, CPU frequency, a noisy neighbour) falls on all of them
+ * alike. Returns one series per function, warm-up rounds left out.
  */
+export async function interleave<T>(plan: RoundPlan, fns: ((round: number) => Promise<T>)[]): Promise<T[][]> {
+  const series: T[][] = fns.map(() => []);
+  for (let r = -plan.warmup; r < plan.rounds; r++) {
+    for (let k = 0; k < fns.length; k++) {
+      const i = (k + r + plan.warmup) % fns.length;
+      const value = await fns[i]!(r);
+      if (r >= 0) series[i]!.push(value);
+    }
+  }
+  return series;
+}
+
+/** {@link interleave} for two functions: `{ a, b }`. */
 export async function interleaved<T>(
   plan: RoundPlan,
   a: (round: number) => Promise<T>,
   b: (round: number) => Promise<T>,
 ): Promise<{ a: T[]; b: T[] }> {
-  for (let i = 0; i < plan.warmup; i++) {
-    await a(-1 - i);
-    await b(-1 - i);
-  }
-  const result = { a: [] as T[], b: [] as T[] };
-  for (let i = 0; i < plan.rounds; i++) {
-    if (i % 2 === 0) {
-      result.a.push(await a(i));
-      result.b.push(await b(i));
-    } else {
-      result.b.push(await b(i));
-      result.a.push(await a(i));
-    }
-  }
-  return result;
+  const [sa, sb] = await interleave(plan, [a, b]);
+  return { a: sa!, b: sb! };
 }
 
 /** Milliseconds `fn` takes. */
