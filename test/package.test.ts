@@ -69,7 +69,8 @@ const result: Promise<TickResult> = outbox.tick({ budgetMs: 1 });
 export { handler, result, LibsqlStore, qstashSender };
 `;
 
-describe("the packed npm package", () => {
+// Generous: tsup, attw and tsc are CPU-bound on a busy 2-core machine.
+describe("the packed npm package", { timeout: 120_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), "edge-outbox-package-"));
   const staging = join(work, "staging");
   const project = join(work, "project");

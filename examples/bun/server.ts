@@ -21,7 +21,7 @@ await store.migrate();
 await client.execute("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, total INTEGER NOT NULL)");
 
 const outbox = new Outbox(store, httpSender({ url: env("WEBHOOK_URL"), secret: env("WEBHOOK_SECRET") }), {
-  period: 5_000,
+  period: Number(env("OUTBOX_PERIOD_MS", "5000")), // how often the loop looks without a wake()
 });
 outbox.start();
 

@@ -21,7 +21,9 @@ const store = new LibsqlStore(client);
 await store.migrate();
 await client.execute("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, total INTEGER NOT NULL)");
 
-const outbox = new Outbox(store, httpSender({ url: env("WEBHOOK_URL"), secret: env("WEBHOOK_SECRET") }));
+const outbox = new Outbox(store, httpSender({ url: env("WEBHOOK_URL"), secret: env("WEBHOOK_SECRET") }), {
+  period: Number(env("OUTBOX_PERIOD_MS", "5000")), // how often the loop looks without a wake()
+});
 outbox.start();
 
 async function placeOrder(order: { id: string; total: number }): Promise<void> {

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { checkServerExample } from "./examples.ts";
 import { bin, ROOT, run } from "./support.ts";
 
-describe("Bun", () => {
+describe("Bun", { timeout: 90_000 }, () => {
   it("passes bun test over the sources", async () => {
     // --no-install: never reach for the registry; everything comes from node_modules.
     const result = await run(bin("bun"), ["test", "--no-install", "./test/runtimes/bun/"], {

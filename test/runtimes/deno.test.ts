@@ -17,7 +17,8 @@ const PERMISSIONS = [
   "--allow-sys",
 ];
 
-describe("Deno", () => {
+// Generous: these spawn type-checking runtimes, CPU-bound on a busy 2-core machine.
+describe("Deno", { timeout: 120_000 }, () => {
   it("passes deno test over the sources", async () => {
     const result = await run(
       bin("deno"),

@@ -23,6 +23,8 @@ export async function checkServerExample(command: string, args: string[], cwd: s
       DATABASE_URL: `file:${join(dir, "orders.db")}`,
       WEBHOOK_URL: `${receiver.url}/hooks`,
       WEBHOOK_SECRET: secret,
+      // A loop period far beyond the waits below: only wake() can deliver in time.
+      OUTBOX_PERIOD_MS: "600000",
     }),
   });
   try {
@@ -34,13 +36,17 @@ export async function checkServerExample(command: string, args: string[], cwd: s
       });
       expect(response.status, server.output()).toBe(201);
     }
-    // wake() relays at once: well before the 5 s period of the loop.
-    await waitFor(() => receiver.requests.length >= ids.length, 4_000);
+    await waitFor(() => receiver.requests.length >= ids.length, 20_000);
     expect(receiver.requests.map((r) => JSON.parse(r.body).id).sort()).toEqual(ids);
     const verifier = new Webhook(secret);
     for (const request of receiver.requests)
       verifier.verify(request.body, request.headers as Record<string, string>);
-    const stats = await (await fetch(`${server.url}/outbox/stats`)).json();
+    // The receiver has answered; the relay records the outcomes just after.
+    let stats: unknown;
+    await waitFor(async () => {
+      stats = await (await fetch(`${server.url}/outbox/stats`)).json();
+      return (stats as { inFlight: number }).inFlight === 0;
+    }, 20_000);
     expect(stats).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
 
     const exit = await server.stop("SIGTERM");

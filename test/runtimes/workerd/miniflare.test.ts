@@ -41,7 +41,7 @@ async function bundle(entry: string): Promise<string> {
   return result.outputFiles[0]!.text;
 }
 
-describe("examples/cloudflare in workerd (Miniflare)", () => {
+describe("examples/cloudflare in workerd (Miniflare)", { timeout: 60_000 }, () => {
   let mf: Miniflare;
   let receiver: Receiver;
   const secret = webhookSecret();
@@ -55,7 +55,7 @@ describe("examples/cloudflare in workerd (Miniflare)", () => {
       bindings: { WEBHOOK_URL: `${receiver.url}/webhooks/orders`, WEBHOOK_SECRET: secret },
     });
     await mf.ready;
-  });
+  }, 90_000);
 
   afterAll(async () => {
     await mf?.dispose();
