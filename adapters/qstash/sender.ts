@@ -27,8 +27,25 @@ export type QStashPublishOptions = Pick<
   | "redact"
 > & { callback?: string };
 
-/** Options of {@link qstashSender}. */
-export interface QStashSenderOptions {
+const PUBLISH_OPTIONS = [
+  "retries",
+  "retryDelay",
+  "delay",
+  "notBefore",
+  "callback",
+  "failureCallback",
+  "timeout",
+  "method",
+  "flowControl",
+  "label",
+  "redact",
+] as const;
+
+/**
+ * Options of {@link qstashSender}: the client, one target, and QStash publish options
+ * ({@link QStashPublishOptions}) applied to every message.
+ */
+export interface QStashSenderOptions extends QStashPublishOptions {
   /** A `Client` from `@upstash/qstash`. Its own retries add latency under `sendTimeout`: consider `retry: false`. */
   client: QStashClient;
   /** Deliver to this URL (absolute `http:`/`https:`). Exactly one of `destination` and `urlGroup`. */
@@ -39,8 +56,6 @@ export interface QStashSenderOptions {
   queue?: string;
   /** Static headers forwarded with every message; a message's own headers override them. */
   headers?: Record<string, string>;
-  /** QStash options for every message (retries, delay, callback, failureCallback, flowControl, ...). */
-  publish?: QStashPublishOptions;
   /**
    * Which QStash statuses are permanent (the batch's messages die at once). Default
    * {@link isPermanentQStashStatus}: 4xx except 408, 425, 429.
@@ -56,7 +71,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * A {@link Sender} that hands messages to Upstash QStash, which then delivers them (with its
  * own retries, signing and dead letter queue).
  *
- * A batch goes over in one `client.batch` call. Each message carries `deduplicationId` = its
+ * A batch goes over in one `client.batch` call (into `queue` too, through the batch's
+ * `queueName`). Each message carries `deduplicationId` = its
  * id, so a handoff repeated after a crash or timeout is accepted by QStash but not delivered
  * twice; its value as the body (a value that is not UTF-8 text goes alone through
  * `publish`/`enqueue`, which carry raw bytes); its headers (QStash forwards them, so
@@ -75,7 +91,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * const sender = qstashSender({
  *   client: new Client({ token: env.QSTASH_TOKEN }),
  *   destination: "https://example.com/hooks",
- *   publish: { retries: 5 },
+ *   retries: 5,
+ *   failureCallback: "https://example.com/hooks/failed",
  * });
  * ```
  */
@@ -202,7 +219,7 @@ function resolve(options: QStashSenderOptions): ResolvedQStashOptions {
       "qstashSender options must be an object { client, destination | urlGroup, ... }",
     );
   }
-  const { client, destination, urlGroup, queue, headers, publish, permanent } = options;
+  const { client, destination, urlGroup, queue, headers, permanent } = options;
   if (
     typeof client !== "object" ||
     client === null ||
@@ -230,9 +247,6 @@ function resolve(options: QStashSenderOptions): ResolvedQStashOptions {
   } else {
     target = { urlGroup: nonEmpty("urlGroup", urlGroup) };
   }
-  if (publish !== undefined && (typeof publish !== "object" || publish === null || Array.isArray(publish))) {
-    throw new ValidationError(`publish must be an object of QStash options, got ${show(publish)}`);
-  }
   if (permanent !== undefined && typeof permanent !== "function") {
     throw new ValidationError(`permanent must be a function (status) => boolean, got ${show(permanent)}`);
   }
@@ -252,9 +266,27 @@ function resolve(options: QStashSenderOptions): ResolvedQStashOptions {
     target,
     queue: queue === undefined ? undefined : nonEmpty("queue", queue),
     headers: merged,
-    publish: { ...publish },
+    publish: pickPublishOptions(options),
     permanent: permanent ?? isPermanentQStashStatus,
   };
+}
+
+/** The QStash options among `options`, and only those (an unknown key is not sent on). */
+function pickPublishOptions(options: QStashSenderOptions): QStashPublishOptions {
+  const picked: Record<string, unknown> = {};
+  for (const name of PUBLISH_OPTIONS) {
+    if (options[name] !== undefined) picked[name] = options[name];
+  }
+  if (picked.retries !== undefined && (!Number.isInteger(picked.retries) || (picked.retries as number) < 0)) {
+    throw new ValidationError(`retries must be an integer >= 0, got ${show(picked.retries)}`);
+  }
+  for (const name of ["callback", "failureCallback"] as const) {
+    const url = picked[name];
+    if (url !== undefined && (typeof url !== "string" || !/^https?:\/\//.test(url) || !URL.canParse(url))) {
+      throw new ValidationError(`${name} must be an absolute http(s) URL, got ${show(url)}`);
+    }
+  }
+  return picked as QStashPublishOptions;
 }
 
 function nonEmpty(name: string, value: unknown): string {

@@ -62,12 +62,11 @@ describe("qstashSender: handoff", () => {
       client,
       destination: DESTINATION,
       headers: { "x-app": "demo" },
-      publish: {
-        retries: 2,
-        delay: 5,
-        callback: "https://example.com/cb",
-        failureCallback: "https://example.com/fail",
-      },
+      retries: 2,
+      delay: 5,
+      callback: "https://example.com/cb",
+      failureCallback: "https://example.com/fail",
+      flowControl: { key: "tenant-1", parallelism: 2 },
     });
     await sender.send(batch, signal());
     expect(batch.map((m) => m.status)).toEqual([SendStatus.Sent, SendStatus.Sent]);
@@ -87,6 +86,8 @@ describe("qstashSender: handoff", () => {
       "upstash-callback": "https://example.com/cb",
       "upstash-failure-callback": "https://example.com/fail",
       "upstash-method": "POST",
+      "upstash-flow-control-key": "tenant-1",
+      "upstash-flow-control-value": "parallelism=2",
     });
     expect(second!.deduplicationId).toBe("2");
     expect(second!.forwarded["content-type"]).toBe(DEFAULT_CONTENT_TYPE);
@@ -251,7 +252,9 @@ describe("qstashSender: options", () => {
     [{ destination: "ftp://example.com" }, /destination must be an absolute http\(s\) URL/],
     [{ urlGroup: "" }, /urlGroup must be a non-empty string/],
     [{ urlGroup: "g", queue: 5 }, /queue must be a non-empty string, got 5/],
-    [{ urlGroup: "g", publish: "retries=3" }, /publish must be an object/],
+    [{ urlGroup: "g", retries: -1 }, /retries must be an integer >= 0, got -1/],
+    [{ urlGroup: "g", callback: "/cb" }, /callback must be an absolute http\(s\) URL, got "\/cb"/],
+    [{ urlGroup: "g", failureCallback: 7 }, /failureCallback must be an absolute http\(s\) URL, got 7/],
     [{ urlGroup: "g", headers: { a: 1 } }, /headers\["a"\] must be a string/],
     [{ urlGroup: "g", permanent: true }, /permanent must be a function/],
   ])("refuses %o", (options, message) => {
