@@ -3,9 +3,10 @@ import { defineConfig } from "tsup";
 /**
  * The npm build: one ESM file and one `.d.ts` per subpath export, named after the subpath
  * (`dist/index.js` is `edge-outbox`, `dist/libsql.js` is `edge-outbox/libsql`, ...). Keep in
- * step with `exports` in package.json and deno.json (test/package.test.ts checks all three).
+ * step with `exports` in package.json and deno.json; test/package.test.ts checks all of them
+ * against SUBPATHS in test/runtimes/support.ts.
  */
-export const entries = {
+const entries = {
   index: "mod.ts",
   libsql: "adapters/libsql.ts",
   http: "adapters/http.ts",
@@ -20,7 +21,10 @@ export default defineConfig({
   platform: "neutral",
   dts: true,
   clean: true,
-  sourcemap: true,
+  // Unminified output reads like the sources, so stack traces need no source maps (which would
+  // double the package size).
+  minify: false,
+  sourcemap: false,
   // The adapters share the core through one chunk, so `instanceof OutboxError` holds across subpaths.
   splitting: true,
   treeshake: true,
