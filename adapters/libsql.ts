@@ -21,59 +21,19 @@ import {
   ValidationError,
 } from "../mod.ts";
 import { toStoreError } from "./libsql/errors.ts";
+import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
 import { byAge, deadJson, idsJson, retriesJson, toNumber, toRecord } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import {
   buildStatements,
   CREATE_SCHEMA_TABLE,
-  checkTableName,
   READ_VERSION,
   type Statements,
   WRITE_VERSION,
 } from "./libsql/sql.ts";
 
-/**
- * What `addMessage` writes into: a `Transaction` from `client.transaction("write")`, a `Client`
- * (autocommit), or an array of statements the caller passes to `client.batch(stmts, "write")`.
- */
-export type LibsqlTx = Transaction | Client | InStatement[];
+export type { LibsqlStoreOptions, LibsqlTx, RetentionOptions } from "./libsql/options.ts";
 
-/** What happens to delivered rows. */
-export type RetentionOptions =
-  /** Delete at once (the default): the table holds only unfinished and dead messages. */
-  | { sent: "delete" }
-  /**
-   * Keep for `keepFor` ms (an audit trail), then delete. Purged at most once per minute
-   * during `markAsSent`, or whenever you call `purgeSent()`.
-   */
-  | { sent: "keep"; keepFor: number };
-
-/** Options of {@link LibsqlStore}. */
-export interface LibsqlStoreOptions {
-  /**
-   * The outbox table: a plain identifier (letters, digits, `_`; at most 63 characters; not
-   * `sqlite_*`). Default `"outbox_messages"`. Several outboxes may share a database under
-   * different names.
-   */
-  table?: string;
-  /** Delivered rows: deleted at once (default) or kept for a while. See {@link RetentionOptions}. */
-  retention?: RetentionOptions;
-  /**
-   * How long (ms) a statement of the store keeps retrying while another connection holds the
-   * write lock before failing with a retryable `StoreError` (code `STORE_BUSY`). Default 5000.
-   * The wait is asynchronous (the store retries the statement), never SQLite's `busy_timeout`:
-   * the native driver is synchronous, so a busy handler would freeze the event loop, and with
-   * it a transaction of the same process that holds the lock (a deadlock until the timeout).
-   */
-  busyTimeout?: number;
-  /**
-   * On local `file:` databases, switch to `PRAGMA journal_mode=WAL` on first use (readers never
-   * block the writer; the mode is stored in the file). Default true.
-   */
-  wal?: boolean;
-}
-
-const DEFAULT_TABLE = "outbox_messages";
 const PURGE_INTERVAL = 60_000;
 /** The schema version this code writes and reads. */
 export const SCHEMA_VERSION = 1;
@@ -89,6 +49,10 @@ export const SCHEMA_VERSION = 1;
  * transaction holds it, and the store's own statements wait (up to `busyTimeout`) until it ends.
  * Older clients open a fresh, empty database after `client.transaction()`; there, use
  * `file::memory:?cache=shared` or a file.
+ *
+ * On local files every write of the store runs in a short transaction that first takes the
+ * write lock, so contention fails cleanly and never leaves the driver's connection stuck (see
+ * `adapters/libsql/runner.ts`).
  *
  * @example
  * ```ts
@@ -111,9 +75,10 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     if (typeof client?.execute !== "function" || typeof client.transaction !== "function") {
       throw new ValidationError("client must be a libSQL Client (createClient from @libsql/client)");
     }
-    this.table = checkTableName(options.table ?? DEFAULT_TABLE);
-    this.#keepFor = checkRetention(options.retention);
-    this.#run = new Runner(client, checkMs("busyTimeout", options.busyTimeout ?? 5000), options.wal ?? true);
+    const resolved = resolveStoreOptions(options);
+    this.table = resolved.table;
+    this.#keepFor = resolved.keepFor;
+    this.#run = new Runner(client, resolved.busyTimeout, resolved.wal);
     this.#sql = buildStatements(this.table);
   }
 
@@ -230,6 +195,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     }
   }
 
+  /**
+   * Claims up to `batchSize` ready messages, oldest first, with one `UPDATE ... RETURNING`
+   * under a fresh random token and a lease of `leaseDuration` ms. A reclaimed expired lease
+   * counts as a failed attempt (`retries + 1`).
+   */
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
     const now = Date.now();
     const token = crypto.randomUUID();
@@ -241,6 +211,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     return { token, messages: records.map((record) => createMessage(record)) };
   }
 
+  /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
     const json = idsJson(ids);
     if (json === undefined) return 0;
@@ -257,18 +228,21 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     return changed;
   }
 
+  /** Failed attempts: `retries + 1`, error kept, lease released, ready again at `availableAt`. */
   async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
     const json = retriesJson(updates);
     if (json === undefined) return 0;
     return this.#change("recording failed messages", this.#sql.retry, [json, token]);
   }
 
+  /** Gives up on messages; they stay for `listDead` and `requeueDead`. */
   async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
     const json = deadJson(updates);
     if (json === undefined) return 0;
     return this.#change("recording dead messages", this.#sql.dead, [json, token]);
   }
 
+  /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */
   async stats(): Promise<OutboxStats> {
     const result = await this.#run.read("reading stats", { sql: this.#sql.stats, args: [Date.now()] });
     const row = result.rows[0];
@@ -282,6 +256,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     };
   }
 
+  /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = options.limit ?? 100;
     if (!Number.isSafeInteger(limit) || limit < 1) {
@@ -291,6 +266,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     return result.rows.map((row) => createMessage(toRecord(row), SendStatus.Dead));
   }
 
+  /** Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. */
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined) {
       return this.#change("requeueing dead messages", this.#sql.requeueAll, [Date.now()]);
@@ -321,21 +297,4 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
 function versionOf(result: ResultSet): number {
   const row = result.rows[0];
   return row === undefined ? 0 : toNumber(row.version);
-}
-
-function checkMs(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new ValidationError(`${name} must be an integer number of milliseconds >= 0, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** `keepFor` in ms when sent rows are kept, undefined when they are deleted at once. */
-function checkRetention(retention: RetentionOptions | undefined): number | undefined {
-  if (retention === undefined) return undefined;
-  if (retention?.sent === "delete") return undefined;
-  if (retention?.sent === "keep") return checkMs("retention.keepFor", retention.keepFor);
-  throw new ValidationError(
-    `retention must be { sent: "delete" } or { sent: "keep", keepFor: ms }, got ${JSON.stringify(retention)}`,
-  );
 }
