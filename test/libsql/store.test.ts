@@ -1,5 +1,5 @@
 import type { Client, InStatement } from "@libsql/client";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { buildStatements } from "../../adapters/libsql/sql.ts";
 import { LibsqlStore, SCHEMA_VERSION } from "../../adapters/libsql.ts";
 import { Outbox, prepareMessage, StoreError, ValidationError } from "../../mod.ts";
@@ -270,6 +270,40 @@ describe("LibsqlStore retention", () => {
       expect(await store.stats()).toMatchObject({ pending: 1, dead: 1 });
       expect(await store.purgeSent(new Date(Date.now() + 60_000))).toBe(0);
     } finally {
+      await close();
+    }
+  });
+
+  it("purges old sent rows by itself at most once a minute, during markAsSent", async () => {
+    const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, {
+      retention: { sent: "keep", keepFor: 1_000 },
+    });
+    const sentRows = async () =>
+      Number((await client.execute("SELECT COUNT(*) AS n FROM outbox_messages WHERE status = 1")).rows[0]?.n);
+    const sendOne = async () => {
+      const claimed = await store.fetchAndLock(claim);
+      await store.markAsSent(
+        claimed.token,
+        claimed.messages.map((m) => m.id),
+      );
+    };
+    try {
+      await commitMessages(
+        store,
+        ["a", "b", "c"].map((key) => ({ key, value: key })),
+      );
+      await store
+        .fetchAndLock({ ...claim, batchSize: 1 })
+        .then((c) => store.markAsSent(c.token, [c.messages[0]!.id]));
+      expect(await sentRows()).toBe(1);
+      // Only the clock moves (timers stay real): a minute later the next mark purges.
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(Date.now() + 61_000);
+      await sendOne();
+      expect(await sentRows()).toBe(2);
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+    } finally {
+      vi.useRealTimers();
       await close();
     }
   });
