@@ -22,11 +22,24 @@ async function rejection(promise: Promise<unknown>): Promise<StoreError> {
   return error as StoreError;
 }
 
+/** A migrated store and a second client (another connection) on one new database file. */
+async function sharedFile(busyTimeout: number) {
+  const path = dbPath(tmp.dir);
+  const opened = await openStore(`file:${path}`, { busyTimeout });
+  const other = createClient({ url: `file:${path}` });
+  return {
+    ...opened,
+    other,
+    close: async () => {
+      other.close();
+      await opened.close();
+    },
+  };
+}
+
 describe("LibsqlStore under a held write lock", () => {
   it("fails passes with a retryable STORE_BUSY while another connection holds the lock, then delivers everything", async () => {
-    const path = dbPath(tmp.dir);
-    const { client, store, close } = await openStore(`file:${path}`, { busyTimeout: 100 });
-    const other = createClient({ url: `file:${path}` });
+    const { client, store, other, close } = await sharedFile(100);
     try {
       await commitMessages(store, five);
       const sender = recordingSender();
@@ -56,15 +69,12 @@ describe("LibsqlStore under a held write lock", () => {
       tx.close();
       expect((await other.execute("SELECT COUNT(*) AS n FROM later")).rows[0]?.n).toBe(0);
     } finally {
-      other.close();
       await close();
     }
   });
 
   it("keeps a running loop alive through busy passes (errors go to onError)", async () => {
-    const path = dbPath(tmp.dir);
-    const { store, close } = await openStore(`file:${path}`, { busyTimeout: 20 });
-    const other = createClient({ url: `file:${path}` });
+    const { store, other, close } = await sharedFile(20);
     const errors: unknown[] = [];
     const sender = recordingSender();
     const outbox = new Outbox(store, sender, { period: 10, onError: (e) => errors.push(e) });
@@ -80,15 +90,12 @@ describe("LibsqlStore under a held write lock", () => {
       expect(errors.every((e) => e instanceof StoreError && e.retryable)).toBe(true);
     } finally {
       await outbox.stop();
-      other.close();
       await close();
     }
   });
 
   it("waits without blocking the event loop, so a lock held by the same process can be released", async () => {
-    const path = dbPath(tmp.dir);
-    const { store, close } = await openStore(`file:${path}`, { busyTimeout: 10_000 });
-    const other = createClient({ url: `file:${path}` });
+    const { store, other, close } = await sharedFile(10_000);
     try {
       await commitMessages(store, five);
       const holder = await other.transaction("write");
@@ -99,7 +106,6 @@ describe("LibsqlStore under a held write lock", () => {
       expect(messages).toHaveLength(5);
       expect(Date.now() - started).toBeLessThan(9_000);
     } finally {
-      other.close();
       await close();
     }
   });
