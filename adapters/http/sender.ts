@@ -85,7 +85,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
   const config = resolve(options);
   let keys: Promise<CryptoKey[]> | undefined;
 
-  async function deliver(message: Message, signal: AbortSignal, signing: CryptoKey[] | undefined) {
+  async function deliver(message: Message, signal: AbortSignal, timestamp: string, signed?: Promise<Signed>) {
     let response: Response;
     try {
       const url = typeof config.url === "string" ? config.url : config.url(message);
@@ -94,14 +94,14 @@ export function httpSender(options: HttpSenderOptions): Sender {
       for (const name in forwarded) {
         if (!NOT_FORWARDED.has(name)) headers[name] = forwarded[name]!;
       }
-      const timestamp = Math.floor(Date.now() / 1000);
       headers["webhook-id"] = message.id;
-      headers["webhook-timestamp"] = String(timestamp);
-      let body: Uint8Array<ArrayBuffer> = message.value as Uint8Array<ArrayBuffer>;
-      if (signing) {
-        const { content, prefixLength } = signedContent(message.id, timestamp, message.value);
-        headers["webhook-signature"] = await signatureHeader(signing, content);
-        body = content.subarray(prefixLength);
+      headers["webhook-timestamp"] = timestamp;
+      let body = message.value as Uint8Array<ArrayBuffer>;
+      if (signed) {
+        const signature = await signed;
+        if ("error" in signature) throw signature.error;
+        headers["webhook-signature"] = signature.header;
+        body = signature.body;
       }
       response = await config.fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
     } catch (error) {
@@ -147,9 +147,17 @@ export function httpSender(options: HttpSenderOptions): Sender {
         });
         signing = await keys;
       }
+      // One timestamp per batch, and every signature started up front: Web Crypto works off the
+      // main thread, so the HMACs of later messages are ready by the time a worker reaches them.
+      const seconds = Math.floor(Date.now() / 1000);
+      const timestamp = String(seconds);
+      const signed = signing ? messages.map((m) => sign(m, seconds, signing)) : undefined;
       let next = 0;
       const worker = async () => {
-        while (next < messages.length) await deliver(messages[next++]!, signal, signing);
+        while (next < messages.length) {
+          const index = next++;
+          await deliver(messages[index]!, signal, timestamp, signed?.[index]);
+        }
       };
       const workers = Math.min(config.concurrency, messages.length);
       if (workers === 1) await worker();
@@ -161,6 +169,18 @@ export function httpSender(options: HttpSenderOptions): Sender {
       return messages;
     },
   };
+}
+
+/** A message's signature and the body it covers, or why signing failed (never a rejection). */
+type Signed = { header: string; body: Uint8Array<ArrayBuffer> } | { error: unknown };
+
+function sign(message: Message, timestamp: number, keys: CryptoKey[]): Promise<Signed> {
+  const { content, prefixLength } = signedContent(message.id, timestamp, message.value);
+  // The body is the tail of the signed content: one copy of the value, not two.
+  return signatureHeader(keys, content).then(
+    (header) => ({ header, body: content.subarray(prefixLength) }),
+    (error: unknown) => ({ error }),
+  );
 }
 
 interface ResolvedHttpOptions {
