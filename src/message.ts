@@ -41,7 +41,7 @@ export interface MessageRecord {
   /** Exact id as a decimal string (a database integer never passes through a lossy number). */
   id: string;
   key: string;
-  value: Uint8Array;
+  value: Uint8Array<ArrayBuffer>;
   headers: Record<string, string>;
   /** When `addMessage` ran (UTC). */
   timestamp: Date;
@@ -77,7 +77,7 @@ export interface Message extends Readonly<MessageRecord> {
 class OutboxMessage implements Message {
   readonly id: string;
   readonly key: string;
-  readonly value: Uint8Array;
+  readonly value: Uint8Array<ArrayBuffer>;
   readonly headers: Record<string, string>;
   readonly timestamp: Date;
   readonly retries: number;
@@ -129,7 +129,7 @@ export function createMessage(record: MessageRecord, status: SendStatus = SendSt
 /** A validated, encoded message ready for `TransactionalStore.addMessage`. */
 export interface PreparedMessage {
   key: string;
-  value: Uint8Array;
+  value: Uint8Array<ArrayBuffer>;
   headers: Record<string, string>;
   /** When `addMessage` ran (UTC). */
   timestamp: Date;
@@ -173,7 +173,7 @@ export function prepareMessage(
   if (key.length > MAX_KEY_LENGTH) {
     throw invalid(`message.key must be at most ${MAX_KEY_LENGTH} characters, got ${key.length}`);
   }
-  let bytes: Uint8Array;
+  let bytes: Uint8Array<ArrayBuffer>;
   if (typeof value === "string") bytes = encoder.encode(value);
   else if (value instanceof Uint8Array) bytes = value.slice();
   else throw invalid(`message.value must be a Uint8Array or a string, got ${describe(value)}`);
