@@ -1,29 +1,14 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_CONTENT_TYPE, httpSender, verifyWebhook } from "../../adapters/http.ts";
-import { createMessage, type Message, SendStatus, ValidationError } from "../../mod.ts";
-import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
+import { SendStatus, ValidationError } from "../../mod.ts";
+import { type HttpReceiver, startHttpReceiver, testMessage, unusedUrl } from "../support/http-receiver.ts";
 import { waitFor } from "../support/senders.ts";
 
 const SECRET = `whsec_${Buffer.from("a test secret of 32 bytes, fine!").toString("base64")}`;
 const OTHER = `whsec_${Buffer.from("another secret for the rotation").toString("base64")}`;
 
-function message(
-  id: string,
-  value: string | Uint8Array = `{"n":${id}}`,
-  headers: Record<string, string> = {},
-): Message {
-  return createMessage({
-    id,
-    key: `k${id}`,
-    value: typeof value === "string" ? new TextEncoder().encode(value) : value,
-    headers,
-    timestamp: new Date(),
-    retries: 0,
-  });
-}
+const message = testMessage;
 
 const messages = (n: number) => Array.from({ length: n }, (_, i) => message(String(i + 1)));
 const signal = () => new AbortController().signal;
@@ -206,11 +191,7 @@ describe("httpSender: outcomes", () => {
   });
 
   it("fails on network errors (nothing listening)", async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const { port } = closed.address() as AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const [m] = await httpSender({ url: `http://127.0.0.1:${port}/hook` }).send([message("13")], signal());
+    const [m] = await httpSender({ url: await unusedUrl() }).send([message("13")], signal());
     expect(m!.status).toBe(SendStatus.Fail);
     expect(m!.error).toContain("13");
     expect(m!.error).toContain("ECONNREFUSED");

@@ -1,4 +1,4 @@
-import { Client, Receiver } from "@upstash/qstash";
+import { type Client, Receiver } from "@upstash/qstash";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
 import { qstashSender } from "../../adapters/qstash.ts";
@@ -11,13 +11,7 @@ let qstash: QStashStandIn;
 let client: Client;
 beforeEach(async () => {
   qstash = await startQStashStandIn();
-  client = new Client({
-    token: qstash.token,
-    baseUrl: qstash.baseUrl,
-    retry: false,
-    enableTelemetry: false,
-    devMode: false,
-  });
+  client = qstash.client();
 });
 afterEach(() => qstash.close());
 

@@ -1,28 +1,14 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Client } from "@upstash/qstash";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { DEFAULT_CONTENT_TYPE, qstashSender } from "../../adapters/qstash.ts";
-import { createMessage, type Message, SendStatus, ValidationError } from "../../mod.ts";
+import { SendStatus, ValidationError } from "../../mod.ts";
+import { testMessage, unusedUrl } from "../support/http-receiver.ts";
 import { type QStashStandIn, startQStashStandIn } from "../support/qstash-server.ts";
 
 const DESTINATION = "https://example.com/hook";
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-function message(
-  id: string,
-  value: string | Uint8Array = `{"n":${id}}`,
-  headers: Record<string, string> = {},
-): Message {
-  return createMessage({
-    id,
-    key: `k${id}`,
-    value: typeof value === "string" ? new TextEncoder().encode(value) : value,
-    headers,
-    timestamp: new Date(),
-    retries: 0,
-  });
-}
+const message = testMessage;
 const messages = (...ids: string[]) => ids.map((id) => message(id));
 const signal = () => new AbortController().signal;
 
@@ -32,13 +18,7 @@ beforeAll(async () => {
   qstash = await startQStashStandIn({
     urlGroups: { team: ["https://a.example.com/hook", "https://b.example.com/hook"], empty: [] },
   });
-  client = new Client({
-    token: qstash.token,
-    baseUrl: qstash.baseUrl,
-    retry: false,
-    enableTelemetry: false,
-    devMode: false,
-  });
+  client = qstash.client();
 });
 afterAll(() => qstash.close());
 afterEach(() => {
@@ -198,16 +178,7 @@ describe("qstashSender: outcomes", () => {
     await qstashSender({ client, destination: DESTINATION, permanent: () => false }).send(c, signal());
     expect(c[0]!.status).toBe(SendStatus.Fail);
 
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const { port } = closed.address() as AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const offline = new Client({
-      token: "t",
-      baseUrl: `http://127.0.0.1:${port}`,
-      retry: false,
-      enableTelemetry: false,
-    });
+    const offline = new Client({ token: "t", baseUrl: new URL(await unusedUrl()).origin, retry: false });
     const d = messages("4");
     await qstashSender({ client: offline, destination: DESTINATION }).send(d, signal());
     expect(d[0]!.status).toBe(SendStatus.Fail);
@@ -216,12 +187,7 @@ describe("qstashSender: outcomes", () => {
 
   it("a wrong token is a 401: dead by default, never echoing the token", async () => {
     quiet();
-    const wrong = new Client({
-      token: "wrong-token-value",
-      baseUrl: qstash.baseUrl,
-      retry: false,
-      enableTelemetry: false,
-    });
+    const wrong = qstash.client("wrong-token-value");
     const batch = messages("1");
     await qstashSender({ client: wrong, destination: DESTINATION }).send(batch, signal());
     expect(batch[0]!.status).toBe(SendStatus.Dead);

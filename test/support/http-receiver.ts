@@ -13,6 +13,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createMessage, type Message } from "../../mod.ts";
 
 /** One request as the receiver got it. */
 export interface ReceivedRequest {
@@ -150,4 +151,32 @@ function wait(ms: number, res: ServerResponse): Promise<void> {
     const timer = setTimeout(done, ms);
     res.on("close", done);
   });
+}
+
+/**
+ * A message as a relay would hand it to a sender (status `None`, no retries yet), for sender
+ * tests and benchmarks: `value` defaults to `{"n":<id>}`.
+ */
+export function testMessage(
+  id: string,
+  value: string | Uint8Array<ArrayBuffer> = `{"n":${id}}`,
+  headers: Record<string, string> = {},
+): Message {
+  return createMessage({
+    id,
+    key: `k${id}`,
+    value: typeof value === "string" ? new TextEncoder().encode(value) : value.slice(),
+    headers,
+    timestamp: new Date(),
+    retries: 0,
+  });
+}
+
+/** A loopback URL where nothing listens (a port just released), for connection-refused tests. */
+export async function unusedUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}/hook`;
 }

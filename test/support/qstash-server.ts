@@ -16,7 +16,7 @@
  * @example
  * ```ts
  * const qstash = await startQStashStandIn();
- * const client = new Client({ token: qstash.token, baseUrl: qstash.baseUrl, retry: false, enableTelemetry: false });
+ * const client = qstash.client(); // the real @upstash/qstash Client, pointed here
  * await client.publish({ url: "https://example.com/hook", body: "hi", deduplicationId: "1" });
  * expect(qstash.messages[0]?.deduplicationId).toBe("1");
  * await qstash.close();
@@ -25,6 +25,7 @@
 import { createHash, createHmac, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Client } from "@upstash/qstash";
 
 /** A message the stand-in accepted (one per endpoint for a URL group). */
 export interface StoredMessage {
@@ -57,6 +58,11 @@ export interface QStashStandIn {
   baseUrl: string;
   /** The bearer token it accepts. */
   token: string;
+  /**
+   * A real `@upstash/qstash` `Client` for this stand-in: its own retries off (a test decides),
+   * no telemetry headers, dev mode off. `token` defaults to the accepted one.
+   */
+  client(token?: string): Client;
   /** Accepted messages, in order (duplicates are not stored twice). */
   messages: StoredMessage[];
   /** Every request: method, path and the status answered. */
@@ -255,9 +261,12 @@ export async function startQStashStandIn(
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}`;
   return {
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl,
     token,
+    client: (clientToken = token) =>
+      new Client({ token: clientToken, baseUrl, retry: false, enableTelemetry: false, devMode: false }),
     messages,
     requests,
     respondNext(response, count = 1) {
