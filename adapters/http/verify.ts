@@ -177,9 +177,14 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function headerReader(headers: WebhookParts["headers"]): (name: string) => string | undefined {
-  if (headers instanceof Headers) return (name) => headers.get(name) ?? undefined;
+  // Duck-typed: a Headers from another realm or polyfill is not `instanceof` this one.
+  if (typeof (headers as Headers).get === "function") {
+    return (name) => (headers as Headers).get(name) ?? undefined;
+  }
   const lower: Record<string, string | string[] | undefined> = {};
-  for (const [name, value] of Object.entries(headers)) lower[name.toLowerCase()] = value;
+  for (const [name, value] of Object.entries(headers as Record<string, string | string[] | undefined>)) {
+    lower[name.toLowerCase()] = value;
+  }
   return (name) => {
     const value = lower[name];
     return Array.isArray(value) ? value.join(", ") : value;
@@ -187,8 +192,8 @@ function headerReader(headers: WebhookParts["headers"]): (name: string) => strin
 }
 
 async function readBody(request: Request | WebhookParts): Promise<Uint8Array> {
-  if (typeof Request !== "undefined" && request instanceof Request) {
-    return new Uint8Array(await request.arrayBuffer());
+  if (typeof (request as Request).arrayBuffer === "function") {
+    return new Uint8Array(await (request as Request).arrayBuffer());
   }
   const body = (request as WebhookParts).body;
   return typeof body === "string" ? encoder.encode(body) : body;
