@@ -43,6 +43,7 @@ export interface HttpSenderOptions {
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_MAX_RETRY_AFTER = 3_600_000;
+const MAX_DRAINED_BYTES = 64 * 1024;
 // RFC 9110 token characters for header names; values without CR, LF, NUL or other controls.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -109,12 +110,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
       return;
     }
     record(message, response);
-    // Drain the body (after the outcome is set) so the connection can be reused.
-    try {
-      await response.arrayBuffer();
-    } catch {
-      // A body cut short changes nothing: the status decided.
-    }
+    await discardBody(response);
   }
 
   function record(message: Message, response: Response): void {
@@ -169,6 +165,21 @@ export function httpSender(options: HttpSenderOptions): Sender {
       return messages;
     },
   };
+}
+
+/**
+ * Frees the response after the status has decided. A small body is read to the end, so the
+ * connection goes back to the pool; a large or unsized one is cancelled rather than buffered.
+ */
+async function discardBody(response: Response): Promise<void> {
+  if (response.body === null) return;
+  const length = Number(response.headers.get("content-length") ?? Number.NaN);
+  try {
+    if (length <= MAX_DRAINED_BYTES) await response.arrayBuffer();
+    else await response.body.cancel();
+  } catch {
+    // A body cut short changes nothing: the status decided.
+  }
 }
 
 /** A message's signature and the body it covers, or why signing failed (never a rejection). */

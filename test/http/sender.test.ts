@@ -140,6 +140,12 @@ describe("httpSender: outcomes", () => {
     }
   });
 
+  it("does not buffer a large response body, and keeps sending", async () => {
+    receiver.respond((_, index) => (index === 0 ? { body: "x".repeat(1_000_000) } : { body: "ok" }));
+    const batch = await httpSender({ url: receiver.url, concurrency: 1 }).send(messages(3), signal());
+    expect(batch.map((m) => m.status)).toEqual([SendStatus.Sent, SendStatus.Sent, SendStatus.Sent]);
+  });
+
   it("does not follow redirects: a 3xx fails and the target gets nothing", async () => {
     for (const status of [301, 302, 303, 307, 308]) {
       receiver.reset();
