@@ -13,7 +13,7 @@ export function claimedMessages(n: number, from = 0): Message[] {
       createMessage({
         id: String(from + i + 1),
         key: m.key,
-        value: typeof m.value === "string" ? encoder.encode(m.value) : m.value,
+        value: typeof m.value === "string" ? encoder.encode(m.value) : m.value.slice(),
         headers: { ...(m.headers ?? {}) },
         timestamp: new Date(),
         retries: 0,
