@@ -165,6 +165,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
         { code: "INVALID_MESSAGE" },
       );
     }
+    if (typeof (tx as Partial<Client>).transaction === "function") {
+      // A client: autocommit, through the runner so that a busy lock cannot wedge its pool.
+      await this.#run.forClient(tx as Client).write("adding a message", statement);
+      return;
+    }
     try {
       await tx.execute(statement);
     } catch (error) {
@@ -173,8 +178,9 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   /**
-   * Runs `fn` in `client.transaction("write")` (BEGIN IMMEDIATE): commits when it resolves,
-   * rolls back and rethrows when it throws, closes the transaction either way.
+   * Runs `fn` in a write transaction that holds the write lock from the start (like BEGIN
+   * IMMEDIATE; waits up to `busyTimeout` for it): commits when `fn` resolves, rolls back and
+   * rethrows when it throws, closes the transaction either way.
    */
   async withTransaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
     const tx = await this.#run.begin("beginning a transaction");

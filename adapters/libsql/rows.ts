@@ -59,7 +59,7 @@ export function toNumber(value: Value | undefined): number {
   return Number(value);
 }
 
-function toBytes(value: Value | undefined): Uint8Array {
+function toBytes(value: Value | undefined): Uint8Array<ArrayBuffer> {
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
   if (ArrayBuffer.isView(value)) {
     const view = value as ArrayBufferView;

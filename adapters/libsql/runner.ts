@@ -34,6 +34,11 @@ export class Runner {
     this.#wal = wal && this.#local;
   }
 
+  /** A runner for another client (an application's own, passed to `addMessage`). */
+  forClient(client: Client): Runner {
+    return client === this.#client ? this : new Runner(client, this.#busyTimeout, false);
+  }
+
   /** A statement that writes: retried while busy (it did nothing then), never half-applied. */
   write(doing: string, statement: InStatement): Promise<ResultSet> {
     return this.#prepared(doing, async () => {

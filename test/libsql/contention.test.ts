@@ -52,6 +52,8 @@ describe("LibsqlStore under a held write lock", () => {
       expect(busy.message).toMatch(/busy or locked while claiming messages \(SQLITE_BUSY/);
       expect(await rejection(store.withTransaction(async () => {}))).toMatchObject({ code: "STORE_BUSY" });
       expect(await rejection(store.markAsSent("t", ["1"]))).toMatchObject({ retryable: true });
+      const lateMessage = prepareMessage({ key: "late", value: "x" }, { maxMessageBytes: 10 });
+      expect(await rejection(store.addMessage(client, lateMessage))).toMatchObject({ code: "STORE_BUSY" });
       // WAL: reading goes on beside the writer; nothing was claimed or lost.
       expect(await store.stats()).toMatchObject({ pending: 5, inFlight: 0 });
 
