@@ -65,6 +65,7 @@ export interface QStashSenderOptions extends QStashPublishOptions {
 
 /** The `content-type` sent when neither the message nor `headers` names one. */
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+const ABORTED: QStashFailure = { outcome: "retry", description: "aborted before the handoff to QStash" };
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
@@ -151,7 +152,7 @@ export function qstashSender(options: QStashSenderOptions): Sender {
   return {
     async send(messages, signal) {
       if (signal.aborted) {
-        fail(messages, { outcome: "retry", description: "aborted before the handoff to QStash" });
+        fail(messages, ABORTED);
         return messages;
       }
       const text: Message[] = [];
@@ -167,8 +168,8 @@ export function qstashSender(options: QStashSenderOptions): Sender {
       }
       if (text.length > 0) await sendBatch(text, bodies);
       for (const message of binary) {
-        if (signal.aborted) break;
-        await sendAlone(message);
+        if (signal.aborted) fail([message], ABORTED);
+        else await sendAlone(message);
       }
       return messages;
     },
