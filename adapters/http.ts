@@ -5,7 +5,8 @@
  *
  * @module
  */
-export { DEFAULT_CONTENT_TYPE, type HttpSenderOptions, httpSender } from "./http/sender.ts";
+export { DEFAULT_CONTENT_TYPE, type HttpSenderOptions } from "./http/options.ts";
+export { httpSender } from "./http/sender.ts";
 export { signWebhook, type WebhookSecret, type WebhookSecrets } from "./http/signing.ts";
 export { classifyStatus, isPermanentStatus, parseRetryAfter, type StatusOutcome } from "./http/status.ts";
 export {

@@ -17,5 +17,5 @@ export {
   type QStashClient,
   type QStashPublishOptions,
   type QStashSenderOptions,
-  qstashSender,
-} from "./qstash/sender.ts";
+} from "./qstash/options.ts";
+export { qstashSender } from "./qstash/sender.ts";

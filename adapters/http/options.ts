@@ -1,0 +1,139 @@
+import { type Message, ValidationError } from "../../mod.ts";
+import { decodeSecrets, type WebhookSecrets } from "./signing.ts";
+import { isPermanentStatus } from "./status.ts";
+
+/** Options of `httpSender`. */
+export interface HttpSenderOptions {
+  /**
+   * Where each message is POSTed: an absolute `http:`/`https:` URL, checked at construction,
+   * or a function of the message (its result is not checked ahead; a bad one fails the message).
+   */
+  url: string | ((message: Message) => string);
+  /**
+   * Static headers on every request. A message's own headers override them; the
+   * `webhook-*` signature headers override both.
+   */
+  headers?: Record<string, string>;
+  /**
+   * Standard Webhooks signing secret(s): `whsec_` + base64, or raw key bytes. With an array
+   * (rotation) each request carries one signature per secret. Default: requests are unsigned,
+   * but still carry `webhook-id` and `webhook-timestamp`.
+   */
+  secret?: WebhookSecrets | undefined;
+  /** Requests in flight at once per batch (a worker pool, not one request per message at once). Default 8. */
+  concurrency?: number;
+  /** The `fetch` to use (tests, proxies, instrumentation). Default: the global `fetch`. */
+  fetch?: typeof fetch;
+  /**
+   * Which non-2xx statuses are permanent (the message dies at once instead of being retried).
+   * Default {@link isPermanentStatus}: 4xx except 408, 425 and 429. `() => false` retries all.
+   */
+  permanent?: (status: number) => boolean;
+  /** Upper bound (ms) on a honoured `Retry-After`, so one header cannot park a message for years. Default 3_600_000 (1 h). */
+  maxRetryAfter?: number;
+}
+
+/** The `content-type` sent when neither the message nor `headers` names one. */
+export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_MAX_RETRY_AFTER = 3_600_000;
+// RFC 9110 token characters for header names; values without CR, LF, NUL or other controls.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Options with every default filled in and every value checked. */
+export interface ResolvedHttpOptions {
+  url: string | ((message: Message) => string);
+  headers: Record<string, string>;
+  secrets: ReturnType<typeof decodeSecrets> | undefined;
+  concurrency: number;
+  fetch: typeof fetch;
+  permanent: (status: number) => boolean;
+  maxRetryAfter: number;
+}
+
+/** Checks `options` and fills in the defaults; throws a {@link ValidationError} naming the bad one. */
+export function resolveHttpOptions(options: HttpSenderOptions): ResolvedHttpOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new ValidationError(`httpSender options must be an object { url, ... }, got ${show(options)}`);
+  }
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  if (typeof fetchImpl !== "function") {
+    throw new ValidationError(`fetch must be a function, got ${show(options.fetch)}`);
+  }
+  if (options.permanent !== undefined && typeof options.permanent !== "function") {
+    throw new ValidationError(
+      `permanent must be a function (status) => boolean, got ${show(options.permanent)}`,
+    );
+  }
+  const headers: Record<string, string> = { "content-type": DEFAULT_CONTENT_TYPE };
+  for (const [name, value] of Object.entries(checkHeaders(options.headers)))
+    headers[name.toLowerCase()] = value;
+  return {
+    url: checkUrl(options.url),
+    headers,
+    secrets: options.secret === undefined ? undefined : decodeSecrets(options.secret, "secret"),
+    concurrency: positiveInteger("concurrency", options.concurrency, DEFAULT_CONCURRENCY),
+    // Bound to globalThis: some runtimes throw "Illegal invocation" for a detached fetch.
+    fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
+    permanent: options.permanent ?? isPermanentStatus,
+    maxRetryAfter: nonNegative("maxRetryAfter", options.maxRetryAfter, DEFAULT_MAX_RETRY_AFTER),
+  };
+}
+
+function checkUrl(url: unknown): string | ((message: Message) => string) {
+  if (typeof url === "function") return url as (message: Message) => string;
+  if (typeof url !== "string") {
+    throw new ValidationError(
+      `url must be an absolute http(s) URL or a function of the message, got ${show(url)}`,
+    );
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ValidationError(`url must be an absolute http(s) URL, got ${show(url)}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new ValidationError(`url must use http: or https:, got ${parsed.protocol}`);
+  }
+  return url;
+}
+
+function checkHeaders(headers: unknown): Record<string, string> {
+  if (headers === undefined) return {};
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
+    throw new ValidationError(`headers must be an object of string values, got ${show(headers)}`);
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name))
+      throw new ValidationError(`headers: "${name}" is not a valid HTTP header name`);
+    if (typeof value !== "string" || !HEADER_VALUE.test(value)) {
+      throw new ValidationError(`headers["${name}"] must be a string without CR, LF or control characters`);
+    }
+  }
+  return headers as Record<string, string>;
+}
+
+function positiveInteger(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new ValidationError(`${name} must be an integer >= 1, got ${show(value)}`);
+  }
+  return value;
+}
+
+function nonNegative(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new ValidationError(`${name} must be a finite number of milliseconds >= 0, got ${show(value)}`);
+  }
+  return value;
+}
+
+function show(value: unknown): string {
+  if (typeof value === "string") return `"${value.length > 60 ? `${value.slice(0, 60)}...` : value}"`;
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return "an object";
+  return String(value);
+}
