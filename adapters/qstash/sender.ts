@@ -1,7 +1,7 @@
 import type { PublishBatchRequest } from "@upstash/qstash";
 import type { Message, Sender } from "../../mod.ts";
 import { classifyQStashError, type QStashFailure } from "./errors.ts";
-import { DEFAULT_CONTENT_TYPE, type QStashSenderOptions, resolveQStashOptions } from "./options.ts";
+import { type QStashSenderOptions, resolveQStashOptions } from "./options.ts";
 
 const ABORTED: QStashFailure = { outcome: "retry", description: "aborted before the handoff to QStash" };
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
