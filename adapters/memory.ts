@@ -213,7 +213,7 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
     for (const id of ids) {
       const row = this.#rows.get(id);
       // Only the current claim may record an outcome; a stale relay's late word is dropped.
-      if (!row || row.state !== "pending" || row.token !== token) continue;
+      if (row?.state !== "pending" || row.token !== token) continue;
       apply(row);
       changed += 1;
     }

@@ -49,7 +49,7 @@ describe("tick budget and abort", () => {
   it("an abort mid-send aborts the sender, fails its batch and ends the tick", async () => {
     const controller = new AbortController();
     const sender: Sender = {
-      send(messages, signal) {
+      send(_messages, signal) {
         controller.abort();
         return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
       },
