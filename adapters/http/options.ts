@@ -40,6 +40,7 @@ const DEFAULT_MAX_RETRY_AFTER = 3_600_000;
 // RFC 9110 token characters for header names; values without CR, LF, NUL or other controls.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 /** Options with every default filled in and every value checked. */
 export interface ResolvedHttpOptions {
   url: string | ((message: Message) => string);

@@ -65,6 +65,7 @@ export interface QStashSenderOptions extends QStashPublishOptions {
 
 /** The `content-type` sent when neither the message nor `headers` names one. */
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+
 /** Options with every default filled in and every value checked. */
 export interface ResolvedQStashOptions {
   client: QStashClient;

@@ -11,9 +11,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * own retries, signing and dead letter queue).
  *
  * A batch goes over in one `client.batch` call (into `queue` too, through the batch's
- * `queueName`). Each message carries `deduplicationId` = its
- * id, so a handoff repeated after a crash or timeout is accepted by QStash but not delivered
- * twice; its value as the body (a value that is not UTF-8 text goes alone through
+ * `queueName`). Each message carries `deduplicationId` = its id, so a handoff repeated after a
+ * crash or timeout is accepted by QStash but not delivered twice; its value as the body (a value that is not UTF-8 text goes alone through
  * `publish`/`enqueue`, which carry raw bytes); its headers (QStash forwards them, so
  * `traceparent` reaches the receiver; `upstash-*` ones are QStash options); and `content-type`
  * from the message, then `headers`, then `DEFAULT_CONTENT_TYPE` (`application/octet-stream`).
