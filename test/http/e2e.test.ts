@@ -86,11 +86,11 @@ describe("Outbox + MemoryStore + httpSender -> receiver", () => {
   it("a receiver slower than sendTimeout fails the attempt; the next attempt carries the same webhook-id", async () => {
     const store = new MemoryStore();
     const outbox = new Outbox(store, httpSender({ url: receiver.url }), {
-      sendTimeout: 200,
+      sendTimeout: 1000,
       backoff: { initialDelay: 0, maxDelay: 0 },
       onError: () => {},
     });
-    receiver.respond((_, index) => (index === 0 ? { delayMs: 5_000 } : {}));
+    receiver.respond((_, index) => (index === 0 ? { delayMs: 10_000 } : {}));
     await store.transaction((tx) => outbox.addMessage(tx, { key: "slow", value: "x" }));
     const result = await outbox.tick();
     expect(result).toMatchObject({ sent: 1, failed: 1 });

@@ -219,8 +219,8 @@ describe("httpSender: outcomes", () => {
     receiver.respond((r) => (r.headers["webhook-id"] === "2" ? { delayMs: 10_000 } : {}));
     const controller = new AbortController();
     const timer = setTimeout(
-      () => controller.abort(new DOMException("timed out after 300 ms", "TimeoutError")),
-      300,
+      () => controller.abort(new DOMException("timed out after 1000 ms", "TimeoutError")),
+      1000,
     );
     const batch = await httpSender({ url: receiver.url }).send(
       [message("1"), message("2")],
@@ -229,7 +229,7 @@ describe("httpSender: outcomes", () => {
     clearTimeout(timer);
     expect(batch[0]!.status).toBe(SendStatus.Sent);
     expect(batch[1]!.status).toBe(SendStatus.Fail);
-    expect(batch[1]!.error).toBe("request for message 2 aborted: timed out after 300 ms");
+    expect(batch[1]!.error).toBe("request for message 2 aborted: timed out after 1000 ms");
   });
 
   it("fails everything at once when the signal is already aborted", async () => {
@@ -243,7 +243,7 @@ describe("httpSender: outcomes", () => {
 
 describe("httpSender: concurrency", () => {
   it("never has more than `concurrency` requests in flight, and uses them all", async () => {
-    receiver.respond(() => ({ delayMs: 30 }));
+    receiver.respond(() => ({ delayMs: 100 }));
     const batch = await httpSender({ url: receiver.url, concurrency: 3 }).send(messages(15), signal());
     expect(batch.every((m) => m.status === SendStatus.Sent)).toBe(true);
     expect(receiver.requests).toHaveLength(15);
@@ -251,8 +251,8 @@ describe("httpSender: concurrency", () => {
   });
 
   it("defaults to 8 in flight", async () => {
-    receiver.respond(() => ({ delayMs: 30 }));
-    await httpSender({ url: receiver.url }).send(messages(20), signal());
+    receiver.respond(() => ({ delayMs: 100 }));
+    await httpSender({ url: receiver.url }).send(messages(16), signal());
     expect(receiver.maxInFlight).toBe(8);
   });
 

@@ -5,6 +5,7 @@ import { qstashSender } from "../../adapters/qstash.ts";
 import { Outbox } from "../../mod.ts";
 import { startHttpReceiver } from "../support/http-receiver.ts";
 import { type QStashStandIn, startQStashStandIn } from "../support/qstash-server.ts";
+import { waitFor } from "../support/senders.ts";
 
 const DESTINATION = "https://example.com/hook";
 let qstash: QStashStandIn;
@@ -49,7 +50,7 @@ describe("Outbox + MemoryStore + qstashSender -> QStash stand-in", () => {
     const store = new MemoryStore();
     const errors: unknown[] = [];
     const outbox = new Outbox(store, qstashSender({ client, destination: DESTINATION }), {
-      sendTimeout: 150,
+      sendTimeout: 1000,
       backoff: { initialDelay: 0, maxDelay: 0 },
       onError: (error) => errors.push(error),
     });
@@ -57,14 +58,15 @@ describe("Outbox + MemoryStore + qstashSender -> QStash stand-in", () => {
       await outbox.addMessage(tx, { key: "a", value: "first" });
       await outbox.addMessage(tx, { key: "b", value: "second" });
     });
-    qstash.delayNext(600); // QStash stores the batch, then answers too late
+    qstash.delayNext(1500); // QStash stores the batch, then answers too late
     const result = await outbox.tick();
     expect(result).toMatchObject({ sent: 2, failed: 2, dead: 0 });
     expect(errors.length).toBeGreaterThan(0);
     // Both attempts reached QStash, but each message was stored once.
     expect(qstash.messages.map((m) => m.text()).sort()).toEqual(["first", "second"]);
-    await new Promise((resolve) => setTimeout(resolve, 700)); // let the late answer land before close
-    expect(qstash.requests.filter((r) => r.path === "/v2/batch")).toHaveLength(2);
+    // The late answer to the first attempt lands last.
+    await waitFor(() => qstash.requests.length === 2);
+    expect(qstash.requests.map((r) => r.path)).toEqual(["/v2/batch", "/v2/batch"]);
   });
 });
 
