@@ -1,4 +1,3 @@
-import { sleep } from "./abort.ts";
 import { ValidationError } from "./errors.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
 import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -8,6 +7,7 @@ import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
 import { observeStats } from "./telemetry-stats.ts";
 import { injectTraceContext } from "./trace-context.ts";
+import { LoopTurns } from "./turns.ts";
 
 /** Counts of one `tick()`. */
 export interface TickResult {
@@ -172,7 +172,7 @@ export class Outbox<T> {
     const started = performance.now();
     const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
     const tick = this.#context.telemetry.tick(spanWhenIdle);
-    let yielded = started;
+    const turns = new LoopTurns(YIELD_EVERY_MS);
     try {
       // Bounded: every pass either claims nothing (and ends the loop) or moves messages forward.
       while (!signal?.aborted && !stopping()) {
@@ -183,17 +183,14 @@ export class Outbox<T> {
         result.sent += pass.sent;
         result.failed += pass.failed;
         result.dead += pass.dead;
-        // A store and sender that settle without I/O (a local libSQL file, a fast sender) keep
-        // a drain in the microtask queue: timers, I/O and native finalizers (the libSQL driver
-        // frees statement handles in one) would wait for the whole drain. Let them run now and then.
-        if (performance.now() - yielded >= YIELD_EVERY_MS) {
-          await sleep(0);
-          yielded = performance.now();
-        }
+        // Timers, I/O and native finalizers get a turn at least every YIELD_EVERY_MS.
+        await turns.maybeYield();
       }
     } catch (error) {
       tick.end(result, error);
       throw error;
+    } finally {
+      turns.dispose();
     }
     result.durationMs = performance.now() - started;
     tick.end(result);
@@ -201,8 +198,8 @@ export class Outbox<T> {
   }
 }
 
-// Longest stretch (ms) a drain runs without letting the event loop's other tasks in.
-const YIELD_EVERY_MS = 25;
+// Longest stretch (ms) a drain runs without letting the event loop's other tasks in (see LoopTurns).
+const YIELD_EVERY_MS = 50;
 
 function isStore(store: unknown): boolean {
   if (typeof store !== "object" || store === null) return false;
