@@ -85,7 +85,7 @@ export const processesBenchmark: Benchmark = {
             "ratio vs 1 process",
             "duplicates",
             "missing",
-            "busy errors retried",
+            "passes failed busy (retried)",
             "share per process (last round)",
           ],
           rows,
