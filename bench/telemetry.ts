@@ -19,7 +19,7 @@ import { Outbox, type OutboxOptions } from "../mod.ts";
 import { type Benchmark, num, ratio, type Section } from "./lib/report.ts";
 import { nullSender } from "./lib/senders.ts";
 import { interleave, median } from "./lib/stats.ts";
-import { fillStore, openStore } from "./lib/store.ts";
+import { openStore, timedDrain } from "./lib/store.ts";
 import { preparedOrders } from "./lib/workload.ts";
 
 /** Fills a fresh MemoryStore with `n` messages and drains it; returns messages per second. */
@@ -30,14 +30,6 @@ async function drainMemory(n: number, batchSize: number, options: OutboxOptions)
     for (const m of messages) await store.addMessage(tx, m);
   });
   const outbox = new Outbox(store, nullSender, { batchSize, ...options });
-  const result = await outbox.tick();
-  if (result.sent !== n) throw new Error(`expected ${n} sent, got ${result.sent}`);
-  return n / (result.durationMs / 1000);
-}
-
-/** Loads `n` messages into a LibsqlStore (not timed) and drains them; returns messages per second. */
-async function drainLibsql(store: LibsqlStore, n: number, outbox: Outbox<LibsqlTx>): Promise<number> {
-  await fillStore(store, n);
   const result = await outbox.tick();
   if (result.sent !== n) throw new Error(`expected ${n} sent, got ${result.sent}`);
   return n / (result.durationMs / 1000);
@@ -88,10 +80,10 @@ export const telemetryBenchmark: Benchmark = {
         const plain = new Outbox<LibsqlTx>(fixture.store, nullSender, { batchSize });
         const traced = new Outbox<LibsqlTx>(sdkStore, nullSender, { batchSize, ...withSdk });
         const [libNo, libSdk] = (await interleave(plan, [
-          () => drainLibsql(fixture.store, n, plain),
+          () => timedDrain(fixture.store, n, async () => (await plain.tick()).sent),
           async () => {
             spanExporter.reset();
-            return drainLibsql(sdkStore, n, traced);
+            return timedDrain(sdkStore, n, async () => (await traced.tick()).sent);
           },
         ])) as [number[], number[]];
         const r = median(libSdk) / median(libNo);

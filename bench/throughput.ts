@@ -10,7 +10,7 @@ import { minimalRelayDrain } from "./lib/minimal-relay.ts";
 import { type Benchmark, num, ratio, type Section } from "./lib/report.ts";
 import { nullSender } from "./lib/senders.ts";
 import { interleave, median } from "./lib/stats.ts";
-import { fillStore, openStore } from "./lib/store.ts";
+import { openStore, timedDrain } from "./lib/store.ts";
 
 /** The store alone, no relay: fetchAndLock + markAsSent until empty. Returns messages marked. */
 async function storeLoop(store: LibsqlStore, batchSize: number): Promise<number> {
@@ -23,16 +23,6 @@ async function storeLoop(store: LibsqlStore, batchSize: number): Promise<number>
       claim.messages.map((m) => m.id),
     );
   }
-}
-
-/** Loads `n` messages into `store` (not timed), then times `drain`; returns messages per second. */
-async function timedDrain(store: LibsqlStore, n: number, drain: () => Promise<number>): Promise<number> {
-  await fillStore(store, n);
-  const started = performance.now();
-  const sent = await drain();
-  const seconds = (performance.now() - started) / 1000;
-  if (sent !== n) throw new Error(`drained ${sent} of ${n}`);
-  return n / seconds;
 }
 
 export const throughputBenchmark: Benchmark = {

@@ -40,3 +40,17 @@ export async function fillStore(store: LibsqlStore, n: number, chunk = 5_000, fr
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/** Loads `n` messages into `store` (not timed), then times `drain`; returns messages per second. */
+export async function timedDrain(
+  store: LibsqlStore,
+  n: number,
+  drain: () => Promise<number>,
+): Promise<number> {
+  await fillStore(store, n);
+  const started = performance.now();
+  const sent = await drain();
+  const seconds = (performance.now() - started) / 1000;
+  if (sent !== n) throw new Error(`drained ${sent} of ${n}`);
+  return n / seconds;
+}
