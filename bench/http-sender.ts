@@ -63,7 +63,7 @@ export const httpSenderBenchmark: Benchmark = {
   slug: "http",
   title: "httpSender vs a raw fetch loop (same concurrency, same loopback receiver)",
   async run({ quick }): Promise<Section> {
-    // Many short rounds: on a shared machine, noise then falls on the three sides alike.
+    // Many short rounds: on a shared machine, noise then falls on the four sides alike.
     const n = 400;
     const plan = quick ? { warmup: 1, rounds: 5 } : { warmup: 2, rounds: 21 };
     const receiver = await startReceiver();
@@ -77,7 +77,8 @@ export const httpSenderBenchmark: Benchmark = {
     let from = 0;
     try {
       for (const concurrency of [1, 8, 32]) {
-        const sender = httpSender({ url: receiver.url, secret: SECRET, concurrency });
+        const signedSender = httpSender({ url: receiver.url, secret: SECRET, concurrency });
+        const plainSender = httpSender({ url: receiver.url, concurrency });
         // Fresh messages per round: a Message is marked once.
         const fresh = () => {
           const all = claimedMessages(n, from);
@@ -86,25 +87,30 @@ export const httpSenderBenchmark: Benchmark = {
           for (let i = 0; i < n; i += BATCH) batches.push(all.slice(i, i + BATCH));
           return batches;
         };
-        const [raw, rawSigned, ours] = (await interleave(plan, [
+        const through = (sender: typeof plainSender) => async (batch: Message[]) => {
+          // A fresh signal per batch, as the relay gives one per pass.
+          const result = await sender.send(batch, new AbortController().signal);
+          if (result.some((m) => m.status !== 1)) throw new Error("httpSender failed a message");
+        };
+        const [raw, rawSigned, plain, signed] = (await interleave(plan, [
           () => throughput(fresh(), (batch) => rawFetch(receiver.url, batch, concurrency)),
           () => throughput(fresh(), (batch) => rawFetch(receiver.url, batch, concurrency, hmacKey)),
-          () =>
-            throughput(fresh(), async (batch) => {
-              // A fresh signal per batch, as the relay gives one per pass.
-              const result = await sender.send(batch, new AbortController().signal);
-              if (result.some((m) => m.status !== 1)) throw new Error("httpSender failed a message");
-            }),
-        ])) as [number[], number[], number[]];
-        const r = median(ours) / median(raw);
-        worst = Math.min(worst, r);
+          () => throughput(fresh(), through(plainSender)),
+          () => throughput(fresh(), through(signedSender)),
+        ])) as [number[], number[], number[], number[]];
+        // Like for like: unsigned against the bare loop, signed against the loop that signs too.
+        const plainRatio = median(plain) / median(raw);
+        const signedRatio = median(signed) / median(rawSigned);
+        worst = Math.min(worst, plainRatio, signedRatio);
         rows.push([
           String(concurrency),
           num(median(raw)),
+          num(median(plain)),
+          ratio(plainRatio),
           num(median(rawSigned)),
-          num(median(ours)),
-          ratio(r),
-          ratio(median(ours) / median(rawSigned)),
+          num(median(signed)),
+          ratio(signedRatio),
+          ratio(median(signed) / median(raw)),
         ]);
       }
       const stats = await receiver.stats();
@@ -115,24 +121,27 @@ export const httpSenderBenchmark: Benchmark = {
     return {
       id: 3,
       title: this.title,
-      target: "httpSender >= 0.9x the raw fetch loop",
+      target:
+        "httpSender >= 0.9x the raw fetch loop doing the same work (unsigned vs bare; signed vs signing)",
       verdict: worst >= 0.9 ? "met" : "missed",
       tables: [
         {
           header: [
             "concurrency",
             "raw fetch (msg/s)",
+            "httpSender, no secret (msg/s)",
+            "ratio",
             "raw fetch + HMAC + signal (msg/s)",
-            "httpSender (msg/s)",
-            "ratio vs raw",
-            "ratio vs raw + HMAC + signal",
+            "httpSender, signed (msg/s)",
+            "ratio",
+            "signed vs bare raw",
           ],
           rows,
         },
       ],
       notes: [
-        `${num(n)} messages per round in sends of ${BATCH} (as the relay hands them over), median of ${plan.rounds} rounds, the three interleaved; the receiver (node:http, answers 204) runs in its own process.`,
-        "Raw fetch: one POST per message with content-type and webhook-id, body consumed. Raw + HMAC + signal adds what httpSender must do too: the Standard Webhooks HMAC-SHA256 (crypto.subtle) per message and the relay's deadline as an AbortSignal on every request.",
+        `${num(n)} messages per round in sends of ${BATCH} (as the relay hands them over), median of ${plan.rounds} rounds, the four interleaved; the receiver (node:http, answers 204) runs in its own process.`,
+        "Raw fetch: one POST per message with content-type and webhook-id, body consumed; it is the baseline of httpSender without a secret. Raw + HMAC + signal adds what a signing sender must do: the Standard Webhooks HMAC-SHA256 (crypto.subtle) per message and the relay's deadline as an AbortSignal on every request; it is the baseline of httpSender with a secret. The last column charges signing to the sender, for the record.",
       ],
     };
   },
