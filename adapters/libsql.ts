@@ -32,7 +32,7 @@ import {
   passStatements,
   toClaim,
 } from "./libsql/pass.ts";
-import { idsJson, toNumber, toRecord } from "./libsql/rows.ts";
+import { idsJson, toRecord, toStats, versionOf } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import {
   buildStatements,
@@ -270,16 +270,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */
   async stats(): Promise<OutboxStats> {
-    const result = await this.#run.read("reading stats", { sql: this.#sql.stats, args: [Date.now()] });
-    const row = result.rows[0];
-    const inFlight = toNumber(row?.in_flight);
-    const oldest = row?.oldest;
-    return {
-      pending: toNumber(row?.unfinished) - inFlight,
-      inFlight,
-      dead: toNumber(row?.dead),
-      oldestPendingAt: oldest === null || oldest === undefined ? null : new Date(toNumber(oldest)),
-    };
+    return toStats(await this.#run.read("reading stats", { sql: this.#sql.stats, args: [Date.now()] }));
   }
 
   /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
@@ -318,9 +309,4 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async #change(doing: string, statement: InStatement): Promise<number> {
     return (await this.#run.write(doing, statement)).rowsAffected;
   }
-}
-
-function versionOf(result: ResultSet): number {
-  const row = result.rows[0];
-  return row === undefined ? 0 : toNumber(row.version);
 }
