@@ -25,7 +25,11 @@ export interface TickResult {
 
 /** Options of {@link Outbox.tick}. */
 export interface TickOptions {
-  /** Stops starting passes once aborted; a send in flight is aborted too (its messages fail). */
+  /**
+   * Stops starting passes once aborted; a send in flight is aborted too (its messages fail). A
+   * batch that a pipelined store had already claimed for the next pass when the signal aborted
+   * is still sent (under `sendTimeout` only), never failed unsent.
+   */
   signal?: AbortSignal;
   /**
    * Starts no new pass after this many milliseconds. A pass already running finishes, so a
