@@ -44,6 +44,8 @@ export type {
   MessageStore,
   Ordering,
   OutboxStats,
+  PassOutcome,
+  RecordAndFetchResult,
   RetryUpdate,
   TransactionalStore,
 } from "./src/store.ts";

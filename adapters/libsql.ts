@@ -13,7 +13,9 @@ import {
   type DeadUpdate,
   type Message,
   type OutboxStats,
+  type PassOutcome,
   type PreparedMessage,
+  type RecordAndFetchResult,
   type RetryUpdate,
   SendStatus,
   StoreError,
@@ -22,7 +24,15 @@ import {
 } from "../mod.ts";
 import { toStoreError } from "./libsql/errors.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
-import { byAge, deadJson, idsJson, retriesJson, toNumber, toRecord } from "./libsql/rows.ts";
+import {
+  claimStatement,
+  type MarkStatements,
+  markStatements,
+  passResult,
+  passStatements,
+  toClaim,
+} from "./libsql/pass.ts";
+import { idsJson, toRecord, toStats, versionOf } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import {
   buildStatements,
@@ -207,59 +217,60 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * counts as a failed attempt (`retries + 1`).
    */
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
+    const { token, statement } = claimStatement(this.#sql, options, Date.now());
+    return toClaim(token, await this.#run.write("claiming messages", statement));
+  }
+
+  /**
+   * Records a pass's outcome and claims the next batch in one write transaction (one lock, one
+   * commit, one fsync): the non-empty marks, then the claim, which sees them.
+   */
+  async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
     const now = Date.now();
-    const token = crypto.randomUUID();
-    const sql = options.ordering === "key" ? this.#sql.claimByKey : this.#sql.claim;
-    const args = [token, now + options.leaseDuration, now, options.batchSize];
-    const result = await this.#run.write("claiming messages", { sql, args });
-    // RETURNING gives rows in no promised order: sort oldest first here.
-    const records = result.rows.map(toRecord).sort(byAge);
-    return { token, messages: records.map((record) => createMessage(record)) };
+    const marks = this.#marks(outcome, now);
+    const claim = claimStatement(this.#sql, next, now);
+    const results = await this.#run.writeAll("recording outcomes and claiming", passStatements(marks, claim));
+    if (marks.sent !== undefined) await this.#afterSent(now);
+    return passResult(marks, claim, results);
   }
 
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
-    const json = idsJson(ids);
-    if (json === undefined) return 0;
     const now = Date.now();
-    const changed =
-      this.#keepFor === undefined
-        ? await this.#change("recording sent messages", this.#sql.deleteSent, [json, token])
-        : await this.#change("recording sent messages", this.#sql.keepSent, [json, token, now]);
-    if (this.#keepFor !== undefined && now - this.#lastPurge >= PURGE_INTERVAL) {
-      this.#lastPurge = now;
-      // Housekeeping must not fail a mark that already committed: a failed purge waits a minute.
-      await this.purgeSent().catch(() => {});
-    }
+    const { sent } = this.#marks({ token, sent: ids }, now);
+    if (sent === undefined) return 0;
+    const changed = await this.#change("recording sent messages", sent);
+    await this.#afterSent(now);
     return changed;
   }
 
   /** Failed attempts: `retries + 1`, error kept, lease released, ready again at `availableAt`. */
   async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
-    const json = retriesJson(updates);
-    if (json === undefined) return 0;
-    return this.#change("recording failed messages", this.#sql.retry, [json, token]);
+    const { retry } = this.#marks({ token, retry: updates }, 0);
+    return retry === undefined ? 0 : this.#change("recording failed messages", retry);
   }
 
   /** Gives up on messages; they stay for `listDead` and `requeueDead`. */
   async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
-    const json = deadJson(updates);
-    if (json === undefined) return 0;
-    return this.#change("recording dead messages", this.#sql.dead, [json, token]);
+    const { dead } = this.#marks({ token, dead: updates }, 0);
+    return dead === undefined ? 0 : this.#change("recording dead messages", dead);
+  }
+
+  #marks(outcome: Partial<PassOutcome> & { token: string }, now: number): MarkStatements {
+    return markStatements(this.#sql, outcome, this.#keepFor !== undefined, now);
+  }
+
+  /** Purges kept sent rows at most once a minute, after a mark that recorded sent messages. */
+  async #afterSent(now: number): Promise<void> {
+    if (this.#keepFor === undefined || now - this.#lastPurge < PURGE_INTERVAL) return;
+    this.#lastPurge = now;
+    // Housekeeping must not fail a mark that already committed: a failed purge waits a minute.
+    await this.purgeSent().catch(() => {});
   }
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */
   async stats(): Promise<OutboxStats> {
-    const result = await this.#run.read("reading stats", { sql: this.#sql.stats, args: [Date.now()] });
-    const row = result.rows[0];
-    const inFlight = toNumber(row?.in_flight);
-    const oldest = row?.oldest;
-    return {
-      pending: toNumber(row?.unfinished) - inFlight,
-      inFlight,
-      dead: toNumber(row?.dead),
-      oldestPendingAt: oldest === null || oldest === undefined ? null : new Date(toNumber(oldest)),
-    };
+    return toStats(await this.#run.read("reading stats", { sql: this.#sql.stats, args: [Date.now()] }));
   }
 
   /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
@@ -275,11 +286,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   /** Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. */
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined) {
-      return this.#change("requeueing dead messages", this.#sql.requeueAll, [Date.now()]);
+      return this.#change("requeueing dead messages", { sql: this.#sql.requeueAll, args: [Date.now()] });
     }
     const json = idsJson(ids);
     if (json === undefined) return 0;
-    return this.#change("requeueing dead messages", this.#sql.requeueIds, [Date.now(), json]);
+    return this.#change("requeueing dead messages", { sql: this.#sql.requeueIds, args: [Date.now(), json] });
   }
 
   /**
@@ -291,16 +302,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     const cutoff = olderThan?.getTime() ?? Date.now() - (this.#keepFor ?? 0);
     if (!Number.isFinite(cutoff))
       throw new ValidationError(`olderThan must be a valid Date, got ${String(olderThan)}`);
-    return this.#change("purging sent messages", this.#sql.purgeSent, [cutoff]);
+    return this.#change("purging sent messages", { sql: this.#sql.purgeSent, args: [cutoff] });
   }
 
   /** One writing statement, retried while busy; returns the rows it changed. */
-  async #change(doing: string, sql: string, args: (string | number)[]): Promise<number> {
-    return (await this.#run.write(doing, { sql, args })).rowsAffected;
+  async #change(doing: string, statement: InStatement): Promise<number> {
+    return (await this.#run.write(doing, statement)).rowsAffected;
   }
-}
-
-function versionOf(result: ResultSet): number {
-  const row = result.rows[0];
-  return row === undefined ? 0 : toNumber(row.version);
 }

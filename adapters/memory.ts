@@ -13,7 +13,9 @@ import {
   type Message,
   type MessageRecord,
   type OutboxStats,
+  type PassOutcome,
   type PreparedMessage,
+  type RecordAndFetchResult,
   type RetryUpdate,
   SendStatus,
   type TransactionalStore,
@@ -149,6 +151,19 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
       });
     }
     return changed;
+  }
+
+  /**
+   * The three marks, then `fetchAndLock(next)`. Atomic: each method does its work before its
+   * first `await`, and all are called before any is awaited, so nothing runs in between.
+   */
+  async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
+    const { token } = outcome;
+    const sent = this.markAsSent(token, outcome.sent);
+    const failed = this.updateRetryCount(token, outcome.retry);
+    const dead = this.markAsDead(token, outcome.dead);
+    const claim = this.fetchAndLock(next);
+    return { recorded: { sent: await sent, failed: await failed, dead: await dead }, claim: await claim };
   }
 
   async stats(): Promise<OutboxStats> {

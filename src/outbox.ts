@@ -3,7 +3,7 @@ import { type NewMessage, prepareMessage } from "./message.ts";
 import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { type RelayContext, relayPass } from "./relay.ts";
 import type { Sender } from "./sender.ts";
-import type { OutboxStats, TransactionalStore } from "./store.ts";
+import type { Claim, OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
 import { observeStats } from "./telemetry-stats.ts";
 import { injectTraceContext } from "./trace-context.ts";
@@ -25,7 +25,11 @@ export interface TickResult {
 
 /** Options of {@link Outbox.tick}. */
 export interface TickOptions {
-  /** Stops starting passes once aborted; a send in flight is aborted too (its messages fail). */
+  /**
+   * Stops starting passes once aborted; a send in flight is aborted too (its messages fail). A
+   * batch that a pipelined store had already claimed for the next pass when the signal aborted
+   * is still sent (under `sendTimeout` only), never failed unsent.
+   */
   signal?: AbortSignal;
   /**
    * Starts no new pass after this many milliseconds. A pass already running finishes, so a
@@ -173,16 +177,26 @@ export class Outbox<T> {
     const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
     const tick = this.#context.telemetry.tick(spanWhenIdle);
     const turns = new LoopTurns(YIELD_EVERY_MS);
+    // Whether to start (or, pipelined, claim) another pass: budget, abort and stop are all
+    // checked before any claim, so a stopping drain never claims a batch it will not send.
+    const continues = () =>
+      !signal?.aborted && !stopping() && (budgetMs === undefined || performance.now() - started < budgetMs);
+    let next: Claim | undefined;
     try {
       // Bounded: every pass either claims nothing (and ends the loop) or moves messages forward.
-      while (!signal?.aborted && !stopping()) {
-        if (budgetMs !== undefined && performance.now() - started >= budgetMs) break;
-        const pass = await relayPass(this.#context, signal, tick);
+      while (next !== undefined || continues()) {
+        // A batch claimed by the previous pass is relayed even if the drain has to end now (its
+        // lease is held): under `stop()` or the budget it is the one pass a drain may overrun by,
+        // and a signal that aborted meanwhile does not fail it unsent (`sendTimeout` still bounds it).
+        const passSignal = next !== undefined && signal?.aborted ? undefined : signal;
+        const pass = await relayPass(this.#context, passSignal, tick, { claim: next, continues });
         if (pass.claimed === 0) break;
         result.batches += 1;
         result.sent += pass.sent;
         result.failed += pass.failed;
         result.dead += pass.dead;
+        next = pass.next;
+        if (next?.messages.length === 0) break;
         // Timers, I/O and native finalizers get a turn at least every YIELD_EVERY_MS.
         await turns.maybeYield();
       }

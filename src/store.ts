@@ -44,6 +44,26 @@ export interface DeadUpdate {
   error?: string | undefined;
 }
 
+/** What one relay pass recorded: the outcome of its claim `token`, as the three marks take it. */
+export interface PassOutcome {
+  /** The claim's token: only rows still holding it are changed. */
+  readonly token: string;
+  /** Delivered, as for {@link MessageStore.markAsSent}. */
+  readonly sent: readonly string[];
+  /** Failed attempts, as for {@link MessageStore.updateRetryCount}. */
+  readonly retry: readonly RetryUpdate[];
+  /** Given up on, as for {@link MessageStore.markAsDead}. */
+  readonly dead: readonly DeadUpdate[];
+}
+
+/** What {@link MessageStore.recordAndFetch} did: rows each mark changed, and the new claim. */
+export interface RecordAndFetchResult {
+  /** Rows changed per group; a count short of the group's size means that lease was lost. */
+  readonly recorded: { readonly sent: number; readonly failed: number; readonly dead: number };
+  /** The next claim, exactly as {@link MessageStore.fetchAndLock} would return it. */
+  readonly claim: Claim;
+}
+
 /** A snapshot of the outbox for dashboards and alerts. */
 export interface OutboxStats {
   /** Committed, not yet sent or dead, not held by a live lease (includes backoff waits). */
@@ -67,6 +87,7 @@ export interface OutboxStats {
  *   the lost attempt (`retries + 1`), so a message that crashes relays still dies eventually.
  * - The three marks apply only to the given ids that still hold `token` and return how many
  *   rows they changed; a short count means the lease was lost for the rest.
+ * - `recordAndFetch`, if present, is those marks followed by `fetchAndLock`, atomically.
  * - Errors are {@link StoreError}s (`retryable` for busy/locked conditions).
  */
 export interface MessageStore {
@@ -78,6 +99,17 @@ export interface MessageStore {
   markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number>;
   /** Delivered: never claimed again (the store may delete it or keep it for a while). */
   markAsSent(token: string, ids: readonly string[]): Promise<number>;
+  /**
+   * Optional: records one pass's outcome and claims the next batch in ONE atomic write (both
+   * or neither), so a draining relay pays one transaction per pass instead of two. Same
+   * semantics as `markAsSent`, `updateRetryCount` and `markAsDead` (empty groups skipped)
+   * followed by `fetchAndLock(next)`: the claim sees the outcomes just recorded (with ordering
+   * `"key"`, a message sent here frees the next one of its key), and a stale `token` records
+   * nothing while the claim still happens. Stores without it keep working: the relay then
+   * calls the marks and `fetchAndLock` separately. Errors as for the marks; on an error
+   * nothing was recorded or claimed.
+   */
+  recordAndFetch?(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult>;
   /** Counts for dashboards and alerts. */
   stats(): Promise<OutboxStats>;
   /** Dead messages, oldest first (default limit 100). */

@@ -81,7 +81,8 @@ export class RelayTelemetry {
       unit: "{message}",
     });
     this.#duration = this.meter.createHistogram("messaging.client.operation.duration", {
-      description: "Duration of one relay batch: claim, send and record.",
+      description:
+        "Duration of one relay batch: claim, send and record (pipelined: send, then record with the next batch's claim).",
       unit: "s",
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });

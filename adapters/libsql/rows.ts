@@ -1,11 +1,12 @@
 /**
  * Between JavaScript values and libSQL rows and arguments: decoding claimed rows into message
- * records, and encoding id lists and per-row updates as JSON for `json_each`.
+ * records and the stats and version rows into values, and encoding id lists and per-row
+ * updates as JSON for `json_each`.
  *
  * @module
  */
-import type { Row, Value } from "@libsql/client";
-import type { DeadUpdate, MessageRecord, RetryUpdate } from "../../mod.ts";
+import type { ResultSet, Row, Value } from "@libsql/client";
+import type { DeadUpdate, MessageRecord, OutboxStats, RetryUpdate } from "../../mod.ts";
 
 /** Longest `last_error` kept, in UTF-16 code units; operators need the gist, not a novel. */
 export const MAX_ERROR_LENGTH = 2000;
@@ -101,4 +102,23 @@ export function byAge(a: MessageRecord, b: MessageRecord): number {
     a.id.length - b.id.length ||
     (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   );
+}
+
+/** The stats statement's one row as {@link OutboxStats}. */
+export function toStats(result: ResultSet): OutboxStats {
+  const row = result.rows[0];
+  const inFlight = toNumber(row?.in_flight);
+  const oldest = row?.oldest;
+  return {
+    pending: toNumber(row?.unfinished) - inFlight,
+    inFlight,
+    dead: toNumber(row?.dead),
+    oldestPendingAt: oldest === null || oldest === undefined ? null : new Date(toNumber(oldest)),
+  };
+}
+
+/** The schema version a version query read (0: never migrated). */
+export function versionOf(result: ResultSet): number {
+  const row = result.rows[0];
+  return row === undefined ? 0 : toNumber(row.version);
 }

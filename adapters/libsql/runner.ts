@@ -41,17 +41,19 @@ export class Runner {
 
   /** A statement that writes: retried while busy (it did nothing then), never half-applied. */
   write(doing: string, statement: InStatement): Promise<ResultSet> {
-    return this.#prepared(doing, async () => {
-      if (!this.#local) return this.#client.execute(statement);
-      const tx = await this.#lockedTransaction();
-      try {
-        const result = await tx.execute(statement);
-        await tx.commit();
-        return result;
-      } finally {
-        tx.close();
-      }
-    });
+    return this.#prepared(doing, () =>
+      this.#local ? this.#inLock((tx) => tx.execute(statement)) : this.#client.execute(statement),
+    );
+  }
+
+  /**
+   * Statements that write, in order, atomically: locally in one lock-first transaction, remotely
+   * as one `batch` in write mode. Retried as a whole while busy (nothing was applied then).
+   */
+  writeAll(doing: string, statements: InStatement[]): Promise<ResultSet[]> {
+    return this.#prepared(doing, () =>
+      this.#local ? this.#inLock((tx) => tx.batch(statements)) : this.#client.batch(statements, "write"),
+    );
   }
 
   /** A statement that only reads (WAL readers do not wait for the writer). */
@@ -74,6 +76,18 @@ export class Runner {
     return this.#prepared(doing, () =>
       this.#local ? this.#lockedTransaction() : this.#client.transaction("write"),
     );
+  }
+
+  /** Runs `fn` in a short lock-first transaction and commits it. */
+  async #inLock<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
+    const tx = await this.#lockedTransaction();
+    try {
+      const result = await fn(tx);
+      await tx.commit();
+      return result;
+    } finally {
+      tx.close();
+    }
   }
 
   async #lockedTransaction(): Promise<Transaction> {

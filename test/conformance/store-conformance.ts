@@ -274,6 +274,75 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       expect((await store.stats()).inFlight).toBe(1);
     });
 
+    it("recordAndFetch (if present) records and claims in one call, the claim seeing the outcome", async () => {
+      const store = await open();
+      if (store.recordAndFetch === undefined) return;
+      await commitMessages(store, [
+        { key: "a", value: "1" },
+        { key: "b", value: "2" },
+        { key: "c", value: "3" },
+        { key: "d", value: "4" },
+      ]);
+      const first = await store.fetchAndLock({ ...claimDefaults, batchSize: 3 });
+      const [a, b, c] = first.messages.map((m) => m.id);
+      const result = await store.recordAndFetch(
+        {
+          token: first.token,
+          sent: [a!],
+          retry: [{ id: b!, availableAt: new Date(Date.now() + 60_000), error: "HTTP 503" }],
+          dead: [{ id: c!, error: "HTTP 400" }],
+        },
+        claimDefaults,
+      );
+      expect(result.recorded).toEqual({ sent: 1, failed: 1, dead: 1 });
+      expect(keys(result.claim.messages)).toEqual(["d"]);
+      expect(result.claim.token).not.toBe(first.token);
+      expect(await store.markAsSent(result.claim.token, [result.claim.messages[0]!.id])).toBe(1);
+      expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0, dead: 1 });
+      const empty = await store.recordAndFetch(
+        { token: first.token, sent: [], retry: [], dead: [] },
+        claimDefaults,
+      );
+      expect(empty).toMatchObject({ recorded: { sent: 0, failed: 0, dead: 0 }, claim: { messages: [] } });
+    });
+
+    it("recordAndFetch (if present) with a stale token records nothing but still claims", async () => {
+      const store = await open();
+      if (store.recordAndFetch === undefined) return;
+      await commitMessages(store, [
+        { key: "a", value: "1" },
+        { key: "b", value: "2" },
+      ]);
+      const first = await store.fetchAndLock({ ...claimDefaults, batchSize: 1 });
+      const id = first.messages[0]!.id;
+      const result = await store.recordAndFetch(
+        { token: "not-a-token", sent: [id], retry: [], dead: [{ id, error: "x" }] },
+        claimDefaults,
+      );
+      expect(result.recorded).toEqual({ sent: 0, failed: 0, dead: 0 });
+      expect(keys(result.claim.messages)).toEqual(["b"]);
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 2, dead: 0 });
+    });
+
+    it('recordAndFetch (if present) with ordering "key" frees the next message of a key it records', async () => {
+      const store = await open();
+      if (store.recordAndFetch === undefined) return;
+      await commitMessages(store, [
+        { key: "x", value: "1" },
+        { key: "x", value: "2" },
+        { key: "x", value: "3" },
+      ]);
+      const keyed: ClaimOptions = { ...claimDefaults, ordering: "key" };
+      const first = await store.fetchAndLock(keyed);
+      expect(first.messages.map((m) => m.value[0])).toEqual([49]);
+      const result = await store.recordAndFetch(
+        { token: first.token, sent: [first.messages[0]!.id], retry: [], dead: [] },
+        keyed,
+      );
+      expect(result.recorded.sent).toBe(1);
+      expect(result.claim.messages.map((m) => m.value[0])).toEqual([50]);
+    });
+
     it("delivers each of many messages exactly once to racing claimers", async () => {
       const store = await open();
       const total = 300;
