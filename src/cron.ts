@@ -1,4 +1,5 @@
 import { ValidationError } from "./errors.ts";
+import { checkBudget } from "./options.ts";
 import type { Outbox } from "./outbox.ts";
 
 /** Options of {@link cronHandler}. */
@@ -71,9 +72,7 @@ export function cronHandler(
       "secret is required (got undefined): set it, e.g. from CRON_SECRET, or pass allowUnauthenticated: true to opt out",
     );
   }
-  if (budgetMs !== undefined && (typeof budgetMs !== "number" || !(budgetMs >= 0))) {
-    throw new ValidationError(`budgetMs must be a number >= 0, got ${String(budgetMs)}`);
-  }
+  checkBudget(budgetMs);
   // Digested once, lazily: Web Crypto is async and the handler may be built at module scope.
   let expected: Promise<Uint8Array> | undefined;
 

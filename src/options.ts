@@ -170,6 +170,16 @@ export function resolveOptions(options: OutboxOptions = {}): ResolvedOptions {
   };
 }
 
+/**
+ * Checks a tick budget (`budgetMs` of `tick()` and `cronHandler`): undefined or a number >= 0.
+ * Throws a `ValidationError` naming the value otherwise.
+ */
+export function checkBudget(budgetMs: unknown): void {
+  if (budgetMs !== undefined && (typeof budgetMs !== "number" || !(budgetMs >= 0))) {
+    throw new ValidationError(`budgetMs must be a number >= 0, got ${String(budgetMs)}`);
+  }
+}
+
 function defaultOnError(error: unknown): void {
   console.error("[edge-outbox]", error);
 }

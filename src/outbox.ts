@@ -1,6 +1,6 @@
 import { ValidationError } from "./errors.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
-import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
+import { checkBudget, type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import { type RelayContext, relayPass } from "./relay.ts";
 import type { Sender } from "./sender.ts";
 import type { Claim, OutboxStats, TransactionalStore } from "./store.ts";
@@ -170,9 +170,7 @@ export class Outbox<T> {
   /** `spanWhenIdle`: a `tick()` always has a span; a loop pass only when it claims or fails. */
   async #drain(options: TickOptions, stopping: () => boolean, spanWhenIdle: boolean): Promise<TickResult> {
     const { signal, budgetMs } = options;
-    if (budgetMs !== undefined && (typeof budgetMs !== "number" || !(budgetMs >= 0))) {
-      throw new ValidationError(`budgetMs must be a number >= 0, got ${String(budgetMs)}`);
-    }
+    checkBudget(budgetMs);
     const started = performance.now();
     const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
     const tick = this.#context.telemetry.tick(spanWhenIdle);
