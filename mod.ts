@@ -37,16 +37,18 @@ export {
 } from "./src/options.ts";
 export { Outbox, type TickOptions, type TickResult } from "./src/outbox.ts";
 export type { Sender } from "./src/sender.ts";
-export type {
-  Claim,
-  ClaimOptions,
-  DeadUpdate,
-  MessageStore,
-  Ordering,
-  OutboxStats,
-  PassOutcome,
-  RecordAndFetchResult,
-  RetryUpdate,
-  TransactionalStore,
+export {
+  type Claim,
+  type ClaimOptions,
+  DEFAULT_DEAD_LIMIT,
+  type DeadUpdate,
+  deadListLimit,
+  type MessageStore,
+  type Ordering,
+  type OutboxStats,
+  type PassOutcome,
+  type RecordAndFetchResult,
+  type RetryUpdate,
+  type TransactionalStore,
 } from "./src/store.ts";
 export { INSTRUMENTATION_SCOPE } from "./src/telemetry.ts";

@@ -11,6 +11,7 @@ import {
   type ClaimOptions,
   createMessage,
   type DeadUpdate,
+  deadListLimit,
   type Message,
   type OutboxStats,
   type PassOutcome,
@@ -275,10 +276,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
 
   /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
-    const limit = options.limit ?? 100;
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new ValidationError(`limit must be an integer >= 1, got ${String(options.limit)}`);
-    }
+    const limit = deadListLimit(options.limit);
     const result = await this.#run.read("listing dead messages", { sql: this.#sql.listDead, args: [limit] });
     return result.rows.map((row) => createMessage(toRecord(row), SendStatus.Dead));
   }

@@ -10,6 +10,7 @@ import {
   type ClaimOptions,
   createMessage,
   type DeadUpdate,
+  deadListLimit,
   type Message,
   type MessageRecord,
   type OutboxStats,
@@ -184,7 +185,7 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   }
 
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
-    const limit = checkLimit(options.limit);
+    const limit = deadListLimit(options.limit);
     const dead: Message[] = [];
     for (const row of this.#rows.values()) {
       if (dead.length >= limit) break;
@@ -251,12 +252,4 @@ function snapshot(row: Row): MessageRecord {
     retries: row.retries,
     lastError: row.lastError,
   };
-}
-
-function checkLimit(limit: number | undefined): number {
-  if (limit === undefined) return 100;
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new ValidationError(`limit must be an integer >= 1, got ${String(limit)}`);
-  }
-  return limit;
 }

@@ -1,4 +1,20 @@
+import { ValidationError } from "./errors.ts";
 import type { Message, PreparedMessage } from "./message.ts";
+
+/** How many dead messages `listDead` returns when no `limit` is given. */
+export const DEFAULT_DEAD_LIMIT = 100;
+
+/**
+ * The `limit` of `MessageStore.listDead`, checked as every store must: the default when
+ * undefined, else an integer >= 1 (a `ValidationError` otherwise). For store implementations.
+ */
+export function deadListLimit(limit: unknown): number {
+  if (limit === undefined) return DEFAULT_DEAD_LIMIT;
+  if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1) {
+    throw new ValidationError(`limit must be an integer >= 1, got ${String(limit)}`);
+  }
+  return limit;
+}
 
 /**
  * `"none"`: any ready message may go in any batch (oldest first). `"key"`: a message is only
