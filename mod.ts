@@ -9,6 +9,7 @@
  * @module
  */
 export { backoffDelay, nextAttemptAt } from "./src/backoff.ts";
+export { constantTimeEqual } from "./src/constant-time.ts";
 export { type CronHandlerOptions, type CronTarget, cronHandler } from "./src/cron.ts";
 export {
   LeaseLostError,

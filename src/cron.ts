@@ -1,3 +1,4 @@
+import { constantTimeEqual } from "./constant-time.ts";
 import { ValidationError } from "./errors.ts";
 import { checkBudget } from "./options.ts";
 import type { Outbox } from "./outbox.ts";
@@ -83,7 +84,7 @@ export function cronHandler(
     if (secret !== undefined) {
       expected ??= digest(secret);
       const presented = bearerToken(request.headers.get("authorization"));
-      const ok = equalDigests(await expected, await digest(presented ?? ""));
+      const ok = constantTimeEqual(await expected, await digest(presented ?? ""));
       if (!ok || presented === undefined) {
         return json({ error: "unauthorized" }, 401, { "www-authenticate": "Bearer" });
       }
@@ -111,13 +112,6 @@ function bearerToken(header: string | null): string | undefined {
 
 async function digest(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-/** Compares two SHA-256 digests without an early exit. */
-function equalDigests(a: Uint8Array, b: Uint8Array): boolean {
-  let difference = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ (b[i] ?? 0);
-  return difference === 0;
 }
 
 function json(body: unknown, status: number, headers: Record<string, string> = {}): Response {

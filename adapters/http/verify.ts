@@ -1,4 +1,4 @@
-import { OutboxError, ValidationError } from "../../mod.ts";
+import { constantTimeEqual, OutboxError, ValidationError } from "../../mod.ts";
 import {
   decodeBase64,
   decodeSecrets,
@@ -166,14 +166,6 @@ export async function verifyWebhook(
     text: () => new TextDecoder().decode(body),
     json: <T>() => JSON.parse(new TextDecoder().decode(body)) as T,
   };
-}
-
-/** Byte equality whose time depends on the lengths only, never on where the bytes differ. */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
-  return difference === 0;
 }
 
 function headerReader(headers: WebhookParts["headers"]): (name: string) => string | undefined {

@@ -1,8 +1,7 @@
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
-import { constantTimeEqual } from "../../adapters/http/verify.ts";
 import { signWebhook, verifyWebhook, WebhookVerificationError } from "../../adapters/http.ts";
-import { OutboxError, ValidationError } from "../../mod.ts";
+import { constantTimeEqual, OutboxError, ValidationError } from "../../mod.ts";
 
 const randomSecret = () =>
   `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
