@@ -1,6 +1,6 @@
 /**
  * `edge-outbox/libsql`: the outbox on libSQL, local SQLite files and Turso alike, through
- * `@libsql/client`. Claims are leases held in the table (one `UPDATE ... RETURNING` per claim),
+ * `@libsql/client`. Claims are leases held in the table (taken in one short write transaction),
  * so a relay holds no transaction across the network and a crashed relay loses nothing.
  *
  * @module
@@ -23,19 +23,19 @@ import {
   type TransactionalStore,
   ValidationError,
 } from "../mod.ts";
-import { toStoreError } from "./libsql/errors.ts";
+import { isTooBig, toStoreError } from "./libsql/errors.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
 import {
-  claimStatement,
+  claimStatements,
   type MarkStatements,
   markStatements,
   passResult,
   passStatements,
-  toClaim,
 } from "./libsql/pass.ts";
-import { idsJson, toRecord, toStats, versionOf } from "./libsql/rows.ts";
+import { idsJson, toNumber, toRecord, toStats, versionOf } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import {
+  BYTES_SURVIVE_CONCAT,
   buildStatements,
   CREATE_SCHEMA_TABLE,
   READ_VERSION,
@@ -97,9 +97,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * Creates or upgrades the table and its indexes; safe to run again and from several
    * processes at once. The version lives in `edge_outbox_schema` (one row per table), never in
    * `PRAGMA user_version`. Rejects with a `StoreError` if the table was migrated by a newer
-   * edge-outbox.
+   * edge-outbox, or if the database's text encoding is not UTF-8 (the default; claims carry
+   * message bytes through SQLite's text functions, which would re-encode them).
    */
   async migrate(): Promise<void> {
+    await this.#checkEncoding();
     await this.#run.script("creating the schema table", CREATE_SCHEMA_TABLE);
     // Up to date (the usual start-up): done without taking the write lock.
     if (this.#checkVersion(await this.#run.read("reading the schema version", this.#versionQuery))) return;
@@ -111,6 +113,16 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
         for (const sql of step) await tx.execute(sql);
       await tx.execute({ sql: WRITE_VERSION, args: [this.table, SCHEMA_VERSION, Date.now()] });
     });
+  }
+
+  async #checkEncoding(): Promise<void> {
+    const result = await this.#run.read("checking the text encoding", BYTES_SURVIVE_CONCAT);
+    if (toNumber(result.rows[0]?.kept) !== 1) {
+      throw new StoreError(
+        "the database's text encoding is UTF-16; edge-outbox needs UTF-8, SQLite's default (a new database file starts with it)",
+        { retryable: false },
+      );
+    }
   }
 
   get #versionQuery(): InStatement {
@@ -213,13 +225,13 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   /**
-   * Claims up to `batchSize` ready messages, oldest first, with one `UPDATE ... RETURNING`
-   * under a fresh random token and a lease of `leaseDuration` ms. A reclaimed expired lease
+   * Claims up to `batchSize` ready messages, oldest first, under a fresh random token and a
+   * lease of `leaseDuration` ms, in one short write transaction. A reclaimed expired lease
    * counts as a failed attempt (`retries + 1`).
    */
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
-    const { token, statement } = claimStatement(this.#sql, options, Date.now());
-    return toClaim(token, await this.#run.write("claiming messages", statement));
+    const { claim } = await this.#claim("claiming messages", {}, options);
+    return claim;
   }
 
   /**
@@ -229,10 +241,26 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
     const now = Date.now();
     const marks = this.#marks(outcome, now);
-    const claim = claimStatement(this.#sql, next, now);
-    const results = await this.#run.writeAll("recording outcomes and claiming", passStatements(marks, claim));
+    const result = await this.#claim("recording outcomes and claiming", marks, next);
     if (marks.sent !== undefined) await this.#afterSent(now);
-    return passResult(marks, claim, results);
+    return result;
+  }
+
+  /**
+   * Runs `marks` and a claim in one write. A batch's values come back as one blob, which SQLite
+   * refuses above its length limit (1e9 bytes: a thousand 1 MiB messages): then the whole
+   * write, which changed nothing, runs again with half the batch, down to one message.
+   */
+  async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
+    for (let batchSize = options.batchSize; ; batchSize = Math.ceil(batchSize / 2)) {
+      // Leases run from this attempt, not from the first: a refused one may have taken seconds.
+      const claim = claimStatements(this.#sql, { ...options, batchSize }, Date.now());
+      try {
+        return passResult(marks, claim, await this.#run.writeAll(doing, passStatements(marks, claim)));
+      } catch (error) {
+        if (batchSize === 1 || !isTooBig(error)) throw error;
+      }
+    }
   }
 
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */

@@ -36,6 +36,17 @@ export function isBusy(error: unknown): boolean {
 }
 
 /**
+ * Whether `error` (or the libSQL error a `StoreError` wraps) is `SQLITE_TOOBIG`: a string or
+ * blob over SQLite's length limit (1e9 bytes unless the build says otherwise).
+ */
+export function isTooBig(error: unknown): boolean {
+  const cause = error instanceof OutboxError ? error.cause : error;
+  if (typeof cause !== "object" || cause === null) return false;
+  const { code, extendedCode, rawCode } = cause as LibsqlLike;
+  return code === "SQLITE_TOOBIG" || extendedCode === "SQLITE_TOOBIG" || rawCode === 18;
+}
+
+/**
  * `error` as an {@link OutboxError}: busy/locked conditions become a retryable `StoreError`
  * (code `STORE_BUSY`), dropped remote connections a retryable `STORE_ERROR`, anything else a
  * non-retryable `STORE_ERROR`. The libSQL error stays as `cause`.

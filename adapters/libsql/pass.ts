@@ -13,29 +13,28 @@ import {
   type RecordAndFetchResult,
   StoreError,
 } from "../../mod.ts";
-import { byAge, deadJson, idsJson, retriesJson, toRecord } from "./rows.ts";
+import { byAge, deadJson, idsJson, retriesJson, toRecords } from "./rows.ts";
 import type { Statements } from "./sql.ts";
 
-/** A claim statement under a fresh random token. */
-export interface ClaimStatement {
+/** A claim's two statements (see `ClaimSql`) under a fresh random token. */
+export interface ClaimStatements {
   token: string;
-  statement: InStatement;
+  read: InStatement;
+  write: InStatement;
 }
 
 /** The claim of `options` at `now` (ms), under a fresh token. */
-export function claimStatement(sql: Statements, options: ClaimOptions, now: number): ClaimStatement {
+export function claimStatements(sql: Statements, options: ClaimOptions, now: number): ClaimStatements {
   const token = crypto.randomUUID();
-  const text = options.ordering === "key" ? sql.claimByKey : sql.claim;
-  return {
-    token,
-    statement: { sql: text, args: [token, now + options.leaseDuration, now, options.batchSize] },
-  };
+  const { read, write } = options.ordering === "key" ? sql.claimByKey : sql.claim;
+  const args = [token, now + options.leaseDuration, now, options.batchSize];
+  return { token, read: { sql: read, args }, write: { sql: write, args } };
 }
 
-/** The claim a claim statement's result holds, messages oldest first. */
-export function toClaim(token: string, result: ResultSet): Claim {
-  // RETURNING gives rows in no promised order: sort oldest first here.
-  const records = result.rows.map(toRecord).sort(byAge);
+/** The claim a claim's read returned, messages oldest first. */
+export function toClaim(token: string, read: ResultSet): Claim {
+  // An aggregate's order is not promised: sort oldest first here.
+  const records = toRecords(read).sort(byAge);
   return { token, messages: records.map((record) => createMessage(record)) };
 }
 
@@ -72,26 +71,26 @@ export function markStatements(
   };
 }
 
-/** The statements of `recordAndFetch`, in order: the non-empty marks, then the claim. */
-export function passStatements(marks: MarkStatements, claim: ClaimStatement): InStatement[] {
+/** The statements of one write, in order: the non-empty marks, then the claim's read and write. */
+export function passStatements(marks: MarkStatements, claim: ClaimStatements): InStatement[] {
   const statements: InStatement[] = [];
   for (const mark of [marks.sent, marks.retry, marks.dead]) if (mark !== undefined) statements.push(mark);
-  statements.push(claim.statement);
+  statements.push(claim.read, claim.write);
   return statements;
 }
 
 /** Reads the results of {@link passStatements}: rows each mark changed, and the claim. */
 export function passResult(
   marks: MarkStatements,
-  claim: ClaimStatement,
+  claim: ClaimStatements,
   results: ResultSet[],
 ): RecordAndFetchResult {
   let i = 0;
   const changed = (mark: InStatement | undefined) =>
     mark === undefined ? 0 : (results[i++]?.rowsAffected ?? 0);
   const recorded = { sent: changed(marks.sent), failed: changed(marks.retry), dead: changed(marks.dead) };
-  const rows = results[i];
-  if (rows === undefined)
-    throw new StoreError(`expected ${i + 1} statement results, got ${results.length}`, { retryable: false });
-  return { recorded, claim: toClaim(claim.token, rows) };
+  const read = results[i];
+  if (read === undefined || results.length !== i + 2)
+    throw new StoreError(`expected ${i + 2} statement results, got ${results.length}`, { retryable: false });
+  return { recorded, claim: toClaim(claim.token, read) };
 }

@@ -71,9 +71,16 @@ function toBytes(value: Value | undefined): Uint8Array<ArrayBuffer> {
   return new Uint8Array(0);
 }
 
+// Headers are written as a JSON object of strings. Anything else (a hand-edited row) reads as
+// no headers rather than failing the claim, which would hold up every message behind it.
 function toHeaders(value: Value | undefined): Record<string, string> {
   if (typeof value !== "string" || value === "") return {};
-  const parsed: unknown = JSON.parse(value);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return {};
+  }
   const headers: Record<string, string> = {};
   if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
     for (const [name, v] of Object.entries(parsed)) if (typeof v === "string") headers[name] = v;
@@ -93,6 +100,43 @@ export function toRecord(row: Row): MessageRecord {
     retries: toNumber(row.retries),
     lastError: typeof lastError === "string" ? lastError : undefined,
   };
+}
+
+/** One entry of a claim's `records`: see `ClaimSql` in sql.ts. */
+type ClaimedEntry = [
+  id: string,
+  key: string,
+  valueLength: number,
+  headers: string | null,
+  createdAt: number,
+  retries: number,
+  lastError: string | null,
+];
+
+/**
+ * The records of a claim's read (one row: `records` JSON, `bytes` the values end to end).
+ * Each value is copied out, so a message never exposes (or keeps alive) its batch's buffer.
+ */
+export function toRecords(result: ResultSet): MessageRecord[] {
+  const row = result.rows[0];
+  const records = row?.records;
+  if (typeof records !== "string") return [];
+  const entries = JSON.parse(records) as ClaimedEntry[];
+  const bytes = toBytes(row?.bytes);
+  let offset = 0;
+  return entries.map(([id, key, valueLength, headers, createdAt, retries, lastError]) => {
+    const start = offset;
+    offset += valueLength;
+    return {
+      id,
+      key,
+      value: bytes.slice(start, offset),
+      headers: toHeaders(headers),
+      timestamp: new Date(createdAt),
+      retries,
+      lastError: lastError ?? undefined,
+    };
+  });
 }
 
 /** Orders records oldest first, ties by id (numerically: ids are decimal strings). */

@@ -32,17 +32,35 @@ export function checkTableName(table: unknown): string {
   return table;
 }
 
-// Columns every claim and listing returns. The id goes out as text: an integer above 2^53
+// Columns a listing returns. The id goes out as text: an integer above 2^53
 // would lose digits (or throw) in a client with intMode "number".
 const RECORD_COLUMNS = "CAST(id AS TEXT) AS id, key, value, headers, created_at, retries, last_error";
+
+/**
+ * A claim as two statements with the same arguments (?1 token, ?2 lease end, ?3 now, ?4 limit),
+ * run in that order in one write transaction: `read` returns the batch as one row, `write`
+ * takes the same rows' leases. Under the write lock both pick the same rows: same data, same
+ * arguments, a total order.
+ *
+ * The batch comes back as one row because the driver's cost is per row and per column (about
+ * half of a large pass went into reading `UPDATE ... RETURNING` rows): `records` is a JSON
+ * array of `[id, key, valueLength, headers, createdAt, retries, lastError]`, and `bytes` is
+ * every value concatenated in the same order (both aggregates step through the same rows).
+ */
+export interface ClaimSql {
+  read: string;
+  write: string;
+}
 
 /** The SQL of one store, for one (validated) table name. */
 export interface Statements {
   /** Schema migrations: index i brings the schema from version i to version i + 1. */
   migrations: readonly (readonly string[])[];
   insert: string;
-  claim: string;
-  claimByKey: string;
+  /** The claim of ordering "none": its read, then its write, in one write transaction. */
+  claim: ClaimSql;
+  /** The claim of ordering "key" (no message while an older one of its key is unfinished). */
+  claimByKey: ClaimSql;
   deleteSent: string;
   keepSent: string;
   retry: string;
@@ -57,17 +75,25 @@ export interface Statements {
 /** Builds every statement for table `t` (already checked with {@link checkTableName}). */
 export function buildStatements(t: string): Statements {
   const q = `"${t}"`;
-  const lease = `lease expired before the outcome was recorded`;
-  // ?1 token, ?2 lease end, ?3 now, ?4 limit. One statement claims: the subquery picks the
-  // oldest ready rows through the partial index of unfinished rows, the UPDATE takes them.
-  // A row whose lease ran out counts that lost attempt, exactly as MemoryStore does.
-  const claimWith = (extra: string) => `UPDATE ${q} SET claim_token = ?1, lease_until = ?2,
-  retries = retries + (CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END),
-  last_error = CASE WHEN lease_until IS NULL THEN last_error ELSE '${lease}' END
-WHERE id IN (SELECT c.id FROM ${q} AS c
+  // A row whose lease ran out counts that lost attempt, exactly as MemoryStore does. The read
+  // reports what the write sets, from the same columns before the write.
+  const retriesAfterClaim = "retries + (lease_until IS NOT NULL)";
+  const lastErrorAfterClaim = `CASE WHEN lease_until IS NULL THEN last_error ELSE 'lease expired before the outcome was recorded' END`;
+  // ?3 now, ?4 limit: the oldest ready rows, through the partial index of unfinished rows.
+  const ready = (columns: string, extra: string) => `SELECT ${columns} FROM ${q} AS c
   WHERE c.status = 0 AND c.available_at <= ?3 AND (c.lease_until IS NULL OR c.lease_until <= ?3)${extra}
-  ORDER BY c.created_at, c.id LIMIT ?4)
-RETURNING ${RECORD_COLUMNS}`;
+  ORDER BY c.created_at, c.id LIMIT ?4`;
+  // Casts keep a hand-edited row from failing json_array (it refuses BLOBs) and with it every
+  // claim; the value's length is in bytes whatever its type, as group_concat appends it.
+  const claimOf = (extra: string): ClaimSql => ({
+    read: `SELECT json_group_array(json_array(CAST(id AS TEXT), CAST(key AS TEXT), length(CAST(value AS BLOB)),
+    CAST(headers AS TEXT), CAST(created_at AS INTEGER), ${retriesAfterClaim}, CAST(${lastErrorAfterClaim} AS TEXT))) AS records,
+  CAST(group_concat(value, '') AS BLOB) AS bytes
+FROM (${ready("c.id, c.key, c.value, c.headers, c.created_at, c.retries, c.last_error, c.lease_until", extra)})`,
+    write: `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
+  last_error = ${lastErrorAfterClaim}
+WHERE id IN (${ready("c.id", extra)})`,
+  });
   // ?1 JSON array of ids, ?2 token: marks touch only rows still held by this claim.
   const mine = `id IN (SELECT value FROM json_each(?1)) AND claim_token = ?2 AND status = 0`;
   // ?1 JSON array of [id, availableAt, error] / [id, error]: per-row values in one statement.
@@ -99,8 +125,8 @@ WHERE m.id = u.id AND m.claim_token = ?2 AND m.status = 0`;
       ],
     ],
     insert: `INSERT INTO ${q} (key, value, headers, created_at, available_at) VALUES (?1, ?2, ?3, ?4, ?4)`,
-    claim: claimWith(""),
-    claimByKey: claimWith(`
+    claim: claimOf(""),
+    claimByKey: claimOf(`
     AND NOT EXISTS (SELECT 1 FROM ${q} AS o WHERE o.status = 0 AND o.key = c.key AND o.id < c.id)`),
     deleteSent: `DELETE FROM ${q} WHERE ${mine}`,
     keepSent: `UPDATE ${q} SET status = 1, sent_at = ?3, lease_until = NULL, claim_token = NULL WHERE ${mine}`,
@@ -124,6 +150,13 @@ WHERE status = 3 AND id IN (SELECT value FROM json_each(?2))`,
     purgeSent: `DELETE FROM ${q} WHERE status = 1 AND sent_at < ?1`,
   };
 }
+
+/**
+ * One row, `kept` 1 when a claim's `group_concat` hands bytes back unchanged. It does in UTF-8
+ * databases; in UTF-16 ones SQLite re-encodes them (these bytes are invalid UTF-16 either way
+ * round). No PRAGMA, which remote servers may refuse.
+ */
+export const BYTES_SURVIVE_CONCAT = `SELECT CAST(group_concat(b, '') AS BLOB) = b AS kept FROM (SELECT x'00d8d800ff' AS b)`;
 
 /** Creates the version table. */
 export const CREATE_SCHEMA_TABLE = `CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (

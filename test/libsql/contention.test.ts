@@ -1,4 +1,10 @@
-import { type Client, createClient, type InStatement, type Transaction } from "@libsql/client";
+import {
+  type Client,
+  createClient,
+  type InStatement,
+  type Transaction,
+  type TransactionMode,
+} from "@libsql/client";
 import { afterAll, describe, expect, it } from "vitest";
 import { isBusy, toStoreError } from "../../adapters/libsql/errors.ts";
 import { LibsqlStore } from "../../adapters/libsql.ts";
@@ -175,6 +181,10 @@ describe("LibsqlStore on a remote client", () => {
       execute: (stmt: InStatement) => {
         log(stmt);
         return local.execute(stmt);
+      },
+      batch: (stmts: InStatement[], mode: TransactionMode) => {
+        for (const stmt of stmts) log(stmt);
+        return local.batch(stmts, mode);
       },
       transaction: async (mode: "write"): Promise<Transaction> => {
         const tx = await local.transaction(mode);
