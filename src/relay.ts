@@ -1,4 +1,4 @@
-import { deadlineSignal, whenAborted } from "./abort.ts";
+import { deadlineSignal } from "./abort.ts";
 import { nextAttemptAt } from "./backoff.ts";
 import { LeaseLostError, OutboxError, SendError, SendTimeoutError } from "./errors.ts";
 import { type Message, SendStatus } from "./message.ts";
@@ -151,7 +151,7 @@ async function send(context: RelayContext, messages: Message[], signal?: AbortSi
     // Race the abort so a sender that ignores its signal cannot hold the pass past the deadline.
     const result = await Promise.race([
       sender.send(messages, deadline.signal),
-      whenAborted(deadline.signal).then(() => TIMED_OUT),
+      deadline.aborted.then(() => TIMED_OUT),
     ]);
     if (result === TIMED_OUT) {
       error = deadline.timedOut()
@@ -193,24 +193,28 @@ function checkResult(given: readonly Message[], result: unknown): SendError | un
       },
     );
   }
-  const ours = new Set<unknown>(given);
-  const foreign = result.filter((m) => !ours.has(m));
-  if (foreign.length > 0) {
-    return new SendError(`sender returned ${foreign.length} message(s) it was not given; they were ignored`, {
-      code: "MALFORMED_SEND_RESULT",
-    });
+  // Returning the very array it was given (the usual case) cannot smuggle anything in.
+  if (result !== given) {
+    const ours = new Set<unknown>(given);
+    const foreign = result.filter((m) => !ours.has(m));
+    if (foreign.length > 0) {
+      return new SendError(
+        `sender returned ${foreign.length} message(s) it was not given; they were ignored`,
+        {
+          code: "MALFORMED_SEND_RESULT",
+        },
+      );
+    }
   }
+  if (given.every((m) => m.status !== SendStatus.None)) return undefined;
   const unmarked = given.filter((m) => m.status === SendStatus.None);
-  if (unmarked.length > 0) {
-    return new SendError(
-      `sender left ${unmarked.length} message(s) unmarked (ids ${unmarked
-        .slice(0, 5)
-        .map((m) => m.id)
-        .join(", ")}); they count as failed`,
-      { code: "MALFORMED_SEND_RESULT", messageId: unmarked[0]?.id },
-    );
-  }
-  return undefined;
+  return new SendError(
+    `sender left ${unmarked.length} message(s) unmarked (ids ${unmarked
+      .slice(0, 5)
+      .map((m) => m.id)
+      .join(", ")}); they count as failed`,
+    { code: "MALFORMED_SEND_RESULT", messageId: unmarked[0]?.id },
+  );
 }
 
 function describeUnmarked(error: unknown): string {
