@@ -30,7 +30,7 @@ import {
   type MarkStatements,
   markStatements,
   passResult,
-  passStatements,
+  passSteps,
 } from "./libsql/pass.ts";
 import { idsJson, toNumber, toRecord, toStats, versionOf } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
@@ -256,7 +256,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
       // Leases run from this attempt, not from the first: a refused one may have taken seconds.
       const claim = claimStatements(this.#sql, { ...options, batchSize }, Date.now());
       try {
-        return passResult(marks, claim, await this.#run.writeAll(doing, passStatements(marks, claim)));
+        return passResult(marks, claim, await this.#run.writeSteps(doing, passSteps(marks, claim)));
       } catch (error) {
         if (batchSize === 1 || !isTooBig(error)) throw error;
       }

@@ -13,7 +13,9 @@ import {
   type RecordAndFetchResult,
   StoreError,
 } from "../../mod.ts";
-import { byAge, deadJson, idsJson, retriesJson, toRecords } from "./rows.ts";
+import { inlineStatement } from "./inline.ts";
+import { byAge, deadJson, idsJson, retriesJson, toNumber, toRecords } from "./rows.ts";
+import type { WriteStep } from "./runner.ts";
 import type { Statements } from "./sql.ts";
 
 /** A claim's two statements (see `ClaimSql`) under a fresh random token. */
@@ -71,26 +73,36 @@ export function markStatements(
   };
 }
 
-/** The statements of one write, in order: the non-empty marks, then the claim's read and write. */
-export function passStatements(marks: MarkStatements, claim: ClaimStatements): InStatement[] {
-  const statements: InStatement[] = [];
-  for (const mark of [marks.sent, marks.retry, marks.dead]) if (mark !== undefined) statements.push(mark);
-  statements.push(claim.read, claim.write);
-  return statements;
+/**
+ * The steps of one write, in order: the failed and dead marks, the sent mark, the claim's read,
+ * the claim's write. The sent mark and the claim's write run inlined where they can (their
+ * results are not needed: the read reports the sent mark's count as `changes()`, which is why
+ * the sent mark comes right before it); on the usual pass, all sent, the sent mark then takes
+ * the write lock itself.
+ */
+export function passSteps(marks: MarkStatements, claim: ClaimStatements): WriteStep[] {
+  const steps: WriteStep[] = [];
+  for (const mark of [marks.retry, marks.dead]) if (mark !== undefined) steps.push({ statement: mark });
+  if (marks.sent !== undefined) steps.push({ statement: marks.sent, script: inlineStatement(marks.sent) });
+  steps.push({ statement: claim.read }, { statement: claim.write, script: inlineStatement(claim.write) });
+  return steps;
 }
 
-/** Reads the results of {@link passStatements}: rows each mark changed, and the claim. */
+/** Reads the results of {@link passSteps}: rows each mark changed, and the claim. */
 export function passResult(
   marks: MarkStatements,
   claim: ClaimStatements,
-  results: ResultSet[],
+  results: readonly (ResultSet | undefined)[],
 ): RecordAndFetchResult {
   let i = 0;
   const changed = (mark: InStatement | undefined) =>
     mark === undefined ? 0 : (results[i++]?.rowsAffected ?? 0);
-  const recorded = { sent: changed(marks.sent), failed: changed(marks.retry), dead: changed(marks.dead) };
+  const failed = changed(marks.retry);
+  const dead = changed(marks.dead);
+  const sentResult = marks.sent === undefined ? undefined : results[i++];
   const read = results[i];
   if (read === undefined || results.length !== i + 2)
     throw new StoreError(`expected ${i + 2} statement results, got ${results.length}`, { retryable: false });
-  return { recorded, claim: toClaim(claim.token, read) };
+  const sent = marks.sent === undefined ? 0 : (sentResult?.rowsAffected ?? toNumber(read.rows[0]?.changed));
+  return { recorded: { sent, failed, dead }, claim: toClaim(claim.token, read) };
 }

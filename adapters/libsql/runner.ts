@@ -5,9 +5,10 @@
  * progress until the garbage collector finalizes it. Until then every COMMIT on that pooled
  * connection fails, and autocommit writes on it are silently left uncommitted while holding the
  * write lock (tursodatabase/libsql-client-ts#352). So on local clients the store takes the
- * write lock first with a no-op write through `executeMultiple`, whose failures are finalized
- * at once, and only then runs its statement, in a short transaction that cannot meet a busy
- * lock any more. Remote clients (Turso/sqld) run each statement as one autocommit request.
+ * write lock first with a write through `executeMultiple` (a no-op, or a relay pass's first
+ * statement), whose failures are finalized at once, and only then runs its statements, in a
+ * short transaction that cannot meet a busy lock any more. Remote clients (Turso/sqld) run
+ * each statement as one autocommit request, and a group of them as one `batch`.
  *
  * @module
  */
@@ -18,6 +19,16 @@ import { SCHEMA_TABLE } from "./sql.ts";
 // A write that changes nothing but takes the write lock (tested: it fails busy while another
 // connection holds the lock). The schema table exists once `migrate()` has run.
 const TAKE_WRITE_LOCK = `DELETE FROM ${SCHEMA_TABLE} WHERE 0`;
+
+/**
+ * One statement of {@link Runner.writeSteps}. Its `script`, when set, is the statement with its
+ * arguments written in (see inline.ts): locally it runs through `executeMultiple`, a fraction
+ * of the driver's cost, for steps whose result is not needed.
+ */
+export interface WriteStep {
+  statement: InStatement;
+  script?: string | undefined;
+}
 
 /** Runs statements for one store; see the module comment. */
 export class Runner {
@@ -47,13 +58,32 @@ export class Runner {
   }
 
   /**
-   * Statements that write, in order, atomically: locally in one lock-first transaction, remotely
-   * as one `batch` in write mode. Retried as a whole while busy (nothing was applied then).
+   * Steps that write, in order, atomically: locally in one lock-first transaction (a first
+   * step with a script takes the lock itself), remotely as one `batch` in write mode. Retried
+   * as a whole while busy (nothing was applied then). Results in step order; a step run
+   * locally as its script has none.
    */
-  writeAll(doing: string, statements: InStatement[]): Promise<ResultSet[]> {
-    return this.#prepared(doing, () =>
-      this.#local ? this.#inLock((tx) => tx.batch(statements)) : this.#client.batch(statements, "write"),
-    );
+  writeSteps(doing: string, steps: readonly WriteStep[]): Promise<(ResultSet | undefined)[]> {
+    return this.#prepared(doing, () => {
+      if (!this.#local)
+        return this.#client.batch(
+          steps.map((step) => step.statement),
+          "write",
+        );
+      const [first, ...rest] = steps;
+      const lock = first?.script;
+      return this.#inLock(async (tx) => {
+        const results: (ResultSet | undefined)[] = lock === undefined ? [] : [undefined];
+        for (const step of lock === undefined ? steps : rest) {
+          if (step.script === undefined) results.push(await tx.execute(step.statement));
+          else {
+            await tx.executeMultiple(step.script);
+            results.push(undefined);
+          }
+        }
+        return results;
+      }, lock);
+    });
   }
 
   /** A statement that only reads (WAL readers do not wait for the writer). */
@@ -78,23 +108,26 @@ export class Runner {
     );
   }
 
-  /** Runs `fn` in a short lock-first transaction and commits it. */
-  async #inLock<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
-    const tx = await this.#lockedTransaction();
+  /** Runs `fn` in a short lock-first transaction (`lock` takes it) and commits it. */
+  async #inLock<R>(fn: (tx: Transaction) => Promise<R>, lock = TAKE_WRITE_LOCK): Promise<R> {
+    const tx = await this.#lockedTransaction(lock);
     try {
       const result = await fn(tx);
-      await tx.commit();
+      // Through `executeMultiple` for the same reason as the steps' scripts (see inline.ts);
+      // `close()` then finds the transaction ended and only gives the connection back.
+      await tx.executeMultiple("COMMIT");
       return result;
     } finally {
       tx.close();
     }
   }
 
-  async #lockedTransaction(): Promise<Transaction> {
-    // A deferred BEGIN takes no lock, so it cannot fail busy; the no-op write then takes it.
+  async #lockedTransaction(lock = TAKE_WRITE_LOCK): Promise<Transaction> {
+    // A deferred BEGIN takes no lock, so it cannot fail busy; the first write, through
+    // `executeMultiple`, then takes it.
     const tx = await this.#client.transaction("deferred");
     try {
-      await tx.executeMultiple(TAKE_WRITE_LOCK);
+      await tx.executeMultiple(lock);
       return tx;
     } catch (error) {
       tx.close();

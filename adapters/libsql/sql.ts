@@ -46,6 +46,7 @@ const RECORD_COLUMNS = "CAST(id AS TEXT) AS id, key, value, headers, created_at,
  * half of a large pass went into reading `UPDATE ... RETURNING` rows): `records` is a JSON
  * array of `[id, key, valueLength, headers, createdAt, retries, lastError]`, and `bytes` is
  * every value concatenated in the same order (both aggregates step through the same rows).
+ * `changed` is `changes()`: the rows the statement just before it changed (a pass's sent mark).
  */
 export interface ClaimSql {
   read: string;
@@ -88,7 +89,8 @@ export function buildStatements(t: string): Statements {
   const claimOf = (extra: string): ClaimSql => ({
     read: `SELECT json_group_array(json_array(CAST(id AS TEXT), CAST(key AS TEXT), length(CAST(value AS BLOB)),
     CAST(headers AS TEXT), CAST(created_at AS INTEGER), ${retriesAfterClaim}, CAST(${lastErrorAfterClaim} AS TEXT))) AS records,
-  CAST(group_concat(value, '') AS BLOB) AS bytes
+  CAST(group_concat(value, '') AS BLOB) AS bytes,
+  changes() AS changed
 FROM (${ready("c.id, c.key, c.value, c.headers, c.created_at, c.retries, c.last_error, c.lease_until", extra)})`,
     write: `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
   last_error = ${lastErrorAfterClaim}

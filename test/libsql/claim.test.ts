@@ -90,6 +90,28 @@ describe("LibsqlStore claims", () => {
     expect((await store.stats()).pending).toBe(0);
   });
 
+  it("counts what a pass recorded whether its marks ran inlined or, for an odd token, prepared", async () => {
+    const { client, store } = await open();
+    for (const key of ["a", "b", "c"])
+      await store.addMessage(client, prepareMessage({ key, value: key }, { maxMessageBytes: 64 }));
+    const first = await store.fetchAndLock({ ...claim, batchSize: 2 });
+    const inlined = await store.recordAndFetch(
+      { token: first.token, sent: first.messages.map((m) => m.id), retry: [], dead: [] },
+      claim,
+    );
+    expect(inlined.recorded).toEqual({ sent: 2, failed: 0, dead: 0 });
+    // A token that cannot be written into SQL (a row edited by hand) takes the prepared path.
+    const [last] = inlined.claim.messages;
+    const odd = "it's mine; --";
+    await client.execute({
+      sql: `UPDATE "${store.table}" SET claim_token = ?1 WHERE id = ?2`,
+      args: [odd, last!.id],
+    });
+    const prepared = await store.recordAndFetch({ token: odd, sent: [last!.id], retry: [], dead: [] }, claim);
+    expect(prepared.recorded).toEqual({ sent: 1, failed: 0, dead: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+  });
+
   it("refuses a UTF-16 database in migrate(), before it could re-encode a value", async () => {
     const client = createClient({ url: `file:${dbPath(tmp.dir)}` });
     close = async () => client.close();
