@@ -6,13 +6,19 @@
  */
 import type { Client } from "@libsql/client";
 
-/** Drains `table` with batches of `batchSize`; returns how many rows it marked sent. */
-export async function minimalRelayDrain(client: Client, table: string, batchSize: number): Promise<number> {
+/** The minimal relay's claim of `table`: ?1 token, ?2 lease end, ?3 now, ?4 limit. */
+export function minimalClaimSql(table: string): string {
   const q = `"${table}"`;
-  const claim = `UPDATE ${q} SET claim_token = ?1, lease_until = ?2
+  return `UPDATE ${q} SET claim_token = ?1, lease_until = ?2
 WHERE id IN (SELECT id FROM ${q} WHERE status = 0 AND available_at <= ?3
   AND (lease_until IS NULL OR lease_until <= ?3) ORDER BY created_at, id LIMIT ?4)
 RETURNING id, key, value, headers, created_at, retries`;
+}
+
+/** Drains `table` with batches of `batchSize`; returns how many rows it marked sent. */
+export async function minimalRelayDrain(client: Client, table: string, batchSize: number): Promise<number> {
+  const q = `"${table}"`;
+  const claim = minimalClaimSql(table);
   const mark = `DELETE FROM ${q} WHERE id IN (SELECT value FROM json_each(?1)) AND claim_token = ?2`;
   let total = 0;
   let token = 0;
