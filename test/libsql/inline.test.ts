@@ -1,6 +1,7 @@
 import { createClient } from "@libsql/client";
 import { afterAll, describe, expect, it } from "vitest";
 import { inlineStatement, sqlLiteral } from "../../adapters/libsql/inline.ts";
+import { buildStatements } from "../../adapters/libsql/sql.ts";
 
 describe("inlining arguments into SQL", () => {
   it("writes in safe integers and plain strings only", () => {
@@ -45,6 +46,15 @@ describe("inlining arguments into SQL", () => {
     expect(inlineStatement({ sql: "SELECT ?1, ?2", args: [1, "it's"] })).toBeUndefined();
     expect(inlineStatement({ sql: "SELECT ?1, ?2", args: [1] })).toBeUndefined();
     expect(inlineStatement({ sql: "SELECT :a", args: { a: 1 } })).toBeUndefined();
+  });
+
+  it("finds no ? in the store's statements but their numbered parameters", () => {
+    const sql = buildStatements("outbox_messages");
+    const all = Object.values(sql).flatMap((value): string[] =>
+      typeof value === "string" ? [value] : Array.isArray(value) ? value.flat() : [value.read, value.write],
+    );
+    expect(all.length).toBeGreaterThan(15);
+    for (const statement of all) expect(statement.replace(/\?\d+/g, "")).not.toContain("?");
   });
 
   it("leaves nothing a hostile token could do: it runs prepared instead", async () => {
