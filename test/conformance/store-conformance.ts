@@ -141,9 +141,10 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
     it("reclaims after the lease expires, counts the lost attempt, and ignores the stale holder", async () => {
       const store = await open();
       await commitMessages(store, [{ key: "a", value: "1" }]);
-      const stale = await store.fetchAndLock({ ...claimDefaults, leaseDuration: 40 });
+      // Leases long enough that a slow fsync on a loaded machine cannot end one early.
+      const stale = await store.fetchAndLock({ ...claimDefaults, leaseDuration: 400 });
       expect((await store.fetchAndLock(claimDefaults)).messages).toEqual([]);
-      await sleep(80);
+      await sleep(450);
       const fresh = await store.fetchAndLock(claimDefaults);
       expect(fresh.messages.map((m) => m.id)).toEqual(stale.messages.map((m) => m.id));
       expect(fresh.messages[0]!.retries).toBe(1);
@@ -163,11 +164,11 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       await commitMessages(store, [{ key: "a", value: "1" }]);
       const claim = await store.fetchAndLock(claimDefaults);
       const id = claim.messages[0]!.id;
-      const availableAt = new Date(Date.now() + 60);
+      const availableAt = new Date(Date.now() + 400);
       expect(await store.updateRetryCount(claim.token, [{ id, availableAt, error: "HTTP 503" }])).toBe(1);
       expect((await store.fetchAndLock(claimDefaults)).messages).toEqual([]);
       expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0 });
-      await sleep(100);
+      await sleep(450);
       const again = await store.fetchAndLock(claimDefaults);
       expect(again.messages).toHaveLength(1);
       expect(again.messages[0]!.retries).toBe(1);

@@ -143,7 +143,8 @@ describe("LibsqlStore claims", () => {
       args: [size, now - 10],
     });
     // One refused claim of both, then a claim of the first alone.
-    const { messages } = await store.fetchAndLock({ ...claim, batchSize: 2 });
+    // A long lease: on a loaded machine this claim alone can take longer than 30 s.
+    const { messages } = await store.fetchAndLock({ ...claim, batchSize: 2, leaseDuration: 600_000 });
     expect(messages.map((m) => [m.key, m.value.byteLength])).toEqual([["big:1", size]]);
     expect(messages[0]!.value.every((b) => b === 0)).toBe(true);
     // The lease was taken on what was returned, and only on that.
