@@ -79,8 +79,10 @@ describe("LibsqlStore claims", () => {
       got.set(m.key, m);
       m.markAsSent();
     });
-    const result = await new Outbox(store, sender, { batchSize: 10 }).tick();
-    expect(result.sent).toBe(5);
+    const errors: unknown[] = [];
+    const result = await new Outbox(store, sender, { batchSize: 2, onError: (e) => errors.push(e) }).tick();
+    expect(result).toMatchObject({ batches: 3, sent: 5 });
+    expect(errors).toEqual([]);
     expect(new TextDecoder().decode(got.get("text-value")?.value)).toBe("plain text");
     expect(got.get("text-value")?.headers).toEqual({ a: "1" });
     expect(got.get("bad-headers")?.headers).toEqual({});
@@ -109,6 +111,15 @@ describe("LibsqlStore claims", () => {
     });
     const prepared = await store.recordAndFetch({ token: odd, sent: [last!.id], retry: [], dead: [] }, claim);
     expect(prepared.recorded).toEqual({ sent: 1, failed: 0, dead: 0 });
+    // The last pass of a drain: the count comes back with an empty claim too.
+    await store.addMessage(client, prepareMessage({ key: "d", value: "d" }, { maxMessageBytes: 64 }));
+    const final = await store.fetchAndLock(claim);
+    const drained = await store.recordAndFetch(
+      { token: final.token, sent: final.messages.map((m) => m.id), retry: [], dead: [] },
+      claim,
+    );
+    expect(drained.recorded).toEqual({ sent: 1, failed: 0, dead: 0 });
+    expect(drained.claim.messages).toEqual([]);
     expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
   });
 
