@@ -1,10 +1,4 @@
-import {
-  type Client,
-  createClient,
-  type InStatement,
-  type Transaction,
-  type TransactionMode,
-} from "@libsql/client";
+import { createClient } from "@libsql/client";
 import { afterAll, describe, expect, it } from "vitest";
 import { isBusy, toStoreError } from "../../adapters/libsql/errors.ts";
 import { LibsqlStore } from "../../adapters/libsql.ts";
@@ -167,51 +161,5 @@ describe("LibsqlStore error classification", () => {
     expect(dropped).toMatchObject({ code: "STORE_ERROR", retryable: true });
     const own = new OutboxError("LEASE_LOST", "mine");
     expect(toStoreError(own, "x")).toBe(own);
-  });
-});
-
-describe("LibsqlStore on a remote client", () => {
-  it("sends no PRAGMA to a server", async () => {
-    const local = createClient({ url: `file:${dbPath(tmp.dir)}` });
-    const seen: string[] = [];
-    const log = (stmt: InStatement) => seen.push(typeof stmt === "string" ? stmt : stmt.sql);
-    // A stand-in for an https: client: same API, recorded statements, a local database behind.
-    const remote = {
-      protocol: "https",
-      execute: (stmt: InStatement) => {
-        log(stmt);
-        return local.execute(stmt);
-      },
-      batch: (stmts: InStatement[], mode: TransactionMode) => {
-        for (const stmt of stmts) log(stmt);
-        return local.batch(stmts, mode);
-      },
-      transaction: async (mode: "write"): Promise<Transaction> => {
-        const tx = await local.transaction(mode);
-        const execute = tx.execute.bind(tx);
-        return Object.assign(tx, {
-          execute: (stmt: InStatement) => {
-            log(stmt);
-            return execute(stmt);
-          },
-        });
-      },
-    } as unknown as Client;
-    try {
-      const store = new LibsqlStore(remote);
-      await store.migrate();
-      await commitMessages(store, five);
-      const { token, messages } = await store.fetchAndLock(claim);
-      expect(
-        await store.markAsSent(
-          token,
-          messages.map((m) => m.id),
-        ),
-      ).toBe(5);
-      expect(seen.length).toBeGreaterThan(3);
-      expect(seen.filter((sql) => /pragma/i.test(sql))).toEqual([]);
-    } finally {
-      local.close();
-    }
   });
 });
