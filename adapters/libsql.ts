@@ -27,12 +27,16 @@ import { isTooBig, toStoreError } from "./libsql/errors.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
 import {
   claimStatements,
+  INLINED_VALUE_BYTES,
   type MarkStatements,
   markStatements,
+  missingValues,
+  type PassRead,
   passResult,
   passSteps,
+  toClaim,
 } from "./libsql/pass.ts";
-import { idsJson, toNumber, toRecord, toStats, versionOf } from "./libsql/rows.ts";
+import { idsJson, toNumber, toRecord, toStats, toValues, versionOf } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import {
   BYTES_SURVIVE_CONCAT,
@@ -246,17 +250,40 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     return result;
   }
 
-  /**
-   * Runs `marks` and a claim in one write. A batch's values come back as one blob, which SQLite
-   * refuses above its length limit (1e9 bytes: a thousand 1 MiB messages): then the whole
-   * write, which changed nothing, runs again with half the batch, down to one message.
-   */
+  /** Runs `marks` and a claim in one write, then completes the claim's values. */
   async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
+    const { token, recorded, records } = await this.#write(doing, marks, options);
+    // Values the read did not carry, read after the commit: a value never changes once written.
+    const missing = missingValues(records);
+    const values =
+      missing.length === 0
+        ? undefined
+        : toValues(
+            await this.#run.read("reading claimed values", {
+              sql: this.#sql.claimValues,
+              args: [`[${missing.join(",")}]`],
+            }),
+          );
+    return { recorded, claim: toClaim(token, records, values) };
+  }
+
+  /**
+   * The write of {@link #claim}. A batch's values come back as one blob, which SQLite refuses
+   * above its length limit (1e9 bytes): then the whole write, which changed nothing, runs again
+   * with half the batch, down to one message.
+   */
+  async #write(
+    doing: string,
+    marks: MarkStatements,
+    options: ClaimOptions,
+  ): Promise<PassRead & { token: string }> {
+    const inlined = this.#run.local ? INLINED_VALUE_BYTES : Number.MAX_SAFE_INTEGER;
     for (let batchSize = options.batchSize; ; batchSize = Math.ceil(batchSize / 2)) {
       // Leases run from this attempt, not from the first: a refused one may have taken seconds.
-      const claim = claimStatements(this.#sql, { ...options, batchSize }, Date.now());
+      const claim = claimStatements(this.#sql, { ...options, batchSize }, Date.now(), inlined);
       try {
-        return passResult(marks, claim, await this.#run.writeSteps(doing, passSteps(marks, claim)));
+        const results = await this.#run.writeSteps(doing, passSteps(marks, claim));
+        return { token: claim.token, ...passResult(marks, claim, results) };
       } catch (error) {
         if (batchSize === 1 || !isTooBig(error)) throw error;
       }

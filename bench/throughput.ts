@@ -97,7 +97,7 @@ export const throughputBenchmark: Benchmark = {
         `Median of ${plan.rounds} rounds after ${plan.warmup} warm-up, the three sides interleaved (order rotated per round); each round loads 20 batches of messages (10 at batch size 1000; not timed), then drains them (timed). One client, one file (WAL, synchronous FULL), three tables of LibsqlStore's schema.`,
         "Minimal relay: one UPDATE ... RETURNING claim and one DELETE ... json_each mark per batch, rows used as the driver returns them; no message objects, no telemetry, no timeout.",
         "LibsqlStore alone: fetchAndLock + markAsSent in a loop, no Outbox (so two write transactions per pass, where tick() pipelines into one): splits the figure into store (SQL and decoding) and relay (orchestration, sender call, telemetry).",
-        "By value size: one claim of a batch of random values, the minimal relay's UPDATE ... RETURNING vs fetchAndLock, interleaved, median of the rounds. The one-row batch saves per-row driver work but copies values a few more times inside SQLite: the trade-off turns at some tens of KiB per message.",
+        "By value size: one claim of a batch of random values, the minimal relay's UPDATE ... RETURNING vs fetchAndLock, interleaved, median of the rounds. The one-row read carries values up to 2 KiB; larger ones are read by id after the claim commits (concatenating them inside SQLite would copy more than reading rows).",
       ],
     };
   },

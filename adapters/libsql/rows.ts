@@ -113,11 +113,15 @@ type ClaimedEntry = [
   lastError: string | null,
 ];
 
+/** A claimed record whose value is `undefined` until it is read by id (see `ClaimSql`). */
+export type ClaimedRecord = Omit<MessageRecord, "value"> & { value: Uint8Array<ArrayBuffer> | undefined };
+
 /**
- * The records of a claim's read (one row: `records` JSON, `bytes` the values end to end).
- * Each value is copied out, so a message never exposes (or keeps alive) its batch's buffer.
+ * The records of a claim's read (one row: `records` JSON, `bytes` the values of at most
+ * `inlined` bytes end to end; larger ones are left `undefined`). Each value is copied out, so a
+ * message never exposes (or keeps alive) its batch's buffer.
  */
-export function toRecords(result: ResultSet): MessageRecord[] {
+export function toRecords(result: ResultSet, inlined: number): ClaimedRecord[] {
   const row = result.rows[0];
   const records = row?.records;
   if (typeof records !== "string") return [];
@@ -125,12 +129,15 @@ export function toRecords(result: ResultSet): MessageRecord[] {
   const bytes = toBytes(row?.bytes);
   let offset = 0;
   return entries.map(([id, key, valueLength, headers, createdAt, retries, lastError]) => {
-    const start = offset;
-    offset += valueLength;
+    let value: Uint8Array<ArrayBuffer> | undefined;
+    if (valueLength <= inlined) {
+      value = bytes.slice(offset, offset + valueLength);
+      offset += valueLength;
+    }
     return {
       id,
       key,
-      value: bytes.slice(start, offset),
+      value,
       headers: toHeaders(headers),
       timestamp: new Date(createdAt),
       retries,
@@ -139,8 +146,16 @@ export function toRecords(result: ResultSet): MessageRecord[] {
   });
 }
 
+/** The values of rows read by `claimValues`, by id. */
+export function toValues(result: ResultSet): Map<string, Uint8Array<ArrayBuffer>> {
+  return new Map(result.rows.map((row) => [String(row.id), toBytes(row.value)]));
+}
+
 /** Orders records oldest first, ties by id (numerically: ids are decimal strings). */
-export function byAge(a: MessageRecord, b: MessageRecord): number {
+export function byAge(
+  a: Pick<MessageRecord, "id" | "timestamp">,
+  b: Pick<MessageRecord, "id" | "timestamp">,
+): number {
   return (
     a.timestamp.getTime() - b.timestamp.getTime() ||
     a.id.length - b.id.length ||

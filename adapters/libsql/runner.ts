@@ -45,6 +45,11 @@ export class Runner {
     this.#wal = wal && this.#local;
   }
 
+  /** Whether the client is local (`file:`, `:memory:`): its statements cost no round trip. */
+  get local(): boolean {
+    return this.#local;
+  }
+
   /** A runner for another client (an application's own, passed to `addMessage`). */
   forClient(client: Client): Runner {
     return client === this.#client ? this : new Runner(client, this.#busyTimeout, false);

@@ -37,15 +37,17 @@ export function checkTableName(table: unknown): string {
 const RECORD_COLUMNS = "CAST(id AS TEXT) AS id, key, value, headers, created_at, retries, last_error";
 
 /**
- * A claim as two statements with the same arguments (?1 token, ?2 lease end, ?3 now, ?4 limit),
- * run in that order in one write transaction: `read` returns the batch as one row, `write`
- * takes the same rows' leases. Under the write lock both pick the same rows: same data, same
- * arguments, a total order.
+ * A claim as two statements (?1 token, ?2 lease end, ?3 now, ?4 limit; the read also ?5, the
+ * largest value it carries), run in that order in one write transaction: `read` returns the
+ * batch as one row, `write` takes the same rows' leases. Under the write lock both pick the
+ * same rows: same data, same arguments, a total order.
  *
  * The batch comes back as one row because the driver's cost is per row and per column (about
  * half of a large pass went into reading `UPDATE ... RETURNING` rows): `records` is a JSON
  * array of `[id, key, valueLength, headers, createdAt, retries, lastError]`, and `bytes` is
- * every value concatenated in the same order (both aggregates step through the same rows).
+ * every value of at most ?5 bytes concatenated in the same order (both aggregates step through
+ * the same rows). Larger values are read by id afterwards (`claimValues`): concatenating them
+ * copies more than reading them row by row.
  * `changed` is `changes()`: the rows the statement just before it changed (a pass's sent mark).
  */
 export interface ClaimSql {
@@ -68,6 +70,8 @@ export interface Statements {
   dead: string;
   stats: string;
   listDead: string;
+  /** ?1 JSON array of ids: those rows' values (a claim's values too large to carry in its read). */
+  claimValues: string;
   requeueAll: string;
   requeueIds: string;
   purgeSent: string;
@@ -85,15 +89,15 @@ export function buildStatements(t: string): Statements {
   WHERE c.status = 0 AND c.available_at <= ?3 AND (c.lease_until IS NULL OR c.lease_until <= ?3)${extra}
   ORDER BY c.created_at, c.id LIMIT ?4`;
   // Casts keep a hand-edited row from failing json_array (it refuses BLOBs) and with it every
-  // claim; the value's length is in bytes whatever its type, as group_concat appends it (a
-  // blob's without copying it, as a cast would).
-  const valueBytes = "iif(typeof(value) = 'blob', length(value), length(CAST(value AS BLOB)))";
+  // claim. A value's length is in bytes whatever its type, as group_concat appends it; a blob's
+  // length and type come from the row header, so a value too large to carry is never loaded.
+  const valueBytes = "iif(typeof(c.value) = 'blob', length(c.value), length(CAST(c.value AS BLOB)))";
   const claimOf = (extra: string): ClaimSql => ({
-    read: `SELECT json_group_array(json_array(CAST(id AS TEXT), CAST(key AS TEXT), ${valueBytes},
+    read: `SELECT json_group_array(json_array(CAST(id AS TEXT), CAST(key AS TEXT), value_bytes,
     CAST(headers AS TEXT), CAST(created_at AS INTEGER), ${retriesAfterClaim}, CAST(${lastErrorAfterClaim} AS TEXT))) AS records,
-  CAST(group_concat(value, '') AS BLOB) AS bytes,
+  CAST(group_concat(carried, '') AS BLOB) AS bytes,
   changes() AS changed
-FROM (${ready("c.id, c.key, c.value, c.headers, c.created_at, c.retries, c.last_error, c.lease_until", extra)})`,
+FROM (${ready(`c.id, c.key, ${valueBytes} AS value_bytes, iif(${valueBytes} <= ?5, c.value, NULL) AS carried, c.headers, c.created_at, c.retries, c.last_error, c.lease_until`, extra)})`,
     write: `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
   last_error = ${lastErrorAfterClaim}
 WHERE id IN (${ready("c.id", extra)})`,
@@ -147,6 +151,7 @@ ${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS e")}
   (SELECT MIN(created_at) FROM ${q} WHERE status = 0) AS oldest`,
     // Order by the integer column, not the text alias of RECORD_COLUMNS ("10" < "9").
     listDead: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE m.status = 3 ORDER BY m.id LIMIT ?1`,
+    claimValues: `SELECT CAST(id AS TEXT) AS id, value FROM ${q} WHERE id IN (SELECT value FROM json_each(?1))`,
     requeueAll: `UPDATE ${q} SET status = 0, retries = 0, available_at = ?1, lease_until = NULL, claim_token = NULL
 WHERE status = 3`,
     requeueIds: `UPDATE ${q} SET status = 0, retries = 0, available_at = ?1, lease_until = NULL, claim_token = NULL

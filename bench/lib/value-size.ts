@@ -1,8 +1,8 @@
 /**
  * Part of benchmark 1: what one claim costs as values grow. LibsqlStore returns a batch as one
- * row (values end to end in one blob), which saves the driver's per-row work but copies each
- * value a few more times inside SQLite; the minimal relay's row-by-row `UPDATE ... RETURNING`
- * is the baseline.
+ * row (small values end to end in one blob, which saves the driver's per-row work; values over
+ * 2 KiB, which that would copy more than rows do, read by id after it); the minimal relay's
+ * row-by-row `UPDATE ... RETURNING` is the baseline.
  */
 import type { Client } from "@libsql/client";
 import type { LibsqlStore } from "../../adapters/libsql.ts";
@@ -12,6 +12,7 @@ import { interleave, median, type RoundPlan } from "./stats.ts";
 
 const SIZES = [
   { bytes: 200, batch: 100, label: "200 B" },
+  { bytes: 8 << 10, batch: 100, label: "8 KiB" },
   { bytes: 64 << 10, batch: 100, label: "64 KiB" },
   { bytes: 1 << 20, batch: 10, label: "1 MiB" },
 ] as const;
