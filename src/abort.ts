@@ -1,4 +1,4 @@
-/** The deadline of one send: see {@link deadlineSignal}. */
+/** The deadline of one send: see {@link SendDeadlines.start}. */
 export interface Deadline {
   /** Aborts after the timeout or when the parent signal aborts, whichever is first. */
   readonly signal: AbortSignal;
@@ -6,41 +6,84 @@ export interface Deadline {
   readonly aborted: Promise<void>;
   /** Whether the timeout (not the parent) aborted `signal`. */
   timedOut(): boolean;
-  /** Clears the timer and the parent listener, so a finished send leaves nothing behind. */
+  /** Ends the deadline: the timeout no longer applies and the parent listener is removed. */
   dispose(): void;
 }
 
+interface Running {
+  readonly due: number;
+  abort(reason: unknown): void;
+  timedOut: boolean;
+}
+
 /**
- * A signal that aborts after `timeoutMs` or when `parent` aborts, whichever is first.
+ * Deadlines for the sends of one drain, one after another, on one timer. Each send gets its own
+ * signal, aborted `timeoutMs` after its start or when the parent signal aborts; but a drain of
+ * many quick sends arms a timer once per `timeoutMs`, not once per send (measured: a timer per
+ * pass was a fifth of the relay's own cost on a local database). When the timer fires early for
+ * the send now running, it is armed again for the rest of that send's time.
+ *
  * Hand-rolled rather than `AbortSignal.any`/`AbortSignal.timeout` so that it behaves the same
- * on every runtime, including older workerd and Node 20.0-20.2; and lean, because every relay
- * pass makes one: `aborted` is settled by the abort itself, not by a listener on the signal.
+ * on every runtime, including older workerd and Node 20.0-20.2.
  */
-export function deadlineSignal(timeoutMs: number, parent?: AbortSignal): Deadline {
-  const controller = new AbortController();
-  let timedOut = false;
-  let settle = () => {};
-  const aborted = new Promise<void>((resolve) => {
-    settle = resolve;
-  });
-  const abort = (reason: unknown) => {
-    controller.abort(reason);
-    settle();
-  };
-  const onParentAbort = () => abort(parent?.reason);
-  const timer = setTimeout(() => {
-    timedOut = true;
-    abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError"));
-  }, timeoutMs);
-  if (parent?.aborted) onParentAbort();
-  else parent?.addEventListener("abort", onParentAbort, { once: true });
-  return {
-    signal: controller.signal,
-    aborted,
-    timedOut: () => timedOut,
-    dispose() {
-      clearTimeout(timer);
-      parent?.removeEventListener("abort", onParentAbort);
-    },
-  };
+export class SendDeadlines {
+  readonly #timeoutMs: number;
+  #running: Running | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** The deadline of a send starting now; dispose of it before starting the next. */
+  start(parent?: AbortSignal): Deadline {
+    const controller = new AbortController();
+    let settle = () => {};
+    const aborted = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    const running: Running = {
+      due: performance.now() + this.#timeoutMs,
+      abort(reason) {
+        controller.abort(reason);
+        settle();
+      },
+      timedOut: false,
+    };
+    const onParentAbort = () => running.abort(parent?.reason);
+    this.#running = running;
+    this.#timer ??= setTimeout(() => this.#check(), this.#timeoutMs);
+    if (parent?.aborted) onParentAbort();
+    else parent?.addEventListener("abort", onParentAbort, { once: true });
+    return {
+      signal: controller.signal,
+      aborted,
+      timedOut: () => running.timedOut,
+      dispose: () => {
+        if (this.#running === running) this.#running = undefined;
+        parent?.removeEventListener("abort", onParentAbort);
+      },
+    };
+  }
+
+  /** Clears the timer: nothing of the drain is left to keep a process alive. */
+  dispose(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#running = undefined;
+  }
+
+  #check(): void {
+    this.#timer = undefined;
+    const running = this.#running;
+    if (running === undefined) return;
+    const left = running.due - performance.now();
+    if (left > 0) {
+      this.#timer = setTimeout(() => this.#check(), Math.ceil(left));
+      return;
+    }
+    this.#running = undefined;
+    running.timedOut = true;
+    running.abort(new DOMException(`timed out after ${this.#timeoutMs} ms`, "TimeoutError"));
+  }
 }

@@ -1,3 +1,4 @@
+import { SendDeadlines } from "./abort.ts";
 import { ValidationError } from "./errors.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
 import { checkBudget, type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -175,6 +176,7 @@ export class Outbox<T> {
     const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
     const tick = this.#context.telemetry.tick(spanWhenIdle);
     const turns = new LoopTurns(YIELD_EVERY_MS);
+    const deadlines = new SendDeadlines(this.options.sendTimeout);
     // Whether to start (or, pipelined, claim) another pass: budget, abort and stop are all
     // checked before any claim, so a stopping drain never claims a batch it will not send.
     const continues = () =>
@@ -187,7 +189,7 @@ export class Outbox<T> {
         // lease is held): under `stop()` or the budget it is the one pass a drain may overrun by,
         // and a signal that aborted meanwhile does not fail it unsent (`sendTimeout` still bounds it).
         const passSignal = next !== undefined && signal?.aborted ? undefined : signal;
-        const pass = await relayPass(this.#context, passSignal, tick, { claim: next, continues });
+        const pass = await relayPass(this.#context, passSignal, tick, { claim: next, continues, deadlines });
         if (pass.claimed === 0) break;
         result.batches += 1;
         result.sent += pass.sent;
@@ -203,6 +205,7 @@ export class Outbox<T> {
       throw error;
     } finally {
       turns.dispose();
+      deadlines.dispose();
     }
     result.durationMs = performance.now() - started;
     tick.end(result);

@@ -1,4 +1,4 @@
-import { deadlineSignal } from "./abort.ts";
+import { type Deadline, SendDeadlines } from "./abort.ts";
 import { nextAttemptAt } from "./backoff.ts";
 import { LeaseLostError, OutboxError, SendError, SendTimeoutError } from "./errors.ts";
 import { type Message, SendStatus } from "./message.ts";
@@ -35,6 +35,8 @@ export interface PassPlan {
    * `recordAndFetch` may record this outcome and claim the next batch in one write.
    */
   continues?: () => boolean;
+  /** The drain's send deadlines (one timer for all its passes); without it the pass makes its own. */
+  deadlines?: SendDeadlines | undefined;
 }
 
 const TIMED_OUT = Symbol("timed out");
@@ -71,7 +73,7 @@ export function relayPass(
     }
     const sendError =
       toSend.length > 0
-        ? await context.telemetry.within(span, () => send(context, toSend, signal))
+        ? await context.telemetry.within(span, () => send(context, toSend, signal, plan.deadlines))
         : undefined;
 
     const result = await recordOutcome(context, outcomeOf(claim.token, exhausted, toSend, options), plan);
@@ -143,9 +145,15 @@ async function recordOutcome(
 const idOf = (update: { id: string }): string => update.id;
 
 /** Calls the sender under the deadline; returns the error to report, if any. Never throws. */
-async function send(context: RelayContext, messages: Message[], signal?: AbortSignal): Promise<unknown> {
+async function send(
+  context: RelayContext,
+  messages: Message[],
+  signal: AbortSignal | undefined,
+  deadlines: SendDeadlines | undefined,
+): Promise<unknown> {
   const { sender, options } = context;
-  const deadline = deadlineSignal(options.sendTimeout, signal);
+  const clock = deadlines ?? new SendDeadlines(options.sendTimeout);
+  const deadline = clock.start(signal);
   let error: unknown;
   try {
     // Race the abort so a sender that ignores its signal cannot hold the pass past the deadline.
@@ -153,22 +161,22 @@ async function send(context: RelayContext, messages: Message[], signal?: AbortSi
       sender.send(messages, deadline.signal),
       deadline.aborted.then(() => TIMED_OUT),
     ]);
-    if (result === TIMED_OUT) {
-      error = deadline.timedOut()
-        ? new SendTimeoutError(options.sendTimeout)
-        : new SendError("send aborted by the caller's signal", { cause: signal?.reason });
-    } else {
-      error = checkResult(messages, result);
-    }
-  } catch (thrown) {
     error =
-      thrown instanceof OutboxError
-        ? thrown
-        : new SendError(`sender threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`, {
-            cause: thrown,
-          });
+      result === TIMED_OUT
+        ? abortError(deadline, options.sendTimeout, signal)
+        : checkResult(messages, result);
+  } catch (thrown) {
+    // A sender that gives up because its signal aborted (fetch does) failed for that reason.
+    if (deadline.signal.aborted) error = abortError(deadline, options.sendTimeout, signal);
+    else if (thrown instanceof OutboxError) error = thrown;
+    else {
+      error = new SendError(`sender threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`, {
+        cause: thrown,
+      });
+    }
   } finally {
     deadline.dispose();
+    if (clock !== deadlines) clock.dispose();
   }
   // Freeze the outcome now: marks a runaway sender makes after this point change nothing.
   for (const message of messages) {
@@ -178,6 +186,13 @@ async function send(context: RelayContext, messages: Message[], signal?: AbortSi
   }
   if (error !== undefined) context.options.onError(error);
   return error;
+}
+
+/** Why an aborted send failed: its timeout, or the caller's signal. */
+function abortError(deadline: Deadline, sendTimeout: number, signal: AbortSignal | undefined): SendError {
+  return deadline.timedOut()
+    ? new SendTimeoutError(sendTimeout)
+    : new SendError("send aborted by the caller's signal", { cause: signal?.reason });
 }
 
 /**

@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { MemoryStore } from "../adapters/memory.ts";
+import { Outbox, type Sender, SendTimeoutError } from "../mod.ts";
+import { SendDeadlines } from "../src/abort.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("send deadlines", () => {
+  it("give each send of a drain its full sendTimeout, though one timer serves them all", async () => {
+    // The timer is armed by the first send and fires during the second: it must not cut the
+    // second short (it started later), nor let the third, which hangs, run on.
+    const sendTimeout = 400;
+    const starts: number[] = [];
+    let abortedAfter: number | undefined;
+    const sender: Sender = {
+      async send(messages, signal) {
+        const started = performance.now();
+        starts.push(started);
+        if (starts.length < 3) {
+          await sleep(250);
+          for (const m of messages) m.markAsSent();
+          return messages;
+        }
+        return new Promise((_, reject) =>
+          signal.addEventListener("abort", () => {
+            abortedAfter = performance.now() - started;
+            reject(signal.reason);
+          }),
+        );
+      },
+    };
+    const store = new MemoryStore();
+    const errors: unknown[] = [];
+    const outbox = new Outbox(store, sender, {
+      batchSize: 1,
+      sendTimeout,
+      backoff: { initialDelay: 60_000, maxDelay: 60_000 },
+      onError: (e) => errors.push(e),
+    });
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 3; i++) await outbox.addMessage(tx, { key: `k${i}`, value: `v${i}` });
+    });
+    expect(await outbox.tick()).toMatchObject({ batches: 3, sent: 2, failed: 1 });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(SendTimeoutError);
+    expect(abortedAfter).toBeGreaterThanOrEqual(sendTimeout - 5);
+  });
+
+  it("abort on timeout with a TimeoutError, on the parent's abort with its reason, and not after dispose", async () => {
+    const clock = new SendDeadlines(30);
+    try {
+      const timed = clock.start();
+      await timed.aborted;
+      expect(timed.timedOut()).toBe(true);
+      expect((timed.signal.reason as DOMException).name).toBe("TimeoutError");
+      timed.dispose();
+
+      const parent = new AbortController();
+      const followed = clock.start(parent.signal);
+      parent.abort("stop");
+      await followed.aborted;
+      expect(followed.timedOut()).toBe(false);
+      expect(followed.signal.reason).toBe("stop");
+      followed.dispose();
+
+      const done = clock.start();
+      done.dispose();
+      await sleep(60);
+      expect(done.signal.aborted).toBe(false);
+
+      const already = clock.start(AbortSignal.abort("early"));
+      expect(already.signal.reason).toBe("early");
+      already.dispose();
+    } finally {
+      clock.dispose();
+    }
+  });
+});
