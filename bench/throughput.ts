@@ -69,7 +69,7 @@ export const throughputBenchmark: Benchmark = {
         client,
         raw.table,
         bare,
-        quick ? { warmup: 1, rounds: 3 } : { warmup: 1, rounds: 7 },
+        quick ? { warmup: 1, rounds: 3 } : { warmup: 2, rounds: 15 },
       );
     } finally {
       fixture.close();

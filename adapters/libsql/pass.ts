@@ -10,6 +10,7 @@ import {
   type ClaimOptions,
   createMessage,
   type Message,
+  type MessageRecord,
   type PassOutcome,
   type RecordAndFetchResult,
   StoreError,
@@ -55,24 +56,26 @@ export function claimStatements(
 
 /** The ids of claimed records whose values the read did not carry. */
 export function missingValues(records: readonly ClaimedRecord[]): string[] {
-  return records.filter((record) => record.value === undefined).map((record) => record.id);
+  const ids: string[] = [];
+  for (const record of records) if (record.value === undefined) ids.push(record.id);
+  return ids;
 }
 
 /**
- * The claim, messages oldest first, with the values read by id filled in. A record whose
- * value was not found has lost its row since (its lease ran out and another relay finished
- * it): it is left out.
+ * The claim, messages oldest first, with the values read by id filled in (`records` is sorted
+ * and completed in place). A record whose value was not found has lost its row since (its lease
+ * ran out and another relay finished it): it is left out.
  */
 export function toClaim(
   token: string,
-  records: readonly ClaimedRecord[],
+  records: ClaimedRecord[],
   values?: ReadonlyMap<string, Uint8Array<ArrayBuffer>>,
 ): Claim {
   const messages: Message[] = [];
   // An aggregate's order is not promised: sort oldest first here.
-  for (const record of [...records].sort(byAge)) {
-    const value = record.value ?? values?.get(record.id);
-    if (value !== undefined) messages.push(createMessage({ ...record, value }));
+  for (const record of records.sort(byAge)) {
+    record.value ??= values?.get(record.id);
+    if (record.value !== undefined) messages.push(createMessage(record as MessageRecord));
   }
   return { token, messages };
 }
