@@ -36,6 +36,8 @@ export interface ClaimStatements {
   inlined: number;
   read: InStatement;
   write: InStatement;
+  /** The write for the rows the read returned (`ids`, its JSON array of their ids). */
+  writeByIds(ids: string): InStatement;
 }
 
 /**
@@ -50,8 +52,15 @@ export function claimStatements(
 ): ClaimStatements {
   const token = crypto.randomUUID();
   const { read, write } = options.ordering === "key" ? sql.claimByKey : sql.claim;
-  const args = [token, now + options.leaseDuration, now, options.batchSize];
-  return { token, inlined, read: { sql: read, args: [...args, inlined] }, write: { sql: write, args } };
+  const leaseEnd = now + options.leaseDuration;
+  const args = [token, leaseEnd, now, options.batchSize];
+  return {
+    token,
+    inlined,
+    read: { sql: read, args: [...args, inlined] },
+    write: { sql: write, args },
+    writeByIds: (ids) => ({ sql: sql.claimByIds, args: [token, leaseEnd, ids] }),
+  };
 }
 
 /** The ids of claimed records whose values the read did not carry. */
@@ -118,13 +127,23 @@ export function markStatements(
  * the claim's write. The sent mark and the claim's write run inlined where they can (their
  * results are not needed: the read reports the sent mark's count as `changes()`, which is why
  * the sent mark comes right before it); on the usual pass, all sent, the sent mark then takes
- * the write lock itself.
+ * the write lock itself. Run locally, the write takes the ids the read returned rather than
+ * picking the rows again.
  */
 export function passSteps(marks: MarkStatements, claim: ClaimStatements): WriteStep[] {
   const steps: WriteStep[] = [];
   for (const mark of [marks.retry, marks.dead]) if (mark !== undefined) steps.push({ statement: mark });
   if (marks.sent !== undefined) steps.push({ statement: marks.sent, script: inlineStatement(marks.sent) });
-  steps.push({ statement: claim.read }, { statement: claim.write, script: inlineStatement(claim.write) });
+  steps.push(
+    { statement: claim.read },
+    {
+      statement: claim.write,
+      script: (results) => {
+        const ids = results.at(-1)?.rows[0]?.ids;
+        return typeof ids === "string" ? inlineStatement(claim.writeByIds(ids)) : undefined;
+      },
+    },
+  );
   return steps;
 }
 

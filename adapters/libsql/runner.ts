@@ -27,7 +27,8 @@ const TAKE_WRITE_LOCK = `DELETE FROM ${SCHEMA_TABLE} WHERE 0`;
  */
 export interface WriteStep {
   statement: InStatement;
-  script?: string | undefined;
+  /** Or made from the results of the steps before it; undefined runs `statement` instead. */
+  script?: string | ((results: readonly (ResultSet | undefined)[]) => string | undefined) | undefined;
 }
 
 /** Runs statements for one store; see the module comment. */
@@ -76,13 +77,14 @@ export class Runner {
           "write",
         );
       const [first, ...rest] = steps;
-      const lock = first?.script;
+      const lock = typeof first?.script === "string" ? first.script : undefined;
       return this.#inLock(async (tx) => {
         const results: (ResultSet | undefined)[] = lock === undefined ? [] : [undefined];
         for (const step of lock === undefined ? steps : rest) {
-          if (step.script === undefined) results.push(await tx.execute(step.statement));
+          const script = typeof step.script === "function" ? step.script(results) : step.script;
+          if (script === undefined) results.push(await tx.execute(step.statement));
           else {
-            await tx.executeMultiple(step.script);
+            await tx.executeMultiple(script);
             results.push(undefined);
           }
         }

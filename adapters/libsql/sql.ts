@@ -48,7 +48,8 @@ const RECORD_COLUMNS = "CAST(id AS TEXT) AS id, key, value, headers, created_at,
  * every value of at most ?5 bytes concatenated in the same order (both aggregates step through
  * the same rows). Larger values are read by id afterwards (`claimValues`): concatenating them
  * copies more than reading them row by row.
- * `changed` is `changes()`: the rows the statement just before it changed (a pass's sent mark).
+ * `ids` is the JSON array of the ids, for `claimByIds`, and `changed` is `changes()`: the rows
+ * the statement just before it changed (a pass's sent mark).
  */
 export interface ClaimSql {
   read: string;
@@ -64,6 +65,12 @@ export interface Statements {
   claim: ClaimSql;
   /** The claim of ordering "key" (no message while an older one of its key is unfinished). */
   claimByKey: ClaimSql;
+  /**
+   * A claim's write for the rows its read returned (?1 token, ?2 lease end, ?3 their `ids`):
+   * what a local claim runs, as it has the read's result in hand; remote claims send both
+   * statements at once and run `write`.
+   */
+  claimByIds: string;
   deleteSent: string;
   keepSent: string;
   retry: string;
@@ -96,6 +103,7 @@ export function buildStatements(t: string): Statements {
     read: `SELECT json_group_array(json_array(CAST(id AS TEXT), CAST(key AS TEXT), value_bytes,
     CAST(headers AS TEXT), CAST(created_at AS INTEGER), ${retriesAfterClaim}, CAST(${lastErrorAfterClaim} AS TEXT))) AS records,
   CAST(group_concat(carried, '') AS BLOB) AS bytes,
+  json_group_array(id) AS ids,
   changes() AS changed
 FROM (${ready(`c.id, c.key, ${valueBytes} AS value_bytes, iif(${valueBytes} <= ?5, c.value, NULL) AS carried, c.headers, c.created_at, c.retries, c.last_error, c.lease_until`, extra)})`,
     write: `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
@@ -134,6 +142,9 @@ WHERE m.id = u.id AND m.claim_token = ?2 AND m.status = 0`;
     ],
     insert: `INSERT INTO ${q} (key, value, headers, created_at, available_at) VALUES (?1, ?2, ?3, ?4, ?4)`,
     claim: claimOf(""),
+    claimByIds: `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
+  last_error = ${lastErrorAfterClaim}
+WHERE id IN (SELECT value FROM json_each(?3))`,
     claimByKey: claimOf(`
     AND NOT EXISTS (SELECT 1 FROM ${q} AS o WHERE o.status = 0 AND o.key = c.key AND o.id < c.id)`),
     deleteSent: `DELETE FROM ${q} WHERE ${mine}`,

@@ -121,6 +121,7 @@ describe("LibsqlStore schema", () => {
       expect(keyPlan).toMatch(/SEARCH o USING COVERING INDEX outbox_messages_key \(key=\? AND id<\?\)/);
     }
     expect(await plan(sql.deleteSent, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
+    expect(await plan(sql.claimByIds, ["t", 1, "[1]"])).toMatch(/INTEGER PRIMARY KEY/);
     expect(await plan(sql.retry, ["[[1,1,null]]", "t"])).toMatch(/SEARCH m USING INTEGER PRIMARY KEY/);
     expect(await plan(sql.listDead, [10])).not.toMatch(/TEMP B-TREE|SCAN outbox_messages\b(?! USING)/);
     expect(await plan(sql.purgeSent, [1])).toMatch(/USING INDEX outbox_messages_sent/);
