@@ -41,6 +41,19 @@ function select(only: string | undefined): Benchmark[] {
   return chosen;
 }
 
+/**
+ * Lets the previous benchmark's garbage (and the libSQL driver's finalizers, which run after a
+ * collection) go before the next one starts, so that one benchmark's heap does not bill the
+ * next. `npm run bench` starts Node with --expose-gc.
+ */
+async function settle(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 2; i++) {
+    gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 const chosen = select(values.only);
 const quick = values.quick ?? false;
 const tmp = tempDir();
@@ -55,6 +68,7 @@ const header = [
 console.log(header.map((l) => `${l}  `).join("\n"));
 try {
   for (const benchmark of chosen) {
+    await settle();
     const t0 = performance.now();
     console.error(`# ${benchmark.id}. ${benchmark.title} ...`);
     const section = await benchmark.run({ quick, tmpDir: tmp.dir });
