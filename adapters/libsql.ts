@@ -268,9 +268,9 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   /**
-   * The write of {@link #claim}. A batch's values come back as one blob, which SQLite refuses
-   * above its length limit (1e9 bytes): then the whole write, which changed nothing, runs again
-   * with half the batch, down to one message.
+   * The write of {@link #claim}. Its read returns the batch as one row, which SQLite refuses
+   * above its length limit (1e9 bytes per value): then the whole write, which changed nothing,
+   * runs again with half the batch, down to one message.
    */
   async #write(
     doing: string,

@@ -22,10 +22,10 @@ import type { Statements } from "./sql.ts";
 
 /**
  * The largest value a local claim carries in its one-row read; larger ones are read by id
- * after it (see `ClaimSql`). Measured against a row-wise claim, carrying every value: 1.4x at
- * 2 KiB per value, 0.7x at 8 KiB, 0.76x at 1 MiB; with this limit about 1.0-1.3x at every size
- * from 200 B to 64 KiB and 0.9x at 1 MiB. Remote claims carry every value (a second request
- * costs more than the copies).
+ * after it (see `ClaimSql`). Carrying every value, a claim measured 1.4x a row-wise claim at
+ * 2 KiB per value but 0.7x at 8 KiB and 0.76x at 1 MiB (group_concat copies large values more
+ * than reading rows does); with this limit, 0.85-1.02x from 8 KiB to 1 MiB (BENCHMARKS.md,
+ * benchmark 1). Remote claims carry every value (a second request costs more than the copies).
  */
 export const INLINED_VALUE_BYTES = 2048;
 

@@ -91,6 +91,9 @@ export function buildStatements(t: string): Statements {
   // reports what the write sets, from the same columns before the write.
   const retriesAfterClaim = "retries + (lease_until IS NOT NULL)";
   const lastErrorAfterClaim = `CASE WHEN lease_until IS NULL THEN last_error ELSE 'lease expired before the outcome was recorded' END`;
+  // ?1 token, ?2 lease end: what a claim's write sets on the rows it takes.
+  const takeLease = `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
+  last_error = ${lastErrorAfterClaim}`;
   // ?3 now, ?4 limit: the oldest ready rows, through the partial index of unfinished rows.
   const ready = (columns: string, extra: string) => `SELECT ${columns} FROM ${q} AS c
   WHERE c.status = 0 AND c.available_at <= ?3 AND (c.lease_until IS NULL OR c.lease_until <= ?3)${extra}
@@ -106,8 +109,7 @@ export function buildStatements(t: string): Statements {
   json_group_array(id) AS ids,
   changes() AS changed
 FROM (${ready(`c.id, c.key, ${valueBytes} AS value_bytes, iif(${valueBytes} <= ?5, c.value, NULL) AS carried, c.headers, c.created_at, c.retries, c.last_error, c.lease_until`, extra)})`,
-    write: `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
-  last_error = ${lastErrorAfterClaim}
+    write: `${takeLease}
 WHERE id IN (${ready("c.id", extra)})`,
   });
   // ?1 JSON array of ids, ?2 token: marks touch only rows still held by this claim.
@@ -142,8 +144,7 @@ WHERE m.id = u.id AND m.claim_token = ?2 AND m.status = 0`;
     ],
     insert: `INSERT INTO ${q} (key, value, headers, created_at, available_at) VALUES (?1, ?2, ?3, ?4, ?4)`,
     claim: claimOf(""),
-    claimByIds: `UPDATE ${q} SET claim_token = ?1, lease_until = ?2, retries = ${retriesAfterClaim},
-  last_error = ${lastErrorAfterClaim}
+    claimByIds: `${takeLease}
 WHERE id IN (SELECT value FROM json_each(?3))`,
     claimByKey: claimOf(`
     AND NOT EXISTS (SELECT 1 FROM ${q} AS o WHERE o.status = 0 AND o.key = c.key AND o.id < c.id)`),
