@@ -78,6 +78,37 @@ describe("LibsqlStore on a remote client", () => {
     expect(server.statements.filter((sql) => /pragma/i.test(sql))).toEqual([]);
   });
 
+  it("waits out another client's open write transaction (SQLITE_BUSY over HTTP), then relays", async () => {
+    const remote = await openRemote();
+    close = remote.close;
+    const { server, store } = remote;
+    for (let i = 0; i < 3; i++) {
+      await store.addMessage(
+        remote.client,
+        prepareMessage({ key: `k${i}`, value: `v${i}` }, { maxMessageBytes: 64 }),
+      );
+    }
+    const holder = createClient({ url: server.url });
+    try {
+      // An interactive transaction that has written holds the write lock on its server stream.
+      const tx = await holder.transaction("write");
+      await tx.execute("CREATE TABLE held (x)");
+      const refusedBefore = server.errors.filter((code) => code === "SQLITE_BUSY").length;
+      const errors: unknown[] = [];
+      const outbox = new Outbox(store, recordingSender(), { onError: (e) => errors.push(e) });
+      const tick = outbox.tick();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(await store.stats()).toMatchObject({ pending: 3, inFlight: 0 }); // readers do not wait
+      await tx.commit();
+      expect(await tick).toMatchObject({ sent: 3 });
+      expect(errors).toEqual([]);
+      // The relay's writes were refused busy while the lock was held, and retried.
+      expect(server.errors.filter((code) => code === "SQLITE_BUSY").length).toBeGreaterThan(refusedBefore);
+    } finally {
+      holder.close();
+    }
+  });
+
   it("two relays on two remote clients deliver every message exactly once", async () => {
     const remote = await openRemote();
     close = remote.close;

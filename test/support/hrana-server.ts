@@ -96,7 +96,7 @@ function sqlOf(stream: Stream, stmt: { sql?: string | null; sql_id?: number | nu
   return stored;
 }
 
-function asHranaError(error: unknown): HranaError {
+function toHranaError(error: unknown): HranaError {
   if (error instanceof HranaError) return error;
   const e = error as { message?: unknown; code?: unknown };
   return new HranaError(String(e.message ?? error), typeof e.code === "string" ? e.code : null);
@@ -153,10 +153,11 @@ function holds(
   }
 }
 
-/** A running stand-in: its base URL, the SQL texts it ran (in order), and `close`. */
+/** A running stand-in: its base URL, the SQL texts it ran and the error codes it answered (in order), and `close`. */
 export interface HranaServer {
   url: string;
   statements: string[];
+  errors: (string | null)[];
   close(): Promise<void>;
 }
 
@@ -164,10 +165,20 @@ export interface HranaServer {
 export async function startHranaServer(path: string): Promise<HranaServer> {
   const streams = new Map<string, Stream>();
   const statements: string[] = [];
+  const errors: (string | null)[] = [];
 
+  // sqld keeps its databases in WAL mode: readers never wait for the writer.
+  const setup = new Database(path);
+  setup.exec("PRAGMA journal_mode = WAL");
+  setup.close();
   const openStream = (): Stream => ({ db: new Database(path, { timeout: 0 }), sqls: new Map() });
   // libsql-js leaves a statement that failed busy in progress (libsql-client-ts#352), which
   // would wedge the connection; sqld has no such problem, so the stand-in starts afresh.
+  const asHranaError = (error: unknown): HranaError => {
+    const e = toHranaError(error);
+    errors.push(e.code);
+    return e;
+  };
   const recover = (stream: Stream, error: unknown) => {
     if (!String((error as { code?: unknown }).code ?? "").startsWith("SQLITE_BUSY")) return;
     stream.db.close();
@@ -263,7 +274,7 @@ export async function startHranaServer(path: string): Promise<HranaServer> {
         }
         send(404, { message: "not found" });
       } catch (error) {
-        send(400, { message: asHranaError(error).message });
+        send(400, { message: toHranaError(error).message });
       }
     });
   });
@@ -272,6 +283,7 @@ export async function startHranaServer(path: string): Promise<HranaServer> {
   return {
     url: `http://127.0.0.1:${port}`,
     statements,
+    errors,
     close: async () => {
       for (const stream of streams.values()) stream.db.close();
       streams.clear();
