@@ -8,7 +8,7 @@ import { type Client, createClient } from "@libsql/client";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LibsqlStore } from "../../adapters/libsql.ts";
 import { type Message, Outbox, prepareMessage } from "../../mod.ts";
-import { describeStoreConformance } from "../conformance/store-conformance.ts";
+import { commitMessages, describeStoreConformance } from "../conformance/store-conformance.ts";
 import { type HranaServer, startHranaServer } from "../support/hrana-server.ts";
 import { recordingSender } from "../support/senders.ts";
 import { dbPath, tempDir } from "./helpers.ts";
@@ -82,12 +82,10 @@ describe("LibsqlStore on a remote client", () => {
     const remote = await openRemote();
     close = remote.close;
     const { server, store } = remote;
-    for (let i = 0; i < 3; i++) {
-      await store.addMessage(
-        remote.client,
-        prepareMessage({ key: `k${i}`, value: `v${i}` }, { maxMessageBytes: 64 }),
-      );
-    }
+    await commitMessages(
+      store,
+      [0, 1, 2].map((i) => ({ key: `k${i}`, value: `v${i}` })),
+    );
     const holder = createClient({ url: server.url });
     try {
       // An interactive transaction that has written holds the write lock on its server stream.
@@ -113,12 +111,10 @@ describe("LibsqlStore on a remote client", () => {
     const remote = await openRemote();
     close = remote.close;
     const { server, store } = remote;
-    for (let i = 0; i < 120; i++) {
-      await store.addMessage(
-        remote.client,
-        prepareMessage({ key: `k:${i % 7}`, value: String(i) }, { maxMessageBytes: 64 }),
-      );
-    }
+    await commitMessages(
+      store,
+      Array.from({ length: 120 }, (_, i) => ({ key: `k:${i % 7}`, value: String(i) })),
+    );
     const other = createClient({ url: server.url });
     const seen: string[] = [];
     const sender = recordingSender((m) => {
