@@ -254,15 +254,12 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
     const { token, recorded, records } = await this.#write(doing, marks, options);
     // Values the read did not carry, read after the commit: a value never changes once written.
-    const missing = missingValues(records);
+    const missing = idsJson(missingValues(records));
     const values =
-      missing.length === 0
+      missing === undefined
         ? undefined
         : toValues(
-            await this.#run.read("reading claimed values", {
-              sql: this.#sql.claimValues,
-              args: [`[${missing.join(",")}]`],
-            }),
+            await this.#run.read("reading claimed values", { sql: this.#sql.claimValues, args: [missing] }),
           );
     return { recorded, claim: toClaim(token, records, values) };
   }
