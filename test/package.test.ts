@@ -92,15 +92,19 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
     tarball = join(work, packed.output.trim().split("\n").at(-1)!);
 
     mkdirSync(project);
-    const otel = JSON.parse(readFileSync(join(ROOT, "node_modules/@opentelemetry/api/package.json"), "utf8"));
     writeFileSync(
       join(project, "package.json"),
       JSON.stringify({
         name: "consumer",
         private: true,
         type: "module",
-        // The dependency pinned to the installed version, so that the npm cache has it.
-        dependencies: { "edge-outbox": `file:${tarball}`, "@opentelemetry/api": otel.version },
+        // The one dependency taken from the repository's own install: `--offline` can then
+        // resolve it on a machine whose npm cache never saw its registry entry (npm ci
+        // fetches tarballs, not registry entries).
+        dependencies: {
+          "edge-outbox": `file:${tarball}`,
+          "@opentelemetry/api": `file:${join(ROOT, "node_modules/@opentelemetry/api")}`,
+        },
       }),
     );
     const installed = await run(
