@@ -53,3 +53,4 @@ export {
   type TransactionalStore,
 } from "./src/store.ts";
 export { INSTRUMENTATION_SCOPE } from "./src/telemetry.ts";
+export { truncateText, wellFormedText } from "./src/text.ts";

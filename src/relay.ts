@@ -108,7 +108,12 @@ function outcomeOf(
     else if (message.retries >= options.maxRetries) dead.push({ id: message.id, error: message.error });
     else {
       const availableAt = nextAttemptAt(now, message.retries, message.retryAfter, options.backoff);
-      retry.push({ id: message.id, availableAt, error: message.error });
+      retry.push({
+        id: message.id,
+        availableAt,
+        delay: Math.max(0, availableAt.getTime() - now),
+        error: message.error,
+      });
     }
   }
   return { token, sent, retry, dead };

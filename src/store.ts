@@ -47,8 +47,17 @@ export interface Claim {
 /** A failed message to retry later. */
 export interface RetryUpdate {
   id: string;
-  /** Not claimable before this time. */
+  /**
+   * Not claimable before this time, on the relay's clock. Stores that keep one clock per
+   * database use {@link RetryUpdate.delay} instead.
+   */
   availableAt: Date;
+  /**
+   * Not claimable for this many ms (an integer >= 0, already clamped by the relay), counted from
+   * the store's own now: what a SQL store adds to the database's clock, so that relays whose
+   * clocks disagree still agree on when a message is ready.
+   */
+  delay: number;
   /** Why the attempt failed (kept for operators; may be truncated by the store). */
   error?: string | undefined;
 }
@@ -126,6 +135,14 @@ export interface MessageStore {
    * nothing was recorded or claimed.
    */
   recordAndFetch?(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult>;
+  /**
+   * Optional: gives back claimed messages that were never handed to a sender (the pass was
+   * aborted, or its budget ran out, between the claim and the send). Only rows still holding
+   * `token` change: lease and token cleared, `retries` and `last_error` untouched, claimable at
+   * once. Returns the rows changed. Without it, such messages wait out their lease and the next
+   * claim counts a lost attempt.
+   */
+  release?(token: string, ids: readonly string[]): Promise<number>;
   /** Counts for dashboards and alerts. */
   stats(): Promise<OutboxStats>;
   /** Dead messages, oldest first (default limit 100). */

@@ -153,7 +153,7 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       const id = fresh.messages[0]!.id;
       expect(await store.markAsSent(stale.token, [id])).toBe(0);
       expect(await store.markAsDead(stale.token, [{ id, error: "stale" }])).toBe(0);
-      expect(await store.updateRetryCount(stale.token, [{ id, availableAt: new Date() }])).toBe(0);
+      expect(await store.updateRetryCount(stale.token, [{ id, availableAt: new Date(), delay: 0 }])).toBe(0);
       expect((await store.stats()).inFlight).toBe(1);
       expect(await store.markAsSent(fresh.token, [id])).toBe(1);
       expect((await store.stats()).inFlight).toBe(0);
@@ -165,7 +165,9 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       const claim = await store.fetchAndLock(claimDefaults);
       const id = claim.messages[0]!.id;
       const availableAt = new Date(Date.now() + 400);
-      expect(await store.updateRetryCount(claim.token, [{ id, availableAt, error: "HTTP 503" }])).toBe(1);
+      expect(
+        await store.updateRetryCount(claim.token, [{ id, availableAt, delay: 400, error: "HTTP 503" }]),
+      ).toBe(1);
       expect((await store.fetchAndLock(claimDefaults)).messages).toEqual([]);
       expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0 });
       await sleep(450);
@@ -239,7 +241,9 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       const [x1, y1] = first.messages;
       await store.markAsSent(first.token, [x1!.id]);
       // y1 failed and waits for its retry: y2 must keep waiting behind it.
-      await store.updateRetryCount(first.token, [{ id: y1!.id, availableAt: new Date(Date.now() + 60_000) }]);
+      await store.updateRetryCount(first.token, [
+        { id: y1!.id, availableAt: new Date(Date.now() + 60_000), delay: 60_000 },
+      ]);
       const second = await store.fetchAndLock(keyed);
       expect(second.messages.map((m) => new TextDecoder().decode(m.value))).toEqual(["x2"]);
       await store.markAsDead(second.token, [{ id: second.messages[0]!.id }]);
@@ -290,7 +294,7 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
         {
           token: first.token,
           sent: [a!],
-          retry: [{ id: b!, availableAt: new Date(Date.now() + 60_000), error: "HTTP 503" }],
+          retry: [{ id: b!, availableAt: new Date(Date.now() + 60_000), delay: 60_000, error: "HTTP 503" }],
           dead: [{ id: c!, error: "HTTP 400" }],
         },
         claimDefaults,

@@ -229,7 +229,9 @@ describe("LibsqlStore ids above 2^53", () => {
       expect(first.messages.map((m) => m.id)).toEqual(["9007199254740993", "9007199254740994"]);
       const [a, b] = first.messages.map((m) => m.id);
       expect(await store.markAsDead(first.token, [{ id: a!, error: "gone" }])).toBe(1);
-      expect(await store.updateRetryCount(first.token, [{ id: b!, availableAt: new Date(0) }])).toBe(1);
+      expect(
+        await store.updateRetryCount(first.token, [{ id: b!, availableAt: new Date(0), delay: 0 }]),
+      ).toBe(1);
       expect((await store.listDead()).map((m) => m.id)).toEqual([a]);
       expect(await store.requeueDead([a!])).toBe(1);
       const second = await store.fetchAndLock(claim);
