@@ -21,6 +21,13 @@ export {
   ValidationError,
 } from "./src/errors.ts";
 export {
+  checkIdNamespace,
+  formatMessageId,
+  NAMESPACE_LENGTH,
+  newIdNamespace,
+  parseMessageId,
+} from "./src/ids.ts";
+export {
   createMessage,
   DEFAULT_MAX_MESSAGE_BYTES,
   type Message,
