@@ -1,4 +1,5 @@
-import { constantTimeEqual, OutboxError, ValidationError } from "../../mod.ts";
+import type { Context } from "@opentelemetry/api";
+import { constantTimeEqual, extractTraceContext, OutboxError, ValidationError } from "../../mod.ts";
 import {
   decodeBase64,
   decodeSecrets,
@@ -51,6 +52,19 @@ export interface VerifiedWebhook {
   text(): string;
   /** The body parsed as JSON (throws `SyntaxError` if it is not JSON). */
   json<T = unknown>(): T;
+  /**
+   * The producer's OpenTelemetry context, read from the request headers by the registered
+   * propagator ({@link extractTraceContext}) on top of the context active at verification:
+   * the span of the request that wrote the message (a remote parent) and its baggage. Without
+   * a propagator registered, or trace headers, it is that active context.
+   *
+   * @example
+   * ```ts
+   * // The handler's span continues the producer's trace:
+   * await tracer.startActiveSpan("handle order", {}, hook.context, async (span) => { ... });
+   * ```
+   */
+  context: Context;
 }
 
 /**
@@ -165,6 +179,7 @@ export async function verifyWebhook(
     body,
     text: () => new TextDecoder().decode(body),
     json: <T>() => JSON.parse(new TextDecoder().decode(body)) as T,
+    context: extractTraceContext(request.headers),
   };
 }
 

@@ -15,6 +15,7 @@ import { recordingSender } from "../support/senders.ts";
 import {
   findPoint,
   installContextManager,
+  installPropagator,
   instrumented,
   onCleanup,
   otel,
@@ -23,11 +24,14 @@ import {
   useCleanups,
 } from "./support.ts";
 
-let uninstall: () => void;
+// The relay reads producers' contexts, and addMessage writes them, through the global propagator.
+let uninstall: Array<() => void>;
 beforeAll(() => {
-  uninstall = installContextManager();
+  uninstall = [installContextManager(), installPropagator()];
 });
-afterAll(() => uninstall());
+afterAll(() => {
+  for (const undo of uninstall) undo();
+});
 
 useCleanups();
 
