@@ -76,14 +76,23 @@ export function injectTraceContext(
   headers: Record<string, string>,
   ctx: Context = context.active(),
 ): Record<string, string> {
-  const injected: Injected = [];
+  let injected: Injected = [];
   try {
-    propagation.inject(hasAny(headers) ? withoutCallersContext(ctx, headers) : ctx, injected, collect);
+    propagation.inject(ctx, injected, collect);
+    // Nothing written (no propagator, or nothing active) is the common case: it stops here,
+    // before the caller's headers are read.
+    if (injected.length === 0) return headers;
+    if (hasAny(headers)) {
+      const source = withoutCallersContext(ctx, headers);
+      if (source !== ctx) {
+        injected = [];
+        propagation.inject(source, injected, collect);
+      }
+    }
   } catch (error) {
     diag.warn("edge-outbox: the registered propagator threw; the message keeps no trace context", error);
     return headers;
   }
-  if (injected.length === 0) return headers;
   // Collected first, so a name the propagator writes twice is not mistaken for the caller's.
   const added: Record<string, string> = Object.create(null);
   for (const [name, value] of injected) {
