@@ -35,7 +35,12 @@ const collect: TextMapSetter<Injected> = {
 
 const headerGetter: TextMapGetter<HeaderCarrier> = {
   keys(carrier) {
-    if (isFetchHeaders(carrier)) return [...carrier.keys()];
+    if (isFetchHeaders(carrier)) {
+      // forEach, not keys(): every Headers typing has it (Cloudflare's lacks keys()).
+      const names: string[] = [];
+      carrier.forEach((_, name) => names.push(name));
+      return names;
+    }
     return Object.keys(carrier).map((name) => name.toLowerCase());
   },
   get(carrier, key) {
@@ -49,7 +54,7 @@ const headerGetter: TextMapGetter<HeaderCarrier> = {
 
 // Duck-typed: a Headers from another realm or polyfill is not `instanceof` this one.
 function isFetchHeaders(carrier: HeaderCarrier): carrier is Headers {
-  return typeof (carrier as Headers).get === "function" && typeof (carrier as Headers).keys === "function";
+  return typeof (carrier as Headers).get === "function" && typeof (carrier as Headers).forEach === "function";
 }
 
 function findIgnoringCase(carrier: Record<string, unknown>, key: string): unknown {

@@ -125,6 +125,24 @@ describe("extractTraceContext", () => {
     ).toEqual(["tenant", "user.id"]);
   });
 
+  it("lists header names in lowercase for propagators that scan them (Jaeger's uberctx-*)", () => {
+    const seen: string[][] = [];
+    register({
+      inject() {},
+      extract(ctx, carrier, getter) {
+        seen.push(getter.keys(carrier).sort());
+        return ctx;
+      },
+      fields: () => [],
+    });
+    extractTraceContext(new Headers({ "UberCtx-Tenant": "acme", Accept: "*/*" }), ROOT_CONTEXT);
+    extractTraceContext({ "UberCtx-Tenant": "acme", accept: ["*/*"] }, ROOT_CONTEXT);
+    expect(seen).toEqual([
+      ["accept", "uberctx-tenant"],
+      ["accept", "uberctx-tenant"],
+    ]);
+  });
+
   it("builds on the active context by default, and gives it back when there is nothing to read", () => {
     register();
     undo.push(installContextManager());
