@@ -38,7 +38,9 @@ const headerGetter: TextMapGetter<HeaderCarrier> = {
     if (isFetchHeaders(carrier)) {
       // forEach, not keys(): every Headers typing has it (Cloudflare's lacks keys()).
       const names: string[] = [];
-      carrier.forEach((_, name) => names.push(name));
+      carrier.forEach((_, name) => {
+        names.push(name);
+      });
       return names;
     }
     return Object.keys(carrier).map((name) => name.toLowerCase());
