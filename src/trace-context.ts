@@ -15,7 +15,9 @@ import { isValidHeader } from "./message.ts";
 // Trace context crosses the outbox through the propagator the application registered
 // (`propagation.setGlobalPropagator`, done by the SDK's setup): W3C trace context and baggage,
 // B3, X-Ray, Jaeger, ... With none registered the API's no-op propagator writes and reads
-// nothing, and every function here costs a global lookup and an empty array.
+// nothing, and every function here costs a global lookup and an empty array. No hand-written
+// W3C code is kept as a fast path: measured, the no-op inject costs what the old hand-written
+// capture did (61 vs 65 ns a call, no SDK).
 
 /**
  * Request headers as a receiver has them: a fetch `Headers`, or a Node-style record (names in

@@ -232,3 +232,48 @@ describe("no SDK and no propagator registered", () => {
     );
   });
 });
+
+describe("a broken propagator", () => {
+  const broken: Record<string, TextMapPropagator> = {
+    "throws everywhere": {
+      inject() {
+        throw new Error("inject exploded");
+      },
+      extract() {
+        throw new Error("extract exploded");
+      },
+      fields: () => [],
+    },
+    "writes garbage": {
+      inject(_ctx, carrier, setter) {
+        setter.set(carrier, "traceparent", "00-\r\nx-smuggled: 1");
+        setter.set(carrier, "bad name", "v");
+        setter.set(carrier, "x-nul", "a\0b");
+        setter.set(carrier, "x-number", 42 as unknown as string);
+        setter.set(carrier, "x-good", "kept");
+      },
+      extract: (ctx) => ctx,
+      fields: () => [],
+    },
+  };
+
+  it.each(Object.keys(broken))("that %s never fails addMessage, the send or the receiver", async (name) => {
+    register(broken[name]);
+    const receiver = await consumer();
+    const { store, outbox } = await outboxTo(receiver.url);
+    await trace
+      .getTracer("producer")
+      .startActiveSpan("POST /orders", (span) =>
+        store
+          .withTransaction((tx) => outbox.addMessage(tx, { key: "k", value: "survives" }))
+          .finally(() => span.end()),
+      );
+    expect(await outbox.tick()).toMatchObject({ sent: 1, failed: 0, dead: 0 });
+    const [handled] = receiver.handled;
+    expect(handled?.body).toBe("survives");
+    expect(handled?.headers["x-smuggled"]).toBeUndefined();
+    expect(handled?.headers.traceparent).toBeUndefined();
+    expect(handled?.headers["x-good"]).toBe(name === "writes garbage" ? "kept" : undefined);
+    expect(handled?.parentSpanId).toBeUndefined();
+  });
+});
