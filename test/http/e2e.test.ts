@@ -64,7 +64,9 @@ describe("Outbox + MemoryStore + httpSender -> receiver", () => {
 
   it("retries a 503 with Retry-After: 0 and kills a 404 at once", async () => {
     const store = new MemoryStore();
-    const outbox = new Outbox(store, httpSender({ url: receiver.url }), { onError: () => {} });
+    const outbox = new Outbox(store, httpSender({ url: receiver.url, unsigned: true }), {
+      onError: () => {},
+    });
     receiver.respond((request, index) => {
       if (request.text() === "gone") return { status: 404 };
       return index < 2 ? { status: 503, headers: { "retry-after": "0" } } : {};
@@ -85,7 +87,7 @@ describe("Outbox + MemoryStore + httpSender -> receiver", () => {
 
   it("a receiver slower than sendTimeout fails the attempt; the next attempt carries the same webhook-id", async () => {
     const store = new MemoryStore();
-    const outbox = new Outbox(store, httpSender({ url: receiver.url }), {
+    const outbox = new Outbox(store, httpSender({ url: receiver.url, unsigned: true }), {
       sendTimeout: 1000,
       backoff: { initialDelay: 0, maxDelay: 0 },
       onError: () => {},

@@ -1,0 +1,86 @@
+/**
+ * Header rules the outgoing senders (HTTP, QStash) share: what a static header may be, and which
+ * of a message's headers can go on the wire. Internal: no subpath export.
+ */
+import { ValidationError } from "../../mod.ts";
+
+// RFC 9110 token characters for names; values of visible Latin-1 text, spaces and tabs (what
+// `Headers` accepts), never CR, LF, NUL or other controls.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+// W3C Trace Context: version 00 exactly; a later version may append fields; "ff" is invalid.
+const TRACEPARENT =
+  /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$/;
+const TRACESTATE = /^[\x20-\x7e]*$/;
+// W3C: a tracestate longer than 512 characters may be dropped by any participant.
+const MAX_TRACESTATE = 512;
+
+/** Whether `name` and `value` can be sent as an HTTP header field. */
+export function isValidHeader(name: string, value: unknown): value is string {
+  return HEADER_NAME.test(name) && typeof value === "string" && HEADER_VALUE.test(value);
+}
+
+/**
+ * Checks a sender's static `headers` option and returns it with lowercased names. The error
+ * names the header, never its value (static headers often carry credentials).
+ */
+export function checkStaticHeaders(headers: unknown, label = "headers"): Record<string, string> {
+  const result: Record<string, string> = {};
+  if (headers === undefined) return result;
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
+    const kind = headers === null ? "null" : Array.isArray(headers) ? "an array" : typeof headers;
+    throw new ValidationError(`${label} must be an object of string values, got ${kind}`);
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name)) {
+      throw new ValidationError(`${label}: "${name}" is not a valid HTTP header name`);
+    }
+    if (typeof value !== "string") {
+      throw new ValidationError(
+        `${label}["${name}"] must be a string, got ${value === null ? "null" : typeof value}`,
+      );
+    }
+    if (!HEADER_VALUE.test(value)) {
+      throw new ValidationError(
+        `${label}["${name}"] must be a string without CR, LF or control characters (Latin-1 text only)`,
+      );
+    }
+    result[name.toLowerCase()] = value;
+  }
+  return result;
+}
+
+/**
+ * The headers of a message that can be sent, or why the message cannot be. Trace context is
+ * optional metadata: a `traceparent` that is not W3C syntax is dropped (with its `tracestate`),
+ * and so is a `tracestate` that is not sendable or over 512 characters, so a bad trace header
+ * never makes a message unsendable. Any other header that `Headers` would refuse (a row written
+ * before validation existed, or by hand) fails the message with an error naming the header.
+ * `skip` names headers the sender sets itself (lowercase).
+ */
+export function sendableHeaders(
+  own: Record<string, string>,
+  skip?: ReadonlySet<string>,
+): { headers: Record<string, string> } | { error: string } {
+  const headers: Record<string, string> = {};
+  const traceparent = own.traceparent;
+  const traceOk =
+    traceparent === undefined || (typeof traceparent === "string" && TRACEPARENT.test(traceparent));
+  for (const name in own) {
+    const value = own[name];
+    const lower = name.toLowerCase();
+    if (skip?.has(lower)) continue;
+    if (lower === "traceparent" || lower === "tracestate") {
+      if (!traceOk || typeof value !== "string") continue;
+      if (lower === "tracestate" && (value.length > MAX_TRACESTATE || !TRACESTATE.test(value))) continue;
+      headers[lower] = value;
+      continue;
+    }
+    if (!isValidHeader(name, value)) {
+      const shown = HEADER_NAME.test(name) ? `"${name}"` : "with an invalid name";
+      return { error: `header ${shown} cannot be sent (not a valid HTTP header field)` };
+    }
+    headers[lower] = value;
+  }
+  return { headers };
+}
