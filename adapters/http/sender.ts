@@ -39,8 +39,8 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  * absolute http(s) URL without credentials, and a `permanent(status)` that throws or returns a
  * non-boolean, fail that message (it is retried, and dead after `maxRetries` like any failure,
  * so a fixed deployment picks it up) with an error naming the callback; the rest of the batch
- * is sent. A `traceparent`/`tracestate` that is not valid W3C Trace Context is dropped, never
- * a reason to fail.
+ * is sent. A `traceparent`/`tracestate` that is not a sendable header value (a `tracestate`
+ * with non-Latin-1 text, say) is dropped, never a reason to fail.
  *
  * @throws {ValidationError} on a bad option (a relative or non-http URL, a URL with
  * `user:password@`, a bad secret, a missing `secret` without `unsigned: true`, ...).

@@ -24,7 +24,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * fails that message; rate limits fail with the reset time as `retryAfter`; 5xx and network
  * errors fail; other 4xx are dead (see `permanent`). A request-level 413 (the batch too large
  * for QStash) splits the batch and retries the halves; one message alone answered 413 fails
- * (retried), never dies. A message whose own header cannot be sent fails alone; an invalid
+ * (retried), never dies. A message whose own header cannot be sent fails alone; an unsendable
  * `traceparent`/`tracestate` is dropped. The client has no abort signal: a call
  * still running at `sendTimeout` is abandoned by the relay, and deduplication makes the retry safe.
  *

@@ -3,7 +3,7 @@
  * surrogates), bounded, and without a URL's credentials or query. Internal: no subpath export.
  */
 import { truncateText, wellFormedText } from "../../mod.ts";
-import { redactUrls } from "./urls.ts";
+import { isThenable, redactUrls } from "./urls.ts";
 
 /** Longest detail (UTF-16 units) a sender copies from a thrown error or a service's answer. */
 export const MAX_DETAIL = 300;
@@ -39,6 +39,10 @@ export function callPermanent(
     result = permanent(status);
   } catch (error) {
     return { error: `permanent(${status}) threw: ${describeThrown(error)}` };
+  }
+  if (isThenable(result)) {
+    Promise.resolve(result).catch(() => {}); // never an unhandled rejection
+    return { error: `permanent(${status}) returned a Promise, expected a boolean (it must be synchronous)` };
   }
   if (typeof result !== "boolean") {
     return {

@@ -52,11 +52,12 @@ export function checkStaticHeaders(headers: unknown, label = "headers"): Record<
 
 /**
  * The headers of a message that can be sent, or why the message cannot be. Trace context is
- * optional metadata: a `traceparent` that is not W3C syntax is dropped (with its `tracestate`),
- * and so is a `tracestate` that is not sendable or over 512 characters, so a bad trace header
- * never makes a message unsendable. Any other header that `Headers` would refuse (a row written
- * before validation existed, or by hand) fails the message with an error naming the header.
- * `skip` names headers the sender sets itself (lowercase).
+ * optional metadata that the library adds itself: a `traceparent` or `tracestate` that is not a
+ * sendable header field (`Headers` would throw on it) is dropped, a `tracestate` with its
+ * `traceparent`, so a trace header never makes a message unsendable. A sendable one goes as given
+ * (a caller's own value is theirs). Any other header `Headers` would refuse (a row written before
+ * validation existed, or by hand) fails the message with an error naming the header, not its
+ * value. `skip` names headers the sender sets itself (lowercase).
  */
 export function sendableHeaders(
   own: Record<string, string>,
@@ -64,16 +65,13 @@ export function sendableHeaders(
 ): { headers: Record<string, string> } | { error: string } {
   const headers: Record<string, string> = {};
   const traceparent = own.traceparent;
-  const traceOk =
-    traceparent === undefined || (typeof traceparent === "string" && TRACEPARENT.test(traceparent));
+  const traceOk = traceparent === undefined || isValidHeader("traceparent", traceparent);
   for (const name in own) {
     const value = own[name];
     const lower = name.toLowerCase();
     if (skip?.has(lower)) continue;
     if (lower === "traceparent" || lower === "tracestate") {
-      if (!traceOk || typeof value !== "string") continue;
-      if (lower === "tracestate" && (value.length > MAX_TRACESTATE || !TRACESTATE.test(value))) continue;
-      headers[lower] = value;
+      if (traceOk && isValidHeader(lower, value)) headers[lower] = value;
       continue;
     }
     if (!isValidHeader(name, value)) {

@@ -12,6 +12,12 @@ export type UrlCheck = { url: string } | { problem: string };
  * logged and stored in too many places to hold a password. Put them in `headers` instead.
  */
 export function checkTargetUrl(value: unknown): UrlCheck {
+  if (value instanceof URL) return checkTargetUrl(value.href);
+  if (isThenable(value)) {
+    // Its rejection must not go unhandled (that would end a Node process).
+    Promise.resolve(value).catch(() => {});
+    return { problem: "is a Promise: the URL must be returned synchronously" };
+  }
   if (typeof value !== "string") {
     return {
       problem: `is not a string (got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value})`,
@@ -55,4 +61,13 @@ const URL_IN_TEXT = /\b[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s"'<>`]+/g;
 /** `text` with every URL in it redacted ({@link redactUrl}): for error texts from `fetch` or a service. */
 export function redactUrls(text: string): string {
   return text.replace(URL_IN_TEXT, redactUrl);
+}
+
+/** Whether `value` is a promise-like (something a callback returned by mistake, say from `async`). */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }

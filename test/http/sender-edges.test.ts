@@ -126,12 +126,12 @@ describe("httpSender: error texts", () => {
 });
 
 describe("httpSender: message headers", () => {
-  it("drops a trace header that is not valid W3C or not sendable, and still sends the message", async () => {
+  it("drops a trace header that cannot be sent, and still sends the message", async () => {
     const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     const batch = [
       message("1", "{}", { traceparent, tracestate: "vendor=\u2603" }), // not Latin-1: Headers would throw
       message("2", "{}", { traceparent: "garbage\u0100", tracestate: "k=v" }),
-      message("3", "{}", { traceparent, tracestate: "k=v".padEnd(600, "x") }),
+      message("3", "{}", { traceparent: "not-a-trace", tracestate: "k=v\r\nx: y" }),
       message("4", "{}", { traceparent, tracestate: "k=v" }),
     ];
     await httpSender({ url: receiver.url, secret: SECRET }).send(batch, signal());
@@ -141,6 +141,7 @@ describe("httpSender: message headers", () => {
     expect(byId.get("1")!.tracestate).toBeUndefined();
     expect(byId.get("2")!.traceparent).toBeUndefined();
     expect(byId.get("2")!.tracestate).toBeUndefined(); // meaningless without its traceparent
+    expect(byId.get("3")!.traceparent).toBe("not-a-trace"); // sendable: a caller's value goes as given
     expect(byId.get("3")!.tracestate).toBeUndefined();
     expect(byId.get("4")!.tracestate).toBe("k=v");
   });
@@ -165,5 +166,41 @@ describe("httpSender: Retry-After from a real server", () => {
     const [m] = await httpSender({ url: receiver.url, unsigned: true }).send([message("1")], signal());
     expect(m!.status).toBe(SendStatus.Fail);
     expect(m!.retryAfter).toBe(expected);
+  });
+});
+
+describe("httpSender: async callbacks by mistake", () => {
+  it("a url(message) or permanent(status) returning a (rejecting) Promise fails the message, no unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      receiver.respond(() => ({ status: 404 }));
+      const sender = httpSender({
+        unsigned: true,
+        url: (async (m: { id: string }) => {
+          if (m.id === "1") throw new Error("async url failed");
+          return receiver.url;
+        }) as never,
+      });
+      const [a] = await sender.send([message("1")], signal());
+      expect(a!.status).toBe(SendStatus.Fail);
+      expect(a!.error).toContain("is a Promise: the URL must be returned synchronously");
+      const withUrlObject = httpSender({
+        unsigned: true,
+        url: () => new URL(receiver.url) as never,
+        permanent: (async () => {
+          throw new Error("async policy failed");
+        }) as never,
+      });
+      const [b] = await withUrlObject.send([message("2")], signal());
+      expect(b!.status).toBe(SendStatus.Fail);
+      expect(b!.error).toContain("permanent(404) returned a Promise");
+      expect(receiver.requests).toHaveLength(1); // the URL object was accepted and used
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
   });
 });

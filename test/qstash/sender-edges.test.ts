@@ -102,7 +102,7 @@ describe("qstashSender: callbacks and headers", () => {
     const batch = [
       message("1", "a", { traceparent: TRACEPARENT, tracestate: "v=\u2603" }),
       message("2", "b", { "x-note": "\u2603" }),
-      message("3", "c", { traceparent: "bad", tracestate: "k=v" }),
+      message("3", "c", { traceparent: "bad\u0100", tracestate: "k=v" }),
     ];
     await qstashSender({ client, destination: DESTINATION }).send(batch, signal());
     expect(batch.map((m) => m.status)).toEqual([SendStatus.Sent, SendStatus.Fail, SendStatus.Sent]);
