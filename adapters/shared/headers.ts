@@ -8,12 +8,6 @@ import { ValidationError } from "../../mod.ts";
 // `Headers` accepts), never CR, LF, NUL or other controls.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-// W3C Trace Context: version 00 exactly; a later version may append fields; "ff" is invalid.
-const TRACEPARENT =
-  /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-[\x21-\x7e]*)?$/;
-const TRACESTATE = /^[\x20-\x7e]*$/;
-// W3C: a tracestate longer than 512 characters may be dropped by any participant.
-const MAX_TRACESTATE = 512;
 
 /** Whether `name` and `value` can be sent as an HTTP header field. */
 export function isValidHeader(name: string, value: unknown): value is string {
