@@ -2,6 +2,7 @@
  * Target URLs of the outgoing senders: what is allowed (absolute http/https, no credentials),
  * and how a URL appears in an error (never its credentials or query). Internal: no subpath export.
  */
+import { truncateText } from "../../mod.ts";
 
 /** A checked target URL, or what is wrong with it, described without echoing secrets. */
 export type UrlCheck = { url: string } | { problem: string };
@@ -50,10 +51,10 @@ export function redactUrl(url: string): string {
   if (cut >= 0) text = `${text.slice(0, cut)}?…`;
   // Credentials: anything up to the last "@" before the path (with or without a scheme).
   text = text.replace(
-    /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)?[^/]*@/,
+    /^((?:[a-zA-Z][a-zA-Z0-9+.-]*:)?\/\/)?[^/]*@/,
     (_, scheme: string | undefined) => `${scheme ?? ""}***@`,
   );
-  return text.length > 120 ? `${text.slice(0, 119)}…` : text;
+  return truncateText(text, 120);
 }
 
 const URL_IN_TEXT = /\b[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s"'<>`]+/g;
