@@ -58,6 +58,8 @@ export function sendableHeaders(
   skip?: ReadonlySet<string>,
 ): { headers: Record<string, string> } | { error: string } {
   const headers: Record<string, string> = {};
+  // A row whose headers column held JSON null (hand-edited): nothing to forward, not a crash.
+  if (typeof own !== "object" || own === null) return { headers };
   const traceparent = own.traceparent;
   const traceOk = traceparent === undefined || isValidHeader("traceparent", traceparent);
   for (const name in own) {
