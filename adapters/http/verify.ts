@@ -1,4 +1,5 @@
 import { constantTimeEqual, DEFAULT_MAX_MESSAGE_BYTES, OutboxError, ValidationError } from "../../mod.ts";
+import { readBoundedBody } from "./body.ts";
 import {
   decodeBase64,
   decodeSecrets,
@@ -79,7 +80,6 @@ const DEFAULT_TOLERANCE_SECONDS = 300;
 const MAX_SIGNATURES = 16;
 const MAC_BYTES = 32; // HMAC-SHA256
 const TIMESTAMP = /^\d{1,15}$/;
-const encoder = new TextEncoder();
 
 /**
  * Verifies a Standard Webhooks delivery (from {@link httpSender}, or any conforming sender)
@@ -164,7 +164,13 @@ export async function verifyWebhook(
     );
   }
 
-  const body = await readBody(request, maxBodyBytes);
+  const body = await readBoundedBody(request, maxBodyBytes);
+  if (body === undefined) {
+    throw new WebhookVerificationError(
+      "body_too_large",
+      `the body is larger than maxBodyBytes (${maxBodyBytes} bytes)`,
+    );
+  }
   const { content } = signedContent(id, timestamp, body);
   const expected = await hmacAll(await importHmacKeys(keys), content);
   let matched = false;
@@ -235,62 +241,4 @@ function v1Signatures(header: string): Uint8Array[] {
     if (found.length === MAX_SIGNATURES) break;
   }
   return found;
-}
-
-function tooLarge(max: number): WebhookVerificationError {
-  return new WebhookVerificationError(
-    "body_too_large",
-    `the body is larger than maxBodyBytes (${max} bytes)`,
-  );
-}
-
-/** The body, read up to `max` bytes: a larger one is refused from its length or while streaming. */
-async function readBody(request: Request | WebhookParts, max: number): Promise<Uint8Array> {
-  if (typeof (request as Request).arrayBuffer !== "function") {
-    const body = (request as WebhookParts).body;
-    // A string's UTF-8 is at least as many bytes as it has UTF-16 units: skip encoding a huge one.
-    if (typeof body === "string" && body.length > max) throw tooLarge(max);
-    const bytes = typeof body === "string" ? encoder.encode(body) : body;
-    if (bytes.byteLength > max) throw tooLarge(max);
-    return bytes;
-  }
-  const stream = (request as Request).body;
-  const declared = (request as Request).headers?.get?.("content-length");
-  if (declared && /^\d+$/.test(declared.trim()) && Number(declared) > max) {
-    stream?.cancel().catch(() => {});
-    throw tooLarge(max);
-  }
-  if (stream === null || stream === undefined) return new Uint8Array(0);
-  if (typeof stream.getReader !== "function") {
-    // A Request-like object without a web stream: read it whole, then check.
-    const bytes = new Uint8Array(await (request as Request).arrayBuffer());
-    if (bytes.byteLength > max) throw tooLarge(max);
-    return bytes;
-  }
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (!(value instanceof Uint8Array)) {
-      reader.cancel().catch(() => {});
-      throw new TypeError("the request body stream must yield Uint8Array chunks");
-    }
-    total += value.byteLength;
-    if (total > max) {
-      // Stop pulling: the sender's bytes beyond this point are never buffered.
-      reader.cancel().catch(() => {});
-      throw tooLarge(max);
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0]!;
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
 }
