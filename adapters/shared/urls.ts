@@ -33,6 +33,10 @@ export function checkTargetUrl(value: unknown): UrlCheck {
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     return { problem: `uses ${parsed.protocol.slice(0, 20)}; only http: and https: are allowed` };
   }
+  // The parser forgives "https:host" and "https:/host"; a service given the text as is may not.
+  if (!/^https?:\/\/[^/]/i.test(value)) {
+    return { problem: `is not an absolute http(s) URL (scheme://host/...): ${redactUrl(value)}` };
+  }
   if (parsed.username !== "" || parsed.password !== "") {
     return {
       problem: `carries credentials (user:password@) in ${redactUrl(value)}; send them in headers (e.g. authorization) instead`,

@@ -35,6 +35,8 @@ describe("checkTargetUrl", () => {
       ["javascript:alert(1)", "uses javascript:"],
       ["/relative?token=s3cret", "is not an absolute http(s) URL: /relative?…"],
       ["https://user:s3cret@h.example/x", "carries credentials (user:password@) in https://***@h.example/x"],
+      ["https:h.example/x", "is not an absolute http(s) URL (scheme://host/...)"],
+      [" https://h.example/x", "is not an absolute http(s) URL (scheme://host/...)"],
       [null, "is not a string (got null)"],
       [["https://h.example"], "is not a string (got an array)"],
     ] as const) {
