@@ -1,9 +1,21 @@
-import type { Message, Sender } from "../../mod.ts";
+import { type Message, type Sender, ValidationError } from "../../mod.ts";
 import { type HttpSenderOptions, resolveHttpOptions } from "./options.ts";
 import { importHmacKeys, signatureHeader, signedContent } from "./signing.ts";
 import { classifyStatus, parseRetryAfter } from "./status.ts";
+import { type HttpTransport, requestUrl, type TransportResponse } from "./transport.ts";
+import { fetchTransport } from "./transport-fetch.ts";
 
-const MAX_DRAINED_BYTES = 64 * 1024;
+/** The {@link Sender} `httpSender` returns: it also says which HTTP client it sends with. */
+export interface HttpSender extends Sender {
+  /**
+   * `"node:http"` on Node (the package's `node` build, keep-alive agents), `"fetch"` everywhere
+   * else, and wherever `httpSender` was given its own `fetch`.
+   */
+  readonly transport: string;
+}
+
+// The web build's transport: the global fetch, looked up per request.
+const defaultFetchTransport = fetchTransport();
 // Connection-level headers belong to this hop, and the signature headers to the sender:
 // a message header by one of these names is not forwarded.
 const NOT_FORWARDED: ReadonlySet<string> = new Set([
@@ -39,14 +51,25 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  * const outbox = new Outbox(store, sender);
  * ```
  */
-export function httpSender(options: HttpSenderOptions): Sender {
+export function httpSender(options: HttpSenderOptions): HttpSender {
+  return createHttpSender(options, defaultFetchTransport);
+}
+
+/**
+ * `httpSender` over `transport` unless `options.fetch` is given (an explicit `fetch` always
+ * wins): each build of `edge-outbox/http` passes its own default.
+ */
+export function createHttpSender(options: HttpSenderOptions, transport: HttpTransport): HttpSender {
   const config = resolveHttpOptions(options);
+  const client = options.fetch === undefined ? transport : fetchTransport(config.fetch);
   let keys: Promise<CryptoKey[]> | undefined;
+  // A fixed URL is parsed and checked once; a URL function's result, per message.
+  const fixedUrl = typeof config.url === "string" ? constructionUrl(config.url) : undefined;
 
   async function deliver(message: Message, signal: AbortSignal, timestamp: string, signed?: Promise<Signed>) {
-    let response: Response;
+    let response: TransportResponse;
     try {
-      const url = typeof config.url === "string" ? config.url : config.url(message);
+      const url = fixedUrl ?? requestUrl((config.url as (message: Message) => string)(message));
       const headers: Record<string, string> = { ...config.headers };
       const forwarded = message.headers;
       for (const name in forwarded) {
@@ -61,18 +84,16 @@ export function httpSender(options: HttpSenderOptions): Sender {
         headers["webhook-signature"] = signature.header;
         body = signature.body;
       }
-      response = await config.fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+      response = await client.request({ method: "POST", url, headers, body, signal });
     } catch (error) {
       message.markAsFailed({ error: describeFailure(message.id, error, signal) });
       return;
     }
     record(message, response);
-    await discardBody(response);
   }
 
-  function record(message: Message, response: Response): void {
-    // With redirect "manual", browsers and some runtimes answer an opaque redirect (status 0).
-    const status = response.type === "opaqueredirect" ? 0 : response.status;
+  function record(message: Message, response: TransportResponse): void {
+    const status = response.status;
     const outcome = classifyStatus(status, config.permanent);
     if (outcome === "sent") {
       message.markAsSent();
@@ -83,7 +104,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
       message.markAsDead({ error });
       return;
     }
-    const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+    const retryAfter = parseRetryAfter(response.header("retry-after"));
     message.markAsFailed({
       error,
       retryAfter: retryAfter === undefined ? undefined : Math.min(retryAfter, config.maxRetryAfter),
@@ -91,6 +112,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
   }
 
   return {
+    transport: client.name,
     async send(messages, signal) {
       let signing: CryptoKey[] | undefined;
       if (config.secrets) {
@@ -124,18 +146,12 @@ export function httpSender(options: HttpSenderOptions): Sender {
   };
 }
 
-/**
- * Frees the response after the status has decided. A small body is read to the end, so the
- * connection goes back to the pool; a large or unsized one is cancelled rather than buffered.
- */
-async function discardBody(response: Response): Promise<void> {
-  if (response.body === null) return;
-  const length = Number(response.headers.get("content-length") ?? Number.NaN);
+/** {@link requestUrl} for the URL given at construction: a bad one is an option error. */
+function constructionUrl(url: string): URL {
   try {
-    if (length <= MAX_DRAINED_BYTES) await response.arrayBuffer();
-    else await response.body.cancel();
-  } catch {
-    // A body cut short changes nothing: the status decided.
+    return requestUrl(url);
+  } catch (error) {
+    throw new ValidationError((error as Error).message);
   }
 }
 
@@ -165,7 +181,11 @@ function describeFailure(messageId: string, error: unknown, signal: AbortSignal)
     return `request for message ${messageId} aborted${reason}`;
   }
   if (!(error instanceof Error)) return `request for message ${messageId} failed: ${String(error)}`;
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  const code = typeof cause?.code === "string" ? ` (${cause.code})` : "";
-  return `request for message ${messageId} failed: ${error.name}: ${error.message}${code}`;
+  // fetch puts the system error's code (ECONNREFUSED, ...) on its cause; node:http on the error.
+  const code = [
+    (error as { cause?: { code?: unknown } }).cause?.code,
+    (error as { code?: unknown }).code,
+  ].find((c): c is string => typeof c === "string" && !error.message.includes(c));
+  const suffix = code === undefined ? "" : ` (${code})`;
+  return `request for message ${messageId} failed: ${error.name}: ${error.message}${suffix}`;
 }
