@@ -61,7 +61,8 @@ function send(
       reject(signal.reason);
       return;
     }
-    const outgoing = { ...headers, "content-length": String(body.byteLength) };
+    const outgoing = fetchLikeHeaders(headers);
+    outgoing["content-length"] = String(body.byteLength);
     let settled = false;
     let response: IncomingMessage | undefined;
     const chunks: Uint8Array[] = [];
@@ -132,6 +133,22 @@ function send(
     });
     client.end(body);
   });
+}
+
+/**
+ * Headers as `fetch` would send them, so both transports put the same bytes on the wire: names
+ * in lower case (one name given in two cases is one header, values joined by ", "), values
+ * without leading or trailing spaces and tabs.
+ */
+function fetchLikeHeaders(headers: Record<string, string>): Record<string, string> {
+  // A plain object on purpose: a header named "__proto__" is then dropped, as Node's fetch drops it.
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    const key = name.toLowerCase();
+    const value = headers[name]!.replace(/^[\t ]+|[\t ]+$/g, "");
+    out[key] = key in out ? `${out[key]}, ${value}` : value;
+  }
+  return out;
 }
 
 function headerOf(response: IncomingMessage): (name: string) => string | undefined {

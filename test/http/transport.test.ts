@@ -104,6 +104,20 @@ describe.each([
     expect(seen.headers!.host).toBe(new URL(origin).host);
   });
 
+  it("puts the same header bytes on the wire as fetch: one name in two cases joined, values trimmed", async () => {
+    let raw: string[] = [];
+    server.once("request", (req: IncomingMessage) => {
+      raw = req.rawHeaders.map((h, i) => (i % 2 === 0 ? h.toLowerCase() : h));
+    });
+    const headers: Record<string, string> = { "X-Two": " 1 ", "x-two": "2\t" };
+    Object.defineProperty(headers, "__proto__", { value: "p", enumerable: true });
+    await transport.request({ ...post("/h"), headers });
+    const value = (name: string) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1] === name);
+    expect(value("x-two")).toEqual(["1, 2"]);
+    // Node's fetch drops a header of that name; the node transport does the same.
+    expect(value("__proto__")).toEqual([]);
+  });
+
   it("returns the status, the headers and a small body", async () => {
     handler = (_, res) => res.writeHead(429, { "retry-after": "7", "x-two": ["a", "b"] }).end("slow down");
     const response = await transport.request(post("/r"));
