@@ -8,15 +8,18 @@
  * Part 2, end to end: `Outbox.tick()` draining a MemoryStore through a signed `httpSender`
  * (8 in flight) to the same receiver, on the Node build (node:http) against the web build
  * (fetch) and against a hand-written relay that uses fetch; the web build under Bun and Deno
- * beside them (child processes, interleaved round by round with the Node sides).
+ * beside them (child processes, interleaved round by round with the Node sides); and, for the
+ * choice of transport only, httpSender over undici's `request` (bench/http-relay-undici.ts).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { Agent, request as httpRequest } from "node:http";
 import { createInterface } from "node:readline";
 import { Pool, request as undiciRequest } from "undici";
+import { createHttpSender } from "../adapters/http/sender.ts";
 import { httpSender as fetchBuildSender } from "../adapters/http.ts";
 import { httpSender as nodeBuildSender } from "../adapters/http-node.ts";
 import type { MemoryStore } from "../adapters/memory.ts";
+import { undiciTransport } from "./http-relay-undici.ts";
 import {
   BODY_BYTES,
   IN_FLIGHT,
@@ -210,7 +213,7 @@ export const httpRelayBenchmark: Benchmark = {
   slug: "http-relay",
   title: "HTTP relay on Node: node:http transport vs fetch (and Bun, Deno)",
   async run({ quick }): Promise<Section> {
-    const n = quick ? 500 : 2_000;
+    const n = quick ? 500 : 1_000;
     const plan = quick ? { warmup: 1, rounds: 3 } : { warmup: 1, rounds: 9 };
     const receiver = await startReceiver();
     const keyBytes = Buffer.from(RELAY_SECRET.slice("whsec_".length), "base64");
@@ -249,6 +252,10 @@ export const httpRelayBenchmark: Benchmark = {
         secret: RELAY_SECRET,
         concurrency: IN_FLIGHT,
       });
+      const undiciSender = createHttpSender(
+        { url: receiver.url, secret: RELAY_SECRET, concurrency: IN_FLIGHT },
+        undiciTransport(),
+      );
       if (nodeSender.transport !== "node:http" || fetchSender.transport !== "fetch") {
         throw new Error(`wrong transports: ${nodeSender.transport}, ${fetchSender.transport}`);
       }
@@ -262,7 +269,7 @@ export const httpRelayBenchmark: Benchmark = {
         }
         return rate;
       };
-      const [viaNode, viaFetch, hand, bun, deno] = (await interleave(plan, [
+      const [viaNode, viaFetch, hand, bun, deno, viaUndici] = (await interleave(plan, [
         exactlyOnce(() => relayRound(n, nodeSender)),
         exactlyOnce(() => relayRound(n, fetchSender)),
         exactlyOnce(async () => {
@@ -275,7 +282,8 @@ export const httpRelayBenchmark: Benchmark = {
         }),
         exactlyOnce(() => children[0]!.round()),
         exactlyOnce(() => children[1]!.round()),
-      ])) as [number[], number[], number[], number[], number[]];
+        exactlyOnce(() => relayRound(n, undiciSender)),
+      ])) as [number[], number[], number[], number[], number[], number[]];
 
       const vsFetch = median(viaNode) / median(viaFetch);
       const vsHand = median(viaNode) / median(hand);
@@ -322,6 +330,13 @@ export const httpRelayBenchmark: Benchmark = {
                 ratio(vsFetch),
               ],
               ["hand-written relay", `Node ${node}`, "fetch", num(median(hand)), ratio(vsHand)],
+              [
+                "Outbox + httpSender over undici (not shipped; for the choice)",
+                `Node ${node}`,
+                "undici request, Agent",
+                num(median(viaUndici)),
+                ratio(median(viaNode) / median(viaUndici)),
+              ],
               [
                 "Outbox + httpSender (web build)",
                 children[0]!.runtime,

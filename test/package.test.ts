@@ -208,28 +208,8 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
     expect(lastJsonLine(result.output)).toEqual({ ...expectedCheck, transport: "node:http" });
   });
 
-  it.each(Object.entries(WEB_CONDITIONS))(
-    "bundles the fetch build for %s (no node:* in the bundle)",
-    async (_, conditions) => {
-      const result = await build({
-        entryPoints: [join(project, "worker.mjs")],
-        absWorkingDir: project,
-        bundle: true,
-        write: false,
-        format: "esm",
-        platform: "neutral",
-        mainFields: ["module", "main"],
-        conditions,
-        external: ["@opentelemetry/api"],
-        logLevel: "silent",
-      });
-      const code = result.outputFiles[0]!.text;
-      expect(code).not.toMatch(/node:http|from "http"|from 'http'/);
-      expect(code).toContain("fetchTransport");
-    },
-  );
-
-  it("runs the fetch build in workerd (Miniflare), bundled as wrangler does", async () => {
+  /** worker.mjs bundled from the installed package with `conditions`, as a runtime's bundler would. */
+  async function bundleWorker(conditions: string[]): Promise<string> {
     const result = await build({
       entryPoints: [join(project, "worker.mjs")],
       absWorkingDir: project,
@@ -238,12 +218,26 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
       format: "esm",
       platform: "browser",
       target: "es2022",
-      conditions: WEB_CONDITIONS.workerd,
+      conditions,
       logLevel: "silent",
     });
+    return result.outputFiles[0]!.text;
+  }
+
+  it.each(Object.entries(WEB_CONDITIONS))(
+    "bundles the fetch build for %s (no node:* in the bundle)",
+    async (_, conditions) => {
+      const code = await bundleWorker(conditions);
+      expect(code).not.toMatch(/node:http|from "http"|from 'http'/);
+      expect(code).toContain("fetchTransport");
+    },
+  );
+
+  it("runs the fetch build in workerd (Miniflare), bundled as wrangler does", async () => {
+    const script = await bundleWorker(WEB_CONDITIONS.workerd!);
     const mf = new Miniflare({
       modules: true,
-      script: result.outputFiles[0]!.text,
+      script,
       compatibilityDate: "2025-01-01",
     });
     try {
