@@ -109,7 +109,7 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
   beforeAll(async () => {
     mkdirSync(staging);
     // Built outside the tree, so `npm test` never rewrites dist/ under a developer's feet.
-    const built = await run(bin("tsup"), ["--out-dir", join(staging, "dist")], { timeoutMs: 120_000 });
+    const built = await run(bin("tsup"), ["--out-dir", join(staging, "dist")], { timeoutMs: 240_000 });
     expect(built.code, built.output).toBe(0);
     cpSync(join(ROOT, "package.json"), join(staging, "package.json"));
     for (const entry of pkg.files as string[]) {
@@ -150,7 +150,7 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
       symlinkSync(join(ROOT, "node_modules", peer), join(project, "node_modules", peer), "dir");
     writeFileSync(join(project, "check.mjs"), CHECK);
     writeFileSync(join(project, "worker.mjs"), WORKER);
-  }, 180_000);
+  }, 360_000);
 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 

@@ -15,7 +15,8 @@ export function fetchTransport(fetchImpl?: typeof fetch): HttpTransport {
   return {
     name: "fetch",
     async request({ method, url, headers, body, signal }) {
-      const response = await call(url, { method, headers, body, redirect: "manual", signal });
+      // A string, as before transports existed: a caller's own fetch may expect one.
+      const response = await call(url.href, { method, headers, body, redirect: "manual", signal });
       // With redirect "manual", browsers and some runtimes answer an opaque redirect (status 0).
       const status = response.type === "opaqueredirect" ? 0 : response.status;
       const answer: TransportResponse = {

@@ -32,8 +32,10 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ transport, build }) => {
   const { httpSender } = build;
 
   it("reports its transport; an explicit fetch wins", () => {
-    expect(httpSender({ url: receiver.url }).transport).toBe(transport);
-    expect(httpSender({ url: receiver.url, fetch: globalThis.fetch }).transport).toBe("fetch");
+    expect(httpSender({ url: receiver.url, secret: SECRET }).transport).toBe(transport);
+    expect(httpSender({ url: receiver.url, secret: SECRET, fetch: globalThis.fetch }).transport).toBe(
+      "fetch",
+    );
   });
 
   describe("httpSender: requests", () => {
@@ -114,13 +116,13 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ transport, build }) => {
       const sender = httpSender({
         url: "https://example.invalid/hook",
         fetch: async (input, init) => {
-          seen.push(`${String(input)} ${init?.redirect} ${init?.signal ? "signal" : ""}`);
+          seen.push(`${typeof input} ${input} ${init?.redirect} ${init?.signal ? "signal" : ""}`);
           return new Response(null, { status: 204 });
         },
       });
       const batch = [message("1")];
       await sender.send(batch, signal());
-      expect(seen).toEqual(["https://example.invalid/hook manual signal"]);
+      expect(seen).toEqual(["string https://example.invalid/hook manual signal"]);
       expect(batch[0]!.status).toBe(SendStatus.Sent);
     });
   });

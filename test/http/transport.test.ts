@@ -14,6 +14,9 @@ import { SendStatus, ValidationError } from "../../mod.ts";
 import { testMessage } from "../support/http-receiver.ts";
 import { HTTP_BUILDS } from "../support/http-transports.ts";
 
+// Signed, as every sender should be (and must be, unless it says `unsigned: true`).
+const SECRET = `whsec_${Buffer.from("a test secret of 32 bytes, fine!").toString("base64")}`;
+
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 let server: Server;
@@ -249,7 +252,7 @@ describe("request URLs", () => {
 
   describe.each(HTTP_BUILDS)("httpSender ($transport)", ({ build }) => {
     it("refuses a URL with credentials at construction, without echoing them", () => {
-      const make = () => build.httpSender({ url: "https://user:hunter2@example.com/x" });
+      const make = () => build.httpSender({ url: "https://user:hunter2@example.com/x", secret: SECRET });
       expect(make).toThrow(ValidationError);
       expect(make).toThrow(/must not contain credentials/);
       try {
@@ -260,7 +263,10 @@ describe("request URLs", () => {
     });
 
     it("fails a message whose URL function returns credentials, without echoing them", async () => {
-      const sender = build.httpSender({ url: () => `${origin.replace("//", "//u:hunter2@")}/x` });
+      const sender = build.httpSender({
+        url: () => `${origin.replace("//", "//u:hunter2@")}/x`,
+        secret: SECRET,
+      });
       const [m] = await sender.send([testMessage("41")], new AbortController().signal);
       expect(m!.status).toBe(SendStatus.Fail);
       expect(m!.error).toContain("41");
@@ -278,7 +284,9 @@ describe("request URLs", () => {
       if (!listening) return; // no IPv6 loopback on this machine
       try {
         const url = `http://[::1]:${(v6.address() as AddressInfo).port}/hook`;
-        const [m] = await build.httpSender({ url }).send([testMessage("6")], new AbortController().signal);
+        const [m] = await build
+          .httpSender({ url, secret: SECRET })
+          .send([testMessage("6")], new AbortController().signal);
         expect(m!.status).toBe(SendStatus.Sent);
       } finally {
         v6.closeAllConnections();
