@@ -102,7 +102,14 @@ export function injectTraceContext(
     // Nothing written (no propagator, or nothing active) is the common case: it stops here,
     // before the caller's headers are read.
     if (injected.length === 0) return headers;
-    if (hasAny(headers)) injected = withoutCallersGroups(ctx, injected, headers);
+    if (hasAny(headers)) {
+      // A caller's header can only belong to a group if the propagator writes or declares its
+      // name: most callers' (content-type, ...) do not, and cost no further inject.
+      const fields = declaredFields();
+      if (setsAny(headers, namesOf(injected, new Set(fields)))) {
+        injected = withoutCallersGroups(ctx, injected, headers, fields);
+      }
+    }
     // Collected first, so a name the propagator writes twice is not mistaken for the caller's.
     const added: Record<string, string> = Object.create(null);
     for (const [name, value] of injected) {
@@ -140,7 +147,12 @@ const PROBE_BAGGAGE = propagation.createBaggage({ "edge-outbox.probe": { value: 
  * that are not baggage's count as the span's, so a caller's header the active context would
  * not have written (its `tracestate`, its `b3: 0`) still claims the group.
  */
-function withoutCallersGroups(ctx: Context, injected: Injected, headers: Record<string, string>): Injected {
+function withoutCallersGroups(
+  ctx: Context,
+  injected: Injected,
+  headers: Record<string, string>,
+  fields: readonly string[],
+): Injected {
   const spanOnly = inject(propagation.deleteBaggage(ctx));
   const withoutSpan = trace.deleteSpan(ctx);
   const baggageOnly = inject(withoutSpan);
@@ -150,17 +162,20 @@ function withoutCallersGroups(ctx: Context, injected: Injected, headers: Record<
     namesOf(inject(propagation.setBaggage(withoutSpan, PROBE_BAGGAGE)), baggageNames);
   }
   const spanNames = namesOf(spanOnly, new Set());
-  const fields: unknown = propagation.fields();
-  if (Array.isArray(fields)) {
-    for (const field of fields) {
-      if (typeof field === "string" && !baggageNames.has(field.toLowerCase()))
-        spanNames.add(field.toLowerCase());
-    }
-  }
+  for (const field of fields) if (!baggageNames.has(field)) spanNames.add(field);
   const callersSpan = setsAny(headers, spanNames);
   const callersBaggage = setsAny(headers, baggageNames);
   if (callersSpan) return callersBaggage ? [] : baggageOnly;
   return callersBaggage ? spanOnly : injected;
+}
+
+/** The registered propagator's `fields()`, lowercase (whatever it returns that is not a name, ignored). */
+function declaredFields(): string[] {
+  const fields: unknown = propagation.fields();
+  const names: string[] = [];
+  if (Array.isArray(fields))
+    for (const field of fields) if (typeof field === "string") names.push(field.toLowerCase());
+  return names;
 }
 
 function namesOf(pairs: Injected, into: Set<string>): Set<string> {
@@ -194,8 +209,8 @@ function hasAny(headers: Record<string, string>): boolean {
  */
 export function extractTraceContext(headers: HeaderCarrier, base: Context = context.active()): Context {
   try {
-    const extracted: unknown = propagation.extract(base, headers, headerGetter);
-    if (typeof (extracted as Context | undefined)?.getValue === "function") return extracted as Context;
+    const extracted = propagation.extract(base, headers, headerGetter) as Partial<Context> | undefined;
+    if (isContext(extracted)) return extracted;
     diag.warn(
       "edge-outbox: the registered propagator's extract() returned no context; trace headers ignored",
     );
@@ -203,6 +218,16 @@ export function extractTraceContext(headers: HeaderCarrier, base: Context = cont
     diag.warn("edge-outbox: the registered propagator threw while reading trace headers", error);
   }
   return base;
+}
+
+// Only what a span or `context.with` will call on it later, where a throw would be the
+// caller's: a propagator that returns anything else is ignored here instead.
+function isContext(value: Partial<Context> | undefined): value is Context {
+  return (
+    typeof value?.getValue === "function" &&
+    typeof value.setValue === "function" &&
+    typeof value.deleteValue === "function"
+  );
 }
 
 /**

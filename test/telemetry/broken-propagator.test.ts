@@ -105,7 +105,14 @@ describe("extract() that returns no context", () => {
     expect(extractTraceContext({ "x-request-id": "r1" }, base).getValue(REQUEST)).toBe("r1");
     expect(warnings.some((w) => w.includes("returned no context"))).toBe(true);
 
-    for (const returned of [null, 42, "ctx", {}, { getValue: "not a function" }]) {
+    for (const returned of [
+      null,
+      42,
+      "ctx",
+      {},
+      { getValue: "not a function" },
+      { getValue: () => undefined },
+    ]) {
       register({ inject() {}, extract: () => returned as unknown as Context, fields: () => [] });
       expect(extractTraceContext({}, base)).toBe(base);
     }
