@@ -29,7 +29,8 @@ export interface NewMessage {
   /**
    * Headers carried to the receiver (names are lowercased). The active trace context is added
    * by the registered OpenTelemetry propagator (e.g. `traceparent`, `baggage`); a header set
-   * here is never overwritten.
+   * here is never overwritten, and a trace (or baggage) header of the propagator's set here
+   * keeps all of the active context's trace (or baggage) headers out.
    */
   headers?: Record<string, string>;
 }

@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Counter,
   context,
+  diag,
   type Histogram,
   type Link,
   type Meter,
@@ -127,12 +128,18 @@ export class RelayTelemetry {
     // Parsing headers for links is work only a recording span needs.
     if (!span.isRecording()) return;
     span.setAttribute("messaging.batch.message_count", messages.length);
-    const links: Link[] = [];
-    for (const message of messages) {
-      const producer = producerSpanContext(message.headers);
-      if (producer) links.push({ context: producer, attributes: { "messaging.message.id": message.id } });
+    // Links are for the trace view only: whatever the propagator or tracer does here, the
+    // batch goes on to be sent.
+    try {
+      const links: Link[] = [];
+      for (const message of messages) {
+        const producer = producerSpanContext(message.headers);
+        if (producer) links.push({ context: producer, attributes: { "messaging.message.id": message.id } });
+      }
+      if (links.length > 0) span.addLinks(links);
+    } catch (error) {
+      diag.warn("edge-outbox: the batch span's links to its producers could not be added", error);
     }
-    if (links.length > 0) span.addLinks(links);
   }
 
   /** Runs `fn` (the send) with the batch span active, so instrumented clients nest under it. */

@@ -37,8 +37,9 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  * A {@link Sender} that POSTs each message to an HTTP endpoint, signed per Standard Webhooks.
  *
  * Each message is one request: the body is the message value, the message headers are
- * forwarded (including `traceparent`/`tracestate`), `content-type` comes from the message
- * headers, then `headers`, then `DEFAULT_CONTENT_TYPE` (`application/octet-stream`). `webhook-id` is the message id:
+ * forwarded (including the trace headers the registered OpenTelemetry propagator wrote),
+ * `content-type` comes from the message headers, then `headers`, then `DEFAULT_CONTENT_TYPE`
+ * (`application/octet-stream`). `webhook-id` is the message id:
  * the receiver's idempotency key. Every request uses the relay's signal (its `sendTimeout`)
  * and `redirect: "manual"`.
  *
