@@ -11,6 +11,7 @@ import {
   SendStatus,
   type TransactionalStore,
 } from "../../mod.ts";
+import { describeReleaseConformance } from "./release.ts";
 
 /** What a store's test file provides: a fresh, empty store per test. */
 export interface StoreFixture<T> {
@@ -374,4 +375,5 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       expect((await store.stats()).pending).toBe(0);
     });
   });
+  describeReleaseConformance(name, makeStore);
 }
