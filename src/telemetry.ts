@@ -184,7 +184,7 @@ export class RelayTelemetry {
       durationMs / 1000,
       error === undefined ? this.#operation : this.#failures.get(type, { "error.type": type }),
     );
-    this.#batchSize.record(claimed);
+    this.#batchSize.record(claimed, this.attributes);
     const span = batch.span();
     if (!span.isRecording()) return;
     span.setAttributes({
