@@ -6,23 +6,14 @@
 import { Buffer } from "node:buffer";
 import { afterAll, describe, expect, it } from "vitest";
 import { MemoryStore } from "../adapters/memory.ts";
-import { Outbox, type Sender, type TransactionalStore } from "../mod.ts";
-import { dbPath, openStore, tempDir } from "./libsql/helpers.ts";
+import { Outbox, type Sender } from "../mod.ts";
+import { tempDir } from "./libsql/helpers.ts";
+import { everyStore } from "./support/stores.ts";
 
 const temp = tempDir();
 afterAll(() => temp.cleanup());
 
-type AnyStore = TransactionalStore<unknown>;
-const stores: Array<[string, () => Promise<{ store: AnyStore; close: () => Promise<void> }>]> = [
-  ["MemoryStore", async () => ({ store: new MemoryStore() as AnyStore, close: async () => {} })],
-  [
-    "LibsqlStore",
-    async () => {
-      const { store, close } = await openStore(`file:${dbPath(temp.dir)}`);
-      return { store: store as unknown as AnyStore, close };
-    },
-  ],
-];
+const stores = everyStore(temp.dir);
 
 for (const [name, open] of stores) {
   describe(`${name}: no aliasing`, () => {

@@ -11,16 +11,9 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MemoryStore } from "../adapters/memory.ts";
-import {
-  CallbackError,
-  type Message,
-  Outbox,
-  type OutboxOptions,
-  SendError,
-  type Sender,
-  StoreError,
-} from "../mod.ts";
+import { CallbackError, type Message, Outbox, type OutboxOptions, SendError, type Sender } from "../mod.ts";
 import { recordingSender, waitFor } from "./support/senders.ts";
+import { failingClaims } from "./support/stores.ts";
 
 const parked: OutboxOptions = { backoff: { initialDelay: 60_000, maxDelay: 60_000 } };
 const outboxes: Outbox<unknown>[] = [];
@@ -86,19 +79,7 @@ describe("an onError that throws", () => {
 
   it("keeps the loop alive through store errors when onError throws", async () => {
     const store = new MemoryStore();
-    let failures = 3;
-    const flaky = new Proxy(store, {
-      get(target, name, receiver) {
-        if (name === "fetchAndLock" && failures > 0) {
-          return async () => {
-            failures -= 1;
-            throw new StoreError("database is locked", { retryable: true });
-          };
-        }
-        const value = Reflect.get(target, name, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const flaky = failingClaims(store, 3);
     const sender = recordingSender();
     const { outbox } = await setup(sender, { period: 5, onError: throwingOnError }, 2, flaky as MemoryStore);
     outbox.start();

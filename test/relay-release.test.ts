@@ -6,33 +6,16 @@
  * `release` sends such a batch under `sendTimeout` instead, which the same assertions accept.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import type { LibsqlStore } from "../adapters/libsql.ts";
-import { MemoryStore } from "../adapters/memory.ts";
-import {
-  type ClaimOptions,
-  Outbox,
-  type OutboxOptions,
-  type Sender,
-  type TransactionalStore,
-} from "../mod.ts";
+import { type ClaimOptions, Outbox, type OutboxOptions, type Sender } from "../mod.ts";
 import { commitMessages } from "./conformance/store-conformance.ts";
-import { dbPath, openStore, tempDir } from "./libsql/helpers.ts";
+import { tempDir } from "./libsql/helpers.ts";
 import { gate } from "./support/senders.ts";
+import { type AnyStore, everyStore } from "./support/stores.ts";
 
 const temp = tempDir();
 afterAll(() => temp.cleanup());
 
-type AnyStore = TransactionalStore<unknown>;
-const stores: Array<[string, () => Promise<{ store: AnyStore; close: () => Promise<void> }>]> = [
-  ["MemoryStore", async () => ({ store: new MemoryStore() as AnyStore, close: async () => {} })],
-  [
-    "LibsqlStore",
-    async () => {
-      const { store, close } = await openStore(`file:${dbPath(temp.dir)}`);
-      return { store: store as LibsqlStore as AnyStore, close };
-    },
-  ],
-];
+const stores = everyStore(temp.dir);
 
 /** `store` with `after` run once a named call has resolved (and before the relay sees its result). */
 function hooked(

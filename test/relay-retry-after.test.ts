@@ -11,25 +11,15 @@ import {
   type RetryUpdate,
   retryDelay,
   type Sender,
-  type TransactionalStore,
   ValidationError,
 } from "../mod.ts";
-import { dbPath, openStore, tempDir } from "./libsql/helpers.ts";
+import { tempDir } from "./libsql/helpers.ts";
+import { type AnyStore, everyStore } from "./support/stores.ts";
 
 const temp = tempDir();
 afterAll(() => temp.cleanup());
 
-type AnyStore = TransactionalStore<unknown>;
-const stores: Array<[string, () => Promise<{ store: AnyStore; close: () => Promise<void> }>]> = [
-  ["MemoryStore", async () => ({ store: new MemoryStore() as AnyStore, close: async () => {} })],
-  [
-    "LibsqlStore",
-    async () => {
-      const { store, close } = await openStore(`file:${dbPath(temp.dir)}`);
-      return { store: store as unknown as AnyStore, close };
-    },
-  ],
-];
+const stores = everyStore(temp.dir);
 
 /** `store` recording every retry mark the relay makes. */
 function recordingRetries(store: AnyStore, updates: RetryUpdate[]): AnyStore {
