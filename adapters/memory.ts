@@ -223,6 +223,9 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   }
 
   async requeueDead(ids?: readonly string[]): Promise<number> {
+    if (ids !== undefined && !Array.isArray(ids)) {
+      throw new ValidationError(`ids must be an array of message ids, got ${typeof ids}`);
+    }
     const now = Date.now();
     const wanted =
       ids === undefined ? undefined : new Set(ids.map((id) => parseMessageId(this.#namespace, id)));

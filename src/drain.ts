@@ -1,4 +1,5 @@
 import { SendDeadlines } from "./abort.ts";
+import { ValidationError } from "./errors.ts";
 import { checkBudget } from "./options.ts";
 import { type RelayContext, relayPass } from "./relay.ts";
 import type { Claim } from "./store.ts";
@@ -45,6 +46,7 @@ const YIELD_EVERY_MS = 50;
 export async function drain(context: RelayContext, options: DrainOptions): Promise<TickResult> {
   const { signal, budgetMs, started, stopping } = options;
   checkBudget(budgetMs);
+  checkSignal(signal);
   const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
   const tick = context.telemetry.tick(options.spanWhenIdle);
   const turns = new LoopTurns(YIELD_EVERY_MS);
@@ -79,4 +81,13 @@ export async function drain(context: RelayContext, options: DrainOptions): Promi
   result.durationMs = performance.now() - started;
   tick.end(result);
   return result;
+}
+
+/** A `signal` must be a real `AbortSignal`: the send's deadline listens to it. */
+function checkSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new ValidationError(
+      `signal must be an AbortSignal, got ${signal === null ? "null" : typeof signal}`,
+    );
+  }
 }

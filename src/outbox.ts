@@ -101,21 +101,17 @@ export class Outbox<T> {
 
   /**
    * Relays until nothing is ready, `budgetMs` is spent or `signal` aborts; for cron triggers.
-   * Waits first for a pass of this instance already running (the loop's or another tick's).
-   * Store errors reject (nothing is lost: claimed messages return when their lease ends);
+   * Waits first for a pass of this instance already running (the loop's or another tick's), so
+   * do not await it inside your sender or `onError`. Store errors reject (nothing is lost: claimed messages return when their lease ends);
    * sender errors go to `onError` and the tick goes on.
    */
   tick(options: TickOptions = {}): Promise<TickResult> {
     const started = performance.now();
-    return this.#lane.run(() =>
-      drain(this.#context, {
-        signal: options.signal,
-        budgetMs: options.budgetMs,
-        started,
-        stopping: () => false,
-        spanWhenIdle: true,
-      }),
-    );
+    // Read inside the lane: bad options reject like every other tick failure, never throw.
+    return this.#lane.run(() => {
+      const { signal, budgetMs } = (options ?? {}) as TickOptions;
+      return drain(this.#context, { signal, budgetMs, started, stopping: () => false, spanWhenIdle: true });
+    });
   }
 
   /** Outbox statistics from the store. */

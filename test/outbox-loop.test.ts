@@ -157,3 +157,15 @@ describe("start, wake and stop", () => {
     expect(sender.delivered).toHaveLength(1);
   });
 });
+
+describe("tick() input", () => {
+  it("rejects (never throws) a signal that is not an AbortSignal and bad options, sending nothing", async () => {
+    const sender = recordingSender();
+    const { store, outbox } = setup(sender);
+    await seed(store, outbox, 1);
+    const fake = { aborted: false } as unknown as AbortSignal;
+    await expect(outbox.tick({ signal: fake })).rejects.toBeInstanceOf(ValidationError);
+    await expect(outbox.tick(null as never)).resolves.toMatchObject({ sent: 1 });
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+  });
+});
