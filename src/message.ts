@@ -102,6 +102,12 @@ class OutboxMessage implements Message {
   #status: SendStatus;
   #retryAfter: number | undefined = undefined;
   #error: string | undefined = undefined;
+  #sealed = false;
+
+  /** See {@link sealMessage}. */
+  static seal(message: Message): void {
+    if (message instanceof OutboxMessage) message.#sealed = true;
+  }
 
   constructor(record: MessageRecord, status: SendStatus) {
     this.id = record.id;
@@ -127,12 +133,12 @@ class OutboxMessage implements Message {
   }
 
   markAsSent(): void {
-    if (sealed.has(this)) return;
+    if (this.#sealed) return;
     this.#status = SendStatus.Sent;
   }
 
   markAsFailed(options?: { retryAfter?: number; error?: string }): void {
-    if (sealed.has(this)) return;
+    if (this.#sealed) return;
     this.#status = SendStatus.Fail;
     const retryAfter = options?.retryAfter;
     // Kept as given when it is a wait at all (Infinity included); the relay clamps it to
@@ -142,7 +148,7 @@ class OutboxMessage implements Message {
   }
 
   markAsDead(options?: { error?: string }): void {
-    if (sealed.has(this)) return;
+    if (this.#sealed) return;
     this.#status = SendStatus.Dead;
     this.#error = errorText(options?.error);
   }
@@ -155,8 +161,6 @@ class OutboxMessage implements Message {
     return JSON.parse(this.text()) as T;
   }
 }
-
-const sealed = new WeakSet<Message>();
 
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
@@ -180,7 +184,7 @@ export function createMessage(record: MessageRecord, status: SendStatus = SendSt
  * ignored. For the relay.
  */
 export function sealMessage(message: Message): void {
-  sealed.add(message);
+  OutboxMessage.seal(message);
 }
 
 /** A validated, encoded message ready for `TransactionalStore.addMessage`. */

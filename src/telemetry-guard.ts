@@ -80,12 +80,13 @@ export function guardMeter(meter: Meter, reporter: CallbackReporter): RelayMeter
         () => meter.createCounter(name, options),
       );
       return {
+        // On every pass: a plain try, no closures.
         add(value: number, attributes?: Attributes, ctx?: Context) {
-          guard(
-            "counter.add",
-            () => undefined,
-            () => counter.add(value, attributes, ctx),
-          );
+          try {
+            counter.add(value, attributes, ctx);
+          } catch (thrown) {
+            reporter.threw("counter.add", thrown);
+          }
         },
       };
     },
@@ -97,11 +98,11 @@ export function guardMeter(meter: Meter, reporter: CallbackReporter): RelayMeter
       );
       return {
         record(value: number, attributes?: Attributes, ctx?: Context) {
-          guard(
-            "histogram.record",
-            () => undefined,
-            () => histogram.record(value, attributes, ctx),
-          );
+          try {
+            histogram.record(value, attributes, ctx);
+          } catch (thrown) {
+            reporter.threw("histogram.record", thrown);
+          }
         },
       };
     },
