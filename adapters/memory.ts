@@ -69,7 +69,9 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   readonly name: string;
   // Ids are `msg_<namespace>_<row>` with a namespace per instance, as SQL stores have one per
   // table: two MemoryStores never hand a receiver the same id.
-  readonly #namespace = newIdNamespace();
+  // Made on first use, not in the constructor: Cloudflare Workers forbid random values in the
+  // global scope, where examples build their store.
+  #namespaceValue: string | undefined;
   // Keyed by row id. Map iteration follows insertion, which is commit order: the claim scan
   // reads oldest first.
   readonly #rows = new Map<string, Row>();
@@ -228,7 +230,7 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
     }
     const now = Date.now();
     const wanted =
-      ids === undefined ? undefined : new Set(ids.map((id) => parseMessageId(this.#namespace, id)));
+      ids === undefined ? undefined : new Set(ids.map((id) => parseMessageId(this.#namespace(), id)));
     let changed = 0;
     for (const row of this.#rows.values()) {
       if (row.state !== "dead" || (wanted && !wanted.has(row.row))) continue;
@@ -240,12 +242,17 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
     return changed;
   }
 
+  #namespace(): string {
+    this.#namespaceValue ??= newIdNamespace();
+    return this.#namespaceValue;
+  }
+
   #insert(message: PreparedMessage): void {
     const seq = this.#nextId++;
     const row = seq.toString();
     this.#rows.set(row, {
       ...message,
-      id: formatMessageId(this.#namespace, row),
+      id: formatMessageId(this.#namespace(), row),
       row,
       seq,
       retries: 0,
@@ -260,7 +267,7 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   #update(token: string, ids: readonly string[], apply: (row: Row) => void): number {
     let changed = 0;
     for (const id of ids) {
-      const key = parseMessageId(this.#namespace, id);
+      const key = parseMessageId(this.#namespace(), id);
       const row = key === undefined ? undefined : this.#rows.get(key);
       // Only the current claim may record an outcome; a stale relay's late word is dropped.
       if (row?.state !== "pending" || row.token !== token) continue;
