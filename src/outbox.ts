@@ -102,7 +102,7 @@ export class Outbox<T> {
   /**
    * Relays until nothing is ready, `budgetMs` is spent or `signal` aborts; for cron triggers.
    * Waits first for a pass of this instance already running (the loop's or another tick's), so
-   * do not await it inside your sender or `onError`. Store errors reject (nothing is lost: claimed messages return when their lease ends);
+   * do not await it inside your sender (see {@link Outbox.stop}). Store errors reject (nothing is lost: claimed messages return when their lease ends);
    * sender errors go to `onError` and the tick goes on.
    */
   tick(options: TickOptions = {}): Promise<TickResult> {
@@ -138,8 +138,8 @@ export class Outbox<T> {
   /**
    * Stops the loop; resolves once every pass in flight (the loop's, and any `tick()` running or
    * waiting) has recorded its outcome. A batch claimed for the next pass is given back unsent.
-   * Do not await it inside your sender or `onError`: the pass waits for them, so that would
-   * never resolve.
+   * Do not await it inside your sender: it waits for the very pass that runs the sender, which
+   * then ends only at `sendTimeout`, failing its batch.
    */
   stop(): Promise<void> {
     return this.#loop.stop();
