@@ -216,6 +216,30 @@ describe("loop lifecycle", () => {
     );
   }, 60_000);
 
+  it("a sender that awaits stop() or tick() of its own outbox holds nothing past sendTimeout", async () => {
+    const store = new WatchedStore();
+    let outbox: Outbox<unknown> | undefined;
+    const inner: Promise<unknown>[] = [];
+    const sender: Sender = {
+      async send(messages) {
+        const waiting = Promise.all([outbox!.stop(), outbox!.tick()]);
+        inner.push(waiting);
+        await waiting;
+        for (const m of messages) m.markAsSent();
+        return messages;
+      },
+    };
+    outbox = new Outbox(store, sender, {
+      sendTimeout: 100,
+      backoff: { initialDelay: 60_000, maxDelay: 60_000 },
+      onError: () => {},
+    }) as Outbox<unknown>;
+    await store.transaction(async (tx) => outbox!.addMessage(tx, { key: "k", value: "v" }));
+    expect(await outbox.tick()).toMatchObject({ failed: 1 });
+    await Promise.all(inner);
+    expect(store.open.size).toBe(0);
+  });
+
   it("a stopped loop makes no more passes; a restarted one does", async () => {
     const store = new WatchedStore();
     const { sender, state } = watchedSender();
