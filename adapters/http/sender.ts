@@ -1,9 +1,24 @@
 import type { Message, Sender } from "../../mod.ts";
+import { callPermanent, describeThrown, safeText } from "../shared/error-text.ts";
+import { sendableHeaders } from "../shared/headers.ts";
+import { checkTargetUrl } from "../shared/urls.ts";
 import { type HttpSenderOptions, resolveHttpOptions } from "./options.ts";
 import { importHmacKeys, signatureHeader, signedContent } from "./signing.ts";
-import { classifyStatus, parseRetryAfter } from "./status.ts";
+import { parseRetryAfter } from "./status.ts";
+import type { HttpTransport, TransportResponse } from "./transport.ts";
+import { fetchTransport } from "./transport-fetch.ts";
 
-const MAX_DRAINED_BYTES = 64 * 1024;
+/** The {@link Sender} `httpSender` returns: it also says which HTTP client it sends with. */
+export interface HttpSender extends Sender {
+  /**
+   * `"node:http"` on Node (the package's `node` build, keep-alive agents), `"fetch"` everywhere
+   * else, and wherever `httpSender` was given its own `fetch`.
+   */
+  readonly transport: string;
+}
+
+// The web build's transport: the global fetch, looked up per request.
+const defaultFetchTransport = fetchTransport();
 // Connection-level headers belong to this hop, and the signature headers to the sender:
 // a message header by one of these names is not forwarded.
 const NOT_FORWARDED: ReadonlySet<string> = new Set([
@@ -22,37 +37,80 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  * A {@link Sender} that POSTs each message to an HTTP endpoint, signed per Standard Webhooks.
  *
  * Each message is one request: the body is the message value, the message headers are
- * forwarded (including `traceparent`/`tracestate`), `content-type` comes from the message
- * headers, then `headers`, then `DEFAULT_CONTENT_TYPE` (`application/octet-stream`). `webhook-id` is the message id:
+ * forwarded (including the trace headers the registered OpenTelemetry propagator wrote),
+ * `content-type` comes from the message headers, then `headers`, then `DEFAULT_CONTENT_TYPE`
+ * (`application/octet-stream`). `webhook-id` is the message id:
  * the receiver's idempotency key. Every request uses the relay's signal (its `sendTimeout`)
  * and `redirect: "manual"`.
  *
  * Outcomes: 2xx sent; 3xx, 408, 425, 429, 5xx, network errors and timeouts fail and are
  * retried (after `Retry-After` when given, in seconds or as an HTTP date); other 4xx are dead
- * at once (see `permanent`). Error texts name the status and the message id, never a secret
- * or the response body.
+ * at once (see `permanent`). Error texts name the status and the message id, never a secret,
+ * a URL's credentials or query, or the response body; they are well-formed and bounded.
  *
- * @throws {ValidationError} on a bad option (a relative or non-http URL, a bad secret, ...).
+ * User callbacks are contained: a `url(message)` that throws or returns anything but an
+ * absolute http(s) URL without credentials, and a `permanent(status)` that throws or returns a
+ * non-boolean, fail that message (it is retried, and dead after `maxRetries` like any failure,
+ * so a fixed deployment picks it up) with an error naming the callback; the rest of the batch
+ * is sent. A `traceparent`/`tracestate` that is not a sendable header value (a `tracestate`
+ * with non-Latin-1 text, say) is dropped, never a reason to fail.
+ *
+ * @throws {ValidationError} on a bad option (a relative or non-http URL, a URL with
+ * `user:password@`, a bad secret, a missing `secret` without `unsigned: true`, ...).
  * @example
  * ```ts
  * const sender = httpSender({ url: "https://example.com/hooks", secret: env.WEBHOOK_SECRET });
  * const outbox = new Outbox(store, sender);
  * ```
  */
-export function httpSender(options: HttpSenderOptions): Sender {
+export function httpSender(options: HttpSenderOptions): HttpSender {
+  return createHttpSender(options, defaultFetchTransport);
+}
+
+/**
+ * `httpSender` over `transport` unless `options.fetch` is given (an explicit `fetch` always
+ * wins): each build of `edge-outbox/http` passes its own default.
+ */
+export function createHttpSender(options: HttpSenderOptions, transport: HttpTransport): HttpSender {
   const config = resolveHttpOptions(options);
+  const client = options.fetch === undefined ? transport : fetchTransport(config.fetch);
   let keys: Promise<CryptoKey[]> | undefined;
+  // A fixed URL was checked by resolveHttpOptions and is parsed once; a URL function's
+  // result is checked per message.
+  const fixedUrl = typeof config.url === "string" ? new URL(config.url) : undefined;
+
+  /** The URL and headers of one request, or why the message cannot be sent (never a throw). */
+  function prepare(message: Message): { url: URL; headers: Record<string, string> } | { error: string } {
+    let url = fixedUrl;
+    if (url === undefined) {
+      let returned: unknown;
+      try {
+        returned = (config.url as (message: Message) => unknown)(message);
+      } catch (error) {
+        return { error: `url(message) threw for message ${message.id}: ${describeThrown(error)}` };
+      }
+      const checked = checkTargetUrl(returned);
+      if ("problem" in checked) {
+        return { error: `url(message) for message ${message.id} returned a URL that ${checked.problem}` };
+      }
+      url = new URL(checked.url);
+    }
+    const own = sendableHeaders(message.headers, NOT_FORWARDED);
+    if ("error" in own) return { error: `message ${message.id}: ${own.error}` };
+    const headers: Record<string, string> = { ...config.headers, ...own.headers };
+    headers["webhook-id"] = message.id;
+    return { url, headers };
+  }
 
   async function deliver(message: Message, signal: AbortSignal, timestamp: string, signed?: Promise<Signed>) {
-    let response: Response;
+    const prepared = prepare(message);
+    if ("error" in prepared) {
+      message.markAsFailed({ error: prepared.error });
+      return;
+    }
+    let response: TransportResponse;
     try {
-      const url = typeof config.url === "string" ? config.url : config.url(message);
-      const headers: Record<string, string> = { ...config.headers };
-      const forwarded = message.headers;
-      for (const name in forwarded) {
-        if (!NOT_FORWARDED.has(name)) headers[name] = forwarded[name]!;
-      }
-      headers["webhook-id"] = message.id;
+      const { url, headers } = prepared;
       headers["webhook-timestamp"] = timestamp;
       let body = message.value as Uint8Array<ArrayBuffer>;
       if (signed) {
@@ -61,29 +119,31 @@ export function httpSender(options: HttpSenderOptions): Sender {
         headers["webhook-signature"] = signature.header;
         body = signature.body;
       }
-      response = await config.fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+      response = await client.request({ method: "POST", url, headers, body, signal });
     } catch (error) {
       message.markAsFailed({ error: describeFailure(message.id, error, signal) });
       return;
     }
     record(message, response);
-    await discardBody(response);
   }
 
-  function record(message: Message, response: Response): void {
-    // With redirect "manual", browsers and some runtimes answer an opaque redirect (status 0).
-    const status = response.type === "opaqueredirect" ? 0 : response.status;
-    const outcome = classifyStatus(status, config.permanent);
-    if (outcome === "sent") {
+  function record(message: Message, response: TransportResponse): void {
+    const status = response.status;
+    if (status >= 200 && status < 300) {
       message.markAsSent();
       return;
     }
     const error = describeStatus(message.id, status);
-    if (outcome === "dead") {
+    const verdict = callPermanent(config.permanent, status);
+    if ("error" in verdict) {
+      message.markAsFailed({ error: `${error}; ${verdict.error}` });
+      return;
+    }
+    if (verdict.permanent) {
       message.markAsDead({ error });
       return;
     }
-    const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+    const retryAfter = parseRetryAfter(response.header("retry-after"));
     message.markAsFailed({
       error,
       retryAfter: retryAfter === undefined ? undefined : Math.min(retryAfter, config.maxRetryAfter),
@@ -91,6 +151,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
   }
 
   return {
+    transport: client.name,
     async send(messages, signal) {
       let signing: CryptoKey[] | undefined;
       if (config.secrets) {
@@ -124,21 +185,6 @@ export function httpSender(options: HttpSenderOptions): Sender {
   };
 }
 
-/**
- * Frees the response after the status has decided. A small body is read to the end, so the
- * connection goes back to the pool; a large or unsized one is cancelled rather than buffered.
- */
-async function discardBody(response: Response): Promise<void> {
-  if (response.body === null) return;
-  const length = Number(response.headers.get("content-length") ?? Number.NaN);
-  try {
-    if (length <= MAX_DRAINED_BYTES) await response.arrayBuffer();
-    else await response.body.cancel();
-  } catch {
-    // A body cut short changes nothing: the status decided.
-  }
-}
-
 /** A message's signature and the body it covers, or why signing failed (never a rejection). */
 type Signed = { header: string; body: Uint8Array<ArrayBuffer> } | { error: unknown };
 
@@ -159,13 +205,14 @@ function describeStatus(messageId: string, status: number): string {
   return `HTTP ${status} for message ${messageId}`;
 }
 
+/**
+ * Why a request failed, for the message's stored error: well-formed, bounded, and with any URL
+ * in a runtime's message redacted (no credentials, no query).
+ */
 function describeFailure(messageId: string, error: unknown, signal: AbortSignal): string {
   if (signal.aborted) {
-    const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : "";
+    const reason = signal.reason instanceof Error ? `: ${safeText(signal.reason.message)}` : "";
     return `request for message ${messageId} aborted${reason}`;
   }
-  if (!(error instanceof Error)) return `request for message ${messageId} failed: ${String(error)}`;
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  const code = typeof cause?.code === "string" ? ` (${cause.code})` : "";
-  return `request for message ${messageId} failed: ${error.name}: ${error.message}${code}`;
+  return `request for message ${messageId} failed: ${describeThrown(error)}`;
 }
