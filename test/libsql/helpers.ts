@@ -15,6 +15,11 @@ export function tempDir(): { dir: string; cleanup: () => void } {
 
 let counter = 0;
 
+/** The row id inside a message id (`msg_<namespace>_<row>`), for SQL run by hand. */
+export function rowId(id: string): string {
+  return id.slice(id.lastIndexOf("_") + 1);
+}
+
 /** A fresh database file path in `dir`. */
 export function dbPath(dir: string): string {
   return join(dir, `db-${++counter}.db`);
