@@ -24,22 +24,13 @@ import {
   ValidationError,
   wellFormedText,
 } from "../mod.ts";
-import { isTooBig, toStoreError } from "./libsql/errors.ts";
+import { runClaim, runMark } from "./libsql/claim.ts";
+import { toStoreError } from "./libsql/errors.ts";
 import { migrateTable, readNamespace } from "./libsql/migrate.ts";
 import { hasOpenTransaction, insideTransaction, refuseClientInsideItsTransaction } from "./libsql/nesting.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
-import {
-  claimStatements,
-  INLINED_VALUE_BYTES,
-  type MarkStatements,
-  markStatements,
-  missingValues,
-  type PassRead,
-  passResult,
-  passSteps,
-  toClaim,
-} from "./libsql/pass.ts";
-import { headersJson, idsJson, rowIdsJson, toRecord, toStats, toValues } from "./libsql/rows.ts";
+import { type MarkStatements, markStatements } from "./libsql/pass.ts";
+import { headersJson, idsJson, toRecord, toStats } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import { buildStatements, type Statements } from "./libsql/sql.ts";
 
@@ -236,6 +227,10 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     return claim;
   }
 
+  async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
+    return runClaim(this.#run, this.#sql, await this.#ns(), doing, marks, options);
+  }
+
   /**
    * Records a pass's outcome and claims the next batch in one write transaction (one lock, one
    * commit, one fsync): the non-empty marks, then the claim, which sees them.
@@ -247,55 +242,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     return result;
   }
 
-  /** Runs `marks` and a claim in one write, then completes the claim's values. */
-  async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
-    const namespace = await this.#ns();
-    const { token, recorded, records } = await this.#write(doing, marks, options);
-    // Values the read did not carry, read after the commit: a value never changes once written.
-    const missing = rowIdsJson(missingValues(records));
-    const values =
-      missing === undefined
-        ? undefined
-        : toValues(
-            await this.#run.read("reading claimed values", { sql: this.#sql.claimValues, args: [missing] }),
-          );
-    return { recorded, claim: toClaim(namespace, token, records, values) };
-  }
-
-  /**
-   * The write of {@link #claim}. Its read returns the batch as one row, which SQLite refuses
-   * above its length limit (1e9 bytes per value): then the whole write, which changed nothing,
-   * runs again with half the batch, down to one message.
-   */
-  async #write(
-    doing: string,
-    marks: MarkStatements,
-    options: ClaimOptions,
-  ): Promise<PassRead & { token: string }> {
-    const local = this.#run.local;
-    const inlined = local ? INLINED_VALUE_BYTES : Number.MAX_SAFE_INTEGER;
-    for (let batchSize = options.batchSize; ; batchSize = Math.ceil(batchSize / 2)) {
-      const claim = claimStatements(this.#sql, { ...options, batchSize }, local, inlined, marks.sentToken);
-      try {
-        const results = await this.#run.writeSteps(doing, passSteps(marks, claim));
-        return { token: claim.token, ...passResult(marks, claim, results) };
-      } catch (error) {
-        if (batchSize === 1 || !isTooBig(error)) throw error;
-      }
-    }
-  }
-
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
     const { sent } = this.#marks(await this.#ns(), { token, sent: ids });
     if (sent === undefined) return 0;
-    // Prepared, not inlined: the count comes from each statement's result.
-    const results = await this.#run.writeSteps(
-      "recording sent messages",
-      sent.map(({ statement }) => ({ statement })),
-    );
-    let changed = 0;
-    for (const [i, step] of sent.entries()) if (step.counts) changed += results[i]?.rowsAffected ?? 0;
+    const changed = await runMark(this.#run, "recording sent messages", sent);
     await this.#afterSent();
     return changed;
   }

@@ -159,7 +159,14 @@ export function markStatements(
 export function passSteps(marks: MarkStatements, claim: ClaimStatements): WriteStep[] {
   const steps: WriteStep[] = [];
   for (const mark of [marks.retry, marks.dead]) if (mark !== undefined) steps.push({ statement: mark });
-  for (const { statement } of marks.sent ?? []) steps.push({ statement, script: inlineStatement(statement) });
+  const sent = marks.sent ?? [];
+  const scripts = sent.map(({ statement }) => inlineStatement(statement));
+  if (!claim.readFirst || scripts.some((script) => script === undefined)) {
+    for (const [i, { statement }] of sent.entries()) steps.push({ statement, script: scripts[i] });
+  } else if (sent.length > 0) {
+    // Locally, one call for the whole sent mark (the read counts what it changed).
+    steps.push({ statement: sent[0]!.statement, script: scripts.join(";\n") });
+  }
   if (!claim.readFirst) return [...steps, { statement: claim.write }, { statement: claim.read }];
   steps.push(
     { statement: claim.read },
@@ -191,15 +198,21 @@ export function passResult(
     mark === undefined ? 0 : (results[i++]?.rowsAffected ?? 0);
   const failed = changed(marks.retry);
   const dead = changed(marks.dead);
+  // Locally the claim's read is second to last and counts the sent mark (which may have run
+  // as one script); remotely it is last, and each sent statement has its result.
+  const read = results.at(claim.readFirst ? -2 : -1);
+  if (read === undefined || results.length < i + 2)
+    throw new StoreError(`expected at least ${i + 2} statement results, got ${results.length}`, {
+      retryable: false,
+    });
   let sent = 0;
-  for (const step of marks.sent ?? []) {
-    const result = results[i++];
-    if (step.counts) sent += result?.rowsAffected ?? 0;
+  if (claim.readFirst) {
+    if (marks.sent !== undefined) sent = toNumber(read.rows[0]?.changed);
+  } else {
+    for (const step of marks.sent ?? []) {
+      const result = results[i++];
+      if (step.counts) sent += result?.rowsAffected ?? 0;
+    }
   }
-  const read = results[claim.readFirst ? i : i + 1];
-  if (read === undefined || results.length !== i + 2)
-    throw new StoreError(`expected ${i + 2} statement results, got ${results.length}`, { retryable: false });
-  // Locally the sent mark ran inlined (no results): the read counted it.
-  if (claim.readFirst && marks.sent !== undefined) sent = toNumber(read.rows[0]?.changed);
   return { recorded: { sent, failed, dead }, records: toRecords(read, claim.inlined) };
 }
