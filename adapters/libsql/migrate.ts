@@ -19,6 +19,7 @@ import {
   ownObjects,
   PROBE_NAMESPACE_COLUMN,
   READ_VERSION,
+  RENEW_NAMESPACE,
   SCHEMA_VERSION,
   tableColumns,
   v1IndexesOf,
@@ -49,11 +50,14 @@ export async function migrateTable(
     }
     // Up to date (the usual start-up): done without taking the write lock.
     const known = upToDate(table, await run.read("reading the schema version", versionQuery(table)));
-    if (known !== undefined) return known;
+    if (known !== undefined && (await columnsOf(() => run.read("reading the table", tableColumns(table))))) {
+      return known;
+    }
     return await inTransaction(async (tx) => {
       const again = upToDate(table, await tx.execute(versionQuery(table)));
-      if (again !== undefined) return again;
-      await checkShape(tx, table);
+      const columns = await columnsOf(() => tx.execute(tableColumns(table)));
+      if (again !== undefined && columns !== undefined) return again;
+      checkShape(table, columns);
       // Version 1 to 2 (and a table whose version row went missing): version 1's index names
       // go, if they are on this table; the table, created only if missing, keeps its columns.
       for (const row of (await tx.execute(v1IndexesOf(table))).rows) {
@@ -62,6 +66,7 @@ export async function migrateTable(
       for (const sql of currentSchema(table)) await tx.execute(sql);
       await checkOwnership(tx, table);
       await tx.execute({ sql: WRITE_VERSION, args: [table, SCHEMA_VERSION, newIdNamespace()] });
+      if (again !== undefined) await tx.execute({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace()] });
       const written = upToDate(table, await tx.execute(versionQuery(table)));
       if (written === undefined)
         throw new StoreError(`migrating table "${table}" recorded no version`, { retryable: false });
@@ -143,15 +148,19 @@ async function hasColumn(probe: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
-/** An existing table of that name must be an outbox table, not an application's. */
-async function checkShape(tx: Transaction, table: string): Promise<void> {
-  let names: string[];
+/** The table's column names, or undefined when there is no such table. */
+async function columnsOf(select: () => Promise<ResultSet>): Promise<string[] | undefined> {
   try {
-    names = (await tx.execute(tableColumns(table))).columns;
+    return (await select()).columns;
   } catch (error) {
-    if (/no such table/i.test(error instanceof Error ? error.message : String(error))) return;
+    if (/no such table/i.test(error instanceof Error ? error.message : String(error))) return undefined;
     throw error;
   }
+}
+
+/** An existing table of that name must be an outbox table, not an application's. */
+function checkShape(table: string, names: readonly string[] | undefined): void {
+  if (names === undefined) return;
   const columns = new Set(names.map((name) => name.toLowerCase()));
   const missing = OUTBOX_COLUMNS.filter((c) => !columns.has(c));
   if (missing.length > 0) {

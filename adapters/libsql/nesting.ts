@@ -37,16 +37,27 @@ const storage = contextStorage();
 // Open withTransaction calls per client, for runtimes without async context.
 const open = new WeakMap<Client, number>();
 
+// What the callback's async context carries. `open` turns false when the transaction ends:
+// work the callback started without awaiting it keeps the context after that, and may then
+// write through the client (it no longer waits for anything).
+interface Marker {
+  client: Client;
+  open: boolean;
+}
+
 /** Runs `fn` (a `withTransaction` callback) marked as inside a transaction of `client`. */
-export function insideTransaction<R>(client: Client, fn: () => Promise<R>): Promise<R> {
+export async function insideTransaction<R>(client: Client, fn: () => Promise<R>): Promise<R> {
   open.set(client, (open.get(client) ?? 0) + 1);
-  const done = () => {
+  const marker: Marker = { client, open: true };
+  try {
+    // Through an async function: a callback that throws synchronously still ends here.
+    return await (storage ? storage.run(marker, async () => fn()) : fn());
+  } finally {
+    marker.open = false;
     const n = (open.get(client) ?? 1) - 1;
     if (n === 0) open.delete(client);
     else open.set(client, n);
-  };
-  const run = storage ? () => storage.run(client, fn) : fn;
-  return run().finally(done);
+  }
 }
 
 /** Whether a `withTransaction` of the store on `client` is open (anywhere in the process). */
@@ -59,7 +70,8 @@ export function hasOpenTransaction(client: Client): boolean {
  * `withTransaction` callback on `client`: the write must go through that transaction.
  */
 export function refuseClientInsideItsTransaction(client: Client): void {
-  if (storage !== undefined && storage.getStore() === client) {
+  const marker = storage?.getStore() as Marker | undefined;
+  if (marker?.client === client && marker.open) {
     throw new ValidationError(
       "addMessage was given the client while a store.withTransaction on that same client is open around the call: the transaction holds the write lock and waits for this call, so the write could never happen. Pass the transaction the callback received (tx) instead of the client; nothing was written",
       { code: "INVALID_MESSAGE" },

@@ -180,3 +180,9 @@ export const WRITE_VERSION = `INSERT INTO ${SCHEMA_TABLE} (table_name, version, 
 VALUES (?1, ?2, CAST(unixepoch('subsec') * 1000 AS INTEGER), ?3)
 ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at,
   id_namespace = coalesce(${SCHEMA_TABLE}.id_namespace, excluded.id_namespace)`;
+/**
+ * ?1 table name, ?2 a fresh namespace: for a table created anew under a version row that
+ * outlived the old table (dropped by hand). Its row ids start again at 1, so its ids must not
+ * reuse the old namespace.
+ */
+export const RENEW_NAMESPACE = `UPDATE ${SCHEMA_TABLE} SET id_namespace = ?2 WHERE table_name = ?1`;

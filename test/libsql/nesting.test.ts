@@ -59,6 +59,21 @@ describe("LibsqlStore addMessage with the client of an open transaction", () => 
     }
   });
 
+  it("lets work the callback started without awaiting write through the client once it committed", async () => {
+    const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`);
+    try {
+      const outbox = new Outbox(store, recordingSender());
+      let later!: Promise<void>;
+      await store.withTransaction(async () => {
+        later = sleep(100).then(() => outbox.addMessage(client, { key: "k", value: "x" }));
+      });
+      await later;
+      expect(await store.stats()).toMatchObject({ pending: 1 });
+    } finally {
+      await close();
+    }
+  });
+
   it("says the message was not written when the lock stays held (a client.transaction of the caller's)", async () => {
     const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, { busyTimeout: 200 });
     try {

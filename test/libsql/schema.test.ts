@@ -314,6 +314,21 @@ describe("LibsqlStore ids", () => {
     expect(await b!.requeueDead(claimB!.messages.map((m) => m.id))).toBe(2);
   });
 
+  it("gives a table dropped by hand and migrated again a new namespace (its row ids start over)", async () => {
+    const client = newClient();
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    await commitMessages(store, [{ key: "a", value: "1" }]);
+    const before = (await store.fetchAndLock(claim)).messages[0]!.id;
+    await client.execute("DROP TABLE outbox_messages");
+    const again = new LibsqlStore(client);
+    await again.migrate();
+    await commitMessages(again, [{ key: "b", value: "2" }]);
+    const after = (await again.fetchAndLock(claim)).messages[0]!.id;
+    expect(rowId(after)).toBe(rowId(before));
+    expect(after).not.toBe(before);
+  });
+
   it.each([
     ["delete", {}],
     ["keep", { retention: { sent: "keep", keepFor: 0 } }],
