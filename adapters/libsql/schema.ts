@@ -81,10 +81,12 @@ function createTable(q: string, autoincrement: boolean): string {
 function createIndexes(t: string, name: (table: string, purpose: IndexPurpose) => string): string[] {
   const q = `"${t}"`;
   return [
-    // Unfinished rows in claim order: the claim reads the first batchSize ready entries.
-    `CREATE INDEX IF NOT EXISTS "${name(t, "ready")}" ON ${q} (created_at, id) WHERE status = 0`,
-    // Per-key predecessor lookups for ordering "key".
-    `CREATE INDEX IF NOT EXISTS "${name(t, "key")}" ON ${q} (key, id) WHERE status = 0`,
+    // Unfinished rows in claim order (created_at, then id: every index entry ends in the rowid,
+    // which id is, so naming it again would only store it twice): the claim reads the first
+    // batchSize ready entries.
+    `CREATE INDEX IF NOT EXISTS "${name(t, "ready")}" ON ${q} (created_at) WHERE status = 0`,
+    // Per-key predecessor lookups for ordering "key" (key, then id, likewise).
+    `CREATE INDEX IF NOT EXISTS "${name(t, "key")}" ON ${q} (key) WHERE status = 0`,
     `CREATE INDEX IF NOT EXISTS "${name(t, "dead")}" ON ${q} (status) WHERE status = 3`,
     `CREATE INDEX IF NOT EXISTS "${name(t, "sent")}" ON ${q} (sent_at) WHERE status = 1`,
   ];

@@ -127,7 +127,7 @@ describe("LibsqlStore schema", () => {
       const keyPlan = await plan(statement, [...args]);
       expect(keyPlan).toMatch(/SCAN c USING INDEX edge_outbox_outbox_messages_ready/);
       expect(keyPlan).toMatch(
-        /SEARCH o USING COVERING INDEX edge_outbox_outbox_messages_key \(key=\? AND id<\?\)/,
+        /SEARCH o USING COVERING INDEX edge_outbox_outbox_messages_key \(key=\? AND rowid<\?\)/,
       );
     }
     const [cleanup, tombstone, remove] = sql.deleteSent;
