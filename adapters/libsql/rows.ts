@@ -91,9 +91,12 @@ export function headersJson(headers: Readonly<Record<string, string>>): string {
   const json = JSON.stringify(headers);
   // A lone surrogate is the only thing JSON.stringify writes as a \ud8xx-\udfxx escape.
   if (!/\\ud[89a-f]/i.test(json)) return json;
-  const clean: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) clean[wellFormedText(name)] = wellFormedText(value);
-  return JSON.stringify(clean);
+  // fromEntries defines own properties: a header named "__proto__" stays a header.
+  return JSON.stringify(
+    Object.fromEntries(
+      Object.entries(headers).map(([name, value]) => [wellFormedText(name), wellFormedText(value)]),
+    ),
+  );
 }
 
 const decoder = new TextDecoder(); // replaces invalid UTF-8 with U+FFFD, never throws
