@@ -12,6 +12,7 @@ const entries = {
   http: "adapters/http.ts",
   qstash: "adapters/qstash.ts",
   memory: "adapters/memory.ts",
+  postgres: "adapters/postgres.ts",
 } as const;
 
 export default defineConfig({
