@@ -5,12 +5,12 @@
  * server (pg Pool) when EDGE_OUTBOX_PG_URL is set.
  */
 import { PGlite } from "@electric-sql/pglite";
-import { Pool as NeonPool, Client as NeonClient } from "@neondatabase/serverless";
+import { Client as NeonClient, Pool as NeonPool } from "@neondatabase/serverless";
 import pg from "pg";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStore, SCHEMA_VERSION } from "../../adapters/postgres.ts";
-import { Outbox, prepareMessage, type PreparedMessage, StoreError, ValidationError } from "../../mod.ts";
+import { Outbox, type PreparedMessage, prepareMessage, StoreError, ValidationError } from "../../mod.ts";
 import { commitMessages, describeStoreConformance } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";
 import { type DriverName, freshTable, migratedStore, openClient, PG_URL, serverDatabase } from "./helpers.ts";
@@ -72,7 +72,9 @@ describe("PostgresStore options and drivers", () => {
     ["a number", 42],
   ])("refuses %s as the client with a ValidationError", (_, db) => {
     expect(() => new PostgresStore(db as never)).toThrow(ValidationError);
-    expect(() => new PostgresStore(db as never)).toThrow(/node-postgres Pool or Client, a postgres.js sql, a PGlite/);
+    expect(() => new PostgresStore(db as never)).toThrow(
+      /node-postgres Pool or Client, a postgres.js sql, a PGlite/,
+    );
   });
 
   it("recognises every supported client by shape, without connecting", async () => {
@@ -121,20 +123,29 @@ for (const kind of drivers) {
       await client?.close();
     });
     const exec = (text: string, args: unknown[] = []) =>
-      (client.db as unknown as { query(t: string, a: unknown[]): Promise<{ rows: Record<string, unknown>[] }> })
+      (
+        client.db as unknown as {
+          query(t: string, a: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+        }
+      )
         .query(text, args)
         .then((r) => r.rows);
 
     it("migrate() is idempotent, keeps one version row and the id namespace, and survives 8 at once", async () => {
       const table = freshTable();
-      const stores = Array.from({ length: 8 }, () => new PostgresStore(client.db, { table, schema: "fresh_schema" }));
+      const stores = Array.from(
+        { length: 8 },
+        () => new PostgresStore(client.db, { table, schema: "fresh_schema" }),
+      );
       await Promise.all(stores.map((store) => store.migrate()));
       await stores[0]!.migrate();
       const rows = await exec(
         "SELECT version, id_namespace FROM fresh_schema.edge_outbox_schema WHERE table_name = $1",
         [table],
       );
-      expect(rows).toEqual([{ version: SCHEMA_VERSION, id_namespace: expect.stringMatching(/^[0-9a-z]{16}$/) }]);
+      expect(rows).toEqual([
+        { version: SCHEMA_VERSION, id_namespace: expect.stringMatching(/^[0-9a-z]{16}$/) },
+      ]);
       await commitMessages(stores[0]!, [{ key: "a", value: "1" }]);
       // A store that never ran migrate() reads the namespace from the version table.
       const other = new PostgresStore(client.db, { table, schema: "fresh_schema" });
@@ -189,7 +200,9 @@ for (const kind of drivers) {
       const id = first.messages[0]!.id;
       // A remote party's error text with NUL and a lone surrogate: kept, message retried.
       const error = `HTTP 500: \0\uDC00${"x".repeat(5000)}`;
-      expect(await store.updateRetryCount(first.token, [{ id, availableAt: new Date(), delay: 0, error }])).toBe(1);
+      expect(
+        await store.updateRetryCount(first.token, [{ id, availableAt: new Date(), delay: 0, error }]),
+      ).toBe(1);
       const again = await store.fetchAndLock(claim);
       expect(again.messages[0]!.lastError).toMatch(/^HTTP 500: \uFFFD\uFFFDx+…$/);
       expect(again.messages[0]!.lastError!.length).toBe(2000);
@@ -343,9 +356,12 @@ describe("addMessage in each driver's own transaction idiom", () => {
   });
 });
 
-it.runIf(PG_URL !== undefined)("the server is reachable when EDGE_OUTBOX_PG_URL is set (never skipped)", async () => {
-  const client = new pg.Client({ connectionString: url(), connectionTimeoutMillis: 5000 });
-  await client.connect();
-  expect((await client.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
-  await client.end();
-});
+it.runIf(PG_URL !== undefined)(
+  "the server is reachable when EDGE_OUTBOX_PG_URL is set (never skipped)",
+  async () => {
+    const client = new pg.Client({ connectionString: url(), connectionTimeoutMillis: 5000 });
+    await client.connect();
+    expect((await client.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    await client.end();
+  },
+);
