@@ -33,7 +33,12 @@ import type { PgliteLike } from "./postgres/drivers/pglite.ts";
 import type { PostgresJsLike } from "./postgres/drivers/postgres-js.ts";
 import { driverFor } from "./postgres/drivers/recognise.ts";
 import { toStoreError } from "./postgres/errors.ts";
-import { type PostgresStoreOptions, resolveStoreOptions, SCHEMA_TABLE } from "./postgres/options.ts";
+import {
+  notifyChannel,
+  type PostgresStoreOptions,
+  resolveStoreOptions,
+  SCHEMA_TABLE,
+} from "./postgres/options.ts";
 import {
   claimedRows,
   countOf,
@@ -91,7 +96,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   readonly table: string;
   /** The schema that holds it (unquoted). */
   readonly schema: string;
-  /** The NOTIFY channel of this outbox (`edge_outbox:<schema>.<table>`). */
+  /** The NOTIFY channel of this outbox (`edge_outbox:<schema>.<table>`, hashed past 63 bytes). */
   readonly channel: string;
   readonly #driver: Driver;
   readonly #sql: Statements;
@@ -106,7 +111,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     this.#driver = driverFor(db);
     this.table = resolved.table;
     this.schema = resolved.schema;
-    this.channel = `edge_outbox:${resolved.schema}.${resolved.table}`;
+    this.channel = notifyChannel(resolved.schema, resolved.table);
     this.#keepFor = resolved.keepFor;
     this.#notify = resolved.notify;
     this.#sql = buildStatements(resolved.schema, resolved.table);
@@ -433,6 +438,55 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     return countOf(
       await this.#read("purging sent messages", this.#sql.purgeBefore, [new Date(cutoff).toISOString()]),
     );
+  }
+
+  /**
+   * Calls `onWake` whenever a message is committed by a store with `notify: true` (in any
+   * process), within milliseconds, until the returned function is called: pass
+   * `() => outbox.wake()` and keep `outbox.start()`'s period as the safety net. node-postgres
+   * and Neon pools keep one connection for it and open a new one when it drops (after a pause
+   * that grows to 5 s), waking once after each reconnect for what was missed; postgres.js
+   * reconnects by itself; a single `pg` `Client` listens on itself and cannot reconnect; PGlite
+   * hears its own process only. Connection failures go to `onError` (as `StoreError`s) and never
+   * stop the loop, which keeps relaying on its period meanwhile.
+   *
+   * @example
+   * ```ts
+   * const store = new PostgresStore(pool, { notify: true });
+   * const outbox = new Outbox(store, sender);
+   * outbox.start();
+   * const unlisten = await store.listen(() => outbox.wake());
+   * // at shutdown: await unlisten(); await outbox.stop();
+   * ```
+   */
+  async listen(
+    onWake: () => void,
+    options: { onError?: (error: unknown) => void } = {},
+  ): Promise<() => Promise<void>> {
+    if (typeof onWake !== "function") throw new ValidationError("onWake must be a function");
+    const listen = this.#driver.listen;
+    if (listen === undefined) {
+      throw new StoreError(`${this.#driver.name} cannot LISTEN`, { retryable: false });
+    }
+    const report = (error: unknown) => {
+      try {
+        options.onError?.(toStoreError(error, `listening on ${this.channel}`));
+      } catch {
+        // A throwing error handler must not take the listening connection down with it.
+      }
+    };
+    const wake = () => {
+      try {
+        onWake();
+      } catch (error) {
+        report(error);
+      }
+    };
+    try {
+      return await listen(this.channel, wake, report);
+    } catch (error) {
+      throw toStoreError(error, `listening on ${this.channel}`);
+    }
   }
 
   /** One statement through the store's driver, errors mapped. */

@@ -104,3 +104,16 @@ function checkRetention(retention: RetentionOptions | undefined): number | undef
     `retention must be { sent: "delete" } or { sent: "keep", keepFor: ms }, got ${JSON.stringify(retention)}`,
   );
 }
+
+/**
+ * The NOTIFY channel of an outbox: `edge_outbox:<schema>.<table>`, or, when that exceeds the 63
+ * bytes PostgreSQL allows a channel name, its first 40 characters and a hash of the whole (FNV-1a)
+ * so that two long names stay apart. Identifiers are ASCII, so characters are bytes.
+ */
+export function notifyChannel(schema: string, table: string): string {
+  const full = `edge_outbox:${schema}.${table}`;
+  if (full.length <= 63) return full;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < full.length; i++) hash = Math.imul(hash ^ full.charCodeAt(i), 0x01000193) >>> 0;
+  return `${full.slice(0, 40)}~${hash.toString(16).padStart(8, "0")}`;
+}

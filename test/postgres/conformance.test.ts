@@ -1,7 +1,10 @@
 /** The shared store conformance suite on every driver: the real server (when set) and PGlite. */
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, beforeAll, vi } from "vitest";
 import { describeStoreConformance } from "../conformance/store-conformance.ts";
 import { type DriverName, driversToRun, migratedStore, openClient, serverDatabase } from "./helpers.ts";
+
+// PGlite and child processes need CPU a loaded machine may not have.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const url = serverDatabase("conformance");
 

@@ -7,12 +7,15 @@
  */
 import pg from "pg";
 import postgres from "postgres";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { Outbox, StoreError } from "../../mod.ts";
 import { commitMessages } from "../conformance/store-conformance.ts";
 import { recordingSender, waitFor } from "../support/senders.ts";
 import { freshTable, PG_URL, serverDatabase } from "./helpers.ts";
+
+// PGlite and child processes need CPU a loaded machine may not have.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const url = serverDatabase("failures");
 

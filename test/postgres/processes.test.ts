@@ -8,11 +8,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { startReceiver } from "../libsql/helpers.ts";
 import { waitFor } from "../support/senders.ts";
 import { freshTable, PG_URL, serverDatabase } from "./helpers.ts";
+
+// PGlite and child processes need CPU a loaded machine may not have.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const url = serverDatabase("processes");

@@ -8,17 +8,26 @@ import { PGlite } from "@electric-sql/pglite";
 import { Client as NeonClient, Pool as NeonPool } from "@neondatabase/serverless";
 import pg from "pg";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PostgresStore, SCHEMA_VERSION } from "../../adapters/postgres.ts";
 import { Outbox, type PreparedMessage, prepareMessage, StoreError, ValidationError } from "../../mod.ts";
 import { commitMessages, describeStoreConformance } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";
 import { type DriverName, freshTable, migratedStore, openClient, PG_URL, serverDatabase } from "./helpers.ts";
 
+// PGlite and child processes need CPU a loaded machine may not have.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
+
 const claim = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as const;
 const message = (key: string, value = key): PreparedMessage =>
   prepareMessage({ key, value }, { maxMessageBytes: 1024 });
 const url = serverDatabase("store");
+// One PGlite for the file: starting one compiles PostgreSQL's WebAssembly, seconds of CPU.
+let lite: PGlite;
+beforeAll(async () => {
+  lite = new PGlite();
+  await lite.waitReady;
+});
 
 describe("PostgresStore options and drivers", () => {
   it.each([
@@ -57,7 +66,7 @@ describe("PostgresStore options and drivers", () => {
   });
 
   it("refuses bad retention and notify options", () => {
-    const db = new PGlite();
+    const db = lite;
     expect(() => new PostgresStore(db, { retention: { sent: "keep", keepFor: -1 } })).toThrow(/keepFor/);
     expect(() => new PostgresStore(db, { retention: { sent: "maybe" } as never })).toThrow(/retention/);
     expect(() => new PostgresStore(db, { notify: "yes" as never })).toThrow(/notify/);
@@ -83,7 +92,7 @@ describe("PostgresStore options and drivers", () => {
     const sql = postgres("postgres://nobody@127.0.0.1:1/none");
     const neonPool = new NeonPool({ connectionString: "postgres://nobody@127.0.0.1:1/none" });
     const neonClient = new NeonClient("postgres://nobody@127.0.0.1:1/none");
-    for (const db of [pool, client, sql, neonPool, neonClient, new PGlite()]) {
+    for (const db of [pool, client, sql, neonPool, neonClient, lite]) {
       expect(new PostgresStore(db).table).toBe("outbox_messages");
     }
     await pool.end();
@@ -92,7 +101,7 @@ describe("PostgresStore options and drivers", () => {
   });
 
   it("refuses a tx that is no driver's transaction with INVALID_MESSAGE", async () => {
-    const db = new PGlite();
+    const db = lite;
     const store = await migratedStore(db);
     await expect(store.addMessage({} as never, message("a"))).rejects.toMatchObject({
       name: "ValidationError",
@@ -100,17 +109,12 @@ describe("PostgresStore options and drivers", () => {
     });
     await expect(store.addMessage("BEGIN" as never, message("a"))).rejects.toBeInstanceOf(ValidationError);
     expect(await store.stats()).toMatchObject({ pending: 0 });
-    await db.close();
   });
 });
 
-describeStoreConformance("PostgresStore (PGlite, retention keep, schema of its own)", async () => {
-  const db = new PGlite();
-  return {
-    store: await migratedStore(db, { schema: "Outbox_Schema", retention: { sent: "keep", keepFor: 60_000 } }),
-    close: () => db.close(),
-  };
-});
+describeStoreConformance("PostgresStore (PGlite, retention keep, schema of its own)", async () => ({
+  store: await migratedStore(lite, { schema: "Outbox_Schema", retention: { sent: "keep", keepFor: 60_000 } }),
+}));
 
 const drivers: DriverName[] = PG_URL === undefined ? ["PGlite"] : ["PGlite", "pg Pool"];
 for (const kind of drivers) {
@@ -284,7 +288,7 @@ for (const kind of drivers) {
 
 describe("addMessage in each driver's own transaction idiom", () => {
   it("PGlite: db.transaction(tx => ...) commits with the caller's writes, or not at all", async () => {
-    const db = new PGlite();
+    const db = lite;
     const store = await migratedStore(db);
     await db.exec("CREATE TABLE orders (id int PRIMARY KEY)");
     await db.transaction(async (tx) => {
@@ -302,7 +306,6 @@ describe("addMessage in each driver's own transaction idiom", () => {
     const { messages } = await store.fetchAndLock(claim);
     expect(messages.map((m) => m.key)).toEqual(["order:1", "autocommit"]);
     expect((await db.query("SELECT id FROM orders")).rows).toEqual([{ id: 1 }]);
-    await db.close();
   });
 
   it.runIf(PG_URL !== undefined)("node-postgres: a PoolClient after BEGIN, COMMIT or ROLLBACK", async () => {

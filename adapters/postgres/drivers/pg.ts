@@ -9,6 +9,7 @@
  */
 import { type Driver, type PgQueryable, runOn } from "../driver.ts";
 import { toStoreError } from "../errors.ts";
+import { listenOnPool, quotedChannel } from "../listen.ts";
 import type { Row } from "../rows.ts";
 
 /** The part of a `pg.PoolClient` the driver uses. */
@@ -96,6 +97,7 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool"): Dri
         client.release(broken);
       }
     },
+    listen: (channel, onNotify, onError) => listenOnPool(pool, channel, onNotify, onError),
   };
 }
 
@@ -112,5 +114,21 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
     name,
     query: (text, args) => exclusive((): Promise<Row[]> => runOn(client, text, args)),
     transaction: (fn) => exclusive(() => inTransaction(client, fn, () => {})),
+    // One connection, which cannot come back once dropped: listen on it, no reconnection.
+    async listen(channel, onNotify) {
+      const events = client as PgClientLike & {
+        on(event: "notification", listener: (message: { channel: string }) => void): unknown;
+        off(event: "notification", listener: (message: { channel: string }) => void): unknown;
+      };
+      const listener = (message: { channel: string }) => {
+        if (message.channel === channel) onNotify();
+      };
+      events.on("notification", listener);
+      await exclusive(() => runOn(client, `LISTEN ${quotedChannel(channel)}`, []));
+      return async () => {
+        events.off("notification", listener);
+        await exclusive(() => runOn(client, `UNLISTEN ${quotedChannel(channel)}`, [])).catch(() => {});
+      };
+    },
   };
 }
