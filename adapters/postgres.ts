@@ -127,6 +127,8 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   async migrate(): Promise<void> {
     const namespace = await this.#transaction("migrating the schema", async (q) => {
       await q.query(this.#sql.lock, [`edge-outbox:${this.schema}`]);
+      if ((await q.query(this.#sql.schemaExists, [this.schema])).length === 0)
+        await q.query(this.#sql.createSchema, []);
       for (const statement of this.#sql.prepare) await q.query(statement, []);
       const [row] = await q.query(this.#sql.readVersion, [this.table]);
       const version = this.#checkVersion(row);

@@ -10,7 +10,7 @@ import type { PgPoolClientLike, PgPoolLike } from "./drivers/pg.ts";
 interface ListeningClient extends PgPoolClientLike {
   on(event: "notification", listener: (message: { channel: string }) => void): unknown;
   on(event: "error" | "end", listener: (error?: Error) => void): unknown;
-  removeAllListeners?(event?: string): unknown;
+  off(event: string, listener: (...args: never[]) => void): unknown;
 }
 
 const MAX_PAUSE = 5_000;
@@ -41,10 +41,12 @@ export async function listenOnPool(
     pause = Math.min(pause * 2, MAX_PAUSE);
   };
 
+  let detach = () => {};
+
   const drop = (client: ListeningClient, error: Error | undefined) => {
     if (current !== client) return;
     current = undefined;
-    client.removeAllListeners?.("notification");
+    detach();
     // A dropped connection is destroyed, never handed back to the pool for reuse.
     client.release(error ?? true);
     if (stopped) return;
@@ -68,11 +70,22 @@ export async function listenOnPool(
       return;
     }
     current = client;
-    client.on("notification", (message) => {
+    const notification = (message: { channel: string }) => {
       if (message.channel === channel) onNotify();
-    });
-    client.on("error", (error) => drop(client, error));
-    client.on("end", () => drop(client, undefined));
+    };
+    const failed = (error?: Error) => drop(client, error);
+    const ended = () => drop(client, undefined);
+    client.on("notification", notification);
+    // Kept for good: an 'error' emitted with no listener (after we let go) would end the process.
+    client.on("error", () => {});
+    client.on("error", failed);
+    client.on("end", ended);
+    // The connection goes back to the pool at stop: none of these may stay on it.
+    detach = () => {
+      client.off("notification", notification);
+      client.off("error", failed);
+      client.off("end", ended);
+    };
     try {
       await client.query({ text: `LISTEN ${quotedChannel(channel)}` });
       pause = 50;
@@ -88,7 +101,7 @@ export async function listenOnPool(
     const client = current;
     current = undefined;
     if (client === undefined) return;
-    client.removeAllListeners?.("notification");
+    detach();
     try {
       await client.query({ text: `UNLISTEN ${quotedChannel(channel)}` });
       client.release();

@@ -112,8 +112,12 @@ function checkRetention(retention: RetentionOptions | undefined): number | undef
  */
 export function notifyChannel(schema: string, table: string): string {
   const full = `edge_outbox:${schema}.${table}`;
-  if (full.length <= 63) return full;
+  return full.length <= 63 ? full : `${full.slice(0, 40)}~${shortHash(full)}`;
+}
+
+/** 8 hex digits of FNV-1a over `text`: tells apart names cut to PostgreSQL's 63 bytes. */
+export function shortHash(text: string): string {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < full.length; i++) hash = Math.imul(hash ^ full.charCodeAt(i), 0x01000193) >>> 0;
-  return `${full.slice(0, 40)}~${hash.toString(16).padStart(8, "0")}`;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, "0");
 }

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { SCHEMA_TABLE } from "./options.ts";
+import { SCHEMA_TABLE, shortHash } from "./options.ts";
 
 /** Row states in the `status` column (the numbers of `SendStatus`; 2 is never stored). */
 export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
@@ -51,7 +51,10 @@ export interface PassSql {
 export interface Statements {
   /** The quoted, schema-qualified table. */
   qualified: string;
-  /** Runs inside migrate()'s transaction: creates the schema and the version table. */
+  /** $1 schema: one row when it exists. */
+  schemaExists: string;
+  createSchema: string;
+  /** Runs inside migrate()'s transaction, after the schema exists: creates the version table. */
   prepare: readonly string[];
   /** Schema migrations: index i brings the schema from version i to version i + 1. */
   migrations: readonly (readonly string[])[];
@@ -95,13 +98,22 @@ export function buildStatements(schema: string, table: string): Statements {
   const s = quote(schema);
   const t = `${s}.${quote(table)}`;
   const versions = `${s}.${quote(SCHEMA_TABLE)}`;
-  // Index names live in the schema; prefixed with the table so two outboxes never clash.
-  const index = (suffix: string) => quote(`${table}_${suffix}`.slice(0, 63));
+  // Index names live in the schema; prefixed with the table so two outboxes never clash. A
+  // name past 63 bytes would be cut (and the four collide): a long table's prefix is hashed.
+  const index = (suffix: string) => {
+    const name = `${table}_${suffix}`;
+    return quote(
+      name.length <= 63 ? name : `${table.slice(0, 63 - suffix.length - 10)}_${shortHash(table)}_${suffix}`,
+    );
+  };
   const cache = new Map<string, PassSql>();
   return {
     qualified: t,
+    // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists:
+    // only run it when it does not.
+    schemaExists: "SELECT 1 FROM pg_namespace WHERE nspname = $1::text",
+    createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
     prepare: [
-      `CREATE SCHEMA IF NOT EXISTS ${s}`,
       `CREATE TABLE IF NOT EXISTS ${versions} (
   table_name text PRIMARY KEY,
   version integer NOT NULL,

@@ -368,3 +368,18 @@ it.runIf(PG_URL !== undefined)(
     await client.end();
   },
 );
+
+describe("long names", () => {
+  it("gives a 63-character table four distinct indexes and migrates it", async () => {
+    const table = `t${"x".repeat(55)}${Math.random().toString(36).slice(2, 9)}`.slice(0, 63);
+    const store = new PostgresStore(lite, { table });
+    await store.migrate();
+    const { rows } = await lite.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1",
+      [table],
+    );
+    expect(rows[0]!.n).toBe(5); // the primary key and the four partial indexes
+    await commitMessages(store, [{ key: "a", value: "1" }]);
+    expect((await store.fetchAndLock(claim)).messages).toHaveLength(1);
+  });
+});
