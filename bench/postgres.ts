@@ -113,6 +113,7 @@ export const postgresRelayBenchmark: Benchmark = {
     "PostgreSQL relay throughput: PostgresStore vs a minimal SKIP LOCKED relay vs pg-transactional-outbox",
   async run({ quick }): Promise<Section> {
     const n = quick ? 1_000 : 5_000;
+    const ptoN = n / 10;
     const database = await benchDatabase("relay");
     const pool = new pg.Pool({ connectionString: database.url, max: 4 });
     try {
@@ -148,7 +149,7 @@ export const postgresRelayBenchmark: Benchmark = {
         await pool.query(sql);
       }
       const outbox = new Outbox(store, nullSender, { batchSize: BATCH });
-      const [ours, minimal, pto] = await interleave({ warmup: 1, rounds: quick ? 2 : 4 }, [
+      const [ours, minimal, pto] = await interleave({ warmup: 1, rounds: quick ? 2 : 3 }, [
         async () => {
           await fillStore(store, n);
           const started = performance.now();
@@ -163,12 +164,14 @@ export const postgresRelayBenchmark: Benchmark = {
           if (sent !== n) throw new Error(`the minimal relay sent ${sent} of ${n}`);
           return performance.now() - started;
         },
-        () => ptoDrain(database.url, pool, n),
+        // Its per-message transactions make it ~20x slower: a tenth of the messages keeps the
+        // run short; the figure is a rate either way.
+        () => ptoDrain(database.url, pool, ptoN),
       ]);
       const perSecond = (ms: number) => (n / ms) * 1000;
       const oursRate = perSecond(median(ours!));
       const minimalRate = perSecond(median(minimal!));
-      const ptoRate = perSecond(median(pto!));
+      const ptoRate = (ptoN / median(pto!)) * 1000;
       return {
         id: 13,
         title: this.title,
@@ -185,7 +188,7 @@ export const postgresRelayBenchmark: Benchmark = {
           },
         ],
         notes: [
-          `${num(n)} order events (~180 B JSON) per round, batch size ${BATCH}, a null sender, one node-postgres Pool (max 4) on the local PostgreSQL 15; rounds interleaved, median of ${quick ? 2 : 4}.`,
+          `${num(n)} order events (~180 B JSON) per round (pg-transactional-outbox: ${num(ptoN)}), batch size ${BATCH}, a null sender, one node-postgres Pool (max 4) on the local PostgreSQL 15; rounds interleaved, median of ${quick ? 2 : 3}.`,
           "The minimal relay: one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING` and one `DELETE` per batch, no message objects, no validation, no backoff, no telemetry. edge-outbox pays one statement per batch (the marks and the next claim in one `recordAndFetch` statement), the minimal relay two.",
           "pg-transactional-outbox (polling mode, 10 ms interval, same batch size) runs each message in its own transaction: it locks the message, starts a transaction for the handler, marks it processed and commits, per message; at-least-once per message with a processing timeout. That per-message transaction is what its ratio measures.",
         ],
