@@ -121,30 +121,18 @@ export const postgresRelayBenchmark: Benchmark = {
       await store.migrate();
       const raw = new PostgresStore(pool, { table: "bench_raw" });
       await raw.migrate();
+      const setup = {
+        outboxOrInbox: "outbox" as const,
+        database: "",
+        schema: "public",
+        table: "pto_outbox",
+        listenerRole: "postgres",
+        nextMessagesName: "next_outbox_messages",
+      };
       for (const sql of [
-        DatabaseSetup.dropAndCreateTable({
-          outboxOrInbox: "outbox",
-          database: "",
-          schema: "public",
-          table: "pto_outbox",
-          listenerRole: "postgres",
-        }),
-        DatabaseSetup.createPollingFunction({
-          outboxOrInbox: "outbox",
-          database: "",
-          schema: "public",
-          table: "pto_outbox",
-          listenerRole: "postgres",
-          nextMessagesName: "next_outbox_messages",
-        }),
-        DatabaseSetup.setupPollingIndexes({
-          outboxOrInbox: "outbox",
-          database: "",
-          schema: "public",
-          table: "pto_outbox",
-          listenerRole: "postgres",
-          nextMessagesName: "next_outbox_messages",
-        }),
+        DatabaseSetup.dropAndCreateTable(setup),
+        DatabaseSetup.createPollingFunction(setup),
+        DatabaseSetup.setupPollingIndexes(setup),
       ]) {
         await pool.query(sql);
       }

@@ -8,6 +8,7 @@ import pg from "pg";
 import postgres from "postgres";
 import { afterAll, beforeAll } from "vitest";
 import { PostgresStore, type PostgresStoreOptions } from "../../adapters/postgres.ts";
+import { prepareMessage } from "../../mod.ts";
 
 /** The server's URL, or undefined: then only PGlite runs. */
 export const PG_URL = process.env.EDGE_OUTBOX_PG_URL || undefined;
@@ -109,4 +110,29 @@ export async function openClient(
 /** The drivers to run: every server driver when the server is set, PGlite always. */
 export function driversToRun(): DriverName[] {
   return PG_URL === undefined ? ["PGlite"] : ["pg Pool", "pg Client", "postgres.js", "PGlite"];
+}
+
+/** A pg-API pool (node-postgres or Neon): what {@link commitAndRollBack} needs of it. */
+interface PoolLike {
+  connect(): Promise<{ query(text: string): Promise<unknown>; release(): void }>;
+}
+
+/**
+ * The node-postgres idiom on `pool`: `order:1` added on a PoolClient after BEGIN and committed,
+ * `order:2` added the same way and rolled back.
+ */
+export async function commitAndRollBack(pool: PoolLike, store: PostgresStore): Promise<void> {
+  for (const [key, end] of [
+    ["order:1", "COMMIT"],
+    ["order:2", "ROLLBACK"],
+  ] as const) {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await store.addMessage(client as never, prepareMessage({ key, value: key }, { maxMessageBytes: 1024 }));
+      await client.query(end);
+    } finally {
+      client.release();
+    }
+  }
 }

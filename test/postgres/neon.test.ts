@@ -7,10 +7,10 @@
 import { neon, Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
-import { Outbox, prepareMessage, ValidationError } from "../../mod.ts";
+import { Outbox, ValidationError } from "../../mod.ts";
 import { describeStoreConformance } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";
-import { migratedStore, PG_URL, serverDatabase } from "./helpers.ts";
+import { commitAndRollBack, migratedStore, PG_URL, serverDatabase } from "./helpers.ts";
 import { startNeonProxy } from "./ws-proxy.ts";
 
 // Child processes and the proxy need CPU a loaded machine may not have.
@@ -40,19 +40,7 @@ describe.runIf(PG_URL !== undefined)("Neon Pool through a WebSocket relay", () =
 
   it("addMessage in a PoolClient transaction commits or rolls back, and a relay delivers", async () => {
     const store = await migratedStore(pool);
-    for (const [key, end] of [
-      ["order:1", "COMMIT"],
-      ["order:2", "ROLLBACK"],
-    ] as const) {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
-        await store.addMessage(client, prepareMessage({ key, value: key }, { maxMessageBytes: 1024 }));
-        await client.query(end);
-      } finally {
-        client.release();
-      }
-    }
+    await commitAndRollBack(pool, store);
     const sender = recordingSender();
     expect(await new Outbox(store, sender).tick()).toMatchObject({ sent: 1 });
     expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });

@@ -13,7 +13,15 @@ import { PostgresStore, SCHEMA_VERSION } from "../../adapters/postgres.ts";
 import { Outbox, type PreparedMessage, prepareMessage, StoreError, ValidationError } from "../../mod.ts";
 import { commitMessages, describeStoreConformance } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";
-import { type DriverName, freshTable, migratedStore, openClient, PG_URL, serverDatabase } from "./helpers.ts";
+import {
+  commitAndRollBack,
+  type DriverName,
+  freshTable,
+  migratedStore,
+  openClient,
+  PG_URL,
+  serverDatabase,
+} from "./helpers.ts";
 
 // PGlite and child processes need CPU a loaded machine may not have.
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
@@ -312,19 +320,7 @@ describe("addMessage in each driver's own transaction idiom", () => {
     const pool = new pg.Pool({ connectionString: url() });
     try {
       const store = await migratedStore(pool);
-      for (const [key, end] of [
-        ["order:1", "COMMIT"],
-        ["order:2", "ROLLBACK"],
-      ] as const) {
-        const client = await pool.connect();
-        try {
-          await client.query("BEGIN");
-          await store.addMessage(client, message(key));
-          await client.query(end);
-        } finally {
-          client.release();
-        }
-      }
+      await commitAndRollBack(pool, store);
       await store.addMessage(pool, message("autocommit"));
       await store.withTransaction(async (tx) => {
         expect(typeof (tx as pg.PoolClient).release).toBe("function");
