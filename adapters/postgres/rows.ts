@@ -20,6 +20,8 @@ import {
 /** Longest `last_error` kept, in UTF-16 code units; operators need the gist, not a novel. */
 export const MAX_ERROR_LENGTH = 2000;
 
+const MAX_DELAY = 100 * 365 * 24 * 3_600_000;
+
 /** A result row, read by position. */
 export type Row = readonly unknown[];
 
@@ -49,7 +51,9 @@ export function retriesJson(namespace: string, updates: readonly RetryUpdate[]):
   for (const u of updates) {
     const id = parseMessageId(namespace, u?.id);
     if (id === undefined) continue;
-    const delay = typeof u.delay === "number" && Number.isFinite(u.delay) ? Math.max(0, u.delay) : 0;
+    // Clamped to a century: beyond PostgreSQL's interval range the whole mark would fail.
+    const delay =
+      typeof u.delay === "number" && Number.isFinite(u.delay) ? Math.min(Math.max(0, u.delay), MAX_DELAY) : 0;
     rows.push(`{"id":${id},"delay":${delay},"e":${JSON.stringify(errorText(u.error))}}`);
   }
   return rows.length === 0 ? undefined : `[${rows.join(",")}]`;

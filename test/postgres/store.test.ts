@@ -232,7 +232,11 @@ for (const kind of drivers) {
       await store.updateRetryCount(first.token, [{ id, availableAt, delay: 500 }]);
       expect((await store.fetchAndLock(claim)).messages).toEqual([]);
       await new Promise((resolve) => setTimeout(resolve, 600));
-      expect((await store.fetchAndLock(claim)).messages.map((m) => m.id)).toEqual([id]);
+      const again = await store.fetchAndLock(claim);
+      expect(again.messages.map((m) => m.id)).toEqual([id]);
+      // A delay past PostgreSQL's interval range is clamped, never a failed mark.
+      expect(await store.updateRetryCount(again.token, [{ id, availableAt, delay: 1e300 }])).toBe(1);
+      expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0 });
     });
 
     it("release() gives back unsent messages untouched, only under their token", async () => {
