@@ -332,7 +332,8 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       marked: [sentIds, retryIds, deadIds].filter(Boolean).join(","),
       done: [sentIds, deadIds].filter(Boolean).join(","),
       claim: token,
-      lease: claim?.leaseDuration ?? 0,
+      // A century at most: past PostgreSQL's interval range the claim itself would fail.
+      lease: Math.min(claim?.leaseDuration ?? 0, 100 * 365 * 24 * 3_600_000),
       limit: claim?.batchSize ?? 0,
     };
     const shape = {

@@ -175,7 +175,7 @@ SELECT count(*)::integer FROM released`,
   (SELECT count(*) FROM ${t} WHERE status = 0 AND lease_until > now())::float8,
   (SELECT count(*) FROM ${t} WHERE status = 3)::float8,
   (SELECT (extract(epoch from min(created_at)) * 1000)::float8 FROM ${t} WHERE status = 0)`,
-    listDead: `SELECT ${RECORD("m")} FROM ${t} AS m WHERE m.status = 3 ORDER BY m.id LIMIT $1::integer`,
+    listDead: `SELECT ${RECORD("m")} FROM ${t} AS m WHERE m.status = 3 ORDER BY m.id LIMIT $1::bigint`,
     requeueAll: `WITH requeued AS (
   UPDATE ${t} SET status = 0, retries = 0, available_at = now(), lease_until = NULL, claim_token = NULL
   WHERE status = 3 RETURNING 1
@@ -253,7 +253,7 @@ function passStatement(t: string, shape: PassShape, keep: boolean): PassSql {
     : "";
   ctes.push(`picked AS MATERIALIZED (SELECT c.id FROM ${t} AS c
   WHERE c.status = 0 AND c.available_at <= now() AND (c.lease_until IS NULL OR c.lease_until <= now())${notMarked}${keyed}
-  ORDER BY c.created_at, c.id LIMIT ${$("limit", "integer")}
+  ORDER BY c.created_at, c.id LIMIT ${$("limit", "bigint")}
   FOR UPDATE OF c SKIP LOCKED)`);
   // A row whose lease ran out counts that lost attempt, exactly as MemoryStore does.
   ctes.push(`claimed AS (UPDATE ${t} AS m SET claim_token = ${$("claim", "text")},

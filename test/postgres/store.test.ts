@@ -239,6 +239,15 @@ for (const kind of drivers) {
       expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0 });
     });
 
+    it("takes huge limits and leases without failing", async () => {
+      const store = await migratedStore(client.db);
+      await commitMessages(store, [{ key: "a", value: "1" }]);
+      const huge = { batchSize: Number.MAX_SAFE_INTEGER, leaseDuration: 1e300, ordering: "key" as const };
+      expect((await store.fetchAndLock(huge)).messages).toHaveLength(1);
+      expect(await store.listDead({ limit: Number.MAX_SAFE_INTEGER })).toEqual([]);
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 1 });
+    });
+
     it("release() gives back unsent messages untouched, only under their token", async () => {
       const store = await migratedStore(client.db);
       await commitMessages(store, [
