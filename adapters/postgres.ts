@@ -39,19 +39,18 @@ import {
   resolveStoreOptions,
   SCHEMA_TABLE,
 } from "./postgres/options.ts";
+import { checkClaimOptions, passArguments } from "./postgres/pass.ts";
 import {
   claimedRows,
   countOf,
-  deadJson,
   headersJson,
   keyText,
   type Row,
-  retriesJson,
   rowIds,
   toRecord,
   toStats,
 } from "./postgres/rows.ts";
-import { buildStatements, type PassArg, type Statements } from "./postgres/sql.ts";
+import { buildStatements, type Statements } from "./postgres/sql.ts";
 
 export type { PostgresStoreOptions, RetentionOptions } from "./postgres/options.ts";
 
@@ -308,41 +307,8 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   ): Promise<RecordAndFetchResult> {
     const claim = options === undefined ? undefined : checkClaimOptions(options);
     const namespace = await this.#ids();
-    const sentIds = rowIds(namespace, outcome.sent ?? []);
-    const retry = retriesJson(namespace, outcome.retry ?? []);
-    const dead = deadJson(namespace, outcome.dead ?? []);
-    const retryIds =
-      retry &&
-      rowIds(
-        namespace,
-        (outcome.retry ?? []).map((u) => u?.id),
-      );
-    const deadIds =
-      dead &&
-      rowIds(
-        namespace,
-        (outcome.dead ?? []).map((u) => u?.id),
-      );
     const token = crypto.randomUUID();
-    const values: Record<PassArg, unknown> = {
-      token: String(outcome.token),
-      sent: sentIds,
-      retry,
-      dead,
-      marked: [sentIds, retryIds, deadIds].filter(Boolean).join(","),
-      done: [sentIds, deadIds].filter(Boolean).join(","),
-      claim: token,
-      // A century at most: past PostgreSQL's interval range the claim itself would fail.
-      lease: Math.min(claim?.leaseDuration ?? 0, 100 * 365 * 24 * 3_600_000),
-      limit: claim?.batchSize ?? 0,
-    };
-    const shape = {
-      sent: sentIds !== undefined,
-      retry: retry !== undefined,
-      dead: dead !== undefined,
-      claim: claim !== undefined,
-      keyed: claim?.ordering === "key",
-    };
+    const { shape, values } = passArguments(namespace, outcome, claim, token);
     if (!shape.claim && !shape.sent && !shape.retry && !shape.dead) {
       return { recorded: { sent: 0, failed: 0, dead: 0 }, claim: { token, messages: [] } };
     }
@@ -500,17 +466,4 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       throw toStoreError(error, doing);
     }
   }
-}
-
-function checkClaimOptions(options: ClaimOptions): ClaimOptions {
-  const { batchSize, leaseDuration } = options ?? {};
-  if (typeof batchSize !== "number" || !Number.isSafeInteger(batchSize) || batchSize < 1) {
-    throw new ValidationError(`batchSize must be an integer >= 1, got ${String(batchSize)}`);
-  }
-  if (typeof leaseDuration !== "number" || !Number.isFinite(leaseDuration) || leaseDuration < 0) {
-    throw new ValidationError(
-      `leaseDuration must be a number of milliseconds >= 0, got ${String(leaseDuration)}`,
-    );
-  }
-  return options;
 }

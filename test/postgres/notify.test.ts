@@ -40,7 +40,9 @@ it("keeps channel names within PostgreSQL's 63 bytes, distinct for long names", 
   expect(a).not.toBe(b);
 });
 
-it("PGlite: a commit wakes a listener of the same database, a rollback does not", async () => {
+it("PGlite: a commit wakes a listener of the same database, a rollback does not", {
+  timeout: 300_000,
+}, async () => {
   const db = new PGlite();
   const store = new PostgresStore(db, { table: freshTable(), notify: true });
   await store.migrate();

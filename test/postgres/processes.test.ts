@@ -78,7 +78,7 @@ function counts(values: string[]): Map<string, number> {
 
 describe.runIf(PG_URL !== undefined)("PostgresStore across processes (server)", () => {
   it("three relays (node-postgres and postgres.js) and a producer deliver every message exactly once, no rolled-back one", {
-    timeout: 120_000,
+    timeout: 300_000,
   }, async () => {
     const total = 400;
     const { table, store, close } = await preparedDatabase();
@@ -117,7 +117,7 @@ describe.runIf(PG_URL !== undefined)("PostgresStore across processes (server)", 
   });
 
   it("relays SIGKILLed mid-batch again and again lose nothing; duplicates stay within what was in flight", {
-    timeout: 240_000,
+    timeout: 600_000,
   }, async () => {
     const total = 400;
     const batchSize = 10;
@@ -139,7 +139,7 @@ describe.runIf(PG_URL !== undefined)("PostgresStore across processes (server)", 
       let midBatch = 0;
       for (let round = 0; round < rounds; round++) {
         // A relay takes seconds to start on a loaded machine: wait until all of them run.
-        await waitFor(() => [...relays.values()].every((r) => r.output.includes("ready")), 30_000);
+        await waitFor(() => [...relays.values()].every((r) => r.output.includes("ready")), 120_000);
         await sleep(150);
         // Prefer a relay whose batch the receiver holds (delivered, not yet recorded as sent).
         await waitFor(() => receiver.answering.size > 0, 10_000).catch(() => {});
