@@ -14,6 +14,7 @@ const entries = {
   "http-node": "adapters/http-node.ts",
   qstash: "adapters/qstash.ts",
   memory: "adapters/memory.ts",
+  postgres: "adapters/postgres.ts",
 } as const;
 
 export default defineConfig({

@@ -7,6 +7,7 @@ import { httpSenderBenchmark } from "./http-sender.ts";
 import { latencyBenchmark } from "./latency.ts";
 import type { Benchmark } from "./lib/report.ts";
 import { memoryBenchmark } from "./memory.ts";
+import { postgresAddMessageBenchmark, postgresRelayBenchmark } from "./postgres.ts";
 import { processesBenchmark } from "./processes.ts";
 import { telemetryBenchmark } from "./telemetry.ts";
 import { throughputBenchmark } from "./throughput.ts";
@@ -21,4 +22,6 @@ export const benchmarks: Benchmark[] = [
   processesBenchmark,
   telemetryBenchmark,
   httpRelayBenchmark,
+  postgresRelayBenchmark,
+  postgresAddMessageBenchmark,
 ];

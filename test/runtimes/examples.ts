@@ -11,7 +11,12 @@ import { waitFor } from "../support/senders.ts";
 import { runtimeEnv, startReceiver, startServer, webhookSecret } from "./support.ts";
 
 /** Runs the example server `args` (in `cwd`) against a fresh `file:` database. */
-export async function checkServerExample(command: string, args: string[], cwd: string): Promise<void> {
+export async function checkServerExample(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "edge-outbox-example-"));
   const receiver = await startReceiver();
   const secret = webhookSecret();
@@ -25,6 +30,7 @@ export async function checkServerExample(command: string, args: string[], cwd: s
       WEBHOOK_SECRET: secret,
       // A loop period far beyond the waits below: only wake() can deliver in time.
       OUTBOX_PERIOD_MS: "600000",
+      ...env,
     }),
   });
   try {

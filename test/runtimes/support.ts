@@ -119,6 +119,7 @@ export const SUBPATHS: Readonly<Record<string, string>> = {
   "edge-outbox/http": "adapters/http.ts",
   "edge-outbox/qstash": "adapters/qstash.ts",
   "edge-outbox/memory": "adapters/memory.ts",
+  "edge-outbox/postgres": "adapters/postgres.ts",
 };
 
 /** A whsec_ signing secret for the examples' httpSender (Standard Webhooks format). */

@@ -1,0 +1,469 @@
+/**
+ * `edge-outbox/postgres`: the outbox on PostgreSQL through the client you already use:
+ * node-postgres (`pg`) `Pool` or `Client`, postgres.js `sql`, PGlite, or Neon's serverless
+ * `Pool`/`Client`. Claims are leases held in the table, taken by one short statement
+ * (`FOR UPDATE SKIP LOCKED`), so a relay holds no transaction across the network and a
+ * crashed relay loses nothing. No driver is a dependency: the store recognises the one you pass.
+ *
+ * @module
+ */
+import {
+  type Claim,
+  type ClaimOptions,
+  checkIdNamespace,
+  createMessage,
+  type DeadUpdate,
+  deadListLimit,
+  type Message,
+  newIdNamespace,
+  type OutboxStats,
+  type PassOutcome,
+  type PreparedMessage,
+  type RecordAndFetchResult,
+  type RetryUpdate,
+  SendStatus,
+  StoreError,
+  type TransactionalStore,
+  ValidationError,
+} from "../mod.ts";
+import type { Driver, PgliteQueryable, PgQueryable, PostgresJsQueryable } from "./postgres/driver.ts";
+import { txQueryable } from "./postgres/driver.ts";
+import type { PgClientLike, PgPoolLike } from "./postgres/drivers/pg.ts";
+import type { PgliteLike } from "./postgres/drivers/pglite.ts";
+import type { PostgresJsLike } from "./postgres/drivers/postgres-js.ts";
+import { driverFor } from "./postgres/drivers/recognise.ts";
+import { toStoreError } from "./postgres/errors.ts";
+import {
+  notifyChannel,
+  type PostgresStoreOptions,
+  resolveStoreOptions,
+  SCHEMA_TABLE,
+} from "./postgres/options.ts";
+import { checkClaimOptions, passArguments } from "./postgres/pass.ts";
+import {
+  claimedRows,
+  countOf,
+  headersJson,
+  keyText,
+  type Row,
+  rowIds,
+  toRecord,
+  toStats,
+} from "./postgres/rows.ts";
+import { buildStatements, type Statements } from "./postgres/sql.ts";
+
+export type { PostgresStoreOptions, RetentionOptions } from "./postgres/options.ts";
+
+/** A client the store can run on: node-postgres/Neon `Pool` or `Client`, postgres.js `sql`, PGlite. */
+export type PostgresDb = PgPoolLike | PgClientLike | PostgresJsLike | PgliteLike;
+
+/**
+ * What `addMessage` writes into: the driver's transaction (a `pg` `PoolClient` or `Client`
+ * after `BEGIN`, postgres.js `sql.begin`'s `tx`, PGlite `db.transaction`'s `tx`), or a
+ * pool/client/`sql`/PGlite itself (autocommit: the message commits alone, at once).
+ */
+export type PostgresTx = PgQueryable | PostgresJsQueryable | PgliteQueryable;
+
+const PURGE_INTERVAL = 60_000;
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = 1;
+
+/**
+ * A {@link TransactionalStore} on PostgreSQL. Call {@link PostgresStore.migrate} once (at
+ * start-up or in a deploy step) before use. `Tx` is your driver's transaction type, which
+ * `withTransaction` hands to its callback (`PoolClient`, `postgres.TransactionSql`, PGlite's
+ * `Transaction`); it defaults to any of them.
+ *
+ * Every claim, mark and pass is ONE statement (autocommit: a short transaction of its own), and
+ * every time that decides a lease or readiness comes from the database's clock. Errors are
+ * `StoreError`s: `retryable` (code `STORE_BUSY`) for serialization failures, deadlocks, lock and
+ * statement timeouts and dropped connections; the relay's next pass retries, nothing is lost.
+ *
+ * A `pg` `Client` is one connection: the store queues its own statements on it, and a caller
+ * who runs `BEGIN` on that same client must not let the relay use it meanwhile (use a `Pool`).
+ *
+ * @example
+ * ```ts
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * const store = new PostgresStore<pg.PoolClient>(pool);
+ * await store.migrate();
+ * const outbox = new Outbox(store, httpSender({ url, secret }));
+ * ```
+ */
+export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements TransactionalStore<Tx> {
+  /** The outbox table's name (unquoted). */
+  readonly table: string;
+  /** The schema that holds it (unquoted). */
+  readonly schema: string;
+  /** The NOTIFY channel of this outbox (`edge_outbox:<schema>.<table>`, hashed past 63 bytes). */
+  readonly channel: string;
+  readonly #driver: Driver;
+  readonly #sql: Statements;
+  readonly #keepFor: number | undefined;
+  readonly #notify: boolean;
+  #namespace: Promise<string> | undefined;
+  #lastPurge = Date.now();
+
+  /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for an unknown client, a bad name or option. */
+  constructor(db: PostgresDb, options: PostgresStoreOptions = {}) {
+    const resolved = resolveStoreOptions(options);
+    this.#driver = driverFor(db);
+    this.table = resolved.table;
+    this.schema = resolved.schema;
+    this.channel = notifyChannel(resolved.schema, resolved.table);
+    this.#keepFor = resolved.keepFor;
+    this.#notify = resolved.notify;
+    this.#sql = buildStatements(resolved.schema, resolved.table);
+  }
+
+  /**
+   * Creates or upgrades the schema, the table and its indexes, and the version table
+   * (`<schema>.edge_outbox_schema`, one row per table with its version and the random
+   * namespace of its message ids). Idempotent, and safe when many processes run it at once: it
+   * runs in one transaction under an advisory lock per schema. Rejects with a `StoreError` if
+   * the table was migrated by a newer edge-outbox.
+   */
+  async migrate(): Promise<void> {
+    const namespace = await this.#transaction("migrating the schema", async (q) => {
+      await q.query(this.#sql.lock, [`edge-outbox:${this.schema}`]);
+      if ((await q.query(this.#sql.schemaExists, [this.schema])).length === 0)
+        await q.query(this.#sql.createSchema, []);
+      for (const statement of this.#sql.prepare) await q.query(statement, []);
+      const [row] = await q.query(this.#sql.readVersion, [this.table]);
+      const version = this.#checkVersion(row);
+      for (const step of this.#sql.migrations.slice(version))
+        for (const statement of step) await q.query(statement, []);
+      const namespace = typeof row?.[1] === "string" ? row[1] : newIdNamespace();
+      if (version !== SCHEMA_VERSION) {
+        await q.query(this.#sql.writeVersion, [this.table, SCHEMA_VERSION, namespace]);
+      }
+      return namespace;
+    });
+    this.#namespace = Promise.resolve(checkIdNamespace(namespace));
+  }
+
+  /** The version a version row holds (0: none); throws when it is newer than this code's. */
+  #checkVersion(row: Row | undefined): number {
+    const version = row === undefined ? 0 : Number(row[0]);
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        `table ${this.#sql.qualified} has schema version ${version}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
+        { retryable: false },
+      );
+    }
+    return version;
+  }
+
+  /** The id namespace, read once from the version table (kept only once read). */
+  #ids(): Promise<string> {
+    this.#namespace ??= this.#read("reading the id namespace", this.#sql.readVersion, [this.table]).then(
+      ([row]) => {
+        if (row === undefined || this.#checkVersion(row) !== SCHEMA_VERSION) {
+          throw new StoreError(
+            `table ${this.#sql.qualified} is not migrated (did you run \`await store.migrate()\`?)`,
+            { retryable: false },
+          );
+        }
+        return checkIdNamespace(row[1]);
+      },
+      (error: unknown) => {
+        // A missing version table means the same as a missing row.
+        const cause =
+          error instanceof StoreError ? (error.cause as { code?: unknown } | undefined) : undefined;
+        if (cause?.code !== "42P01") throw error;
+        throw new StoreError(
+          `${this.schema}.${SCHEMA_TABLE} does not exist (did you run \`await store.migrate()\`?)`,
+          { retryable: false, cause: error },
+        );
+      },
+    );
+    const loading = this.#namespace;
+    loading.catch(() => {
+      if (this.#namespace === loading) this.#namespace = undefined;
+    });
+    return loading;
+  }
+
+  /**
+   * Writes `message` (usually through `Outbox.addMessage`) as part of `tx`, in your driver's
+   * own idiom; it becomes visible when `tx` commits and never if it rolls back:
+   * - node-postgres / Neon: a `PoolClient` (or `Client`) after `BEGIN`;
+   * - postgres.js: the `tx` of `sql.begin(async (tx) => ...)`;
+   * - PGlite: the `tx` of `db.transaction(async (tx) => ...)`;
+   * - the pool, client, `sql` or PGlite itself: committed at once (autocommit, atomic with
+   *   nothing else).
+   *
+   * A key or header containing NUL (U+0000), which PostgreSQL text cannot hold, is refused
+   * with a `ValidationError` (code `INVALID_MESSAGE`) before anything is written.
+   *
+   * @example
+   * ```ts
+   * // node-postgres
+   * const client = await pool.connect();
+   * try {
+   *   await client.query("BEGIN");
+   *   await client.query("INSERT INTO orders (id) VALUES ($1)", [id]);
+   *   await outbox.addMessage(client, { key: `order:${id}`, value: body });
+   *   await client.query("COMMIT");
+   * } catch (error) { await client.query("ROLLBACK"); throw error; } finally { client.release(); }
+   * // postgres.js
+   * await sql.begin(async (tx) => {
+   *   await tx`INSERT INTO orders (id) VALUES (${id})`;
+   *   await outbox.addMessage(tx, { key: `order:${id}`, value: body });
+   * });
+   * // PGlite
+   * await db.transaction(async (tx) => {
+   *   await tx.query("INSERT INTO orders (id) VALUES ($1)", [id]);
+   *   await outbox.addMessage(tx, { key: `order:${id}`, value: body });
+   * });
+   * ```
+   */
+  async addMessage(tx: Tx, message: PreparedMessage): Promise<void> {
+    const target = txQueryable(tx);
+    if (!(message?.value instanceof Uint8Array)) {
+      throw new ValidationError(
+        "message.value must be a Uint8Array (use Outbox.addMessage, which encodes it)",
+        {
+          code: "INVALID_MESSAGE",
+        },
+      );
+    }
+    const at = message.timestamp instanceof Date ? message.timestamp.getTime() : Number.NaN;
+    if (!Number.isFinite(at)) {
+      throw new ValidationError(`message.timestamp must be a valid Date, got ${String(message.timestamp)}`, {
+        code: "INVALID_MESSAGE",
+      });
+    }
+    const args: unknown[] = [
+      keyText(message.key),
+      message.value,
+      headersJson(message.headers),
+      new Date(at).toISOString(),
+    ];
+    if (this.#notify) args.push(this.channel);
+    try {
+      await target.query(this.#notify ? this.#sql.insertNotify : this.#sql.insert, args);
+    } catch (error) {
+      throw toStoreError(error, "adding a message");
+    }
+  }
+
+  /**
+   * Runs `fn` in a new transaction on one connection, handing it your driver's transaction
+   * object (a `PoolClient` after `BEGIN`, a postgres.js `tx`, a PGlite `tx`): commits when `fn`
+   * resolves, rolls back and rethrows `fn`'s error when it throws. A failed `BEGIN` or `COMMIT`
+   * is a `StoreError`. With a single `pg` `Client`, do not call the store's other methods
+   * inside `fn`: they wait for the connection `fn` holds.
+   */
+  withTransaction<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
+    return this.#transaction("running a transaction", (_q, tx) => fn(tx as Tx));
+  }
+
+  /** `fn` in a driver transaction; `fn`'s own errors pass through, the driver's are mapped. */
+  async #transaction<R>(
+    doing: string,
+    fn: (q: { query(text: string, args: readonly unknown[]): Promise<Row[]> }, tx: unknown) => Promise<R>,
+  ): Promise<R> {
+    let thrown: { error: unknown } | undefined;
+    try {
+      return await this.#driver.transaction(async (tx) => {
+        try {
+          return await fn(txQueryable(tx), tx);
+        } catch (error) {
+          thrown = { error };
+          throw error;
+        }
+      });
+    } catch (error) {
+      if (thrown !== undefined && error === thrown.error) throw error;
+      throw toStoreError(error, doing);
+    }
+  }
+
+  /**
+   * Claims up to `batchSize` ready messages, oldest first, under a fresh random token and a
+   * lease of `leaseDuration` ms on the database's clock, in one statement. A reclaimed expired
+   * lease counts as a failed attempt (`retries + 1`).
+   */
+  async fetchAndLock(options: ClaimOptions): Promise<Claim> {
+    return (await this.#pass("claiming messages", { token: "" }, options)).claim;
+  }
+
+  /**
+   * Records a pass's outcome and claims the next batch in one statement (one round trip, one
+   * commit): the claim sees the marks as if it ran after them.
+   */
+  async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
+    const result = await this.#pass("recording outcomes and claiming", outcome, next);
+    if (result.recorded.sent > 0) await this.#afterSent();
+    return result;
+  }
+
+  /** Runs one pass statement: the marks of `outcome` (if any), then a claim of `options`. */
+  async #pass(
+    doing: string,
+    outcome: Partial<PassOutcome> & { token: string },
+    options: ClaimOptions | undefined,
+  ): Promise<RecordAndFetchResult> {
+    const claim = options === undefined ? undefined : checkClaimOptions(options);
+    const namespace = await this.#ids();
+    const token = crypto.randomUUID();
+    const { shape, values } = passArguments(namespace, outcome, claim, token);
+    if (!shape.claim && !shape.sent && !shape.retry && !shape.dead) {
+      return { recorded: { sent: 0, failed: 0, dead: 0 }, claim: { token, messages: [] } };
+    }
+    const statement = this.#sql.pass(shape, this.#keepFor !== undefined);
+    const rows = await this.#read(
+      doing,
+      statement.text,
+      statement.args.map((name) => values[name]),
+    );
+    const first = rows[0];
+    const messages: Message[] = claimedRows(rows, 3).map((row) => createMessage(toRecord(namespace, row, 3)));
+    return {
+      recorded: {
+        sent: Number(first?.[0] ?? 0),
+        failed: Number(first?.[1] ?? 0),
+        dead: Number(first?.[2] ?? 0),
+      },
+      claim: { token, messages },
+    };
+  }
+
+  /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
+  async markAsSent(token: string, ids: readonly string[]): Promise<number> {
+    const { recorded } = await this.#pass("recording sent messages", { token, sent: ids }, undefined);
+    if (recorded.sent > 0) await this.#afterSent();
+    return recorded.sent;
+  }
+
+  /** Failed attempts: `retries + 1`, error kept, lease released, ready again `delay` ms from the database's now. */
+  async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
+    return (await this.#pass("recording failed messages", { token, retry: updates }, undefined)).recorded
+      .failed;
+  }
+
+  /** Gives up on messages; they stay for `listDead` and `requeueDead`. */
+  async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
+    return (await this.#pass("recording dead messages", { token, dead: updates }, undefined)).recorded.dead;
+  }
+
+  /**
+   * Gives back claimed messages never handed to a sender: lease and token cleared, `retries`
+   * and `last_error` untouched, claimable at once. Only rows still holding `token` change.
+   */
+  async release(token: string, ids: readonly string[]): Promise<number> {
+    const rows = rowIds(await this.#ids(), ids);
+    if (rows === undefined) return 0;
+    return countOf(await this.#read("releasing messages", this.#sql.release, [String(token), rows]));
+  }
+
+  /** Purges kept sent rows at most once a minute, after a mark that recorded sent messages. */
+  async #afterSent(): Promise<void> {
+    const now = Date.now();
+    if (this.#keepFor === undefined || now - this.#lastPurge < PURGE_INTERVAL) return;
+    this.#lastPurge = now;
+    // Housekeeping must not fail a mark that already committed: a failed purge waits a minute.
+    await this.purgeSent().catch(() => {});
+  }
+
+  /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */
+  async stats(): Promise<OutboxStats> {
+    const [row] = await this.#read("reading stats", this.#sql.stats, []);
+    return toStats(row);
+  }
+
+  /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
+  async listDead(options: { limit?: number } = {}): Promise<Message[]> {
+    const limit = deadListLimit(options?.limit);
+    const namespace = await this.#ids();
+    const rows = await this.#read("listing dead messages", this.#sql.listDead, [limit]);
+    return rows.map((row) => createMessage(toRecord(namespace, row), SendStatus.Dead));
+  }
+
+  /** Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. */
+  async requeueDead(ids?: readonly string[]): Promise<number> {
+    if (ids === undefined)
+      return countOf(await this.#read("requeueing dead messages", this.#sql.requeueAll, []));
+    const rows = rowIds(await this.#ids(), ids);
+    if (rows === undefined) return 0;
+    return countOf(await this.#read("requeueing dead messages", this.#sql.requeueIds, [rows]));
+  }
+
+  /**
+   * Deletes delivered rows kept by `retention: { sent: "keep" }` that were sent before
+   * `olderThan` (default: `keepFor` ago on the database's clock; with `sent: "delete"`, all of
+   * them). Never touches unsent or dead rows. Returns how many rows it deleted.
+   */
+  async purgeSent(olderThan?: Date): Promise<number> {
+    if (olderThan === undefined) {
+      return countOf(
+        await this.#read("purging sent messages", this.#sql.purgeOlderThan, [this.#keepFor ?? 0]),
+      );
+    }
+    const cutoff = olderThan instanceof Date ? olderThan.getTime() : Number.NaN;
+    if (!Number.isFinite(cutoff))
+      throw new ValidationError(`olderThan must be a valid Date, got ${String(olderThan)}`);
+    return countOf(
+      await this.#read("purging sent messages", this.#sql.purgeBefore, [new Date(cutoff).toISOString()]),
+    );
+  }
+
+  /**
+   * Calls `onWake` whenever a message is committed by a store with `notify: true` (in any
+   * process), within milliseconds, until the returned function is called: pass
+   * `() => outbox.wake()` and keep `outbox.start()`'s period as the safety net. node-postgres
+   * and Neon pools keep one connection for it and open a new one when it drops (after a pause
+   * that grows to 5 s), waking once after each reconnect for what was missed; postgres.js
+   * reconnects by itself; a single `pg` `Client` listens on itself and cannot reconnect; PGlite
+   * hears its own process only. Connection failures go to `onError` (as `StoreError`s) and never
+   * stop the loop, which keeps relaying on its period meanwhile.
+   *
+   * @example
+   * ```ts
+   * const store = new PostgresStore(pool, { notify: true });
+   * const outbox = new Outbox(store, sender);
+   * outbox.start();
+   * const unlisten = await store.listen(() => outbox.wake());
+   * // at shutdown: await unlisten(); await outbox.stop();
+   * ```
+   */
+  async listen(
+    onWake: () => void,
+    options: { onError?: (error: unknown) => void } = {},
+  ): Promise<() => Promise<void>> {
+    if (typeof onWake !== "function") throw new ValidationError("onWake must be a function");
+    const listen = this.#driver.listen;
+    if (listen === undefined) {
+      throw new StoreError(`${this.#driver.name} cannot LISTEN`, { retryable: false });
+    }
+    const report = (error: unknown) => {
+      try {
+        options.onError?.(toStoreError(error, `listening on ${this.channel}`));
+      } catch {
+        // A throwing error handler must not take the listening connection down with it.
+      }
+    };
+    const wake = () => {
+      try {
+        onWake();
+      } catch (error) {
+        report(error);
+      }
+    };
+    try {
+      return await listen(this.channel, wake, report);
+    } catch (error) {
+      throw toStoreError(error, `listening on ${this.channel}`);
+    }
+  }
+
+  /** One statement through the store's driver, errors mapped. */
+  async #read(doing: string, text: string, args: readonly unknown[]): Promise<Row[]> {
+    try {
+      return await this.#driver.query(text, args);
+    } catch (error) {
+      throw toStoreError(error, doing);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * node-postgres (`pg`) and Neon's `@neondatabase/serverless` `Pool` and `Client`, which share
+ * its API. A `Pool` runs each statement on any free connection and each transaction on one
+ * checked-out `PoolClient`. A `Client` is one connection, so the store queues its own work on
+ * it: a transaction from `withTransaction` holds the connection until it ends, and no statement
+ * of the store can slip into it.
+ *
+ * @module
+ */
+import { type Driver, type PgQueryable, runOn } from "../driver.ts";
+import { toStoreError } from "../errors.ts";
+import { listenOnPool, quotedChannel } from "../listen.ts";
+import type { Row } from "../rows.ts";
+
+/** The part of a `pg.PoolClient` the driver uses. */
+export interface PgPoolClientLike extends PgQueryable {
+  release(error?: Error | boolean): void;
+}
+
+/** The part of a `pg.Pool` the driver uses. */
+export interface PgPoolLike extends PgQueryable {
+  connect(): Promise<PgPoolClientLike>;
+}
+
+/** The part of a `pg.Client` the driver uses (events for LISTEN). */
+export interface PgClientLike extends PgQueryable {
+  connect(): Promise<unknown>;
+}
+
+/** A `pg.Pool` (or Neon `Pool`): has `connect` and the pool counters, no `release`. */
+export function isPgPool(value: unknown): value is PgPoolLike {
+  const v = value as Record<string, unknown> | null;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.query === "function" &&
+    typeof v.connect === "function" &&
+    typeof v.release !== "function" &&
+    typeof v.totalCount === "number"
+  );
+}
+
+/** A `pg.Client`, Neon `Client` or `PoolClient`: one connection. */
+export function isPgClient(value: unknown): value is PgClientLike {
+  const v = value as Record<string, unknown> | null;
+  return (
+    typeof v === "object" && v !== null && typeof v.query === "function" && typeof v.connect === "function"
+  );
+}
+
+/** BEGIN, `fn(tx)`, COMMIT on `tx`; ROLLBACK when anything throws. Returns whether tx broke. */
+async function inTransaction<R>(
+  tx: PgQueryable,
+  fn: (tx: unknown) => Promise<R>,
+  onBroken: (error: Error) => void,
+): Promise<R> {
+  try {
+    await tx.query({ text: "BEGIN" });
+  } catch (error) {
+    onBroken(error as Error);
+    throw toStoreError(error, "beginning a transaction");
+  }
+  try {
+    const result = await fn(tx);
+    try {
+      await tx.query({ text: "COMMIT" });
+    } catch (error) {
+      throw toStoreError(error, "committing a transaction");
+    }
+    return result;
+  } catch (error) {
+    // The caller's error is the one that matters; a connection that cannot roll back is broken.
+    await tx.query({ text: "ROLLBACK" }).catch((rollback: unknown) => onBroken(rollback as Error));
+    throw error;
+  }
+}
+
+/** The driver of a `pg.Pool` or Neon `Pool`. */
+export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool"): Driver {
+  return {
+    name,
+    query: (text, args) => runOn(pool, text, args),
+    async transaction(fn) {
+      let client: PgPoolClientLike;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw toStoreError(error, "connecting for a transaction");
+      }
+      let broken: Error | undefined;
+      try {
+        return await inTransaction(client, fn, (error) => {
+          broken = error;
+        });
+      } finally {
+        // A broken connection is destroyed rather than handed to the next user.
+        client.release(broken);
+      }
+    },
+    listen: (channel, onNotify, onError) => listenOnPool(pool, channel, onNotify, onError),
+  };
+}
+
+/** The driver of one connection: a `pg.Client`, Neon `Client`, or a `PoolClient` kept for it. */
+export function pgClientDriver(client: PgClientLike, name = "node-postgres Client"): Driver {
+  // The store's work on this connection, one thing at a time (see the module comment).
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <R>(work: () => Promise<R>): Promise<R> => {
+    const run = queue.then(work, work);
+    queue = run.catch(() => {});
+    return run;
+  };
+  return {
+    name,
+    query: (text, args) => exclusive((): Promise<Row[]> => runOn(client, text, args)),
+    transaction: (fn) => exclusive(() => inTransaction(client, fn, () => {})),
+    // One connection, which cannot come back once dropped: listen on it, no reconnection.
+    async listen(channel, onNotify) {
+      const events = client as PgClientLike & {
+        on(event: "notification", listener: (message: { channel: string }) => void): unknown;
+        off(event: "notification", listener: (message: { channel: string }) => void): unknown;
+      };
+      const listener = (message: { channel: string }) => {
+        if (message.channel === channel) onNotify();
+      };
+      events.on("notification", listener);
+      await exclusive(() => runOn(client, `LISTEN ${quotedChannel(channel)}`, []));
+      return async () => {
+        events.off("notification", listener);
+        await exclusive(() => runOn(client, `UNLISTEN ${quotedChannel(channel)}`, [])).catch(() => {});
+      };
+    },
+  };
+}

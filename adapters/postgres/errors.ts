@@ -1,0 +1,73 @@
+/**
+ * Turning PostgreSQL and driver failures into `StoreError`s, with `retryable` for the
+ * conditions a later attempt gets past.
+ *
+ * @module
+ */
+import { OutboxError, StoreError } from "../../mod.ts";
+
+/**
+ * SQLSTATEs a later attempt gets past: serialization failure, deadlock, lock not available
+ * (`lock_timeout`), query canceled (`statement_timeout`), the server shutting down or
+ * terminating the backend (`pg_terminate_backend`), too many connections, out of resources.
+ */
+const RETRYABLE_STATES = new Set(["40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300"]);
+// Class 08 (connection exception) and 53 (insufficient resources) are transient as a whole.
+const RETRYABLE_CLASSES = new Set(["08", "53"]);
+// Socket-level and driver-level codes of a connection that dropped or never came up.
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EAI_AGAIN",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+]);
+// node-postgres reports a dropped connection with a message and no code.
+const DROPPED =
+  /connection terminated|terminating connection|connection (was )?(closed|ended)|not queryable|timeout exceeded when trying to connect|socket hang up/i;
+
+interface PgErrorLike {
+  code?: unknown;
+  message?: unknown;
+  errno?: unknown;
+}
+
+/** Whether `error` is a condition (see above) that a later attempt is expected to get past. */
+export function isRetryable(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, message } = error as PgErrorLike;
+  if (typeof code === "string") {
+    if (RETRYABLE_STATES.has(code) || TRANSIENT_CODES.has(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code)) return RETRYABLE_CLASSES.has(code.slice(0, 2));
+  }
+  return typeof message === "string" && DROPPED.test(message);
+}
+
+/**
+ * `error` as an {@link OutboxError}: retryable conditions become a retryable `StoreError`
+ * (code `STORE_BUSY`), anything else a non-retryable `STORE_ERROR`. The driver's error stays as
+ * `cause`; the message names what the store was doing and the SQLSTATE, never the connection
+ * string.
+ */
+export function toStoreError(error: unknown, doing: string): OutboxError {
+  if (error instanceof OutboxError) return error;
+  const e = (typeof error === "object" && error !== null ? error : {}) as PgErrorLike;
+  const detail = typeof e.message === "string" ? e.message : String(error);
+  const code = typeof e.code === "string" ? e.code : "";
+  const hint = code === "42P01" ? " (did you run `await store.migrate()`?)" : "";
+  if (isRetryable(error)) {
+    return new StoreError(
+      `PostgreSQL failed while ${doing}${code ? ` (${code})` : ""}: ${detail}; the next pass retries, nothing is lost`,
+      { retryable: true, code: "STORE_BUSY", cause: error },
+    );
+  }
+  return new StoreError(`PostgreSQL failed while ${doing}${code ? ` (${code})` : ""}: ${detail}${hint}`, {
+    retryable: false,
+    code: "STORE_ERROR",
+    cause: error,
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * Options of the PostgreSQL store and their validation: identifiers, retention, wake-ups.
+ *
+ * @module
+ */
+import { ValidationError } from "../../mod.ts";
+
+/** Name of the table in which the store records its schema version and id namespace. */
+export const SCHEMA_TABLE = "edge_outbox_schema";
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** What happens to delivered rows. */
+export type RetentionOptions =
+  /** Delete at once (the default): the table holds only unfinished and dead messages. */
+  | { sent: "delete" }
+  /**
+   * Keep for `keepFor` ms (an audit trail), then delete. Purged at most once per minute
+   * during `markAsSent`, or whenever you call `purgeSent()`.
+   */
+  | { sent: "keep"; keepFor: number };
+
+/** Options of `PostgresStore`. */
+export interface PostgresStoreOptions {
+  /**
+   * The outbox table: a plain identifier (a letter or `_`, then letters, digits or `_`; at most
+   * 63 characters; not `edge_outbox_schema`). Always quoted, so case matters: `"Outbox"` and
+   * `"outbox"` are two tables. Default `"outbox_messages"`.
+   */
+  table?: string;
+  /**
+   * The schema that holds the table and the store's version table; `migrate()` creates it if
+   * missing. Same rules as `table`, and not `pg_*` (reserved by PostgreSQL). Default `"public"`.
+   */
+  schema?: string;
+  /** Delivered rows: deleted at once (default) or kept for a while. See {@link RetentionOptions}. */
+  retention?: RetentionOptions;
+  /**
+   * When true, `addMessage` also sends a `NOTIFY` on {@link PostgresStore.channel} (in the same
+   * statement, so it is delivered when the caller's transaction commits and never if it rolls
+   * back), and relays that `listen()` wake at once instead of waiting for their period.
+   * Default false: a NOTIFY takes a database-wide lock at commit, which costs busy writers.
+   */
+  notify?: boolean;
+}
+
+/** Options with defaults filled in, checked. */
+export interface ResolvedStoreOptions {
+  schema: string;
+  table: string;
+  /** Milliseconds sent rows are kept; undefined when they are deleted at once. */
+  keepFor: number | undefined;
+  notify: boolean;
+}
+
+/**
+ * Returns `name` if it is a plain identifier the store may create and quote; throws a
+ * `ValidationError` (code `INVALID_OPTIONS`) naming `what` for anything else.
+ */
+export function checkIdentifier(what: "table" | "schema", name: unknown): string {
+  if (typeof name !== "string" || !IDENTIFIER.test(name)) {
+    throw new ValidationError(
+      `${what} must be a plain SQL identifier (a letter or _, then up to 62 letters, digits or _), got ${JSON.stringify(name)}`,
+    );
+  }
+  if (what === "schema" && name.toLowerCase().startsWith("pg_")) {
+    throw new ValidationError(`schema must not start with "pg_" (reserved by PostgreSQL), got "${name}"`);
+  }
+  if (what === "table" && name === SCHEMA_TABLE) {
+    throw new ValidationError(`table must not be "${SCHEMA_TABLE}" (the store's version table)`);
+  }
+  return name;
+}
+
+/** Checks `options` and fills in defaults; throws a `ValidationError` (`INVALID_OPTIONS`). */
+export function resolveStoreOptions(options: PostgresStoreOptions): ResolvedStoreOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new ValidationError(`options must be an object, got ${String(options)}`);
+  }
+  if (options.notify !== undefined && typeof options.notify !== "boolean") {
+    throw new ValidationError(`notify must be a boolean, got ${String(options.notify)}`);
+  }
+  return {
+    schema: checkIdentifier("schema", options.schema ?? "public"),
+    table: checkIdentifier("table", options.table ?? "outbox_messages"),
+    keepFor: checkRetention(options.retention),
+    notify: options.notify ?? false,
+  };
+}
+
+function checkMs(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new ValidationError(`${name} must be an integer number of milliseconds >= 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** `keepFor` in ms when sent rows are kept, undefined when they are deleted at once. */
+function checkRetention(retention: RetentionOptions | undefined): number | undefined {
+  if (retention === undefined) return undefined;
+  if (retention?.sent === "delete") return undefined;
+  if (retention?.sent === "keep") return checkMs("retention.keepFor", retention.keepFor);
+  throw new ValidationError(
+    `retention must be { sent: "delete" } or { sent: "keep", keepFor: ms }, got ${JSON.stringify(retention)}`,
+  );
+}
+
+/**
+ * The NOTIFY channel of an outbox: `edge_outbox:<schema>.<table>`, or, when that exceeds the 63
+ * bytes PostgreSQL allows a channel name, its first 40 characters and a hash of the whole (FNV-1a)
+ * so that two long names stay apart. Identifiers are ASCII, so characters are bytes.
+ */
+export function notifyChannel(schema: string, table: string): string {
+  const full = `edge_outbox:${schema}.${table}`;
+  return full.length <= 63 ? full : `${full.slice(0, 40)}~${shortHash(full)}`;
+}
+
+/** 8 hex digits of FNV-1a over `text`: tells apart names cut to PostgreSQL's 63 bytes. */
+export function shortHash(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, "0");
+}

@@ -1,0 +1,269 @@
+/**
+ * The PostgreSQL dialect of the store: the schema and its migrations, and every statement the
+ * store runs, built once per store (the pass statements once per shape) so that the hot path
+ * never assembles SQL. Every statement is ONE statement: an autocommit statement is a
+ * transaction of its own, so a claim, a mark or a whole pass costs one round trip and holds its
+ * row locks only while it runs, never across a send.
+ *
+ * Conventions: ids travel as text (`id::text`, and lists as `string_to_array($n, ',')`), so a
+ * `bigint` never passes through a lossy JavaScript number whatever the driver's type parsers;
+ * times that decide leases and readiness come from the database's clock (`now()`,
+ * `clock_timestamp()`); results are read by position, so a driver's column-name transform
+ * (postgres.js `transform`) changes nothing.
+ *
+ * @module
+ */
+import { SCHEMA_TABLE, shortHash } from "./options.ts";
+
+/** Row states in the `status` column (the numbers of `SendStatus`; 2 is never stored). */
+export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
+
+/** The columns a claim and a listing return, in this order (see `rows.ts`). */
+const RECORD = (m: string) =>
+  `${m}.id::text, ${m}.key, ${m}.value, ${m}.headers::text, (extract(epoch from ${m}.created_at) * 1000)::float8, ${m}.retries, ${m}.last_error`;
+
+/** Which marks one pass statement records, and how it claims. */
+export interface PassShape {
+  sent: boolean;
+  retry: boolean;
+  dead: boolean;
+  /** Whether it claims (false: the marks alone). */
+  claim: boolean;
+  /** Ordering "key": no message while an older one of its key is unfinished. */
+  keyed: boolean;
+}
+
+/**
+ * Named arguments of a pass statement: `token` the outcome's claim token; `sent` the sent ids
+ * (comma-separated); `retry` JSON `[{id, delay, e}]`; `dead` JSON `[{id, e}]`; `marked` every
+ * id marked, `done` the sent and dead ones (comma-separated); `claim` the new token; `lease`
+ * ms; `limit` the batch size.
+ */
+export type PassArg = "token" | "sent" | "retry" | "dead" | "marked" | "done" | "claim" | "lease" | "limit";
+
+/** A statement whose arguments are named, in `$n` order. */
+export interface PassSql {
+  text: string;
+  args: readonly PassArg[];
+}
+
+/** The SQL of one store, for one (validated) schema and table. */
+export interface Statements {
+  /** The quoted, schema-qualified table. */
+  qualified: string;
+  /** $1 schema: one row when it exists. */
+  schemaExists: string;
+  createSchema: string;
+  /** Runs inside migrate()'s transaction, after the schema exists: creates the version table. */
+  prepare: readonly string[];
+  /** Schema migrations: index i brings the schema from version i to version i + 1. */
+  migrations: readonly (readonly string[])[];
+  /** $1 the advisory lock's key text: taken for the rest of migrate()'s transaction. */
+  lock: string;
+  /** $1 table: version and namespace. */
+  readVersion: string;
+  /** $1 table, $2 version, $3 namespace (kept if one is already there). */
+  writeVersion: string;
+  /**
+   * $1 key, $2 value, $3 headers (JSON text), $4 timestamp (ISO text). JSON goes in as `text`
+   * and is cast: typed `jsonb`, postgres.js would encode the string as a JSON string.
+   */
+  insert: string;
+  /** The insert, plus a NOTIFY on $5 that the commit delivers. */
+  insertNotify: string;
+  /** The statement of a pass of this shape (marks, then the claim that sees them). */
+  pass(shape: PassShape, keep: boolean): PassSql;
+  /** $1 token, $2 ids: leases given back untouched. Returns one count. */
+  release: string;
+  /** One row: unfinished, in flight, dead, oldest (ms). */
+  stats: string;
+  /** $1 limit. */
+  listDead: string;
+  requeueAll: string;
+  /** $1 ids. */
+  requeueIds: string;
+  /** $1 cutoff (ISO text): kept sent rows sent before it. */
+  purgeBefore: string;
+  /** $1 ms: kept sent rows sent more than that long ago on the database's clock. */
+  purgeOlderThan: string;
+}
+
+/** `"name"`: the caller has checked it is a plain identifier, so it needs no escaping. */
+export function quote(name: string): string {
+  return `"${name}"`;
+}
+
+/** Builds every statement for `schema`.`table` (both already checked). */
+export function buildStatements(schema: string, table: string): Statements {
+  const s = quote(schema);
+  const t = `${s}.${quote(table)}`;
+  const versions = `${s}.${quote(SCHEMA_TABLE)}`;
+  // Index names live in the schema; prefixed with the table so two outboxes never clash. A
+  // name past 63 bytes would be cut (and the four collide): a long table's prefix is hashed.
+  const index = (suffix: string) => {
+    const name = `${table}_${suffix}`;
+    return quote(
+      name.length <= 63 ? name : `${table.slice(0, 63 - suffix.length - 10)}_${shortHash(table)}_${suffix}`,
+    );
+  };
+  const cache = new Map<string, PassSql>();
+  return {
+    qualified: t,
+    // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists:
+    // only run it when it does not.
+    schemaExists: "SELECT 1 FROM pg_namespace WHERE nspname = $1::text",
+    createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
+    prepare: [
+      `CREATE TABLE IF NOT EXISTS ${versions} (
+  table_name text PRIMARY KEY,
+  version integer NOT NULL,
+  id_namespace text NOT NULL,
+  migrated_at timestamptz NOT NULL DEFAULT now()
+)`,
+    ],
+    migrations: [
+      [
+        `CREATE TABLE IF NOT EXISTS ${t} (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  key text NOT NULL,
+  value bytea NOT NULL,
+  headers jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL,
+  available_at timestamptz NOT NULL DEFAULT now(),
+  lease_until timestamptz,
+  claim_token text,
+  retries integer NOT NULL DEFAULT 0,
+  status smallint NOT NULL DEFAULT 0,
+  last_error text,
+  sent_at timestamptz
+)`,
+        // Unfinished rows in claim order: the claim reads the first ready entries.
+        `CREATE INDEX IF NOT EXISTS ${index("ready")} ON ${t} (created_at, id) WHERE status = 0`,
+        // Per-key predecessor lookups for ordering "key".
+        `CREATE INDEX IF NOT EXISTS ${index("key")} ON ${t} (key, id) WHERE status = 0`,
+        `CREATE INDEX IF NOT EXISTS ${index("dead")} ON ${t} (id) WHERE status = 3`,
+        `CREATE INDEX IF NOT EXISTS ${index("sent")} ON ${t} (sent_at) WHERE status = 1`,
+      ],
+    ],
+    lock: "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
+    readVersion: `SELECT version, id_namespace FROM ${versions} WHERE table_name = $1::text`,
+    writeVersion: `INSERT INTO ${versions} (table_name, version, id_namespace) VALUES ($1::text, $2::integer, $3::text)
+ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = now()`,
+    insert: `INSERT INTO ${t} (key, value, headers, created_at) VALUES ($1::text, $2::bytea, $3::text::jsonb, $4::timestamptz)`,
+    insertNotify: `WITH added AS (
+  INSERT INTO ${t} (key, value, headers, created_at) VALUES ($1::text, $2::bytea, $3::text::jsonb, $4::timestamptz) RETURNING 1
+)
+SELECT pg_notify($5::text, '') FROM added`,
+    pass(shape, keep) {
+      const id = `${+shape.sent}${+shape.retry}${+shape.dead}${+shape.claim}${+shape.keyed}${+keep}`;
+      let sql = cache.get(id);
+      if (sql === undefined) {
+        sql = passStatement(t, shape, keep);
+        cache.set(id, sql);
+      }
+      return sql;
+    },
+    release: `WITH released AS (
+  UPDATE ${t} SET lease_until = NULL, claim_token = NULL
+  WHERE id = ANY(string_to_array($2::text, ',')::bigint[]) AND claim_token = $1::text AND status = 0
+  RETURNING 1
+)
+SELECT count(*)::integer FROM released`,
+    // Each count reads one partial index; the oldest is the first ready-index entry.
+    stats: `SELECT
+  (SELECT count(*) FROM ${t} WHERE status = 0)::float8,
+  (SELECT count(*) FROM ${t} WHERE status = 0 AND lease_until > now())::float8,
+  (SELECT count(*) FROM ${t} WHERE status = 3)::float8,
+  (SELECT (extract(epoch from min(created_at)) * 1000)::float8 FROM ${t} WHERE status = 0)`,
+    listDead: `SELECT ${RECORD("m")} FROM ${t} AS m WHERE m.status = 3 ORDER BY m.id LIMIT $1::bigint`,
+    requeueAll: `WITH requeued AS (
+  UPDATE ${t} SET status = 0, retries = 0, available_at = now(), lease_until = NULL, claim_token = NULL
+  WHERE status = 3 RETURNING 1
+)
+SELECT count(*)::integer FROM requeued`,
+    requeueIds: `WITH requeued AS (
+  UPDATE ${t} SET status = 0, retries = 0, available_at = now(), lease_until = NULL, claim_token = NULL
+  WHERE status = 3 AND id = ANY(string_to_array($1::text, ',')::bigint[]) RETURNING 1
+)
+SELECT count(*)::integer FROM requeued`,
+    purgeBefore: `WITH purged AS (DELETE FROM ${t} WHERE status = 1 AND sent_at < $1::timestamptz RETURNING 1)
+SELECT count(*)::integer FROM purged`,
+    purgeOlderThan: `WITH purged AS (
+  DELETE FROM ${t} WHERE status = 1 AND sent_at < now() - $1::float8 * interval '1 millisecond' RETURNING 1
+)
+SELECT count(*)::integer FROM purged`,
+  };
+}
+
+/**
+ * One pass as one statement: the marks (data-modifying CTEs), then the claim. All parts of a
+ * statement see one snapshot, so the claim would not see the marks: it is told instead. Rows
+ * this statement marks are never claimed by it (`marked`), and, with ordering "key", rows it
+ * marks sent or dead no longer hold back their key (`done`), exactly as if the claim ran after
+ * the marks. The result has one row per claimed message (or one row of NULLs when none), each
+ * led by the three mark counts.
+ *
+ * The claim's SELECT is a MATERIALIZED CTE so that it runs exactly once: `FOR UPDATE SKIP
+ * LOCKED` skips rows another relay is claiming right now instead of waiting for them, and a row
+ * another relay claimed and committed meanwhile fails the recheck of the readiness test.
+ */
+function passStatement(t: string, shape: PassShape, keep: boolean): PassSql {
+  const args: PassArg[] = [];
+  const $ = (name: PassArg, type: string) => {
+    let n = args.indexOf(name);
+    if (n < 0) n = args.push(name) - 1;
+    return `$${n + 1}::${type}`;
+  };
+  const ids = (name: PassArg) => `string_to_array(${$(name, "text")}, ',')::bigint[]`;
+  const ctes: string[] = [];
+  const mine = (m: string) => `${m}.claim_token = ${$("token", "text")} AND ${m}.status = 0`;
+  if (shape.sent) {
+    ctes.push(
+      keep
+        ? `sent AS (UPDATE ${t} AS m SET status = 1, sent_at = clock_timestamp(), lease_until = NULL, claim_token = NULL
+  WHERE m.id = ANY(${ids("sent")}) AND ${mine("m")} RETURNING 1)`
+        : `sent AS (DELETE FROM ${t} AS m WHERE m.id = ANY(${ids("sent")}) AND ${mine("m")} RETURNING 1)`,
+    );
+  }
+  if (shape.retry) {
+    ctes.push(`retried AS (UPDATE ${t} AS m SET retries = m.retries + 1,
+    available_at = now() + u.delay * interval '1 millisecond', last_error = u.e, lease_until = NULL, claim_token = NULL
+  FROM jsonb_to_recordset(${$("retry", "text")}::jsonb) AS u(id bigint, delay float8, e text)
+  WHERE m.id = u.id AND ${mine("m")} RETURNING 1)`);
+  }
+  if (shape.dead) {
+    ctes.push(`dead AS (UPDATE ${t} AS m SET status = 3, last_error = u.e, lease_until = NULL, claim_token = NULL
+  FROM jsonb_to_recordset(${$("dead", "text")}::jsonb) AS u(id bigint, e text)
+  WHERE m.id = u.id AND ${mine("m")} RETURNING 1)`);
+  }
+  const count = (cte: string, present: boolean) => (present ? `(SELECT count(*) FROM ${cte})::integer` : "0");
+  const counts = `${count("sent", shape.sent)}, ${count("retried", shape.retry)}, ${count("dead", shape.dead)}`;
+  if (!shape.claim) return { text: `WITH ${ctes.join(",\n")}\nSELECT ${counts}`, args };
+  const marks = shape.sent || shape.retry || shape.dead;
+  const notMarked = marks
+    ? `\n    AND NOT (c.claim_token = ${$("token", "text")} AND c.id = ANY(${ids("marked")}))`
+    : "";
+  // Only built (and its parameters numbered) when used: an unreferenced $n has no type.
+  const doneHere = () =>
+    shape.sent || shape.dead
+      ? ` AND NOT (o.claim_token = ${$("token", "text")} AND o.id = ANY(${ids("done")}))`
+      : "";
+  const keyed = shape.keyed
+    ? `\n    AND NOT EXISTS (SELECT 1 FROM ${t} AS o WHERE o.status = 0 AND o.key = c.key AND o.id < c.id${doneHere()})`
+    : "";
+  ctes.push(`picked AS MATERIALIZED (SELECT c.id FROM ${t} AS c
+  WHERE c.status = 0 AND c.available_at <= now() AND (c.lease_until IS NULL OR c.lease_until <= now())${notMarked}${keyed}
+  ORDER BY c.created_at, c.id LIMIT ${$("limit", "bigint")}
+  FOR UPDATE OF c SKIP LOCKED)`);
+  // A row whose lease ran out counts that lost attempt, exactly as MemoryStore does.
+  ctes.push(`claimed AS (UPDATE ${t} AS m SET claim_token = ${$("claim", "text")},
+    lease_until = clock_timestamp() + ${$("lease", "float8")} * interval '1 millisecond',
+    retries = m.retries + (m.lease_until IS NOT NULL)::integer,
+    last_error = CASE WHEN m.lease_until IS NULL THEN m.last_error ELSE 'lease expired before the outcome was recorded' END
+  FROM picked WHERE m.id = picked.id
+  RETURNING ${RECORD("m")})`);
+  const text = `WITH ${ctes.join(",\n")}
+SELECT ${counts}, c.*
+FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true`;
+  return { text, args };
+}
