@@ -1,0 +1,104 @@
+/**
+ * The store model as a fast-check property: a fresh store per run, random commands checked
+ * step by step against the reference model, then a final drain that must bring every
+ * unfinished message back.
+ */
+import fc from "fast-check";
+import { type OutboxVariant, outboxModelProperty } from "./outbox-model.ts";
+import { StoreModel } from "./reference.ts";
+import { drainAll, type Model, type ModelStoreFactory, type Real, storeCommands } from "./store-commands.ts";
+import { show, texts } from "./text.ts";
+
+/** How long and from where a property runs. */
+export interface RunSettings {
+  seed: number;
+  numRuns: number;
+  /** Stop starting runs after this long (ms); runs done so far count. */
+  timeLimitMs: number;
+  /** fast-check's replay path of a failure (with its seed). */
+  path?: string | undefined;
+  /** Progress lines, written before each step so a native crash leaves the last one behind. */
+  log: (line: string) => void;
+}
+
+/** What a property run found: runs made, and the failure report if one failed. */
+export interface RunOutcome {
+  runs: number;
+  failure?: string | undefined;
+}
+
+/** Runs fast-check's `property` under `settings`; a failure comes back as fast-check's report. */
+export async function runProperty<Ts extends [unknown, ...unknown[]]>(
+  property: fc.IAsyncProperty<Ts>,
+  settings: RunSettings,
+): Promise<RunOutcome> {
+  const details = await fc.check(property, {
+    seed: settings.seed,
+    numRuns: settings.numRuns,
+    path: settings.path,
+    interruptAfterTimeLimit: settings.timeLimitMs,
+    markInterruptAsFailure: false,
+    // Shrinking replays real waits: bound it so a failure is reported in reasonable time.
+    endOnFailure: false,
+    includeErrorInReport: true,
+  });
+  if (!details.failed) return { runs: details.numRuns };
+  return { runs: details.numRuns, failure: fc.defaultReportMessage(details) ?? "failed" };
+}
+
+/** The store contract model as a property over `factory`'s stores. */
+export function storeModelProperty(
+  factory: ModelStoreFactory,
+  variant: StoreVariant,
+  log: (line: string) => void,
+  maxCommands = 40,
+): fc.IAsyncProperty<[{ keepSent: boolean; keys: string[] }, Iterable<fc.AsyncCommand<Model, Real>>]> {
+  let run = 0;
+  const t = texts(variant.hostileText);
+  return fc.asyncProperty(
+    fc.record({ keepSent: fc.boolean(), keys: t.keys }),
+    fc.commands(storeCommands(t), { maxCommands, size: "max" }),
+    async (config, commands) => {
+      log(`RUN ${run++} store model ${show(config)}`);
+      const s = await factory({ keepSent: config.keepSent });
+      try {
+        const m = new StoreModel(
+          config.keepSent && s.purgeSent !== undefined,
+          typeof s.store.recordAndFetch === "function",
+          typeof s.store.release === "function",
+          variant.aliasing,
+        );
+        const real = { s, log };
+        await fc.asyncModelRun(() => ({ model: { m, keys: config.keys }, real }), commands);
+        await drainAll(m, real);
+      } finally {
+        await s.close();
+      }
+    },
+  );
+}
+
+/** A variant of the store model. */
+export interface StoreVariant {
+  /** Error texts and keys with lone surrogates and 4-byte characters (else plain ones). */
+  hostileText: boolean;
+  /**
+   * The caller writes into its value buffer right after `addMessage` (before the commit), and a
+   * relay into the messages it claimed.
+   */
+  aliasing: boolean;
+}
+
+/** One variant of one of the two properties. */
+export type Variant = ({ kind: "store" } & StoreVariant) | ({ kind: "outbox" } & OutboxVariant);
+
+/** Runs `variant` over `factory`'s stores. */
+export function runModel(
+  variant: Variant,
+  factory: ModelStoreFactory,
+  settings: RunSettings,
+): Promise<RunOutcome> {
+  return variant.kind === "store"
+    ? runProperty(storeModelProperty(factory, variant, settings.log), settings)
+    : runProperty(outboxModelProperty(factory, variant, settings.log), settings);
+}
