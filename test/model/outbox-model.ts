@@ -21,7 +21,7 @@ import {
 } from "../../mod.ts";
 import { ModelViolation, SEQ_HEADER, violated } from "./reference.ts";
 import { type ModelStoreFactory, sleep } from "./store-commands.ts";
-import { inputValue, show, texts, type ValueSpec, valueSpec } from "./text.ts";
+import { acceptableText, inputValue, show, texts, type ValueSpec, valueSpec } from "./text.ts";
 
 /** What the sender does with a message on each attempt. */
 type Fate = "fail" | "random" | "huge";
@@ -137,6 +137,11 @@ interface Tracked {
   /** A relay asked the store to record it sent or dead (requested; applies if the lease held). */
   finished?: "sent" | "dead";
   hugeGiven: boolean;
+  /**
+   * The error the sender gave with its last mark, when its last attempt was a plain failure
+   * mark (not a throw, an overrun or a vanished relay): a message that then dies keeps it.
+   */
+  lastMark?: { error: string | undefined } | undefined;
 }
 
 /**
@@ -234,6 +239,7 @@ async function relayScenario<T>(
   };
   const attempt = (t: Tracked, where: string) => {
     t.attempts += 1;
+    t.lastMark = undefined;
     if (t.attempts > 1 + s.maxRetries) {
       violated(
         "attempts never exceed 1 + maxRetries",
@@ -307,6 +313,7 @@ async function relayScenario<T>(
         else if (outcome === "failed") {
           const retryAfter = draw(s.retryAfters);
           message.markAsFailed(retryAfter === undefined ? { error } : { retryAfter, error });
+          t.lastMark = behaviour === "mark" ? { error } : undefined;
         }
         // A sender that writes into what it was given changes nothing stored.
         if (s.aliasing) message.value.fill(0xab);
@@ -422,6 +429,17 @@ async function relayScenario<T>(
   for (const t of tracked) {
     const isDead = t.id !== undefined && dead.has(t.id);
     if (!isDead && t.finished !== "sent") unfinished += 1;
+    const deadMessage = deadList.find((m) => m.id === t.id);
+    if (t.fate === "fail" && t.lastMark !== undefined && deadMessage !== undefined) {
+      const kept = t.lastMark.error;
+      const actual = deadMessage.lastError;
+      if (kept === undefined ? actual !== undefined : actual === undefined || !acceptableText(kept, actual)) {
+        violated(
+          "a message that fails its last attempt dies with that attempt's error",
+          `#${t.seq} (${t.id}): lastError ${show(actual)}, the sender said ${show(kept)}`,
+        );
+      }
+    }
     if (t.fate === "fail" && !(isDead && t.attempts === 1 + s.maxRetries)) {
       violated(
         "an always-failing message is attempted exactly 1 + maxRetries times, then dead",
