@@ -61,3 +61,4 @@ export {
 } from "./src/store.ts";
 export { INSTRUMENTATION_SCOPE } from "./src/telemetry.ts";
 export { truncateText, wellFormedText } from "./src/text.ts";
+export { extractTraceContext, type HeaderCarrier } from "./src/trace-context.ts";

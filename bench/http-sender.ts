@@ -78,7 +78,7 @@ export const httpSenderBenchmark: Benchmark = {
     try {
       for (const concurrency of [1, 8, 32]) {
         const signedSender = httpSender({ url: receiver.url, secret: SECRET, concurrency });
-        const plainSender = httpSender({ url: receiver.url, concurrency });
+        const plainSender = httpSender({ url: receiver.url, concurrency, unsigned: true });
         // Fresh messages per round: a Message is marked once.
         const fresh = () => {
           const all = claimedMessages(n, from);

@@ -8,7 +8,8 @@ export interface CronHandlerOptions {
   /**
    * The shared secret a caller must send as `Authorization: Bearer <secret>` (Vercel sends
    * `CRON_SECRET` this way). Required and non-empty unless `allowUnauthenticated` is `true`;
-   * when given it is always checked.
+   * when given it is always checked. Printable ASCII without surrounding whitespace: anything
+   * else could never arrive in a header, so it is refused at construction.
    */
   secret?: string | undefined;
   /**
@@ -41,7 +42,8 @@ const encoder = new TextEncoder();
  * to the outbox's `onError` (nothing is lost: claimed messages return when their lease ends).
  *
  * Throws a `ValidationError` at construction when `secret` is missing or empty and
- * `allowUnauthenticated` is not `true`, or when `budgetMs` is not a number >= 0.
+ * `allowUnauthenticated` is not `true`, when it has surrounding whitespace or characters beyond
+ * printable ASCII, or when `budgetMs` is not a number >= 0.
  *
  * @example
  * ```ts
@@ -68,6 +70,7 @@ export function cronHandler(
       `secret must be a non-empty string, got ${typeof secret === "string" ? '""' : String(secret)}`,
     );
   }
+  if (typeof secret === "string") checkSecretText(secret);
   if (secret === undefined && !allowUnauthenticated) {
     throw new ValidationError(
       "secret is required (got undefined): set it, e.g. from CRON_SECRET, or pass allowUnauthenticated: true to opt out",
@@ -101,6 +104,24 @@ export function cronHandler(
       return json({ error: "tick failed" }, 500);
     }
   };
+}
+
+/**
+ * Refuses a secret no request could ever present: one with surrounding whitespace (header
+ * values are trimmed on the way in) or characters beyond printable ASCII (a header value is
+ * not Unicode text). The error says which, never what the secret is.
+ */
+function checkSecretText(secret: string): void {
+  if (secret.trim() !== secret) {
+    throw new ValidationError(
+      "secret must not start or end with whitespace (a header value is trimmed, so it could never match); check how CRON_SECRET was set",
+    );
+  }
+  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(secret)) {
+    throw new ValidationError(
+      "secret must be printable ASCII (characters 0x20-0x7E): a request header cannot carry the other characters it has",
+    );
+  }
 }
 
 /** The credentials of `Authorization: Bearer <token>` (scheme case-insensitive), if any. */

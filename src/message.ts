@@ -27,8 +27,9 @@ export interface NewMessage {
   /** The payload: bytes, or a string that is stored UTF-8 encoded. */
   value: Uint8Array | string;
   /**
-   * Headers carried to the receiver (names are lowercased). The active W3C trace context is
-   * added as `traceparent`/`tracestate` unless already present.
+   * Headers carried to the receiver (names are lowercased). The active trace context is added
+   * by the registered OpenTelemetry propagator (e.g. `traceparent`, `baggage`); a header set
+   * here is never overwritten.
    */
   headers?: Record<string, string>;
 }
@@ -143,6 +144,15 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII and obs-text, spaces and tabs; never CR, LF or NUL.
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const encoder = new TextEncoder();
+
+/**
+ * Whether `name` and `value` pass the checks `addMessage` applies to a caller's headers (an
+ * RFC 9110 token; a string without CR, LF, NUL or other controls). For headers added on the
+ * caller's behalf, such as the propagated trace context.
+ */
+export function isValidHeader(name: string, value: unknown): value is string {
+  return HEADER_NAME.test(name) && typeof value === "string" && HEADER_VALUE.test(value);
+}
 
 function invalid(message: string): ValidationError {
   return new ValidationError(message, { code: "INVALID_MESSAGE" });

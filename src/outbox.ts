@@ -82,8 +82,9 @@ export class Outbox<T> {
   /**
    * Writes a message inside the caller's transaction `tx`: it is sent only if `tx` commits.
    * Validates first (a `ValidationError` with code `INVALID_MESSAGE`), so bad input writes
-   * nothing. Stamps the current UTC time. The active OpenTelemetry trace context, if any, goes
-   * into the headers as W3C `traceparent` (and `tracestate`) unless `traceparent` is given.
+   * nothing. Stamps the current UTC time. The active OpenTelemetry context (span and baggage)
+   * goes into the headers through the globally registered propagator (`propagation.inject`);
+   * headers given here win, and with no propagator registered nothing is added.
    */
   async addMessage(tx: T, message: NewMessage): Promise<void> {
     const prepared = prepareMessage(message, { maxMessageBytes: this.options.maxMessageBytes });

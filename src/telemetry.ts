@@ -20,7 +20,7 @@ import {
   SEND_OPERATION,
   TickSpan,
 } from "./telemetry-spans.ts";
-import { parseTraceparent, TRACEPARENT, TRACESTATE } from "./trace-context.ts";
+import { producerSpanContext } from "./trace-context.ts";
 
 export {
   BATCH_SPAN,
@@ -129,7 +129,7 @@ export class RelayTelemetry {
     span.setAttribute("messaging.batch.message_count", messages.length);
     const links: Link[] = [];
     for (const message of messages) {
-      const producer = parseTraceparent(message.headers[TRACEPARENT], message.headers[TRACESTATE]);
+      const producer = producerSpanContext(message.headers);
       if (producer) links.push({ context: producer, attributes: { "messaging.message.id": message.id } });
     }
     if (links.length > 0) span.addLinks(links);

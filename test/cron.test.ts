@@ -38,6 +38,34 @@ describe("cronHandler construction", () => {
     expect(() => cronHandler(outbox, { allowUnauthenticated: true })).not.toThrow();
   });
 
+  it("refuses a secret no header could carry: surrounding whitespace, controls or non-ASCII", () => {
+    const cases: [string[], RegExp][] = [
+      [[`${SECRET}\n`, ` ${SECRET}`, `${SECRET} `, `\t${SECRET}`], /must not start or end with whitespace/],
+      [[`${SECRET}\u00e9`, `s\u2603${SECRET}`, "a\tb", "a\u0000b", "a\u007fb"], /must be printable ASCII/],
+    ];
+    for (const [secrets, reason] of cases) {
+      for (const secret of secrets) {
+        const error = (() => {
+          try {
+            cronHandler(outbox, { secret });
+          } catch (e) {
+            return e as Error;
+          }
+        })();
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(error!.message).toMatch(reason);
+        expect(error!.message).not.toContain(SECRET);
+      }
+    }
+  });
+
+  it("accepts any printable ASCII secret, inner spaces included, and it matches", async () => {
+    const secret = "a b~!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}";
+    const handler = cronHandler(outbox, { secret });
+    expect((await call(handler, bearer(secret))).status).toBe(200);
+    expect((await call(handler, bearer("a b"))).status).toBe(401);
+  });
+
   it("refuses a bad budget and a non-outbox", () => {
     expect(() => cronHandler(outbox, { secret: SECRET, budgetMs: -1 })).toThrow(
       /budgetMs must be a number >= 0/,

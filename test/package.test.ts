@@ -63,7 +63,7 @@ import { httpSender } from "edge-outbox/http";
 import { LibsqlStore } from "edge-outbox/libsql";
 import { MemoryStore } from "edge-outbox/memory";
 import { qstashSender } from "edge-outbox/qstash";
-const outbox = new Outbox(new MemoryStore(), httpSender({ url: "https://example.com/hook" }));
+const outbox = new Outbox(new MemoryStore(), httpSender({ url: "https://example.com/hook", unsigned: true }));
 const handler: (request: Request) => Promise<Response> = cronHandler(outbox, { secret: "s" });
 const result: Promise<TickResult> = outbox.tick({ budgetMs: 1 });
 export { handler, result, LibsqlStore, qstashSender };

@@ -1,12 +1,17 @@
 import { type Message, ValidationError } from "../../mod.ts";
+import { checkStaticHeaders } from "../shared/headers.ts";
+import { checkTargetUrl } from "../shared/urls.ts";
 import { decodeSecrets, type WebhookSecrets } from "./signing.ts";
 import { isPermanentStatus } from "./status.ts";
 
 /** Options of `httpSender`. */
 export interface HttpSenderOptions {
   /**
-   * Where each message is POSTed: an absolute `http:`/`https:` URL, checked at construction,
-   * or a function of the message (its result is not checked ahead; a bad one fails the message).
+   * Where each message is POSTed: an absolute `http:`/`https:` URL without `user:password@`
+   * (put credentials in `headers`), checked at construction; or a function of the message,
+   * whose result is checked the same way for each message. A function that throws or returns
+   * anything else fails that message (retried like any failure) with an error naming `url`;
+   * it never fails the batch.
    */
   url: string | ((message: Message) => string);
   /**
@@ -16,10 +21,16 @@ export interface HttpSenderOptions {
   headers?: Record<string, string>;
   /**
    * Standard Webhooks signing secret(s): `whsec_` + base64, or raw key bytes. With an array
-   * (rotation) each request carries one signature per secret. Default: requests are unsigned,
-   * but still carry `webhook-id` and `webhook-timestamp`.
+   * (rotation) each request carries one signature per secret. Required unless `unsigned` is
+   * `true`, so an unset environment variable fails at start-up instead of sending requests
+   * every receiver refuses.
    */
   secret?: WebhookSecrets | undefined;
+  /**
+   * Send without a signature (requests still carry `webhook-id` and `webhook-timestamp`), for a
+   * receiver that authenticates some other way. Default `false`; a `secret` given anyway is used.
+   */
+  unsigned?: boolean;
   /** Requests in flight at once per batch (a worker pool, not one request per message at once). Default 8. */
   concurrency?: number;
   /** The `fetch` to use (tests, proxies, instrumentation). Default: the global `fetch`. */
@@ -27,6 +38,8 @@ export interface HttpSenderOptions {
   /**
    * Which non-2xx statuses are permanent (the message dies at once instead of being retried).
    * Default {@link isPermanentStatus}: 4xx except 408, 425 and 429. `() => false` retries all.
+   * When it throws or returns a non-boolean, that message fails (and is retried) with an error
+   * naming `permanent`.
    */
   permanent?: (status: number) => boolean;
   /** Upper bound (ms) on a honoured `Retry-After`, so one header cannot park a message for years. Default 3_600_000 (1 h). */
@@ -37,9 +50,6 @@ export interface HttpSenderOptions {
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_MAX_RETRY_AFTER = 3_600_000;
-// RFC 9110 token characters for header names; values without CR, LF, NUL or other controls.
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** Options with every default filled in and every value checked. */
 export interface ResolvedHttpOptions {
@@ -66,10 +76,11 @@ export function resolveHttpOptions(options: HttpSenderOptions): ResolvedHttpOpti
       `permanent must be a function (status) => boolean, got ${show(options.permanent)}`,
     );
   }
-  const headers: Record<string, string> = { "content-type": DEFAULT_CONTENT_TYPE };
-  for (const [name, value] of Object.entries(checkHeaders(options.headers)))
-    headers[name.toLowerCase()] = value;
-  return {
+  const headers: Record<string, string> = {
+    "content-type": DEFAULT_CONTENT_TYPE,
+    ...checkStaticHeaders(options.headers),
+  };
+  const resolved: ResolvedHttpOptions = {
     url: checkUrl(options.url),
     headers,
     secrets: options.secret === undefined ? undefined : decodeSecrets(options.secret, "secret"),
@@ -79,6 +90,17 @@ export function resolveHttpOptions(options: HttpSenderOptions): ResolvedHttpOpti
     permanent: options.permanent ?? isPermanentStatus,
     maxRetryAfter: nonNegative("maxRetryAfter", options.maxRetryAfter, DEFAULT_MAX_RETRY_AFTER),
   };
+  // Checked last, so a wrong option is named even in a config that also lacks the secret.
+  const unsigned = options.unsigned ?? false;
+  if (typeof unsigned !== "boolean") {
+    throw new ValidationError(`unsigned must be a boolean, got ${show(unsigned)}`);
+  }
+  if (options.secret === undefined && !unsigned) {
+    throw new ValidationError(
+      "secret is required (got undefined): set it, e.g. from WEBHOOK_SECRET, or pass unsigned: true to send unsigned requests",
+    );
+  }
+  return resolved;
 }
 
 function checkUrl(url: unknown): string | ((message: Message) => string) {
@@ -88,31 +110,9 @@ function checkUrl(url: unknown): string | ((message: Message) => string) {
       `url must be an absolute http(s) URL or a function of the message, got ${show(url)}`,
     );
   }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ValidationError(`url must be an absolute http(s) URL, got ${show(url)}`);
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new ValidationError(`url must use http: or https:, got ${parsed.protocol}`);
-  }
-  return url;
-}
-
-function checkHeaders(headers: unknown): Record<string, string> {
-  if (headers === undefined) return {};
-  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
-    throw new ValidationError(`headers must be an object of string values, got ${show(headers)}`);
-  }
-  for (const [name, value] of Object.entries(headers)) {
-    if (!HEADER_NAME.test(name))
-      throw new ValidationError(`headers: "${name}" is not a valid HTTP header name`);
-    if (typeof value !== "string" || !HEADER_VALUE.test(value)) {
-      throw new ValidationError(`headers["${name}"] must be a string without CR, LF or control characters`);
-    }
-  }
-  return headers as Record<string, string>;
+  const checked = checkTargetUrl(url);
+  if ("problem" in checked) throw new ValidationError(`url ${checked.problem}`);
+  return checked.url;
 }
 
 function positiveInteger(name: string, value: unknown, fallback: number): number {

@@ -1,7 +1,10 @@
 import type { Message, Sender } from "../../mod.ts";
+import { callPermanent, describeThrown, safeText } from "../shared/error-text.ts";
+import { sendableHeaders } from "../shared/headers.ts";
+import { checkTargetUrl } from "../shared/urls.ts";
 import { type HttpSenderOptions, resolveHttpOptions } from "./options.ts";
 import { importHmacKeys, signatureHeader, signedContent } from "./signing.ts";
-import { classifyStatus, parseRetryAfter } from "./status.ts";
+import { parseRetryAfter } from "./status.ts";
 
 const MAX_DRAINED_BYTES = 64 * 1024;
 // Connection-level headers belong to this hop, and the signature headers to the sender:
@@ -29,10 +32,18 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  *
  * Outcomes: 2xx sent; 3xx, 408, 425, 429, 5xx, network errors and timeouts fail and are
  * retried (after `Retry-After` when given, in seconds or as an HTTP date); other 4xx are dead
- * at once (see `permanent`). Error texts name the status and the message id, never a secret
- * or the response body.
+ * at once (see `permanent`). Error texts name the status and the message id, never a secret,
+ * a URL's credentials or query, or the response body; they are well-formed and bounded.
  *
- * @throws {ValidationError} on a bad option (a relative or non-http URL, a bad secret, ...).
+ * User callbacks are contained: a `url(message)` that throws or returns anything but an
+ * absolute http(s) URL without credentials, and a `permanent(status)` that throws or returns a
+ * non-boolean, fail that message (it is retried, and dead after `maxRetries` like any failure,
+ * so a fixed deployment picks it up) with an error naming the callback; the rest of the batch
+ * is sent. A `traceparent`/`tracestate` that is not a sendable header value (a `tracestate`
+ * with non-Latin-1 text, say) is dropped, never a reason to fail.
+ *
+ * @throws {ValidationError} on a bad option (a relative or non-http URL, a URL with
+ * `user:password@`, a bad secret, a missing `secret` without `unsigned: true`, ...).
  * @example
  * ```ts
  * const sender = httpSender({ url: "https://example.com/hooks", secret: env.WEBHOOK_SECRET });
@@ -43,16 +54,38 @@ export function httpSender(options: HttpSenderOptions): Sender {
   const config = resolveHttpOptions(options);
   let keys: Promise<CryptoKey[]> | undefined;
 
+  /** The URL and headers of one request, or why the message cannot be sent (never a throw). */
+  function prepare(message: Message): { url: string; headers: Record<string, string> } | { error: string } {
+    let url = config.url;
+    if (typeof url !== "string") {
+      let returned: unknown;
+      try {
+        returned = url(message);
+      } catch (error) {
+        return { error: `url(message) threw for message ${message.id}: ${describeThrown(error)}` };
+      }
+      const checked = checkTargetUrl(returned);
+      if ("problem" in checked) {
+        return { error: `url(message) for message ${message.id} returned a URL that ${checked.problem}` };
+      }
+      url = checked.url;
+    }
+    const own = sendableHeaders(message.headers, NOT_FORWARDED);
+    if ("error" in own) return { error: `message ${message.id}: ${own.error}` };
+    const headers: Record<string, string> = { ...config.headers, ...own.headers };
+    headers["webhook-id"] = message.id;
+    return { url, headers };
+  }
+
   async function deliver(message: Message, signal: AbortSignal, timestamp: string, signed?: Promise<Signed>) {
+    const prepared = prepare(message);
+    if ("error" in prepared) {
+      message.markAsFailed({ error: prepared.error });
+      return;
+    }
     let response: Response;
     try {
-      const url = typeof config.url === "string" ? config.url : config.url(message);
-      const headers: Record<string, string> = { ...config.headers };
-      const forwarded = message.headers;
-      for (const name in forwarded) {
-        if (!NOT_FORWARDED.has(name)) headers[name] = forwarded[name]!;
-      }
-      headers["webhook-id"] = message.id;
+      const { url, headers } = prepared;
       headers["webhook-timestamp"] = timestamp;
       let body = message.value as Uint8Array<ArrayBuffer>;
       if (signed) {
@@ -73,13 +106,17 @@ export function httpSender(options: HttpSenderOptions): Sender {
   function record(message: Message, response: Response): void {
     // With redirect "manual", browsers and some runtimes answer an opaque redirect (status 0).
     const status = response.type === "opaqueredirect" ? 0 : response.status;
-    const outcome = classifyStatus(status, config.permanent);
-    if (outcome === "sent") {
+    if (status >= 200 && status < 300) {
       message.markAsSent();
       return;
     }
     const error = describeStatus(message.id, status);
-    if (outcome === "dead") {
+    const verdict = callPermanent(config.permanent, status);
+    if ("error" in verdict) {
+      message.markAsFailed({ error: `${error}; ${verdict.error}` });
+      return;
+    }
+    if (verdict.permanent) {
       message.markAsDead({ error });
       return;
     }
@@ -159,13 +196,14 @@ function describeStatus(messageId: string, status: number): string {
   return `HTTP ${status} for message ${messageId}`;
 }
 
+/**
+ * Why a request failed, for the message's stored error: well-formed, bounded, and with any URL
+ * in a runtime's message redacted (no credentials, no query).
+ */
 function describeFailure(messageId: string, error: unknown, signal: AbortSignal): string {
   if (signal.aborted) {
-    const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : "";
+    const reason = signal.reason instanceof Error ? `: ${safeText(signal.reason.message)}` : "";
     return `request for message ${messageId} aborted${reason}`;
   }
-  if (!(error instanceof Error)) return `request for message ${messageId} failed: ${String(error)}`;
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  const code = typeof cause?.code === "string" ? ` (${cause.code})` : "";
-  return `request for message ${messageId} failed: ${error.name}: ${error.message}${code}`;
+  return `request for message ${messageId} failed: ${describeThrown(error)}`;
 }

@@ -1,4 +1,12 @@
-import { constantTimeEqual, OutboxError, ValidationError } from "../../mod.ts";
+import type { Context } from "@opentelemetry/api";
+import {
+  constantTimeEqual,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  extractTraceContext,
+  OutboxError,
+  ValidationError,
+} from "../../mod.ts";
+import { readBoundedBody } from "./body.ts";
 import {
   decodeBase64,
   decodeSecrets,
@@ -14,11 +22,12 @@ export type WebhookVerificationReason =
   | "invalid_timestamp"
   | "timestamp_too_old"
   | "timestamp_too_new"
-  | "invalid_signature";
+  | "invalid_signature"
+  | "body_too_large";
 
 /**
- * A delivery failed verification: answer it 400/401 and do not process it. `code` is
- * `WEBHOOK_VERIFICATION_FAILED`; `reason` says which check failed.
+ * A delivery failed verification: answer it 401 (413 for `body_too_large`) and do not process
+ * it. `code` is `WEBHOOK_VERIFICATION_FAILED`; `reason` says which check failed.
  */
 export class WebhookVerificationError extends OutboxError {
   /** Which check failed. */
@@ -35,8 +44,18 @@ export class WebhookVerificationError extends OutboxError {
 export interface VerifyWebhookOptions {
   /** How far (seconds) `webhook-timestamp` may be from now, either way, against replays. Default 300. */
   toleranceSeconds?: number;
-  /** The current time (a `Date` or epoch ms), for tests. Default: the clock. */
+  /**
+   * The current time (a valid `Date` or finite epoch ms), for tests. Default: the clock. An
+   * invalid date is a `ValidationError`, never a clock that accepts every timestamp.
+   */
   now?: Date | number;
+  /**
+   * The largest body (bytes) read. The body is read only after the headers, the timestamp and
+   * the shape of a `v1` signature checked out, and reading stops (the stream is cancelled) as
+   * soon as it passes this size: the error's reason is `body_too_large`; answer 413. Default
+   * `DEFAULT_MAX_MESSAGE_BYTES` (1 MiB), the outbox's default `maxMessageBytes`: set both together.
+   */
+  maxBodyBytes?: number;
 }
 
 /** A verified delivery. */
@@ -51,6 +70,19 @@ export interface VerifiedWebhook {
   text(): string;
   /** The body parsed as JSON (throws `SyntaxError` if it is not JSON). */
   json<T = unknown>(): T;
+  /**
+   * The producer's OpenTelemetry context, read from the request headers by the registered
+   * propagator ({@link extractTraceContext}) on top of the context active at verification:
+   * the span of the request that wrote the message (a remote parent) and its baggage. Without
+   * a propagator registered, or trace headers, it is that active context.
+   *
+   * @example
+   * ```ts
+   * // The handler's span continues the producer's trace:
+   * await tracer.startActiveSpan("handle order", {}, hook.context, async (span) => { ... });
+   * ```
+   */
+  context: Context;
 }
 
 /**
@@ -63,10 +95,11 @@ export interface WebhookParts {
 }
 
 const DEFAULT_TOLERANCE_SECONDS = 300;
-// Bounds the work an attacker can ask for with a header full of candidate signatures.
+// Bounds the work an attacker can ask for with a header full of candidate signatures; counted
+// among well-formed `v1` entries, so other schemes ahead of ours cannot crowd a good one out.
 const MAX_SIGNATURES = 16;
+const MAC_BYTES = 32; // HMAC-SHA256
 const TIMESTAMP = /^\d{1,15}$/;
-const encoder = new TextEncoder();
 
 /**
  * Verifies a Standard Webhooks delivery (from {@link httpSender}, or any conforming sender)
@@ -74,7 +107,9 @@ const encoder = new TextEncoder();
  *
  * Checks that the three `webhook-*` headers are present, that the timestamp is within
  * `toleranceSeconds` of now, and that some `v1` signature matches one of `secret` (a list
- * during rotation), comparing in constant time.
+ * during rotation), comparing in constant time. The body is read last, only when a well-formed
+ * `v1` signature is present, and never beyond `maxBodyBytes` (default 1 MiB). Several
+ * `webhook-signature` header lines are read as one list.
  *
  * @throws {WebhookVerificationError} when any check fails.
  * @throws {ValidationError} on a bad secret or option (a configuration error, not a bad request).
@@ -105,6 +140,11 @@ export async function verifyWebhook(
   if (typeof tolerance !== "number" || !Number.isFinite(tolerance) || tolerance < 0) {
     throw new ValidationError(`toleranceSeconds must be a finite number >= 0, got ${String(tolerance)}`);
   }
+  const nowMs = currentTime(options.now);
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) {
+    throw new ValidationError(`maxBodyBytes must be an integer >= 0, got ${String(maxBodyBytes)}`);
+  }
   const header = headerReader(request.headers);
   const id = header("webhook-id");
   const timestampText = header("webhook-timestamp");
@@ -122,7 +162,7 @@ export async function verifyWebhook(
     );
   }
   const timestamp = Number(timestampText);
-  const now = Math.floor(Number(options.now ?? Date.now()) / 1000);
+  const now = Math.floor(nowMs / 1000);
   if (now - timestamp > tolerance) {
     throw new WebhookVerificationError(
       "timestamp_too_old",
@@ -135,22 +175,27 @@ export async function verifyWebhook(
       `webhook-timestamp is more than ${tolerance} s in the future`,
     );
   }
+  const candidates = v1Signatures(signatures);
+  // Nothing that could match: answer before reading a byte of the body.
+  if (candidates.length === 0) {
+    throw new WebhookVerificationError(
+      "invalid_signature",
+      "webhook-signature has no well-formed v1 signature",
+    );
+  }
 
-  const body = await readBody(request);
+  const body = await readBoundedBody(request, maxBodyBytes);
+  if (body === undefined) {
+    throw new WebhookVerificationError(
+      "body_too_large",
+      `the body is larger than maxBodyBytes (${maxBodyBytes} bytes)`,
+    );
+  }
   const { content } = signedContent(id, timestamp, body);
   const expected = await hmacAll(await importHmacKeys(keys), content);
-  const candidates = signatures.split(" ").slice(0, MAX_SIGNATURES);
   let matched = false;
-  for (const candidate of candidates) {
-    const comma = candidate.indexOf(",");
-    if (comma < 0 || candidate.slice(0, comma) !== "v1") continue;
-    let given: Uint8Array;
-    try {
-      given = decodeBase64(candidate.slice(comma + 1));
-    } catch {
-      continue;
-    }
-    // No early exit: every candidate is compared against every key, in constant time each.
+  // No early exit: every candidate is compared against every key, in constant time each.
+  for (const given of candidates) {
     for (const mac of expected) matched = constantTimeEqual(given, mac) || matched;
   }
   if (!matched) {
@@ -165,6 +210,7 @@ export async function verifyWebhook(
     body,
     text: () => new TextDecoder().decode(body),
     json: <T>() => JSON.parse(new TextDecoder().decode(body)) as T,
+    context: extractTraceContext(request.headers),
   };
 }
 
@@ -183,10 +229,37 @@ function headerReader(headers: WebhookParts["headers"]): (name: string) => strin
   };
 }
 
-async function readBody(request: Request | WebhookParts): Promise<Uint8Array> {
-  if (typeof (request as Request).arrayBuffer === "function") {
-    return new Uint8Array(await (request as Request).arrayBuffer());
+function currentTime(now: unknown): number {
+  if (now === undefined) return Date.now();
+  const ms = now instanceof Date ? now.getTime() : now;
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    throw new ValidationError(
+      `now must be a valid Date or a finite number of epoch milliseconds, got ${now instanceof Date ? "an invalid Date" : String(now)}`,
+    );
   }
-  const body = (request as WebhookParts).body;
-  return typeof body === "string" ? encoder.encode(body) : body;
+  return ms;
+}
+
+/**
+ * The decoded `v1` MACs of a `webhook-signature` value, at most {@link MAX_SIGNATURES}. Entries
+ * are space-separated; several header lines arrive joined by ", " (what `Headers` and Node do),
+ * so a trailing comma is the join, not part of the base64. Other schemes and malformed entries
+ * are skipped before the cap is counted.
+ */
+function v1Signatures(header: string): Uint8Array[] {
+  const found: Uint8Array[] = [];
+  for (const token of header.split(/\s+/)) {
+    const entry = token.replace(/,+$/, "");
+    if (!entry.startsWith("v1,")) continue;
+    let mac: Uint8Array;
+    try {
+      mac = decodeBase64(entry.slice(3));
+    } catch {
+      continue;
+    }
+    if (mac.length !== MAC_BYTES) continue;
+    found.push(mac);
+    if (found.length === MAX_SIGNATURES) break;
+  }
+  return found;
 }

@@ -1,4 +1,5 @@
 /** How a QStash client error decides the fate of the messages it was about: pure functions. */
+import { callPermanent, describeThrown, safeText } from "../shared/error-text.ts";
 
 /** `retry`: fail now, try again later (after `retryAfter` ms when known); `dead`: give up. */
 export interface QStashFailure {
@@ -18,6 +19,8 @@ const RATE_LIMIT_ERRORS: ReadonlySet<string> = new Set([
 ]);
 const RETRYABLE_CLIENT_ERRORS: ReadonlySet<number> = new Set([408, 425, 429]);
 const MAX_DETAIL = 200;
+/** The longest wait {@link resetDelay} reports: QStash's longest limit (daily) resets within a day. */
+export const MAX_RESET_DELAY = 86_400_000;
 
 /**
  * The default permanent-failure policy for QStash answers: a 4xx other than 408, 425 and 429.
@@ -33,7 +36,9 @@ export function isPermanentQStashStatus(status: number): boolean {
  * `QstashDailyRatelimitError`, `QstashChatRatelimitError`, or any status 429) are retried after
  * their reset time; 5xx, 408, 425 and errors without a status (network, DNS) are retried;
  * statuses `permanent` accepts are dead. Errors are matched by name and `status`, not
- * `instanceof`, so two copies of the client package still classify alike.
+ * `instanceof`, so two copies of the client package still classify alike. A `permanent` that
+ * throws or returns a non-boolean makes the failure a retry, its description naming `permanent`.
+ * Descriptions are well-formed, bounded, and carry no URL credentials or query.
  */
 export function classifyQStashError(
   error: unknown,
@@ -56,11 +61,11 @@ export function classifyQStashError(
     };
   }
   if (status !== undefined) {
-    return {
-      outcome: permanent(status) ? "dead" : "retry",
-      status,
-      description: `QStash answered ${status}: ${detail(fields.message)}`,
-    };
+    const description = `QStash answered ${status}: ${detail(fields.message)}`;
+    const verdict = callPermanent(permanent, status);
+    if ("error" in verdict)
+      return { outcome: "retry", status, description: `${description}; ${verdict.error}` };
+    return { outcome: verdict.permanent ? "dead" : "retry", status, description };
   }
   return { outcome: "retry", description: `QStash request failed: ${describeThrown(error)}` };
 }
@@ -68,19 +73,28 @@ export function classifyQStashError(
 /**
  * Milliseconds until a rate limit `reset` value: a unix time in seconds (QStash's
  * `Burst-RateLimit-Reset` and `RateLimit-Reset`) or milliseconds, a small number of seconds
- * from now, or a duration such as `"6m0s"` or `"250ms"` (chat limits). Never negative;
- * `undefined` when absent or unreadable.
+ * from now, or a duration such as `"6m0s"` or `"250ms"` (chat limits). Never negative, never
+ * more than {@link MAX_RESET_DELAY} (a day; a huge or far-future value cannot push the next
+ * attempt out of a `Date`'s range); `undefined` when absent or unreadable.
  */
 export function resetDelay(reset: unknown, now: number = Date.now()): number | undefined {
   if (reset === null || reset === undefined || reset === "") return undefined;
+  if (typeof reset !== "string" && typeof reset !== "number") return undefined;
   const text = String(reset).trim();
-  if (/^\d+(\.\d+)?$/.test(text)) {
-    const value = Number(text);
-    if (value >= 1e12) return Math.max(0, Math.round(value - now)); // epoch milliseconds
-    if (value >= 1e9) return Math.max(0, Math.round(value * 1000 - now)); // epoch seconds
-    return Math.round(value * 1000); // seconds from now
+  let delay: number | undefined;
+  const numeric = typeof reset === "number" ? reset >= 0 : /^\d+(\.\d+)?$/.test(text);
+  if (numeric) {
+    const value = Number(reset);
+    if (value >= 1e12)
+      delay = value - now; // epoch milliseconds
+    else if (value >= 1e9)
+      delay = value * 1000 - now; // epoch seconds
+    else delay = value * 1000; // seconds from now
+  } else {
+    delay = parseDuration(text);
   }
-  return parseDuration(text);
+  if (delay === undefined || Number.isNaN(delay)) return undefined;
+  return Math.round(Math.min(Math.max(0, delay), MAX_RESET_DELAY));
 }
 
 const DURATION_PART = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
@@ -90,7 +104,7 @@ function parseDuration(text: string): number | undefined {
   if (!/^(\d+(\.\d+)?(ms|h|m|s))+$/.test(text)) return undefined;
   let total = 0;
   for (const [, amount, unit] of text.matchAll(DURATION_PART)) total += Number(amount) * UNIT_MS[unit!]!;
-  return Math.round(total);
+  return total;
 }
 
 function latest(delays: (number | undefined)[]): number | undefined {
@@ -108,12 +122,5 @@ function detail(message: unknown): string {
     // Not JSON: keep the text.
   }
   if (text === "") return "no detail";
-  return text.length > MAX_DETAIL ? `${text.slice(0, MAX_DETAIL)}...` : text;
-}
-
-function describeThrown(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  const code = typeof cause?.code === "string" ? ` (${cause.code})` : "";
-  return `${error.name}: ${error.message}${code}`;
+  return safeText(text, MAX_DETAIL);
 }

@@ -1,5 +1,7 @@
 import type { Client, PublishRequest } from "@upstash/qstash";
 import { ValidationError } from "../../mod.ts";
+import { checkStaticHeaders } from "../shared/headers.ts";
+import { checkTargetUrl } from "../shared/urls.ts";
 import { isPermanentQStashStatus } from "./errors.ts";
 
 /**
@@ -48,23 +50,36 @@ const PUBLISH_OPTIONS = [
 export interface QStashSenderOptions extends QStashPublishOptions {
   /** A `Client` from `@upstash/qstash`. Its own retries add latency under `sendTimeout`: consider `retry: false`. */
   client: QStashClient;
-  /** Deliver to this URL (absolute `http:`/`https:`). Exactly one of `destination` and `urlGroup`. */
+  /**
+   * Deliver to this URL (absolute `http:`/`https:`, without `user:password@`: put credentials
+   * in `headers`). Exactly one of `destination` and `urlGroup`.
+   */
   destination?: string;
   /** Deliver to every endpoint of this QStash URL group. */
   urlGroup?: string;
   /** Enqueue into this QStash queue (ordered delivery) on the way to `destination` or `urlGroup`. */
   queue?: string;
-  /** Static headers forwarded with every message; a message's own headers override them. */
+  /**
+   * Static headers forwarded with every message; a message's own headers override them.
+   * Checked like `httpSender`'s (valid names, no CR, LF or controls); errors never echo a value.
+   */
   headers?: Record<string, string>;
   /**
    * Which QStash statuses are permanent (the batch's messages die at once). Default
-   * {@link isPermanentQStashStatus}: 4xx except 408, 425, 429.
+   * {@link isPermanentQStashStatus}: 4xx except 408, 425, 429. When it throws or returns a
+   * non-boolean, the messages fail (and are retried) with an error naming `permanent`.
    */
   permanent?: (status: number) => boolean;
+  /**
+   * Upper bound (ms) on the wait after a rate limit (QStash's reset time), so one answer cannot
+   * park messages for long. Default 3_600_000 (1 h); a message retried early meets the limit again.
+   */
+  maxRetryAfter?: number;
 }
 
 /** The `content-type` sent when neither the message nor `headers` names one. */
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+const DEFAULT_MAX_RETRY_AFTER = 3_600_000;
 
 /** Options with every default filled in and every value checked. */
 export interface ResolvedQStashOptions {
@@ -74,6 +89,7 @@ export interface ResolvedQStashOptions {
   headers: Record<string, string>;
   publish: QStashPublishOptions;
   permanent: (status: number) => boolean;
+  maxRetryAfter: number;
 }
 
 /** Checks `options` and fills in the defaults; throws a {@link ValidationError} naming the bad one. */
@@ -100,32 +116,27 @@ export function resolveQStashOptions(options: QStashSenderOptions): ResolvedQSta
   }
   let target: ResolvedQStashOptions["target"];
   if (destination !== undefined) {
-    if (
-      typeof destination !== "string" ||
-      !/^https?:\/\/[^/]/.test(destination) ||
-      !URL.canParse(destination)
-    ) {
-      throw new ValidationError(`destination must be an absolute http(s) URL, got ${show(destination)}`);
-    }
-    target = { url: destination };
+    const checked = checkTargetUrl(destination);
+    if ("problem" in checked) throw new ValidationError(`destination ${checked.problem}`);
+    target = { url: checked.url };
   } else {
     target = { urlGroup: nonEmpty("urlGroup", urlGroup) };
   }
   if (permanent !== undefined && typeof permanent !== "function") {
     throw new ValidationError(`permanent must be a function (status) => boolean, got ${show(permanent)}`);
   }
-  const merged: Record<string, string> = { "content-type": DEFAULT_CONTENT_TYPE };
-  if (headers !== undefined) {
-    if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
-      throw new ValidationError(`headers must be an object of string values, got ${show(headers)}`);
-    }
-    for (const [name, value] of Object.entries(headers)) {
-      if (typeof value !== "string")
-        throw new ValidationError(`headers["${name}"] must be a string, got ${show(value)}`);
-      merged[name.toLowerCase()] = value;
-    }
+  const merged: Record<string, string> = {
+    "content-type": DEFAULT_CONTENT_TYPE,
+    ...checkStaticHeaders(headers),
+  };
+  const maxRetryAfter = options.maxRetryAfter ?? DEFAULT_MAX_RETRY_AFTER;
+  if (typeof maxRetryAfter !== "number" || !Number.isFinite(maxRetryAfter) || maxRetryAfter < 0) {
+    throw new ValidationError(
+      `maxRetryAfter must be a finite number of milliseconds >= 0, got ${show(maxRetryAfter)}`,
+    );
   }
   return {
+    maxRetryAfter,
     client,
     target,
     queue: queue === undefined ? undefined : nonEmpty("queue", queue),
@@ -146,9 +157,9 @@ function pickPublishOptions(options: QStashSenderOptions): QStashPublishOptions 
   }
   for (const name of ["callback", "failureCallback"] as const) {
     const url = picked[name];
-    if (url !== undefined && (typeof url !== "string" || !/^https?:\/\//.test(url) || !URL.canParse(url))) {
-      throw new ValidationError(`${name} must be an absolute http(s) URL, got ${show(url)}`);
-    }
+    if (url === undefined) continue;
+    const checked = checkTargetUrl(url);
+    if ("problem" in checked) throw new ValidationError(`${name} ${checked.problem}`);
   }
   return picked as QStashPublishOptions;
 }

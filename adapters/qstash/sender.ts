@@ -1,9 +1,12 @@
 import type { PublishBatchRequest } from "@upstash/qstash";
 import type { Message, Sender } from "../../mod.ts";
+import { describeThrown, safeText } from "../shared/error-text.ts";
+import { sendableHeaders } from "../shared/headers.ts";
 import { classifyQStashError, type QStashFailure } from "./errors.ts";
 import { type QStashSenderOptions, resolveQStashOptions } from "./options.ts";
 
 const ABORTED: QStashFailure = { outcome: "retry", description: "aborted before the handoff to QStash" };
+const TOO_LARGE = 413;
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
@@ -19,7 +22,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  *
  * Outcomes: accepted (or deduplicated) is sent; a per-message `{ error }` in the batch answer
  * fails that message; rate limits fail with the reset time as `retryAfter`; 5xx and network
- * errors fail; other 4xx are dead (see `permanent`). The client has no abort signal: a call
+ * errors fail; other 4xx are dead (see `permanent`). A request-level 413 (the batch too large
+ * for QStash) splits the batch and retries the halves; one message alone answered 413 fails
+ * (retried), never dies. A message whose own header cannot be sent fails alone; an unsendable
+ * `traceparent`/`tracestate` is dropped. The client has no abort signal: a call
  * still running at `sendTimeout` is abandoned by the relay, and deduplication makes the retry safe.
  *
  * @throws {ValidationError} on bad options.
@@ -37,11 +43,15 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 export function qstashSender(options: QStashSenderOptions): Sender {
   const config = resolveQStashOptions(options);
 
-  /** The client request for one message; `body` is text for the batch, else raw bytes. */
-  function request(message: Message, body: string | Blob): PublishBatchRequest {
-    const headers: Record<string, string> = { ...config.headers };
-    const own = message.headers;
-    for (const name in own) headers[name] = own[name]!;
+  /**
+   * The client request for one message (`body` is text for the batch, else raw bytes), or why
+   * the message cannot be handed over: a header `fetch` would refuse fails this message only,
+   * where it would otherwise make the client throw for the whole batch.
+   */
+  function request(message: Message, body: string | Blob): PublishBatchRequest | { error: string } {
+    const own = sendableHeaders(message.headers);
+    if ("error" in own) return { error: `message ${message.id}: ${own.error}` };
+    const headers: Record<string, string> = { ...config.headers, ...own.headers };
     return {
       ...config.publish,
       ...config.target,
@@ -53,22 +63,60 @@ export function qstashSender(options: QStashSenderOptions): Sender {
   }
 
   function fail(messages: Message[], failure: QStashFailure): void {
+    const retryAfter =
+      failure.retryAfter === undefined ? undefined : Math.min(failure.retryAfter, config.maxRetryAfter);
     for (const message of messages) {
       const error = `${failure.description} (message ${message.id})`;
       if (failure.outcome === "dead") message.markAsDead({ error });
-      else message.markAsFailed({ error, retryAfter: failure.retryAfter });
+      else message.markAsFailed({ error, retryAfter });
     }
   }
 
-  async function sendBatch(messages: Message[], bodies: string[]): Promise<void> {
+  function classify(error: unknown): QStashFailure {
+    try {
+      return classifyQStashError(error, config.permanent);
+    } catch {
+      // An error object whose fields throw when read: fail (retry), never reject the send.
+      return { outcome: "retry", description: `QStash request failed: ${describeThrown(error)}` };
+    }
+  }
+
+  /**
+   * Hands over a batch of text messages. A request-level 413 (the batch as a whole is larger
+   * than QStash takes) splits the batch in halves and tries each; a single message still
+   * answered 413 fails (to be retried: the limit depends on the QStash plan), never dies
+   * with the rest of the batch. At most log2(batch size) rounds of splitting.
+   */
+  async function sendBatch(messages: Message[], bodies: string[], signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return fail(messages, ABORTED);
+    const ready: Message[] = [];
+    const requests: PublishBatchRequest[] = [];
+    messages.forEach((message, i) => {
+      const built = request(message, bodies[i]!);
+      if ("error" in built) message.markAsFailed({ error: built.error });
+      else {
+        ready.push(message);
+        requests.push(built);
+      }
+    });
+    if (ready.length === 0) return;
     let results: unknown;
     try {
-      results = await config.client.batch(messages.map((m, i) => request(m, bodies[i]!)));
+      results = await config.client.batch(requests);
     } catch (error) {
-      return fail(messages, classifyQStashError(error, config.permanent));
+      const failure = classify(error);
+      if (failure.status === TOO_LARGE && ready.length > 1) {
+        const half = Math.ceil(ready.length / 2);
+        const readyBodies = requests.map((r) => r.body as string);
+        await sendBatch(ready.slice(0, half), readyBodies.slice(0, half), signal);
+        await sendBatch(ready.slice(half), readyBodies.slice(half), signal);
+        return;
+      }
+      if (failure.status === TOO_LARGE) return fail(ready, { ...failure, outcome: "retry" });
+      return fail(ready, failure);
     }
     const list = Array.isArray(results) ? results : [results];
-    messages.forEach((message, i) => {
+    ready.forEach((message, i) => {
       recordResult(message, list[i]);
     });
   }
@@ -76,13 +124,18 @@ export function qstashSender(options: QStashSenderOptions): Sender {
   async function sendAlone(message: Message): Promise<void> {
     // The client types bodies as fetch's BodyInit without byte arrays; a Blob carries the bytes.
     const single = request(message, new Blob([message.value as Uint8Array<ArrayBuffer>]));
+    if ("error" in single) {
+      message.markAsFailed({ error: single.error });
+      return;
+    }
     try {
       const result = config.queue
         ? await config.client.queue({ queueName: config.queue }).enqueue(single)
         : await config.client.publish(single);
       recordResult(message, result);
     } catch (error) {
-      fail([message], classifyQStashError(error, config.permanent));
+      const failure = classify(error);
+      fail([message], failure.status === TOO_LARGE ? { ...failure, outcome: "retry" } : failure);
     }
   }
 
@@ -103,7 +156,7 @@ export function qstashSender(options: QStashSenderOptions): Sender {
           bodies.push(body);
         }
       }
-      if (text.length > 0) await sendBatch(text, bodies);
+      if (text.length > 0) await sendBatch(text, bodies, signal);
       for (const message of binary) {
         if (signal.aborted) fail([message], ABORTED);
         else await sendAlone(message);
@@ -130,8 +183,7 @@ function recordResult(message: Message, result: unknown): void {
     message.markAsSent();
     return;
   }
-  const detail = errors[0]!.length > 200 ? `${errors[0]!.slice(0, 200)}...` : errors[0];
-  message.markAsFailed({ error: `QStash refused message ${message.id}: ${detail}` });
+  message.markAsFailed({ error: `QStash refused message ${message.id}: ${safeText(errors[0]!, 200)}` });
 }
 
 function decodeText(value: Uint8Array): string | undefined {

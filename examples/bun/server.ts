@@ -32,17 +32,14 @@ const server = Bun.serve({
     "/orders": {
       async POST(request) {
         const order = (await request.json()) as { id: string; total: number };
-        const tx = await client.transaction("write");
-        try {
+        // Waits for the write lock asynchronously; commits on resolve, rolls back on a throw.
+        await store.withTransaction(async (tx) => {
           await tx.execute({
             sql: "INSERT INTO orders (id, total) VALUES (?, ?)",
             args: [order.id, order.total],
           });
           await outbox.addMessage(tx, { key: `order:${order.id}`, value: JSON.stringify(order) });
-          await tx.commit();
-        } finally {
-          tx.close();
-        }
+        });
         outbox.wake(); // relay now; the loop would otherwise pick it up within `period`
         return Response.json({ placed: order.id }, { status: 201 });
       },

@@ -53,7 +53,7 @@ export default {
     const outbox = getOutbox(env);
     if (request.method === "POST" && pathname === "/orders") {
       const order = (await request.json()) as { id: string; total: number };
-      await store.transaction(async (tx) => {
+      await store.withTransaction(async (tx) => {
         // Write the order itself with the same transaction here.
         await outbox.addMessage(tx, { key: `order:${order.id}`, value: JSON.stringify(order) });
       });

@@ -34,10 +34,12 @@ export async function createApp(config: AppConfig) {
   );
   const outbox = new Outbox(store, httpSender({ url: config.webhookUrl, secret: config.webhookSecret }));
 
-  /** Inserts the order and its `order.placed` message atomically: both or neither. */
+  /**
+   * Inserts the order and its `order.placed` message atomically: both or neither.
+   * `withTransaction` waits for the write lock asynchronously and rolls back on a throw.
+   */
   async function placeOrder(order: Order): Promise<void> {
-    const tx = await client.transaction("write");
-    try {
+    await store.withTransaction(async (tx) => {
       await tx.execute({
         sql: "INSERT INTO orders (id, total, created_at) VALUES (?, ?, ?)",
         args: [order.id, order.total, new Date().toISOString()],
@@ -47,10 +49,7 @@ export async function createApp(config: AppConfig) {
         value: JSON.stringify({ type: "order.placed", order }),
         headers: { "content-type": "application/json" },
       });
-      await tx.commit();
-    } finally {
-      tx.close(); // rolls back unless committed
-    }
+    });
   }
 
   const tick = cronHandler(outbox, { secret: config.cronSecret, budgetMs: 20_000 });

@@ -26,15 +26,13 @@ const outbox = new Outbox(store, httpSender({ url: env("WEBHOOK_URL"), secret: e
 });
 outbox.start();
 
+// withTransaction waits for SQLite's one write lock asynchronously (the relay takes it too),
+// commits when the function resolves and rolls back when it throws.
 async function placeOrder(order: { id: string; total: number }): Promise<void> {
-  const tx = await client.transaction("write");
-  try {
+  await store.withTransaction(async (tx) => {
     await tx.execute({ sql: "INSERT INTO orders (id, total) VALUES (?, ?)", args: [order.id, order.total] });
     await outbox.addMessage(tx, { key: `order:${order.id}`, value: JSON.stringify(order) });
-    await tx.commit();
-  } finally {
-    tx.close();
-  }
+  });
   outbox.wake();
 }
 

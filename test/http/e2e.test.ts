@@ -1,6 +1,11 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@libsql/client";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { httpSender, verifyWebhook } from "../../adapters/http.ts";
+import { LibsqlStore } from "../../adapters/libsql.ts";
 import { MemoryStore } from "../../adapters/memory.ts";
 import { type Message, Outbox, type Sender } from "../../mod.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/http-receiver.ts";
@@ -64,7 +69,9 @@ describe("Outbox + MemoryStore + httpSender -> receiver", () => {
 
   it("retries a 503 with Retry-After: 0 and kills a 404 at once", async () => {
     const store = new MemoryStore();
-    const outbox = new Outbox(store, httpSender({ url: receiver.url }), { onError: () => {} });
+    const outbox = new Outbox(store, httpSender({ url: receiver.url, unsigned: true }), {
+      onError: () => {},
+    });
     receiver.respond((request, index) => {
       if (request.text() === "gone") return { status: 404 };
       return index < 2 ? { status: 503, headers: { "retry-after": "0" } } : {};
@@ -85,7 +92,7 @@ describe("Outbox + MemoryStore + httpSender -> receiver", () => {
 
   it("a receiver slower than sendTimeout fails the attempt; the next attempt carries the same webhook-id", async () => {
     const store = new MemoryStore();
-    const outbox = new Outbox(store, httpSender({ url: receiver.url }), {
+    const outbox = new Outbox(store, httpSender({ url: receiver.url, unsigned: true }), {
       sendTimeout: 1000,
       backoff: { initialDelay: 0, maxDelay: 0 },
       onError: () => {},
@@ -97,5 +104,42 @@ describe("Outbox + MemoryStore + httpSender -> receiver", () => {
     const ids = receiver.requests.map((r) => r.headers["webhook-id"]);
     expect(ids).toHaveLength(2);
     expect(ids[0]).toBe(ids[1]);
+  });
+});
+
+describe("Outbox + LibsqlStore (a real file) + httpSender: what listDead() shows", () => {
+  it("a url(message) that throws or returns a credentialed URL: the message dies with a safe error, the loop goes on", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "edge-outbox-http-e2e-"));
+    const client = createClient({ url: `file:${join(dir, "outbox.db")}` });
+    try {
+      const store = new LibsqlStore(client);
+      await store.migrate();
+      const errors: unknown[] = [];
+      const sender = httpSender({
+        secret: SECRET,
+        url: (m) => {
+          const key = m.key;
+          if (key === "creds") return `http://admin:hunter2@127.0.0.1:1/hook?token=t0ken`;
+          if (key === "throws") throw new Error(`no route for ${"\uD800"}`);
+          return receiver.url;
+        },
+      });
+      const outbox = new Outbox(store, sender, { maxRetries: 0, onError: (e) => errors.push(e) });
+      await store.withTransaction(async (tx) => {
+        for (const key of ["ok", "creds", "throws"]) await outbox.addMessage(tx, { key, value: key });
+      });
+      const result = await outbox.tick();
+      expect(result).toMatchObject({ sent: 1, dead: 2 });
+      expect(receiver.requests.map((r) => r.text())).toEqual(["ok"]);
+      const dead = await store.listDead();
+      const byKey = Object.fromEntries(dead.map((m) => [m.key, m.lastError ?? ""]));
+      expect(byKey.creds).toMatch(/url\(message\) for message \S+ returned a URL that carries credentials/);
+      expect(byKey.creds).not.toContain("hunter2");
+      expect(byKey.creds).not.toContain("t0ken");
+      expect(byKey.throws).toMatch(/url\(message\) threw for message \S+: Error: no route for \uFFFD/);
+    } finally {
+      client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -65,7 +65,7 @@ describe("httpSender: requests", () => {
   });
 
   it("without a secret sends webhook-id and webhook-timestamp but no signature", async () => {
-    await httpSender({ url: receiver.url }).send([message("3")], signal());
+    await httpSender({ url: receiver.url, unsigned: true }).send([message("3")], signal());
     const headers = receiver.requests[0]!.headers;
     expect(headers["webhook-id"]).toBe("3");
     expect(headers["webhook-timestamp"]).toMatch(/^\d+$/);
@@ -73,7 +73,11 @@ describe("httpSender: requests", () => {
   });
 
   it("static content-type beats the default; a message's own beats both; signature headers are ours", async () => {
-    const sender = httpSender({ url: receiver.url, headers: { "Content-Type": "text/plain" } });
+    const sender = httpSender({
+      url: receiver.url,
+      unsigned: true,
+      headers: { "Content-Type": "text/plain" },
+    });
     await sender.send(
       [
         message("1"),
@@ -89,7 +93,7 @@ describe("httpSender: requests", () => {
   });
 
   it("takes the URL from a function of the message", async () => {
-    const sender = httpSender({ url: (m) => `${receiver.origin}/by-key/${m.key}` });
+    const sender = httpSender({ url: (m) => `${receiver.origin}/by-key/${m.key}`, unsigned: true });
     await sender.send([message("1"), message("2")], signal());
     expect(receiver.requests.map((r) => r.path).sort()).toEqual(["/by-key/k1", "/by-key/k2"]);
   });
@@ -98,6 +102,7 @@ describe("httpSender: requests", () => {
     const seen: string[] = [];
     const sender = httpSender({
       url: "https://example.invalid/hook",
+      unsigned: true,
       fetch: async (input, init) => {
         seen.push(`${String(input)} ${init?.redirect} ${init?.signal ? "signal" : ""}`);
         return new Response(null, { status: 204 });
@@ -142,7 +147,10 @@ describe("httpSender: outcomes", () => {
 
   it("does not buffer a large response body, and keeps sending", async () => {
     receiver.respond((_, index) => (index === 0 ? { body: "x".repeat(1_000_000) } : { body: "ok" }));
-    const batch = await httpSender({ url: receiver.url, concurrency: 1 }).send(messages(3), signal());
+    const batch = await httpSender({ url: receiver.url, concurrency: 1, unsigned: true }).send(
+      messages(3),
+      signal(),
+    );
     expect(batch.map((m) => m.status)).toEqual([SendStatus.Sent, SendStatus.Sent, SendStatus.Sent]);
   });
 
@@ -152,7 +160,7 @@ describe("httpSender: outcomes", () => {
       receiver.respond((r) =>
         r.path === "/hook" ? { status, headers: { location: `${receiver.origin}/moved` } } : {},
       );
-      const [m] = await httpSender({ url: receiver.url }).send([message("9")], signal());
+      const [m] = await httpSender({ url: receiver.url, unsigned: true }).send([message("9")], signal());
       expect(m!.status).toBe(SendStatus.Fail);
       expect(m!.error).toContain(`HTTP ${status}`);
       expect(m!.error).toContain("redirects are not followed");
@@ -162,34 +170,37 @@ describe("httpSender: outcomes", () => {
 
   it("honours Retry-After in seconds and as an HTTP date, capped by maxRetryAfter", async () => {
     receiver.respond(() => ({ status: 429, headers: { "retry-after": "7" } }));
-    const [a] = await httpSender({ url: receiver.url }).send([message("1")], signal());
+    const [a] = await httpSender({ url: receiver.url, unsigned: true }).send([message("1")], signal());
     expect(a!.retryAfter).toBe(7000);
 
     const at = new Date(Date.now() + 120_000).toUTCString();
     receiver.respond(() => ({ status: 503, headers: { "retry-after": at } }));
-    const [b] = await httpSender({ url: receiver.url }).send([message("2")], signal());
+    const [b] = await httpSender({ url: receiver.url, unsigned: true }).send([message("2")], signal());
     expect(b!.retryAfter).toBeGreaterThan(100_000);
     expect(b!.retryAfter).toBeLessThanOrEqual(120_000);
 
     receiver.respond(() => ({ status: 503, headers: { "retry-after": "86400" } }));
-    const [c] = await httpSender({ url: receiver.url, maxRetryAfter: 60_000 }).send([message("3")], signal());
+    const [c] = await httpSender({ url: receiver.url, maxRetryAfter: 60_000, unsigned: true }).send(
+      [message("3")],
+      signal(),
+    );
     expect(c!.retryAfter).toBe(60_000);
 
     receiver.respond(() => ({ status: 503, headers: { "retry-after": "whenever" } }));
-    const [d] = await httpSender({ url: receiver.url }).send([message("4")], signal());
+    const [d] = await httpSender({ url: receiver.url, unsigned: true }).send([message("4")], signal());
     expect(d!.status).toBe(SendStatus.Fail);
     expect(d!.retryAfter).toBeUndefined();
   });
 
   it("a permanent-failure policy can retry 4xx or kill other statuses", async () => {
     receiver.respond(() => ({ status: 404 }));
-    const [a] = await httpSender({ url: receiver.url, permanent: () => false }).send(
+    const [a] = await httpSender({ url: receiver.url, permanent: () => false, unsigned: true }).send(
       [message("1")],
       signal(),
     );
     expect(a!.status).toBe(SendStatus.Fail);
     receiver.respond(() => ({ status: 501 }));
-    const [b] = await httpSender({ url: receiver.url, permanent: (s) => s === 501 }).send(
+    const [b] = await httpSender({ url: receiver.url, permanent: (s) => s === 501, unsigned: true }).send(
       [message("2")],
       signal(),
     );
@@ -197,7 +208,7 @@ describe("httpSender: outcomes", () => {
   });
 
   it("fails on network errors (nothing listening)", async () => {
-    const [m] = await httpSender({ url: await unusedUrl() }).send([message("13")], signal());
+    const [m] = await httpSender({ url: await unusedUrl(), unsigned: true }).send([message("13")], signal());
     expect(m!.status).toBe(SendStatus.Fail);
     expect(m!.error).toContain("13");
     expect(m!.error).toContain("ECONNREFUSED");
@@ -205,6 +216,7 @@ describe("httpSender: outcomes", () => {
 
   it("fails a message whose URL function throws, and still sends the rest", async () => {
     const sender = httpSender({
+      unsigned: true,
       url: (m) => {
         if (m.id === "2") throw new Error("no route for 2");
         return receiver.url;
@@ -222,7 +234,7 @@ describe("httpSender: outcomes", () => {
       () => controller.abort(new DOMException("timed out after 1000 ms", "TimeoutError")),
       1000,
     );
-    const batch = await httpSender({ url: receiver.url }).send(
+    const batch = await httpSender({ url: receiver.url, unsigned: true }).send(
       [message("1"), message("2")],
       controller.signal,
     );
@@ -235,7 +247,10 @@ describe("httpSender: outcomes", () => {
   it("fails everything at once when the signal is already aborted", async () => {
     const controller = new AbortController();
     controller.abort();
-    const batch = await httpSender({ url: receiver.url }).send(messages(3), controller.signal);
+    const batch = await httpSender({ url: receiver.url, unsigned: true }).send(
+      messages(3),
+      controller.signal,
+    );
     expect(batch.every((m) => m.status === SendStatus.Fail)).toBe(true);
     expect(receiver.requests).toHaveLength(0);
   });
@@ -244,7 +259,10 @@ describe("httpSender: outcomes", () => {
 describe("httpSender: concurrency", () => {
   it("never has more than `concurrency` requests in flight, and uses them all", async () => {
     receiver.respond(() => ({ delayMs: 100 }));
-    const batch = await httpSender({ url: receiver.url, concurrency: 3 }).send(messages(15), signal());
+    const batch = await httpSender({ url: receiver.url, concurrency: 3, unsigned: true }).send(
+      messages(15),
+      signal(),
+    );
     expect(batch.every((m) => m.status === SendStatus.Sent)).toBe(true);
     expect(receiver.requests).toHaveLength(15);
     expect(receiver.maxInFlight).toBe(3);
@@ -252,12 +270,12 @@ describe("httpSender: concurrency", () => {
 
   it("defaults to 8 in flight", async () => {
     receiver.respond(() => ({ delayMs: 100 }));
-    await httpSender({ url: receiver.url }).send(messages(16), signal());
+    await httpSender({ url: receiver.url, unsigned: true }).send(messages(16), signal());
     expect(receiver.maxInFlight).toBe(8);
   });
 
   it("concurrency 1 sends in batch order", async () => {
-    await httpSender({ url: receiver.url, concurrency: 1 }).send(messages(5), signal());
+    await httpSender({ url: receiver.url, concurrency: 1, unsigned: true }).send(messages(5), signal());
     expect(receiver.requests.map((r) => r.headers["webhook-id"])).toEqual(["1", "2", "3", "4", "5"]);
     expect(receiver.maxInFlight).toBe(1);
   });
@@ -265,8 +283,13 @@ describe("httpSender: concurrency", () => {
 
 describe("httpSender: options", () => {
   it.each([
-    [{ url: "/relative" }, /url must be an absolute http\(s\) URL, got "\/relative"/],
-    [{ url: "ftp://example.com/x" }, /url must use http: or https:, got ftp:/],
+    [{ url: "/relative" }, /url is not an absolute http\(s\) URL: \/relative/],
+    [{ url: "ftp://example.com/x" }, /url uses ftp:; only http: and https: are allowed/],
+    [{ url: "data:,x" }, /url uses data:; only http: and https: are allowed/],
+    [{ url: "https://x.test" }, /secret is required \(got undefined\).*unsigned: true/],
+    [{ url: "https://x.test", secret: undefined }, /secret is required/],
+    [{ url: "https://x.test", unsigned: "yes" }, /unsigned must be a boolean, got "yes"/],
+    [{ url: "https://x.test", unsigned: false }, /secret is required/],
     [{ url: 42 }, /url must be an absolute http\(s\) URL or a function/],
     [{}, /url must be/],
     [{ url: "https://x.test", concurrency: 0 }, /concurrency must be an integer >= 1, got 0/],
@@ -285,6 +308,31 @@ describe("httpSender: options", () => {
   ])("refuses %o", (options, message) => {
     expect(() => httpSender(options as never)).toThrow(ValidationError);
     expect(() => httpSender(options as never)).toThrow(message);
+  });
+
+  it("refuses a URL with credentials, and never echoes them or the query", () => {
+    for (const url of ["https://alice:hunter2@x.test/hook?token=abc", "http://hunter2@x.test/hook"]) {
+      const error = (() => {
+        try {
+          httpSender({ url, secret: SECRET });
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error!.message).toMatch(/carries credentials \(user:password@\)/);
+      expect(error!.message).toContain("***@x.test/hook");
+      expect(error!.message).not.toContain("hunter2");
+      expect(error!.message).not.toContain("token=abc");
+    }
+  });
+
+  it("unsigned: true sends without a secret; a secret given anyway is used", async () => {
+    await httpSender({ url: receiver.url, unsigned: true, secret: SECRET }).send(
+      [message("8", "{}")],
+      signal(),
+    );
+    expect(new Webhook(SECRET).verify("{}", receiver.requests[0]!.headers)).toEqual({});
   });
 
   it("refuses a missing options object", () => {

@@ -5,6 +5,7 @@ import {
   QstashRatelimitError,
 } from "@upstash/qstash";
 import { describe, expect, it } from "vitest";
+import { MAX_RESET_DELAY } from "../../adapters/qstash/errors.ts";
 import { classifyQStashError, isPermanentQStashStatus, resetDelay } from "../../adapters/qstash.ts";
 
 const now = 1_800_000_000_000; // epoch ms
@@ -23,8 +24,22 @@ describe("resetDelay", () => {
 
   it("is never negative and ignores what it cannot read", () => {
     expect(resetDelay(String(now / 1000 - 60), now)).toBe(0);
-    for (const value of [null, undefined, "", "soon", "5x", "-3"])
+    for (const value of [null, undefined, "", "soon", "5x", "-3", {}, ["5"], Number.NaN])
       expect(resetDelay(value, now)).toBeUndefined();
+  });
+
+  it("is capped at a day, so a huge value can never make the next attempt time NaN", () => {
+    for (const value of ["9".repeat(400), 1e300, String(now * 1000), "99999999h", `${"9".repeat(400)}s`]) {
+      expect(resetDelay(value, now)).toBe(MAX_RESET_DELAY);
+    }
+    expect(MAX_RESET_DELAY).toBe(86_400_000);
+    const failure = classifyQStashError(
+      { name: "QstashRatelimitError", reset: "9".repeat(400) },
+      undefined,
+      now,
+    );
+    expect(failure.retryAfter).toBe(MAX_RESET_DELAY);
+    expect(failure.description).not.toContain("NaN");
   });
 });
 

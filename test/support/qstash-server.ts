@@ -7,7 +7,8 @@
  * `{ destination, headers, body, queue? }`, answered with one entry per message, `{ error }` for a
  * refused one); bearer auth; `{ error }` bodies; deduplication by `Upstash-Deduplication-Id` (a
  * duplicate is accepted with 202 and the first message's id, `deduplicated: true`, and not
- * stored again); 429 with `Burst-RateLimit-*` (or the daily `RateLimit-*`) headers. A
+ * stored again); 429 with `Burst-RateLimit-*` (or the daily `RateLimit-*`) headers; 413 with
+ * `{ error }` for a request body over `maxRequestBytes` (QStash's size limit, per plan). A
  * destination is an `http(s)` URL or the name of a URL group given at start. It stores
  * messages; `deliver()` then POSTs each stored message once to its URL, signed like QStash
  * (an `Upstash-Signature` HS256 JWT over the URL and body hash) so the client's `Receiver`
@@ -100,7 +101,7 @@ type Entry = { messageId: string; url: string; deduplicated?: true } | { error: 
 
 /** Starts the stand-in on 127.0.0.1 and an ephemeral port. */
 export async function startQStashStandIn(
-  options: { token?: string; urlGroups?: Record<string, string[]> } = {},
+  options: { token?: string; urlGroups?: Record<string, string[]>; maxRequestBytes?: number } = {},
 ): Promise<QStashStandIn> {
   const token = options.token ?? "stand-in-token";
   const urlGroups = options.urlGroups ?? {};
@@ -191,6 +192,12 @@ export async function startQStashStandIn(
     if (req.headers.authorization !== `Bearer ${token}`)
       return { status: 401, body: { error: "Unauthorized" } };
     const headers = lowercase(req.headers);
+    if (options.maxRequestBytes !== undefined && body.byteLength > options.maxRequestBytes) {
+      return {
+        status: 413,
+        body: { error: `request body exceeds the limit of ${options.maxRequestBytes} bytes` },
+      };
+    }
     if (req.method === "POST" && path.startsWith("/v2/publish/")) {
       const destination = decodeURIComponent(path.slice("/v2/publish/".length));
       return single(accept({ destination, queue: undefined, headers, body, via: "publish" }));

@@ -15,6 +15,7 @@ import { recordingSender } from "../support/senders.ts";
 import {
   findPoint,
   installContextManager,
+  installPropagator,
   instrumented,
   onCleanup,
   otel,
@@ -23,11 +24,14 @@ import {
   useCleanups,
 } from "./support.ts";
 
-let uninstall: () => void;
+// The relay reads producers' contexts, and addMessage writes them, through the global propagator.
+let uninstall: Array<() => void>;
 beforeAll(() => {
-  uninstall = installContextManager();
+  uninstall = [installContextManager(), installPropagator()];
 });
-afterAll(() => uninstall());
+afterAll(() => {
+  for (const undo of uninstall) undo();
+});
 
 useCleanups();
 
@@ -57,7 +61,9 @@ describe("a healthy receiver", () => {
   it("counts, spans, links and traceparent all match what the receiver got", async () => {
     const http = await receiver();
     onCleanup(http.close);
-    const { rig, store, outbox, errors } = setup(httpSender({ url: http.url }), { batchSize: 3 });
+    const { rig, store, outbox, errors } = setup(httpSender({ url: http.url, unsigned: true }), {
+      batchSize: 3,
+    });
     const producers = await produce(rig, store, outbox, 7);
     // A caller's own (garbage) traceparent is kept as given, sent, and never becomes a link.
     await store.transaction((tx) =>
@@ -158,7 +164,7 @@ describe("a failing receiver", () => {
   it("shows in failed and dead counts, error.type and span status", async () => {
     const http = await receiver(() => 503);
     onCleanup(http.close);
-    const { rig, store, outbox, errors } = setup(httpSender({ url: http.url }), {
+    const { rig, store, outbox, errors } = setup(httpSender({ url: http.url, unsigned: true }), {
       maxRetries: 1,
       backoff: { initialDelay: 0, maxDelay: 0 },
     });

@@ -1,11 +1,12 @@
 /**
- * OpenTelemetry test rig: a real SDK (metrics and traces, in memory), an AsyncLocalStorage
- * context manager, and a loopback HTTP receiver (node:http on 127.0.0.1).
+ * OpenTelemetry test rig: a real SDK (metrics and traces, in memory), the AsyncLocalStorage
+ * context manager, real propagators, and a loopback HTTP receiver (node:http on 127.0.0.1).
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Context, type ContextManager, context, ROOT_CONTEXT } from "@opentelemetry/api";
+import { context, propagation, type TextMapPropagator } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import {
   type DataPoint,
   type Histogram,
@@ -24,38 +25,25 @@ import type { MemoryStore } from "../../adapters/memory.ts";
 import { Outbox, type OutboxOptions, type Sender } from "../../mod.ts";
 
 /**
- * What `@opentelemetry/context-async-hooks` does, in a few lines: the active context follows
- * async calls. Without a context manager `context.with` does not make anything active.
+ * Installs the real `AsyncLocalStorageContextManager` globally (without a context manager
+ * `context.with` makes nothing active); returns the undo.
  */
-export class TestContextManager implements ContextManager {
-  readonly #storage = new AsyncLocalStorage<Context>();
-  active(): Context {
-    return this.#storage.getStore() ?? ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
-    ctx: Context,
-    fn: F,
-    thisArg?: ThisParameterType<F>,
-    ...args: A
-  ): ReturnType<F> {
-    return this.#storage.run(ctx, () => fn.call(thisArg, ...args));
-  }
-  bind<T>(_ctx: Context, target: T): T {
-    return target;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.#storage.disable();
-    return this;
-  }
+export function installContextManager(): () => void {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  return () => context.disable();
 }
 
-/** Installs {@link TestContextManager} globally; returns the undo. */
-export function installContextManager(): () => void {
-  context.setGlobalContextManager(new TestContextManager());
-  return () => context.disable();
+/** W3C trace context and baggage: the propagator the OpenTelemetry SDKs register by default. */
+export function w3cPropagator(): TextMapPropagator {
+  return new CompositePropagator({
+    propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+  });
+}
+
+/** Registers `propagator` globally; returns the undo. */
+export function installPropagator(propagator: TextMapPropagator = w3cPropagator()): () => void {
+  propagation.setGlobalPropagator(propagator);
+  return () => propagation.disable();
 }
 
 /** A metric reader that collects when the test asks. */

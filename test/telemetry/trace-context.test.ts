@@ -1,20 +1,29 @@
+/**
+ * Trace capture and reading through the global propagator: what `addMessage` stores, what a
+ * caller's own headers change, and what a broken propagator cannot break.
+ */
 import {
+  type Context,
   context,
+  createContextKey,
   createTraceState,
+  propagation,
   ROOT_CONTEXT,
   type SpanContext,
+  type TextMapPropagator,
   TraceFlags,
   trace,
 } from "@opentelemetry/api";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
-import { Outbox } from "../../mod.ts";
-import { formatTraceparent, injectTraceContext, parseTraceparent } from "../../src/trace-context.ts";
+import { extractTraceContext, Outbox } from "../../mod.ts";
+import { injectTraceContext, producerSpanContext } from "../../src/trace-context.ts";
 import { recordingSender } from "../support/senders.ts";
-import { installContextManager } from "./support.ts";
+import { installContextManager, installPropagator } from "./support.ts";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN = "00f067aa0ba902b7";
+const TRACEPARENT = `00-${TRACE}-${SPAN}-01`;
 const remote = (extra: Partial<SpanContext> = {}): SpanContext => ({
   traceId: TRACE,
   spanId: SPAN,
@@ -23,125 +32,227 @@ const remote = (extra: Partial<SpanContext> = {}): SpanContext => ({
   ...extra,
 });
 
-describe("formatTraceparent", () => {
-  it("writes version 00 with two-digit flags", () => {
-    expect(formatTraceparent(remote())).toBe(`00-${TRACE}-${SPAN}-01`);
-    expect(formatTraceparent(remote({ traceFlags: TraceFlags.NONE }))).toBe(`00-${TRACE}-${SPAN}-00`);
-  });
+/** A context with a span and baggage, as a request handler's would be. */
+function producerContext(spanContext: SpanContext = remote()): Context {
+  const baggage = propagation.createBaggage({ tenant: { value: "acme" }, "user.id": { value: "42" } });
+  return propagation.setBaggage(trace.setSpanContext(ROOT_CONTEXT, spanContext), baggage);
+}
+
+const undo: Array<() => void> = [];
+afterEach(() => {
+  for (const u of undo.splice(0).reverse()) u();
 });
+const register = (propagator?: TextMapPropagator) => undo.push(installPropagator(propagator));
 
-describe("parseTraceparent", () => {
-  it("reads a valid header as a remote span context", () => {
-    expect(parseTraceparent(`00-${TRACE}-${SPAN}-01`)).toEqual(remote());
-    expect(parseTraceparent(` 00-${TRACE}-${SPAN}-00 `)).toEqual(remote({ traceFlags: 0 }));
+describe("injectTraceContext with W3C trace context and baggage registered", () => {
+  it("writes traceparent, tracestate and baggage", () => {
+    register();
+    expect(injectTraceContext({}, producerContext())).toEqual({
+      traceparent: TRACEPARENT,
+      baggage: "tenant=acme,user.id=42",
+    });
+    const withState = trace.setSpanContext(ROOT_CONTEXT, remote({ traceState: createTraceState("v=1") }));
+    expect(injectTraceContext({}, withState)).toEqual({ traceparent: TRACEPARENT, tracestate: "v=1" });
   });
 
-  it("round-trips with formatTraceparent", () => {
-    const header = formatTraceparent(remote());
-    expect(formatTraceparent(parseTraceparent(header) as SpanContext)).toBe(header);
-  });
-
-  it("keeps only the sampled flag", () => {
-    expect(parseTraceparent(`00-${TRACE}-${SPAN}-03`)?.traceFlags).toBe(1);
-    expect(parseTraceparent(`00-${TRACE}-${SPAN}-02`)?.traceFlags).toBe(0);
-  });
-
-  it("reads the known fields of a future version, and only those", () => {
-    expect(parseTraceparent(`01-${TRACE}-${SPAN}-01`)).toEqual(remote());
-    expect(parseTraceparent(`cc-${TRACE}-${SPAN}-01-what-the-future-holds`)).toEqual(remote());
-    expect(parseTraceparent(`cc-${TRACE}-${SPAN}-01x`)).toBeUndefined();
-  });
-
-  it.each([
-    ["not a string", 42],
-    ["undefined", undefined],
-    ["garbage", "not-a-trace"],
-    ["empty", ""],
-    ["version ff", `ff-${TRACE}-${SPAN}-01`],
-    ["extra fields on version 00", `00-${TRACE}-${SPAN}-01-extra`],
-    ["uppercase hex", `00-${TRACE.toUpperCase()}-${SPAN}-01`],
-    ["all-zero trace id", `00-${"0".repeat(32)}-${SPAN}-01`],
-    ["all-zero span id", `00-${TRACE}-${"0".repeat(16)}-01`],
-    ["short trace id", `00-${TRACE.slice(1)}-${SPAN}-01`],
-    ["long span id", `00-${TRACE}-${SPAN}0-01`],
-    ["one-digit flags", `00-${TRACE}-${SPAN}-1`],
-    ["non-hex flags", `00-${TRACE}-${SPAN}-zz`],
-    ["wrong separators", `00_${TRACE}_${SPAN}_01`],
-  ])("ignores %s", (_, value) => {
-    expect(parseTraceparent(value)).toBeUndefined();
-  });
-
-  it("attaches tracestate when given", () => {
-    const parsed = parseTraceparent(`00-${TRACE}-${SPAN}-01`, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
-    expect(parsed?.traceState?.get("congo")).toBe("t61rcWkgMzE");
-    expect(parsed?.traceState?.serialize()).toBe("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
-    expect(parseTraceparent(`00-${TRACE}-${SPAN}-01`, "")?.traceState).toBeUndefined();
-  });
-});
-
-describe("injectTraceContext", () => {
-  const within = (sc: SpanContext) => trace.setSpanContext(ROOT_CONTEXT, sc);
-
-  it("adds traceparent and a non-empty tracestate", () => {
-    const headers = injectTraceContext({}, within(remote({ traceState: createTraceState("vendor=value") })));
-    expect(headers).toEqual({ traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: "vendor=value" });
-    expect(injectTraceContext({}, within(remote()))).toEqual({ traceparent: `00-${TRACE}-${SPAN}-01` });
-  });
-
-  it("adds nothing without a valid span context", () => {
+  it("writes nothing for a context without a span or baggage", () => {
+    register();
     expect(injectTraceContext({}, ROOT_CONTEXT)).toEqual({});
-    expect(injectTraceContext({}, within(remote({ traceId: "0".repeat(32) })))).toEqual({});
+    expect(
+      injectTraceContext({}, trace.setSpanContext(ROOT_CONTEXT, remote({ traceId: "0".repeat(32) }))),
+    ).toEqual({});
   });
 
-  it("never overwrites the caller's traceparent, nor adds a tracestate to it", () => {
-    const own = { traceparent: "00-11111111111111111111111111111111-2222222222222222-00" };
-    const ctx = within(remote({ traceState: createTraceState("vendor=value") }));
-    expect(injectTraceContext({ ...own }, ctx)).toEqual(own);
+  it("keeps the caller's trace context whole: no traceparent or tracestate of ours beside it", () => {
+    register();
+    const own = `00-${"1".repeat(32)}-${"2".repeat(16)}-00`;
+    const ctx = propagation.extract(producerContext(), { traceparent: TRACEPARENT, tracestate: "ours=1" });
+    // Baggage is a separate concern: the active one still goes along.
+    expect(injectTraceContext({ traceparent: own }, ctx)).toEqual({
+      traceparent: own,
+      baggage: "tenant=acme,user.id=42",
+    });
+  });
+
+  it("keeps the caller's baggage whole, and still adds the active trace context", () => {
+    register();
+    expect(injectTraceContext({ baggage: "mine=1" }, producerContext())).toEqual({
+      baggage: "mine=1",
+      traceparent: TRACEPARENT,
+    });
+  });
+
+  it("never overwrites a caller's header of the same name, even one it cannot read", () => {
+    register();
+    expect(injectTraceContext({ traceparent: "not-a-trace" }, producerContext())).toMatchObject({
+      traceparent: "not-a-trace",
+      baggage: "tenant=acme,user.id=42",
+    });
   });
 });
+
+describe("with no propagator registered", () => {
+  it("adds no header and reads no context", () => {
+    expect(injectTraceContext({}, producerContext())).toEqual({});
+    expect(injectTraceContext({ "x-a": "1" }, producerContext())).toEqual({ "x-a": "1" });
+    expect(producerSpanContext({ traceparent: TRACEPARENT })).toBeUndefined();
+    expect(extractTraceContext({ traceparent: TRACEPARENT }, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+  });
+});
+
+describe("extractTraceContext", () => {
+  const key = createContextKey("receiver's own value");
+
+  it("reads fetch Headers and Node-style records (any case, repeated headers)", () => {
+    register();
+    const fromHeaders = extractTraceContext(
+      new Headers({ TraceParent: TRACEPARENT, Baggage: "tenant=acme" }),
+      ROOT_CONTEXT,
+    );
+    expect(trace.getSpanContext(fromHeaders)).toEqual(remote());
+    expect(propagation.getBaggage(fromHeaders)?.getEntry("tenant")?.value).toBe("acme");
+
+    const fromRecord = extractTraceContext(
+      { TRACEPARENT: TRACEPARENT, baggage: ["tenant=acme", "user.id=42"], "x-odd": undefined },
+      ROOT_CONTEXT,
+    );
+    expect(trace.getSpanContext(fromRecord)).toEqual(remote());
+    expect(
+      propagation
+        .getBaggage(fromRecord)
+        ?.getAllEntries()
+        .map(([k]) => k),
+    ).toEqual(["tenant", "user.id"]);
+  });
+
+  it("lists header names in lowercase for propagators that scan them (Jaeger's uberctx-*)", () => {
+    const seen: string[][] = [];
+    register({
+      inject() {},
+      extract(ctx, carrier, getter) {
+        seen.push(getter.keys(carrier).sort());
+        return ctx;
+      },
+      fields: () => [],
+    });
+    extractTraceContext(new Headers({ "UberCtx-Tenant": "acme", Accept: "*/*" }), ROOT_CONTEXT);
+    extractTraceContext({ "UberCtx-Tenant": "acme", accept: ["*/*"] }, ROOT_CONTEXT);
+    expect(seen).toEqual([
+      ["accept", "uberctx-tenant"],
+      ["accept", "uberctx-tenant"],
+    ]);
+  });
+
+  it("builds on the active context by default, and gives it back when there is nothing to read", () => {
+    register();
+    undo.push(installContextManager());
+    const active = ROOT_CONTEXT.setValue(key, "kept");
+    context.with(active, () => {
+      const ctx = extractTraceContext({ traceparent: TRACEPARENT });
+      expect(ctx.getValue(key)).toBe("kept");
+      expect(trace.getSpanContext(ctx)?.traceId).toBe(TRACE);
+      expect(extractTraceContext({ "content-type": "text/plain" })).toBe(active);
+      // Garbage in a header is the propagator's to ignore.
+      expect(extractTraceContext({ traceparent: "00-garbage" })).toBe(active);
+    });
+  });
+});
+
+/** A propagator that throws on every call. */
+const throwing: TextMapPropagator = {
+  inject() {
+    throw new Error("inject exploded");
+  },
+  extract() {
+    throw new Error("extract exploded");
+  },
+  fields: () => ["x-broken"],
+};
+
+/** A propagator that writes every kind of bad header, and one good one. */
+const garbage: TextMapPropagator = {
+  inject(_ctx, carrier, setter) {
+    setter.set(carrier, "bad name", "v");
+    setter.set(carrier, "x-crlf", "a\r\nx-injected: 1");
+    setter.set(carrier, "x-nul", "a\0b");
+    setter.set(carrier, "x-number", 42 as unknown as string);
+    setter.set(carrier, "", "empty name");
+    setter.set(carrier, 7 as unknown as string, "numeric name");
+    setter.set(carrier, "content-type", "text/evil");
+    setter.set(carrier, "X-Good", "fine");
+    setter.set(carrier, "x-twice", "first");
+    setter.set(carrier, "x-twice", "second");
+  },
+  extract: (ctx) => ctx,
+  fields: () => [],
+};
 
 describe("Outbox.addMessage", () => {
-  let uninstall: () => void;
-  beforeAll(() => {
-    uninstall = installContextManager();
-  });
-  afterAll(() => uninstall());
-
+  /** The headers of the messages `add` wrote, as the relay handed them to the sender. */
   async function stored(add: (outbox: Outbox<unknown>, store: MemoryStore) => Promise<void>) {
     const store = new MemoryStore();
-    const outbox = new Outbox(store, recordingSender()) as Outbox<unknown>;
+    const sent: Array<Record<string, string>> = [];
+    const sender = recordingSender((m) => {
+      sent.push({ ...m.headers });
+      m.markAsSent();
+    });
+    const outbox = new Outbox(store, sender) as Outbox<unknown>;
     await add(outbox, store);
-    const claim = await store.fetchAndLock({ batchSize: 10, leaseDuration: 30_000, ordering: "none" });
+    // Whatever was stored is sendable: the relay hands it to the sender and records it.
+    const result = await outbox.tick();
     await outbox[Symbol.asyncDispose]();
-    return claim.messages.map((m) => m.headers);
+    expect(result).toMatchObject({ sent: sent.length, failed: 0, dead: 0 });
+    return sent;
   }
 
-  it("stores the active context's traceparent and tracestate", async () => {
-    const ctx = trace.setSpanContext(ROOT_CONTEXT, remote({ traceState: createTraceState("a=1") }));
+  it("stores the active context through the registered propagator; the caller's headers win", async () => {
+    register();
+    undo.push(installContextManager());
     const headers = await stored((outbox, store) =>
-      context.with(ctx, () =>
-        store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v", headers: { "x-a": "1" } })),
+      context.with(producerContext(), () =>
+        store.transaction(async (tx) => {
+          await outbox.addMessage(tx, { key: "k", value: "v", headers: { "x-a": "1" } });
+          await outbox.addMessage(tx, { key: "k", value: "v", headers: { Traceparent: "own" } });
+        }),
       ),
     );
-    expect(headers).toEqual([{ "x-a": "1", traceparent: `00-${TRACE}-${SPAN}-01`, tracestate: "a=1" }]);
+    expect(headers).toEqual([
+      { "x-a": "1", traceparent: TRACEPARENT, baggage: "tenant=acme,user.id=42" },
+      { traceparent: "own", baggage: "tenant=acme,user.id=42" },
+    ]);
   });
 
-  it("stores no trace headers when no span is active", async () => {
+  it("stores no trace headers when no span or baggage is active", async () => {
+    register();
     const headers = await stored((outbox, store) =>
       store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" })),
     );
     expect(headers).toEqual([{}]);
   });
 
-  it("keeps a caller-provided Traceparent (any case) as given", async () => {
-    const own = "00-11111111111111111111111111111111-2222222222222222-01";
+  it("a propagator that throws adds nothing and fails nothing", async () => {
+    register(throwing);
+    undo.push(installContextManager());
     const headers = await stored((outbox, store) =>
-      context.with(trace.setSpanContext(ROOT_CONTEXT, remote()), () =>
-        store.transaction((tx) =>
-          outbox.addMessage(tx, { key: "k", value: "v", headers: { Traceparent: own } }),
-        ),
+      context.with(producerContext(), () =>
+        store.transaction(async (tx) => {
+          await outbox.addMessage(tx, { key: "k", value: "v" });
+          await outbox.addMessage(tx, { key: "k", value: "v", headers: { "x-a": "1" } });
+        }),
       ),
     );
-    expect(headers).toEqual([{ traceparent: own }]);
+    expect(headers).toEqual([{}, { "x-a": "1" }]);
+    expect(producerSpanContext({ traceparent: TRACEPARENT })).toBeUndefined();
+    expect(extractTraceContext({ traceparent: TRACEPARENT }, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+  });
+
+  it("a propagator that writes invalid headers has them dropped, the valid ones kept", async () => {
+    register(garbage);
+    const headers = await stored((outbox, store) =>
+      store.transaction((tx) =>
+        outbox.addMessage(tx, { key: "k", value: "v", headers: { "content-type": "application/json" } }),
+      ),
+    );
+    expect(headers).toEqual([{ "content-type": "application/json", "x-good": "fine", "x-twice": "second" }]);
   });
 });
