@@ -55,15 +55,34 @@ type Command = fc.AsyncCommand<Model, Real>;
 /** A lease that outlives the run, and one that runs out within it (real waiting). */
 export const LONG_LEASE = 60_000;
 export const SHORT_LEASE = 60;
+const MEDIUM_LEASE = 30_000;
+const SKEW = 31_000;
 const DEAD_LIST_ALL = 10_000;
 const BOGUS_TOKEN = "no-such-token";
 // Strings that can name no row of any store (not a store's id format, not a bare row id).
 const GARBAGE_IDS = ["", "abc", "0", "-1", "1.5", "99999999999999999999", "msg_0000000000000000_1", "\uD800"];
 
+// The real clock, kept before any relay's clock is skewed (see ClaimStep).
+const realNow = Date.now;
+
 async function timed<R>(call: () => Promise<R>): Promise<{ result: R; span: Span }> {
-  const start = Date.now();
+  const start = realNow();
   const result = await call();
-  return { result, span: { start, end: Date.now() } };
+  return { result, span: { start, end: realNow() } };
+}
+
+/**
+ * Runs `call` as a relay whose clock is `skew` ms off: `Date.now` (the relay's clock) is
+ * shifted while it runs. Commands run one at a time, so nothing else sees the shift.
+ */
+async function withSkew<R>(skew: number, call: () => Promise<R>): Promise<R> {
+  if (skew === 0) return call();
+  Date.now = () => realNow() + skew;
+  try {
+    return await call();
+  } finally {
+    Date.now = realNow;
+  }
 }
 
 /** Stats and the full dead list, checked against the model. */
@@ -194,14 +213,20 @@ class Add extends Step {
 
 /** fetchAndLock by one of several relays. */
 class ClaimStep extends Step {
-  constructor(readonly options: ClaimOptions) {
+  /** `skew`: the relay's clock is this many ms off (a store must decide on its own clock). */
+  constructor(
+    readonly options: ClaimOptions,
+    readonly skew = 0,
+  ) {
     super();
   }
   describe(): string {
-    return `claim(${show(this.options)})`;
+    return `claim(${show(this.options)}${this.skew === 0 ? "" : `, clock ${this.skew > 0 ? "+" : ""}${this.skew} ms`})`;
   }
   async apply({ m }: Model, real: Real): Promise<void> {
-    const { result, span } = await timed(() => real.s.store.fetchAndLock(this.options));
+    const { result, span } = await timed(() =>
+      withSkew(this.skew, () => real.s.store.fetchAndLock(this.options)),
+    );
     m.recordClaim(result, this.options, span, this.describe());
     if (m.aliasing) scribble(result.messages);
   }
@@ -510,9 +535,21 @@ const add: fc.Arbitrary<Command> = fc
   )
   .map(([specs, commit, commit2]) => new Add(specs, commit || commit2));
 
-export function storeCommands(texts: Texts): fc.Arbitrary<Command>[] {
+export function storeCommands(texts: Texts, skewedClocks = false): fc.Arbitrary<Command>[] {
   const errorText = texts.error;
+  // Relays whose clocks run 31 s ahead or behind, against leases of 30 s (the default) and less.
+  const skewedClaim = fc
+    .tuple(
+      fc.record({
+        batchSize: fc.integer({ min: 1, max: 6 }),
+        leaseDuration: fc.constantFrom(MEDIUM_LEASE, SHORT_LEASE),
+        ordering,
+      }),
+      fc.constantFrom(0, SKEW, -SKEW),
+    )
+    .map(([options, skew]) => new ClaimStep(options, skew));
   return [
+    ...(skewedClocks ? [skewedClaim, skewedClaim] : []),
     add,
     add,
     add,
