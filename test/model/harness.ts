@@ -96,6 +96,21 @@ export interface KnownFault {
 }
 
 /**
+ * The relay's own known faults of main (issue 11), which every store meets through `tick()`:
+ * fixed on branch core. Remove once it is merged.
+ */
+export const RELAY_FAULTS: Partial<Record<VariantName, KnownFault>> = {
+  "relay end to end, onError that throws": {
+    fault: "callbacks (#11.3): a throwing onError rejects tick() and drops the batch's outcome",
+    mode: "skip",
+  },
+  "relay end to end, ticks aborted between claim and send": {
+    fault: "never-happened attempts (#11.4): an abort after the claim spends an attempt",
+    mode: "skip",
+  },
+};
+
+/**
  * Registers the model-based tests of store `name`. `testFile` is the calling test file, named
  * in the replay hint of a failure; `known` marks variants that fail because of a known fault
  * (`MODEL_RUN_KNOWN=1` runs them anyway). `ownClock`: the store decides leases on a clock of
@@ -120,6 +135,7 @@ export function runStoreModel(
       : new IsolatedRuns(
           factory,
           names.filter((n) => process.env.MODEL_RUN_KNOWN === "1" || known[n]?.mode !== "skip"),
+          total + 120_000,
         );
   describe(`${name}: model-based`, () => {
     for (const title of names) {
@@ -165,6 +181,7 @@ class IsolatedRuns {
   constructor(
     readonly factory: IsolatedFactory,
     readonly names: readonly VariantName[],
+    readonly timeoutMs: number,
   ) {
     for (const n of names) {
       let resolve!: (r: Result) => void;
@@ -208,7 +225,8 @@ class IsolatedRuns {
         join(ROOT, this.factory.module),
         this.factory.factory,
       ],
-      { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] },
+      // Its properties stop themselves in time; the timeout only ends a child that hangs.
+      { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"], timeout: this.timeoutMs },
     );
     child.stdin.end(
       JSON.stringify(
