@@ -11,7 +11,7 @@ import { readFileSync, writeSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { runModel, type Variant } from "./property.ts";
 import type { Bounds } from "./settings.ts";
-import type { ModelStoreFactory } from "./store-commands.ts";
+import type { ModelStoreFactory } from "./store-run.ts";
 
 const [modulePath, exportName] = process.argv.slice(2);
 if (modulePath === undefined || exportName === undefined) {

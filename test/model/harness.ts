@@ -15,10 +15,10 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "vitest";
-import type { OutboxVariant } from "./outbox-model.ts";
+import type { OutboxVariant } from "./outbox-scenario.ts";
 import { type RunOutcome, runModel, type Variant } from "./property.ts";
 import { type Bounds, bounds, replayHint } from "./settings.ts";
-import type { ModelStoreFactory } from "./store-commands.ts";
+import type { ModelStoreFactory } from "./store-run.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const relay: OutboxVariant = {

@@ -4,9 +4,11 @@
  * unfinished message back.
  */
 import fc from "fast-check";
-import { type OutboxVariant, outboxModelProperty } from "./outbox-model.ts";
+import { outboxModelProperty } from "./outbox-model.ts";
+import type { OutboxVariant } from "./outbox-scenario.ts";
 import { StoreModel } from "./reference.ts";
-import { drainAll, type Model, type ModelStoreFactory, type Real, storeCommands } from "./store-commands.ts";
+import { storeCommands } from "./store-commands.ts";
+import { drainAll, type Model, type ModelStoreFactory, type Real } from "./store-run.ts";
 import { show, texts } from "./text.ts";
 
 /** How long and from where a property runs. */

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { LibsqlStore } from "../../adapters/libsql.ts";
 import { MemoryStore } from "../../adapters/memory.ts";
-import type { ModelStoreFactory } from "./store-commands.ts";
+import type { ModelStoreFactory } from "./store-run.ts";
 
 /** A fresh MemoryStore (sent messages are dropped at once: nothing to purge). */
 export const memoryStore: ModelStoreFactory = async () => ({
