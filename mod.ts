@@ -8,10 +8,12 @@
  *
  * @module
  */
-export { backoffDelay, nextAttemptAt } from "./src/backoff.ts";
+export { backoffDelay, nextAttemptAt, retryDelay } from "./src/backoff.ts";
 export { constantTimeEqual } from "./src/constant-time.ts";
 export { type CronHandlerOptions, type CronTarget, cronHandler } from "./src/cron.ts";
 export {
+  CallbackError,
+  describeValue,
   LeaseLostError,
   OutboxError,
   type OutboxErrorCode,
@@ -51,6 +53,7 @@ export {
   DEFAULT_DEAD_LIMIT,
   type DeadUpdate,
   deadListLimit,
+  MAX_ERROR_LENGTH,
   type MessageStore,
   type Ordering,
   type OutboxStats,
@@ -59,6 +62,6 @@ export {
   type RetryUpdate,
   type TransactionalStore,
 } from "./src/store.ts";
-export { INSTRUMENTATION_SCOPE } from "./src/telemetry.ts";
+export { INSTRUMENTATION_SCOPE, OUTBOX_NAME } from "./src/telemetry.ts";
 export { truncateText, wellFormedText } from "./src/text.ts";
 export { extractTraceContext, type HeaderCarrier } from "./src/trace-context.ts";

@@ -10,6 +10,8 @@ const entries = {
   index: "mod.ts",
   libsql: "adapters/libsql.ts",
   http: "adapters/http.ts",
+  // The `node` condition of `edge-outbox/http`: the same API, sending through node:http.
+  "http-node": "adapters/http-node.ts",
   qstash: "adapters/qstash.ts",
   memory: "adapters/memory.ts",
 } as const;
@@ -28,5 +30,8 @@ export default defineConfig({
   // The adapters share the core through one chunk, so `instanceof OutboxError` holds across subpaths.
   splitting: true,
   treeshake: true,
-  external: ["@opentelemetry/api", "@libsql/client", "@upstash/qstash"],
+  // node:* only in the Node build of edge-outbox/http (platform "neutral" knows no built-ins).
+  external: ["@opentelemetry/api", "@libsql/client", "@upstash/qstash", /^node:/],
+  // Keep `node:http` as written: a bare `http` could resolve to a package of that name.
+  removeNodeProtocol: false,
 });

@@ -11,19 +11,26 @@ import {
   createMessage,
   type DeadUpdate,
   deadListLimit,
+  formatMessageId,
+  MAX_ERROR_LENGTH,
   type Message,
   type MessageRecord,
+  newIdNamespace,
   type OutboxStats,
   type PassOutcome,
   type PreparedMessage,
+  parseMessageId,
   type RecordAndFetchResult,
   type RetryUpdate,
   SendStatus,
   type TransactionalStore,
+  truncateText,
   ValidationError,
 } from "../mod.ts";
 
 interface Row extends MessageRecord {
+  /** The row id: what the public id `msg_<namespace>_<row>` names. */
+  row: string;
   seq: bigint;
   state: "pending" | "dead";
   availableAt: number;
@@ -58,10 +65,27 @@ export class MemoryTransaction {
  * ```
  */
 export class MemoryStore implements TransactionalStore<MemoryTransaction> {
-  // Map iteration follows insertion, which is commit order: the claim scan reads oldest first.
+  /** Names this store's outbox in metrics (`outbox.name`) unless the Outbox gets a `name`. */
+  readonly name: string;
+  // Ids are `msg_<namespace>_<row>` with a namespace per instance, as SQL stores have one per
+  // table: two MemoryStores never hand a receiver the same id.
+  // Made on first use, not in the constructor: Cloudflare Workers forbid random values in the
+  // global scope, where examples build their store.
+  #namespaceValue: string | undefined;
+  // Keyed by row id. Map iteration follows insertion, which is commit order: the claim scan
+  // reads oldest first.
   readonly #rows = new Map<string, Row>();
   #nextId = 1n;
   #nextToken = 1;
+
+  /** `name`: see {@link MemoryStore.name}; default `"memory"`. */
+  constructor(options: { name?: string } = {}) {
+    const name = options.name ?? "memory";
+    if (typeof name !== "string" || name.length === 0) {
+      throw new ValidationError(`name must be a non-empty string, got ${JSON.stringify(name)}`);
+    }
+    this.name = name;
+  }
 
   /** Runs `fn` in a transaction: its messages commit when it resolves, vanish if it throws. */
   async transaction<R>(fn: (tx: MemoryTransaction) => Promise<R>): Promise<R> {
@@ -92,7 +116,7 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
         code: "INVALID_MESSAGE",
       });
     }
-    tx.pending.push({ ...message, value: message.value.slice(), headers: { ...message.headers } });
+    tx.pending.push({ ...message, value: copyBytes(message.value), headers: { ...message.headers } });
   }
 
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
@@ -126,16 +150,17 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   }
 
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
-    return this.#update(token, ids, (row) => this.#rows.delete(row.id));
+    return this.#update(token, ids, (row) => this.#rows.delete(row.row));
   }
 
   async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
     let changed = 0;
+    const now = Date.now();
     for (const update of updates) {
       changed += this.#update(token, [update.id], (row) => {
         row.retries += 1;
-        row.availableAt = update.availableAt.getTime();
-        row.lastError = update.error;
+        row.availableAt = now + retryDelay(update);
+        row.lastError = errorText(update.error);
         release(row);
       });
     }
@@ -147,11 +172,16 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
     for (const update of updates) {
       changed += this.#update(token, [update.id], (row) => {
         row.state = "dead";
-        row.lastError = update.error;
+        row.lastError = errorText(update.error);
         release(row);
       });
     }
     return changed;
+  }
+
+  /** Gives back claimed messages never handed to a sender: claimable at once, attempts kept. */
+  async release(token: string, ids: readonly string[]): Promise<number> {
+    return this.#update(token, ids, release);
   }
 
   /**
@@ -195,11 +225,15 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   }
 
   async requeueDead(ids?: readonly string[]): Promise<number> {
+    if (ids !== undefined && !Array.isArray(ids)) {
+      throw new ValidationError(`ids must be an array of message ids, got ${typeof ids}`);
+    }
     const now = Date.now();
-    const wanted = ids === undefined ? undefined : new Set(ids);
+    const wanted =
+      ids === undefined ? undefined : new Set(ids.map((id) => parseMessageId(this.#namespace(), id)));
     let changed = 0;
     for (const row of this.#rows.values()) {
-      if (row.state !== "dead" || (wanted && !wanted.has(row.id))) continue;
+      if (row.state !== "dead" || (wanted && !wanted.has(row.row))) continue;
       row.state = "pending";
       row.retries = 0;
       row.availableAt = now;
@@ -208,12 +242,18 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
     return changed;
   }
 
+  #namespace(): string {
+    this.#namespaceValue ??= newIdNamespace();
+    return this.#namespaceValue;
+  }
+
   #insert(message: PreparedMessage): void {
     const seq = this.#nextId++;
-    const id = seq.toString();
-    this.#rows.set(id, {
+    const row = seq.toString();
+    this.#rows.set(row, {
       ...message,
-      id,
+      id: formatMessageId(this.#namespace(), row),
+      row,
       seq,
       retries: 0,
       lastError: undefined,
@@ -227,7 +267,8 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   #update(token: string, ids: readonly string[], apply: (row: Row) => void): number {
     let changed = 0;
     for (const id of ids) {
-      const row = this.#rows.get(id);
+      const key = parseMessageId(this.#namespace(), id);
+      const row = key === undefined ? undefined : this.#rows.get(key);
       // Only the current claim may record an outcome; a stale relay's late word is dropped.
       if (row?.state !== "pending" || row.token !== token) continue;
       apply(row);
@@ -242,11 +283,29 @@ function release(row: Row): void {
   row.leaseUntil = null;
 }
 
+/** A fresh copy in a buffer of its own (`slice()` of a Node Buffer would be a view). */
+function copyBytes(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(bytes);
+}
+
+/** The wait a retry mark asks for: `delay` on this store's clock, else what `availableAt` says. */
+function retryDelay(update: RetryUpdate): number {
+  if (Number.isFinite(update.delay) && update.delay >= 0) return update.delay;
+  const at = update.availableAt?.getTime?.();
+  return typeof at === "number" && at >= Date.now() ? at - Date.now() : 0;
+}
+
+function errorText(error: string | undefined): string | undefined {
+  return error === undefined ? undefined : truncateText(String(error), MAX_ERROR_LENGTH);
+}
+
+// Each claim and listDead hands out its own copy: a sender writing into message.value must not
+// change the stored row, or what the next attempt delivers.
 function snapshot(row: Row): MessageRecord {
   return {
     id: row.id,
     key: row.key,
-    value: row.value.slice(),
+    value: copyBytes(row.value),
     headers: { ...row.headers },
     timestamp: new Date(row.timestamp.getTime()),
     retries: row.retries,

@@ -2,6 +2,7 @@
 
 import { addMessageBenchmark } from "./add-message.ts";
 import { claimCostBenchmark } from "./claim-cost.ts";
+import { httpRelayBenchmark } from "./http-relay.ts";
 import { httpSenderBenchmark } from "./http-sender.ts";
 import { latencyBenchmark } from "./latency.ts";
 import type { Benchmark } from "./lib/report.ts";
@@ -19,4 +20,5 @@ export const benchmarks: Benchmark[] = [
   memoryBenchmark,
   processesBenchmark,
   telemetryBenchmark,
+  httpRelayBenchmark,
 ];

@@ -10,6 +10,7 @@ export type OutboxErrorCode =
   | "SEND_FAILED"
   | "SEND_TIMEOUT"
   | "MALFORMED_SEND_RESULT"
+  | "CALLBACK_FAILED"
   | "WEBHOOK_VERIFICATION_FAILED"
   | "UNAUTHORIZED";
 
@@ -115,5 +116,38 @@ export class SendTimeoutError extends SendError {
       ...options,
     });
     this.name = "SendTimeoutError";
+  }
+}
+
+/**
+ * A function of yours that the relay called threw: a custom `meter` or `tracer` method, say.
+ * The relay carries on without it (that telemetry is skipped); `callback` names what threw.
+ * A throwing `onError` is not reported through itself: it goes to `console.error`.
+ */
+export class CallbackError extends OutboxError {
+  /** What threw, such as `"meter.createCounter"` or `"span.end"`. */
+  readonly callback: string;
+
+  constructor(callback: string, cause: unknown) {
+    super("CALLBACK_FAILED", `${callback} threw: ${describeValue(cause)}`, { cause });
+    this.name = "CallbackError";
+    this.callback = callback;
+  }
+}
+
+/**
+ * A short description of any value, for error texts: an `Error`'s message, a string as is,
+ * else `String(value)`. Never throws, whatever the value's getters or `toString` do.
+ */
+export function describeValue(value: unknown): string {
+  try {
+    if (value instanceof Error) return String(value.message);
+    return String(value);
+  } catch {
+    try {
+      return Object.prototype.toString.call(value);
+    } catch {
+      return "a value that cannot be described";
+    }
   }
 }

@@ -1,4 +1,4 @@
-import { ValidationError } from "./errors.ts";
+import { describeValue, ValidationError } from "./errors.ts";
 
 /**
  * Where a message stands after a send attempt. Mirrors the original package's `SendStatus`.
@@ -29,7 +29,8 @@ export interface NewMessage {
   /**
    * Headers carried to the receiver (names are lowercased). The active trace context is added
    * by the registered OpenTelemetry propagator (e.g. `traceparent`, `baggage`); a header set
-   * here is never overwritten.
+   * here is never overwritten, and a trace (or baggage) header of the propagator's set here
+   * keeps all of the active context's trace (or baggage) headers out.
    */
   headers?: Record<string, string>;
 }
@@ -73,6 +74,21 @@ export interface Message extends Readonly<MessageRecord> {
   markAsFailed(options?: { retryAfter?: number; error?: string }): void;
   /** Failed for good (say, a 4xx that no retry will mend): dead at once, no more attempts. */
   markAsDead(options?: { error?: string }): void;
+  /**
+   * The value decoded as UTF-8; bytes that are not valid UTF-8 become U+FFFD, so this never
+   * throws. Handy for dead messages from `listDead()`.
+   */
+  text(): string;
+  /**
+   * The value parsed as JSON (after {@link Message.text}). Throws the `SyntaxError` of
+   * `JSON.parse` when the value is not JSON.
+   *
+   * @example
+   * ```ts
+   * for (const message of await store.listDead()) console.log(message.id, message.json());
+   * ```
+   */
+  json<T = unknown>(): T;
 }
 
 class OutboxMessage implements Message {
@@ -83,9 +99,17 @@ class OutboxMessage implements Message {
   readonly timestamp: Date;
   readonly retries: number;
   readonly lastError: string | undefined;
-  status: SendStatus;
-  retryAfter: number | undefined = undefined;
-  error: string | undefined = undefined;
+  // Private, behind getters: the marks are the only way to set an outcome, and they stop
+  // working once the relay has sealed the message.
+  #status: SendStatus;
+  #retryAfter: number | undefined = undefined;
+  #error: string | undefined = undefined;
+  #sealed = false;
+
+  /** See {@link sealMessage}. */
+  static seal(message: Message): void {
+    if (message instanceof OutboxMessage) message.#sealed = true;
+  }
 
   constructor(record: MessageRecord, status: SendStatus) {
     this.id = record.id;
@@ -95,27 +119,57 @@ class OutboxMessage implements Message {
     this.timestamp = record.timestamp;
     this.retries = record.retries;
     this.lastError = record.lastError;
-    this.status = status;
+    this.#status = status;
+  }
+
+  get status(): SendStatus {
+    return this.#status;
+  }
+
+  get retryAfter(): number | undefined {
+    return this.#retryAfter;
+  }
+
+  get error(): string | undefined {
+    return this.#error;
   }
 
   markAsSent(): void {
-    this.status = SendStatus.Sent;
+    if (this.#sealed) return;
+    this.#status = SendStatus.Sent;
   }
 
   markAsFailed(options?: { retryAfter?: number; error?: string }): void {
-    this.status = SendStatus.Fail;
+    if (this.#sealed) return;
+    this.#status = SendStatus.Fail;
     const retryAfter = options?.retryAfter;
-    this.retryAfter =
-      typeof retryAfter === "number" && Number.isFinite(retryAfter) && retryAfter >= 0
-        ? retryAfter
-        : undefined;
-    this.error = options?.error;
+    // Kept as given when it is a wait at all (Infinity included); the relay clamps it to
+    // `backoff.maxRetryAfter`. NaN, negatives and non-numbers fall back to the backoff.
+    this.#retryAfter = typeof retryAfter === "number" && retryAfter >= 0 ? retryAfter : undefined;
+    this.#error = errorText(options?.error);
   }
 
   markAsDead(options?: { error?: string }): void {
-    this.status = SendStatus.Dead;
-    this.error = options?.error;
+    if (this.#sealed) return;
+    this.#status = SendStatus.Dead;
+    this.#error = errorText(options?.error);
   }
+
+  text(): string {
+    return decoder.decode(this.value);
+  }
+
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/** A sender's error as text: strings as they are, anything else described (never throws). */
+function errorText(error: unknown): string | undefined {
+  if (error === undefined || typeof error === "string") return error;
+  return describeValue(error);
 }
 
 /**
@@ -125,6 +179,14 @@ class OutboxMessage implements Message {
  */
 export function createMessage(record: MessageRecord, status: SendStatus = SendStatus.None): Message {
   return new OutboxMessage(record, status);
+}
+
+/**
+ * Ends a message's send: marks made after this (by a sender that outlived its deadline) are
+ * ignored. For the relay.
+ */
+export function sealMessage(message: Message): void {
+  OutboxMessage.seal(message);
 }
 
 /** A validated, encoded message ready for `TransactionalStore.addMessage`. */
@@ -185,7 +247,9 @@ export function prepareMessage(
   }
   let bytes: Uint8Array<ArrayBuffer>;
   if (typeof value === "string") bytes = encoder.encode(value);
-  else if (value instanceof Uint8Array) bytes = value.slice();
+  // A copy into a fresh buffer: `slice()` of a Node Buffer is a view of the caller's memory,
+  // and a caller changing it after addMessage must not change what is delivered.
+  else if (value instanceof Uint8Array) bytes = new Uint8Array(value);
   else throw invalid(`message.value must be a Uint8Array or a string, got ${describe(value)}`);
   if (bytes.byteLength > options.maxMessageBytes) {
     throw invalid(

@@ -1,7 +1,9 @@
 import type { Meter, Tracer } from "@opentelemetry/api";
-import { ValidationError } from "./errors.ts";
+import { describeValue, ValidationError } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./message.ts";
+import { guardOnError } from "./report.ts";
 import type { Ordering } from "./store.ts";
+import { wellFormedText } from "./text.ts";
 
 /** How failed messages wait before their next attempt. All durations in milliseconds. */
 export interface BackoffOptions {
@@ -11,6 +13,11 @@ export interface BackoffOptions {
   maxDelay?: number;
   /** The bound grows by this factor per retry. Default 2. */
   factor?: number;
+  /**
+   * The longest wait a sender's `retryAfter` (a `Retry-After` header, a rate-limit reset) may
+   * impose: longer ones, `Infinity` included, are cut to this. Default 86400000 (1 day).
+   */
+  maxRetryAfter?: number;
 }
 
 /**
@@ -42,7 +49,11 @@ export interface OutboxOptions {
   maxMessageBytes?: number;
   /**
    * Receives errors the relay survives (sender failures, lost leases, store errors in the
-   * `start()` loop). It runs on the relay's path: keep it quick. Default: `console.error`.
+   * `start()` loop, a throwing meter or tracer). It runs on the relay's path: keep it quick. If
+   * it throws (or returns a promise that rejects), that goes to `console.error` and the relay
+   * carries on. Default: one `console.error` line per error and per batch whose messages the
+   * sender failed (ids and reasons), at most one line per 10 s with a count of the lines held
+   * back.
    */
   onError?: (error: unknown) => void;
   /**
@@ -58,6 +69,13 @@ export interface OutboxOptions {
    * does not hammer the database. 0 reads on every collection. Default 10000.
    */
   statsCacheTtl?: number;
+  /**
+   * Tells this outbox's metrics apart from other outboxes' on the same meter: every counter,
+   * histogram and gauge point carries it as `outbox.name`. A non-empty string of at most 200
+   * characters. Default: the store's `name` or `table` property when it has one (`LibsqlStore`:
+   * its table), else `"outbox"`.
+   */
+  name?: string;
 }
 
 /** Options with every default filled in. */
@@ -74,6 +92,8 @@ export interface ResolvedOptions {
   meter: Meter | undefined;
   tracer: Tracer | undefined;
   statsCacheTtl: number;
+  /** `outbox.name` of this outbox's metrics; see {@link OutboxOptions.name}. */
+  name: string;
 }
 
 /** The defaults, as documented on {@link OutboxOptions}. */
@@ -84,7 +104,7 @@ export const DEFAULT_OPTIONS = {
   sendTimeout: 2000,
   leaseDuration: 30_000,
   ordering: "none",
-  backoff: { initialDelay: 1000, maxDelay: 300_000, factor: 2 },
+  backoff: { initialDelay: 1000, maxDelay: 300_000, factor: 2, maxRetryAfter: 86_400_000 },
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   statsCacheTtl: 10_000,
 } as const;
@@ -93,7 +113,7 @@ export const DEFAULT_OPTIONS = {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function show(value: unknown): string {
-  return typeof value === "string" ? `"${value}"` : String(value);
+  return typeof value === "string" ? `"${value}"` : describeValue(value);
 }
 
 function integer(name: string, value: unknown, fallback: number, min: number): number {
@@ -118,7 +138,7 @@ function duration(name: string, value: unknown, fallback: number, min = 1): numb
  * Fills in defaults and checks every option, throwing a `ValidationError` that names the
  * option, the value and what is allowed.
  */
-export function resolveOptions(options: OutboxOptions = {}): ResolvedOptions {
+export function resolveOptions(options: OutboxOptions = {}, defaultName = "outbox"): ResolvedOptions {
   if (typeof options !== "object" || options === null) {
     throw new ValidationError(`options must be an object, got ${show(options)}`);
   }
@@ -145,6 +165,12 @@ export function resolveOptions(options: OutboxOptions = {}): ResolvedOptions {
       `backoff.maxDelay must be >= backoff.initialDelay (${initialDelay}), got ${maxDelay}`,
     );
   }
+  const maxRetryAfter = duration(
+    "backoff.maxRetryAfter",
+    backoffInput.maxRetryAfter,
+    defaults.maxRetryAfter,
+    0,
+  );
   const factor = backoffInput.factor ?? defaults.factor;
   if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
     throw new ValidationError(`backoff.factor must be a number >= 1, got ${show(factor)}`);
@@ -161,12 +187,13 @@ export function resolveOptions(options: OutboxOptions = {}): ResolvedOptions {
     sendTimeout,
     leaseDuration,
     ordering,
-    backoff: { initialDelay, maxDelay, factor },
+    backoff: { initialDelay, maxDelay, factor, maxRetryAfter },
     maxMessageBytes: integer("maxMessageBytes", options.maxMessageBytes, DEFAULT_OPTIONS.maxMessageBytes, 1),
-    onError: options.onError ?? defaultOnError,
+    onError: guardOnError(options.onError),
     meter: options.meter,
     tracer: options.tracer,
     statsCacheTtl: duration("statsCacheTtl", options.statsCacheTtl, DEFAULT_OPTIONS.statsCacheTtl, 0),
+    name: outboxName(options.name, defaultName),
   };
 }
 
@@ -180,6 +207,14 @@ export function checkBudget(budgetMs: unknown): void {
   }
 }
 
-function defaultOnError(error: unknown): void {
-  console.error("[edge-outbox]", error);
+const MAX_NAME_LENGTH = 200;
+
+function outboxName(name: unknown, fallback: string): string {
+  if (name === undefined) return fallback;
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new ValidationError(
+      `name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters, got ${show(name)}`,
+    );
+  }
+  return wellFormedText(name);
 }

@@ -1,46 +1,37 @@
-import { SendDeadlines } from "./abort.ts";
+import { drain, type TickResult } from "./drain.ts";
 import { ValidationError } from "./errors.ts";
+import { Lane, RelayLoop } from "./loop.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
-import { checkBudget, type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
-import { type RelayContext, relayPass } from "./relay.ts";
+import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
+import type { RelayContext } from "./relay.ts";
+import { failedBatchLog } from "./report.ts";
 import type { Sender } from "./sender.ts";
-import type { Claim, OutboxStats, TransactionalStore } from "./store.ts";
+import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
 import { observeStats } from "./telemetry-stats.ts";
 import { injectTraceContext } from "./trace-context.ts";
-import { LoopTurns } from "./turns.ts";
 
-/** Counts of one `tick()`. */
-export interface TickResult {
-  /** Relay passes that claimed at least one message. */
-  batches: number;
-  /** Messages delivered. */
-  sent: number;
-  /** Messages that failed and wait for a retry. */
-  failed: number;
-  /** Messages given up on (retries spent, or a permanent failure). */
-  dead: number;
-  /** Wall time of the tick in milliseconds. */
-  durationMs: number;
-}
+export type { TickResult } from "./drain.ts";
 
 /** Options of {@link Outbox.tick}. */
 export interface TickOptions {
   /**
    * Stops starting passes once aborted; a send in flight is aborted too (its messages fail). A
-   * batch that a pipelined store had already claimed for the next pass when the signal aborted
-   * is still sent (under `sendTimeout` only), never failed unsent.
+   * batch claimed but not yet handed to the sender when the signal aborts is given back unsent
+   * (`store.release`), keeping its attempts.
    */
   signal?: AbortSignal;
   /**
-   * Starts no new pass after this many milliseconds. A pass already running finishes, so a
-   * tick may overrun by one pass (at most `sendTimeout` plus the database work).
+   * Starts no new pass after this many milliseconds (counted from the call, so including a wait
+   * for a pass already running). A pass already sending finishes, so a tick may overrun by one
+   * pass (at most `sendTimeout` plus the database work).
    */
   budgetMs?: number;
 }
 
 /**
  * The transactional outbox: writes messages in the caller's transaction and relays them.
+ * One instance relays one pass at a time: the `start()` loop and every `tick()` take turns.
  *
  * @example
  * ```ts
@@ -53,14 +44,12 @@ export interface TickOptions {
  * ```
  */
 export class Outbox<T> {
-  /** The options in force, defaults filled in. */
+  /** The options in force, defaults filled in (`onError` is the contained one). */
   readonly options: Readonly<ResolvedOptions>;
   readonly #store: TransactionalStore<T>;
   readonly #context: RelayContext;
-  #running = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #inFlight: Promise<void> | undefined;
-  #wakeRequested = false;
+  readonly #lane = new Lane();
+  readonly #loop: RelayLoop;
   readonly #unobserveStats: () => void;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) on any option out of range. */
@@ -69,22 +58,41 @@ export class Outbox<T> {
       throw new ValidationError("store must implement TransactionalStore (fetchAndLock, addMessage, ...)");
     if (typeof sender?.send !== "function")
       throw new ValidationError("sender must have a send(messages, signal) method");
-    this.options = resolveOptions(options);
+    this.options = resolveOptions(options, storeName(store));
     this.#store = store;
-    const telemetry = new RelayTelemetry(this.options.meter, this.options.tracer);
-    this.#context = { store, sender, options: this.options, telemetry };
+    const { onError } = this.options;
+    const telemetry = new RelayTelemetry({
+      meter: this.options.meter,
+      tracer: this.options.tracer,
+      name: this.options.name,
+      report: onError,
+    });
+    this.#context = {
+      store,
+      sender,
+      options: this.options,
+      telemetry,
+      logFailedBatch: failedBatchLog(onError),
+    };
     this.#unobserveStats = observeStats(telemetry.meter, () => store.stats(), {
       ttl: this.options.statsCacheTtl,
-      onError: this.options.onError,
+      onError,
+      attributes: telemetry.attributes,
+    });
+    this.#loop = new RelayLoop({
+      period: this.options.period,
+      lane: this.#lane,
+      drain: (stopping) => this.#loopDrain(stopping),
     });
   }
 
   /**
    * Writes a message inside the caller's transaction `tx`: it is sent only if `tx` commits.
    * Validates first (a `ValidationError` with code `INVALID_MESSAGE`), so bad input writes
-   * nothing. Stamps the current UTC time. The active OpenTelemetry context (span and baggage)
-   * goes into the headers through the globally registered propagator (`propagation.inject`);
-   * headers given here win, and with no propagator registered nothing is added.
+   * nothing. The value is copied: changing your bytes afterwards changes nothing. Stamps the
+   * current UTC time. The active OpenTelemetry context (span and baggage) goes into the headers
+   * through the globally registered propagator (`propagation.inject`); headers given here win,
+   * and with no propagator registered nothing is added.
    */
   async addMessage(tx: T, message: NewMessage): Promise<void> {
     const prepared = prepareMessage(message, { maxMessageBytes: this.options.maxMessageBytes });
@@ -94,11 +102,17 @@ export class Outbox<T> {
 
   /**
    * Relays until nothing is ready, `budgetMs` is spent or `signal` aborts; for cron triggers.
-   * Store errors reject (nothing is lost: claimed messages return when their lease ends);
+   * Waits first for a pass of this instance already running (the loop's or another tick's), so
+   * do not await it inside your sender (see {@link Outbox.stop}). Store errors reject (nothing is lost: claimed messages return when their lease ends);
    * sender errors go to `onError` and the tick goes on.
    */
   tick(options: TickOptions = {}): Promise<TickResult> {
-    return this.#drain(options, () => false, true);
+    const started = performance.now();
+    // Read inside the lane: bad options reject like every other tick failure, never throw.
+    return this.#lane.run(() => {
+      const { signal, budgetMs } = (options ?? {}) as TickOptions;
+      return drain(this.#context, { signal, budgetMs, started, stopping: () => false, spanWhenIdle: true });
+    });
   }
 
   /** Outbox statistics from the store. */
@@ -107,13 +121,11 @@ export class Outbox<T> {
   }
 
   /**
-   * Starts an in-process loop: a drain every `period` ms, chained so passes never overlap.
-   * Idempotent. Errors go to `onError`; the loop never dies from one bad pass.
+   * Starts an in-process loop: a drain every `period` ms, never overlapping another pass of
+   * this instance. Idempotent. Errors go to `onError`; the loop never dies from one bad pass.
    */
   start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#schedule(0);
+    this.#loop.start();
   }
 
   /**
@@ -121,20 +133,17 @@ export class Outbox<T> {
    * `period`. Calls during a pass are coalesced into one more pass after it.
    */
   wake(): void {
-    if (!this.#running) return;
-    if (this.#inFlight) {
-      this.#wakeRequested = true;
-      return;
-    }
-    this.#schedule(0);
+    this.#loop.wake();
   }
 
-  /** Stops the loop; resolves once the pass in flight has recorded its outcome. */
-  async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#inFlight;
+  /**
+   * Stops the loop; resolves once every pass in flight (the loop's, and any `tick()` running or
+   * waiting) has recorded its outcome. A batch claimed for the next pass is given back unsent.
+   * Do not await it inside your sender: it waits for the very pass that runs the sender, which
+   * then ends only at `sendTimeout`, failing its batch.
+   */
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /**
@@ -147,75 +156,27 @@ export class Outbox<T> {
     return this.stop();
   }
 
-  #schedule(delay: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#inFlight = this.#loopPass().finally(() => {
-        this.#inFlight = undefined;
-        if (!this.#running) return;
-        const again = this.#wakeRequested;
-        this.#wakeRequested = false;
-        this.#schedule(again ? 0 : this.options.period);
-      });
-    }, delay);
-  }
-
-  async #loopPass(): Promise<void> {
+  async #loopDrain(stopping: () => boolean): Promise<void> {
     try {
-      await this.#drain({}, () => !this.#running, false);
+      await drain(this.#context, { started: performance.now(), stopping, spanWhenIdle: false });
     } catch (error) {
       this.options.onError(error);
     }
   }
-
-  /** `spanWhenIdle`: a `tick()` always has a span; a loop pass only when it claims or fails. */
-  async #drain(options: TickOptions, stopping: () => boolean, spanWhenIdle: boolean): Promise<TickResult> {
-    const { signal, budgetMs } = options;
-    checkBudget(budgetMs);
-    const started = performance.now();
-    const result: TickResult = { batches: 0, sent: 0, failed: 0, dead: 0, durationMs: 0 };
-    const tick = this.#context.telemetry.tick(spanWhenIdle);
-    const turns = new LoopTurns(YIELD_EVERY_MS);
-    const deadlines = new SendDeadlines(this.options.sendTimeout);
-    // Whether to start (or, pipelined, claim) another pass: budget, abort and stop are all
-    // checked before any claim, so a stopping drain never claims a batch it will not send.
-    const continues = () =>
-      !signal?.aborted && !stopping() && (budgetMs === undefined || performance.now() - started < budgetMs);
-    let next: Claim | undefined;
-    try {
-      // Bounded: every pass either claims nothing (and ends the loop) or moves messages forward.
-      while (next !== undefined || continues()) {
-        // A batch claimed by the previous pass is relayed even if the drain has to end now (its
-        // lease is held): under `stop()` or the budget it is the one pass a drain may overrun by,
-        // and a signal that aborted meanwhile does not fail it unsent (`sendTimeout` still bounds it).
-        const passSignal = next !== undefined && signal?.aborted ? undefined : signal;
-        const pass = await relayPass(this.#context, passSignal, tick, { claim: next, continues, deadlines });
-        if (pass.claimed === 0) break;
-        result.batches += 1;
-        result.sent += pass.sent;
-        result.failed += pass.failed;
-        result.dead += pass.dead;
-        next = pass.next;
-        if (next?.messages.length === 0) break;
-        // Timers, I/O and native finalizers get a turn at least every YIELD_EVERY_MS.
-        await turns.maybeYield();
-      }
-    } catch (error) {
-      tick.end(result, error);
-      throw error;
-    } finally {
-      turns.dispose();
-      deadlines.dispose();
-    }
-    result.durationMs = performance.now() - started;
-    tick.end(result);
-    return result;
-  }
 }
 
-// Longest stretch (ms) a drain runs without letting the event loop's other tasks in (see LoopTurns).
-const YIELD_EVERY_MS = 50;
+/** The default `name`: the store's `name` or `table` property when it is a non-empty string. */
+function storeName(store: object): string {
+  for (const property of ["name", "table"]) {
+    try {
+      const value: unknown = (store as Record<string, unknown>)[property];
+      if (typeof value === "string" && value.length > 0 && value.length <= 200) return value;
+    } catch {
+      // A throwing getter names nothing.
+    }
+  }
+  return "outbox";
+}
 
 function isStore(store: unknown): boolean {
   if (typeof store !== "object" || store === null) return false;

@@ -1,8 +1,9 @@
-import { type Deadline, SendDeadlines } from "./abort.ts";
-import { nextAttemptAt } from "./backoff.ts";
-import { LeaseLostError, OutboxError, SendError, SendTimeoutError } from "./errors.ts";
+import type { SendDeadlines } from "./abort.ts";
+import { retryDelay } from "./backoff.ts";
+import { LeaseLostError } from "./errors.ts";
 import { type Message, SendStatus } from "./message.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { sendBatch } from "./send.ts";
 import type { Sender } from "./sender.ts";
 import type { Claim, ClaimOptions, DeadUpdate, MessageStore, PassOutcome, RetryUpdate } from "./store.ts";
 import type { BatchOutcome, RelayTelemetry, TickSpan } from "./telemetry.ts";
@@ -11,9 +12,14 @@ import type { BatchOutcome, RelayTelemetry, TickSpan } from "./telemetry.ts";
 export interface PassResult extends BatchOutcome {
   claimed: number;
   /**
+   * True when the pass gave its claim back unsent (`store.release`) because the drain had to
+   * end between the claim and the send: nothing was attempted, nothing counts.
+   */
+  released?: boolean;
+  /**
    * The next batch, when the pass recorded its outcome and claimed the next batch in one
-   * `recordAndFetch` call. The caller must relay it (pass it as `claim` to the next pass),
-   * even if it would start no new pass now: its lease is held and only a send releases it early.
+   * `recordAndFetch` call. The caller must pass it as `claim` to the next pass, even if that pass
+   * will not send it: only a pass releases or relays a claim.
    */
   next?: Claim | undefined;
 }
@@ -22,8 +28,11 @@ export interface PassResult extends BatchOutcome {
 export interface RelayContext {
   store: MessageStore;
   sender: Sender;
+  /** `onError` is the guarded one: it never throws. */
   options: ResolvedOptions;
   telemetry: RelayTelemetry;
+  /** With the default `onError`: logs a batch whose messages the sender failed. */
+  logFailedBatch?: ((messages: readonly Message[]) => void) | undefined;
 }
 
 /** How a pass fits into a drain. */
@@ -31,24 +40,27 @@ export interface PassPlan {
   /** A batch the previous pass already claimed (pipelined); without it the pass claims its own. */
   claim?: Claim | undefined;
   /**
-   * Asked once the batch is sent: true when the drain will go on, so that a store with
-   * `recordAndFetch` may record this outcome and claim the next batch in one write.
+   * Whether the drain goes on: asked after the claim (false: the claim is given back unsent)
+   * and after the send (true: a store with `recordAndFetch` may record this outcome and claim
+   * the next batch in one write).
    */
   continues?: () => boolean;
   /** The drain's send deadlines (one timer for all its passes); without it the pass makes its own. */
   deadlines?: SendDeadlines | undefined;
 }
 
-const TIMED_OUT = Symbol("timed out");
-
 /**
  * One relay pass: claim a batch (unless `plan.claim` brings one), send it under `sendTimeout`,
  * record each outcome, and, when the store has `recordAndFetch` and the drain continues, claim
- * the next batch in the same write. Store errors propagate (nothing is lost: the claimed rows
- * come back when the lease ends); sender errors fail the unmarked messages and go to `onError`.
- * Its batch span is a child of `tick`'s span and covers this batch's claim (when the pass made
- * it), send and record; a pipelined record also claims the next batch, so that claim falls in
- * this span, and the next batch's span starts after it.
+ * the next batch in the same write. When the drain has to end between the claim and the send
+ * (the signal aborted, the budget ran out, `stop()` was called), the batch is never handed to
+ * the sender: it goes back with `store.release` (attempts untouched, claimable at once), or,
+ * for a store without `release`, is sent without the caller's signal (under `sendTimeout`),
+ * since waiting out the lease would count an attempt that never happened.
+ *
+ * Store errors propagate (nothing is lost: the claimed rows come back when the lease ends);
+ * sender errors fail the unmarked messages and go to `onError`. Its batch span is a child of
+ * `tick`'s span and covers this batch's claim (when the pass made it), send and record.
  */
 export function relayPass(
   context: RelayContext,
@@ -62,6 +74,14 @@ export function relayPass(
     const claim = plan.claim ?? (await store.fetchAndLock(claimOptions(options)));
     const claimed = claim.messages.length;
     if (claimed === 0) return { claimed, sent: 0, failed: 0, dead: 0 };
+    let sendSignal = signal;
+    if (plan.continues?.() === false) {
+      if (store.release !== undefined) {
+        await release(context, claim);
+        return { claimed, released: true, sent: 0, failed: 0, dead: 0 };
+      }
+      sendSignal = undefined;
+    }
     context.telemetry.claimed(span, claim.messages);
 
     // A message reclaimed after lost leases may have spent its attempts without an outcome
@@ -71,13 +91,23 @@ export function relayPass(
     for (const message of claim.messages) {
       (message.retries > options.maxRetries ? exhausted : toSend).push(message);
     }
+    // Outcomes are recorded under the ids the store gave, whatever the sender does to its copy.
+    const ids = toSend.map((m) => m.id);
+    const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
     const sendError =
       toSend.length > 0
-        ? await context.telemetry.within(span, () => send(context, toSend, signal, plan.deadlines))
+        ? await context.telemetry.within(span, () =>
+            sendBatch(sending, toSend.slice(), sendSignal, plan.deadlines),
+          )
         : undefined;
 
-    const result = await recordOutcome(context, outcomeOf(claim.token, exhausted, toSend, options), plan);
+    const outcome = outcomeOf(claim.token, exhausted, toSend, ids, options);
+    const result = await recordOutcome(context, outcome, plan);
     context.telemetry.recorded(span, claimed, result, performance.now() - started, sendError);
+    // A batch-wide error went to onError already; this is the sender's own per-message verdict.
+    if (sendError === undefined && toSend.some((m) => m.status !== SendStatus.Sent)) {
+      context.logFailedBatch?.(toSend);
+    }
     return { claimed, ...result };
   });
 }
@@ -86,11 +116,24 @@ function claimOptions(options: ResolvedOptions): ClaimOptions {
   return { batchSize: options.batchSize, leaseDuration: options.leaseDuration, ordering: options.ordering };
 }
 
+/** Gives a claim back unsent. A failure is reported: the rows then come back when the lease ends. */
+async function release(context: RelayContext, claim: Claim): Promise<void> {
+  try {
+    await context.store.release?.(
+      claim.token,
+      claim.messages.map((m) => m.id),
+    );
+  } catch (error) {
+    context.options.onError(error);
+  }
+}
+
 /** Sorts the pass's messages into the three marks, by the status the send left on them. */
 function outcomeOf(
   token: string,
   exhausted: Message[],
   toSend: Message[],
+  ids: readonly string[],
   options: ResolvedOptions,
 ): PassOutcome {
   const sent: string[] = [];
@@ -100,22 +143,19 @@ function outcomeOf(
     error: `attempts exhausted: ${m.retries} attempt(s) ended without an outcome (lease expired)`,
   }));
   const now = Date.now();
-  for (const message of toSend) {
+  toSend.forEach((message, i) => {
+    const id = ids[i] as string;
     const status = message.status;
-    if (status === SendStatus.Sent) sent.push(message.id);
-    else if (status === SendStatus.Dead) dead.push({ id: message.id, error: message.error });
-    // send() turned every unmarked message into a failure, so this is a failed one.
-    else if (message.retries >= options.maxRetries) dead.push({ id: message.id, error: message.error });
+    if (status === SendStatus.Sent) sent.push(id);
+    else if (status === SendStatus.Dead) dead.push({ id, error: message.error });
+    // sendBatch turned every unmarked message into a failure, so this is a failed one.
+    else if (message.retries >= options.maxRetries) dead.push({ id, error: message.error });
     else {
-      const availableAt = nextAttemptAt(now, message.retries, message.retryAfter, options.backoff);
-      retry.push({
-        id: message.id,
-        availableAt,
-        delay: Math.max(0, availableAt.getTime() - now),
-        error: message.error,
-      });
+      // The one clamp for every sender's retryAfter: an integer number of ms, at most maxRetryAfter.
+      const delay = retryDelay(message.retries, message.retryAfter, options.backoff);
+      retry.push({ id, availableAt: new Date(now + delay), delay, error: message.error });
     }
-  }
+  });
   return { token, sent, retry, dead };
 }
 
@@ -148,99 +188,6 @@ async function recordOutcome(
 }
 
 const idOf = (update: { id: string }): string => update.id;
-
-/** Calls the sender under the deadline; returns the error to report, if any. Never throws. */
-async function send(
-  context: RelayContext,
-  messages: Message[],
-  signal: AbortSignal | undefined,
-  deadlines: SendDeadlines | undefined,
-): Promise<unknown> {
-  const { sender, options } = context;
-  const clock = deadlines ?? new SendDeadlines(options.sendTimeout);
-  const deadline = clock.start(signal);
-  let error: unknown;
-  try {
-    // Race the abort so a sender that ignores its signal cannot hold the pass past the deadline.
-    const result = await Promise.race([
-      sender.send(messages, deadline.signal),
-      deadline.aborted.then(() => TIMED_OUT),
-    ]);
-    error =
-      result === TIMED_OUT
-        ? abortError(deadline, options.sendTimeout, signal)
-        : checkResult(messages, result);
-  } catch (thrown) {
-    // A sender that gives up because its signal aborted (fetch does) failed for that reason.
-    if (deadline.signal.aborted) error = abortError(deadline, options.sendTimeout, signal);
-    else if (thrown instanceof OutboxError) error = thrown;
-    else {
-      error = new SendError(`sender threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`, {
-        cause: thrown,
-      });
-    }
-  } finally {
-    deadline.dispose();
-    if (clock !== deadlines) clock.dispose();
-  }
-  // Freeze the outcome now: marks a runaway sender makes after this point change nothing.
-  for (const message of messages) {
-    if (message.status === SendStatus.None) {
-      message.markAsFailed({ error: describeUnmarked(error) });
-    }
-  }
-  if (error !== undefined) context.options.onError(error);
-  return error;
-}
-
-/** Why an aborted send failed: its timeout, or the caller's signal. */
-function abortError(deadline: Deadline, sendTimeout: number, signal: AbortSignal | undefined): SendError {
-  return deadline.timedOut()
-    ? new SendTimeoutError(sendTimeout)
-    : new SendError("send aborted by the caller's signal", { cause: signal?.reason });
-}
-
-/**
- * The marks on the messages are the outcome; the returned array must be those same messages.
- * Anything else is reported (and unmarked messages fail), never trusted.
- */
-function checkResult(given: readonly Message[], result: unknown): SendError | undefined {
-  if (!Array.isArray(result)) {
-    return new SendError(
-      `sender returned ${result === null ? "null" : typeof result}, expected the array of messages it was given`,
-      {
-        code: "MALFORMED_SEND_RESULT",
-      },
-    );
-  }
-  // Returning the very array it was given (the usual case) cannot smuggle anything in.
-  if (result !== given) {
-    const ours = new Set<unknown>(given);
-    const foreign = result.filter((m) => !ours.has(m));
-    if (foreign.length > 0) {
-      return new SendError(
-        `sender returned ${foreign.length} message(s) it was not given; they were ignored`,
-        {
-          code: "MALFORMED_SEND_RESULT",
-        },
-      );
-    }
-  }
-  if (given.every((m) => m.status !== SendStatus.None)) return undefined;
-  const unmarked = given.filter((m) => m.status === SendStatus.None);
-  return new SendError(
-    `sender left ${unmarked.length} message(s) unmarked (ids ${unmarked
-      .slice(0, 5)
-      .map((m) => m.id)
-      .join(", ")}); they count as failed`,
-    { code: "MALFORMED_SEND_RESULT", messageId: unmarked[0]?.id },
-  );
-}
-
-function describeUnmarked(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return "sender did not mark this message";
-}
 
 /** Applies one mark (none for no ids). */
 async function record(

@@ -1,6 +1,12 @@
 import { ValidationError } from "./errors.ts";
 import type { Message, PreparedMessage } from "./message.ts";
 
+/**
+ * The longest error text (UTF-16 code units, `…` included) a store keeps for a message: every
+ * store cuts with `truncateText(error, MAX_ERROR_LENGTH)`.
+ */
+export const MAX_ERROR_LENGTH = 2000;
+
 /** How many dead messages `listDead` returns when no `limit` is given. */
 export const DEFAULT_DEAD_LIMIT = 100;
 

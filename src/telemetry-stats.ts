@@ -1,21 +1,23 @@
-import type { Attributes, BatchObservableCallback, Meter } from "@opentelemetry/api";
+import type { Attributes, BatchObservableCallback } from "@opentelemetry/api";
 import type { OutboxStats } from "./store.ts";
+import type { RelayMeter } from "./telemetry-guard.ts";
 
 /** Name of the gauge of messages by `outbox.message.state` (pending, in_flight, dead). */
 export const MESSAGE_COUNT = "outbox.message.count";
 /** Name of the gauge of the oldest unsent message's age in seconds. */
 export const OLDEST_AGE = "outbox.message.oldest_age";
 
-const PENDING: Attributes = Object.freeze({ "outbox.message.state": "pending" });
-const IN_FLIGHT: Attributes = Object.freeze({ "outbox.message.state": "in_flight" });
-const DEAD: Attributes = Object.freeze({ "outbox.message.state": "dead" });
-
 /** Options of {@link observeStats}. */
 export interface ObserveStatsOptions {
   /** Milliseconds a `stats()` result serves collections before it is read again; 0: every time. */
   ttl: number;
-  /** Receives a failed `stats()`; that collection then reports no points for these gauges. */
+  /**
+   * Receives a failed `stats()` (that collection then reports no points for these gauges) and
+   * a throw from the SDK's `observe`. Must not throw.
+   */
   onError: (error: unknown) => void;
+  /** Attributes every point carries (the outbox's `outbox.name`), so two outboxes sharing a meter stay apart. */
+  attributes?: Attributes;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface ObserveStatsOptions {
  * @returns a function that unregisters the callback (idempotent).
  */
 export function observeStats(
-  meter: Meter,
+  meter: RelayMeter,
   read: () => Promise<OutboxStats>,
   options: ObserveStatsOptions,
 ): () => void {
@@ -42,6 +44,11 @@ export function observeStats(
       "Age of the oldest message not yet sent or dead (pending or in flight); 0 when there is none. A growing value means the outbox is stuck.",
     unit: "s",
   });
+  const base = options.attributes ?? {};
+  const pending: Attributes = Object.freeze({ ...base, "outbox.message.state": "pending" });
+  const inFlight: Attributes = Object.freeze({ ...base, "outbox.message.state": "in_flight" });
+  const dead: Attributes = Object.freeze({ ...base, "outbox.message.state": "dead" });
+  const ageAttributes: Attributes = Object.freeze({ ...base });
   let cached: { at: number; stats: OutboxStats } | undefined;
   let loading: Promise<OutboxStats> | undefined;
 
@@ -67,10 +74,14 @@ export function observeStats(
       options.onError(error);
       return;
     }
-    result.observe(count, stats.pending, PENDING);
-    result.observe(count, stats.inFlight, IN_FLIGHT);
-    result.observe(count, stats.dead, DEAD);
-    result.observe(age, oldestAgeSeconds(stats.oldestPendingAt, Date.now()));
+    try {
+      result.observe(count, stats.pending, pending);
+      result.observe(count, stats.inFlight, inFlight);
+      result.observe(count, stats.dead, dead);
+      result.observe(age, oldestAgeSeconds(stats.oldestPendingAt, Date.now()), ageAttributes);
+    } catch (error) {
+      options.onError(error);
+    }
   };
 
   meter.addBatchObservableCallback(callback, [count, age]);

@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Counter,
   context,
+  diag,
   type Histogram,
   type Link,
   type Meter,
@@ -9,7 +10,9 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
+import type { CallbackError } from "./errors.ts";
 import type { Message } from "./message.ts";
+import { CallbackReporter, guardMeter, guardTracer, type RelayMeter } from "./telemetry-guard.ts";
 import {
   type BatchOutcome,
   BatchSpan,
@@ -35,11 +38,12 @@ export {
 /** Instrumentation scope name of every meter and tracer edge-outbox creates. */
 export const INSTRUMENTATION_SCOPE = "edge-outbox";
 
+/** Attribute on every metric point of an outbox, telling outboxes on one meter apart. */
+export const OUTBOX_NAME = "outbox.name";
+
 // Bucket boundaries the messaging conventions give for messaging.client.operation.duration.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 const BATCH_SIZE_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
-// Made once and shared: recording a pass allocates no attribute object.
-const SENT: Attributes = Object.freeze({ ...SEND, "outbox.outcome": "sent" });
 
 /** Attributes made on first use and kept: keys come from small closed sets (outcomes, codes). */
 class AttributeCache {
@@ -56,25 +60,49 @@ class AttributeCache {
   }
 }
 
+/** What {@link RelayTelemetry} is built from. */
+export interface RelayTelemetryOptions {
+  /** The option, or undefined for the global provider's `edge-outbox` meter. */
+  meter?: Meter | undefined;
+  /** The option, or undefined for the global provider's `edge-outbox` tracer. */
+  tracer?: Tracer | undefined;
+  /** The outbox's name: {@link OUTBOX_NAME} on every metric point. */
+  name: string;
+  /** Where a throwing meter or tracer method is reported (once per method). */
+  report: (error: CallbackError) => void;
+}
+
 /**
  * The relay's instruments and spans. Created once per `Outbox`; with no SDK registered every
  * call lands on the API's no-op implementations and a pass allocates next to nothing.
- * Metrics are recorded only after the outcome is stored, never before.
+ * Metrics are recorded only after the outcome is stored, never before. Every call into the
+ * meter and tracer is contained: a throw is reported and skipped (see `telemetry-guard.ts`).
  */
 export class RelayTelemetry {
-  /** The meter in use (the option, or the global provider's `edge-outbox` meter). */
-  readonly meter: Meter;
+  /** The meter in use (the option, or the global provider's `edge-outbox` meter), contained. */
+  readonly meter: RelayMeter;
+  /** Attributes every metric point of this outbox carries: {@link OUTBOX_NAME}. */
+  readonly attributes: Attributes;
   readonly #tracer: Tracer;
   readonly #messages: Counter;
   readonly #duration: Histogram;
   readonly #batchSize: Histogram;
-  readonly #outcomes = new AttributeCache(SEND);
-  readonly #failures = new AttributeCache(SEND_OPERATION);
+  // Made once and shared: recording a pass allocates no attribute object.
+  readonly #sent: Attributes;
+  readonly #operation: Attributes;
+  readonly #outcomes: AttributeCache;
+  readonly #failures: AttributeCache;
 
-  constructor(meter?: Meter, tracer?: Tracer) {
+  constructor(options: RelayTelemetryOptions) {
+    const reporter = new CallbackReporter(options.report);
+    this.attributes = Object.freeze({ [OUTBOX_NAME]: options.name });
+    this.#sent = Object.freeze({ ...SEND, ...this.attributes, "outbox.outcome": "sent" });
+    this.#operation = Object.freeze({ ...SEND_OPERATION, ...this.attributes });
+    this.#outcomes = new AttributeCache({ ...SEND, ...this.attributes });
+    this.#failures = new AttributeCache(this.#operation);
     // The API has no proxy meter: a global meter is bound to the provider registered by now.
-    this.meter = meter ?? metrics.getMeter(INSTRUMENTATION_SCOPE);
-    this.#tracer = tracer ?? trace.getTracer(INSTRUMENTATION_SCOPE);
+    this.meter = guardMeter(options.meter ?? metrics.getMeter(INSTRUMENTATION_SCOPE), reporter);
+    this.#tracer = guardTracer(options.tracer ?? trace.getTracer(INSTRUMENTATION_SCOPE), reporter);
     this.#messages = this.meter.createCounter("messaging.client.sent.messages", {
       description:
         "Messages whose send outcome the relay recorded, by outbox.outcome (sent, failed, dead); every attempt counts.",
@@ -127,12 +155,18 @@ export class RelayTelemetry {
     // Parsing headers for links is work only a recording span needs.
     if (!span.isRecording()) return;
     span.setAttribute("messaging.batch.message_count", messages.length);
-    const links: Link[] = [];
-    for (const message of messages) {
-      const producer = producerSpanContext(message.headers);
-      if (producer) links.push({ context: producer, attributes: { "messaging.message.id": message.id } });
+    // Links are for the trace view only: whatever the propagator or tracer does here, the
+    // batch goes on to be sent.
+    try {
+      const links: Link[] = [];
+      for (const message of messages) {
+        const producer = producerSpanContext(message.headers);
+        if (producer) links.push({ context: producer, attributes: { "messaging.message.id": message.id } });
+      }
+      if (links.length > 0) span.addLinks(links);
+    } catch (error) {
+      diag.warn("edge-outbox: the batch span's links to its producers could not be added", error);
     }
-    if (links.length > 0) span.addLinks(links);
   }
 
   /** Runs `fn` (the send) with the batch span active, so instrumented clients nest under it. */
@@ -150,14 +184,14 @@ export class RelayTelemetry {
   ): void {
     // Messages that failed without a batch-wide error were marked failed or dead by the sender.
     const type = error === undefined ? SEND_FAILED : errorType(error);
-    if (outcome.sent > 0) this.#messages.add(outcome.sent, SENT);
+    if (outcome.sent > 0) this.#messages.add(outcome.sent, this.#sent);
     if (outcome.failed > 0) this.#messages.add(outcome.failed, this.#outcome("failed", type));
     if (outcome.dead > 0) this.#messages.add(outcome.dead, this.#outcome("dead", type));
     this.#duration.record(
       durationMs / 1000,
-      error === undefined ? SEND_OPERATION : this.#failures.get(type, { "error.type": type }),
+      error === undefined ? this.#operation : this.#failures.get(type, { "error.type": type }),
     );
-    this.#batchSize.record(claimed);
+    this.#batchSize.record(claimed, this.attributes);
     const span = batch.span();
     if (!span.isRecording()) return;
     span.setAttributes({

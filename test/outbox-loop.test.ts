@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../adapters/memory.ts";
 import { Outbox, type OutboxOptions, type Sender, StoreError, ValidationError } from "../mod.ts";
 import { gate, recordingSender, waitFor } from "./support/senders.ts";
+import { failingClaims } from "./support/stores.ts";
 
 const running: Outbox<unknown>[] = [];
 afterEach(async () => {
@@ -118,19 +119,7 @@ describe("start, wake and stop", () => {
 
   it("survives store errors: they go to onError and the loop keeps delivering", async () => {
     const store = new MemoryStore();
-    let failures = 2;
-    const flaky = new Proxy(store, {
-      get(target, name, receiver) {
-        if (name === "fetchAndLock" && failures > 0) {
-          return async () => {
-            failures -= 1;
-            throw new StoreError("database is locked", { retryable: true });
-          };
-        }
-        const value = Reflect.get(target, name, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const flaky = failingClaims(store, 2);
     const sender = recordingSender();
     const { outbox, errors } = setup(sender, { period: 10 }, flaky);
     await seed(store, outbox, 4);
@@ -166,5 +155,17 @@ describe("start, wake and stop", () => {
     await seed(store, new Outbox(store, sender) as Outbox<unknown>, 1);
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(sender.delivered).toHaveLength(1);
+  });
+});
+
+describe("tick() input", () => {
+  it("rejects (never throws) a signal that is not an AbortSignal and bad options, sending nothing", async () => {
+    const sender = recordingSender();
+    const { store, outbox } = setup(sender);
+    await seed(store, outbox, 1);
+    const fake = { aborted: false } as unknown as AbortSignal;
+    await expect(outbox.tick({ signal: fake })).rejects.toBeInstanceOf(ValidationError);
+    await expect(outbox.tick(null as never)).resolves.toMatchObject({ sent: 1 });
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
   });
 });

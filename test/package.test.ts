@@ -2,7 +2,9 @@
  * The npm package as users get it: built with tsup, packed with `npm pack`, checked by publint
  * and arethetypeswrong, installed from the tarball into a temporary project (offline: only the
  * npm cache and the repository's node_modules), then every subpath imported in Node, Bun and
- * Deno, and type-checked by a consumer under NodeNext and bundler resolution.
+ * Deno, and type-checked by a consumer under NodeNext and bundler resolution. Each runtime must
+ * get its build of edge-outbox/http: Node the node:http transport (the `node` condition), Bun,
+ * Deno, workerd (bundled as wrangler does, run in Miniflare) and other web bundles fetch.
  */
 import {
   cpSync,
@@ -17,6 +19,8 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bin, ROOT, run, runtimeEnv, SUBPATHS } from "./runtimes/support.ts";
 
@@ -54,8 +58,34 @@ const result = await outbox.tick();
 // One copy of the core: an error thrown by an adapter is an instance of the core's class.
 let shared = false;
 try { await store.addMessage({}, {}); } catch (error) { shared = error instanceof ValidationError; }
-console.log(JSON.stringify({ subpaths: Object.keys(modules).length, sent, tickSent: result.sent, shared }));
+// Which build of edge-outbox/http this runtime resolved: its httpSender names its transport.
+const transport = modules["edge-outbox/http"].httpSender({
+  url: "http://127.0.0.1:9/hook",
+  secret: "whsec_" + btoa("a 32-byte secret for the check!!"),
+}).transport;
+console.log(JSON.stringify({ subpaths: Object.keys(modules).length, sent, tickSent: result.sent, shared, transport }));
 `;
+
+// A Worker that reports which build of edge-outbox/http it was bundled with.
+const WORKER = `
+import { httpSender } from "edge-outbox/http";
+export default {
+  async fetch() {
+    const sender = httpSender({ url: "http://127.0.0.1:9/hook", secret: "whsec_" + btoa("a 32-byte secret for the check!!") });
+    return Response.json({ transport: sender.transport });
+  },
+};
+`;
+
+/**
+ * Conditions bundlers use for runtimes without `node:*` (wrangler for workerd; Next.js and Vercel
+ * for the edge runtime), in their order: each must get the fetch build.
+ */
+const WEB_CONDITIONS: Record<string, string[]> = {
+  workerd: ["workerd", "worker", "browser"],
+  "edge-light": ["edge-light", "worker", "browser"],
+  browser: ["browser"],
+};
 
 const CONSUMER = `
 import { cronHandler, Outbox, type TickResult } from "edge-outbox";
@@ -79,7 +109,7 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
   beforeAll(async () => {
     mkdirSync(staging);
     // Built outside the tree, so `npm test` never rewrites dist/ under a developer's feet.
-    const built = await run(bin("tsup"), ["--out-dir", join(staging, "dist")], { timeoutMs: 120_000 });
+    const built = await run(bin("tsup"), ["--out-dir", join(staging, "dist")], { timeoutMs: 240_000 });
     expect(built.code, built.output).toBe(0);
     cpSync(join(ROOT, "package.json"), join(staging, "package.json"));
     for (const entry of pkg.files as string[]) {
@@ -119,9 +149,26 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
     for (const peer of PEERS)
       symlinkSync(join(ROOT, "node_modules", peer), join(project, "node_modules", peer), "dir");
     writeFileSync(join(project, "check.mjs"), CHECK);
-  }, 180_000);
+    writeFileSync(join(project, "worker.mjs"), WORKER);
+  }, 360_000);
 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("gives Node the node:http build of edge-outbox/http and every other runtime the fetch build", () => {
+    const conditions = Object.keys(pkg.exports["./http"]);
+    expect(conditions[0]).toBe("types");
+    expect(conditions.at(-1)).toBe("default");
+    // Deno and Bun also match "node", and some worker bundlers add it: theirs must come first.
+    for (const web of ["workerd", "worker", "edge-light", "deno", "bun", "browser"]) {
+      expect(conditions.indexOf(web), web).toBeGreaterThan(0);
+      expect(conditions.indexOf(web), web).toBeLessThan(conditions.indexOf("node"));
+      expect(pkg.exports["./http"][web]).toBe(pkg.exports["./http"].default);
+    }
+    expect(pkg.exports["./http"].node).toBe("./dist/http-node.js");
+    expect(pkg.exports["./http"].default).toBe("./dist/http.js");
+    // JSR (Deno) gets the sources of the fetch build.
+    expect(deno.exports["./http"]).toBe("./adapters/http.ts");
+  });
 
   it("exports every subpath, types first, the same in package.json and deno.json", () => {
     const subpaths = Object.keys(SUBPATHS).map((s) => s.replace(/^edge-outbox/, "."));
@@ -142,6 +189,7 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
       expect(files).toContain(`package/${pkg.exports[subpath].default.slice(2)}`);
       expect(files).toContain(`package/${pkg.exports[subpath].types.slice(2)}`);
     }
+    expect(files).toContain(`package/${pkg.exports["./http"].node.slice(2)}`);
   });
 
   it("is clean under publint --strict and arethetypeswrong (ESM only)", async () => {
@@ -151,13 +199,53 @@ describe("the packed npm package", { timeout: 120_000 }, () => {
     expect(types.code, types.output).toBe(0);
   });
 
-  const expectedCheck = { subpaths: 5, sent: ["k"], tickSent: 1, shared: true };
+  const expectedCheck = { subpaths: 5, sent: ["k"], tickSent: 1, shared: true, transport: "fetch" };
   const lastJsonLine = (output: string) => JSON.parse(output.trim().split("\n").at(-1)!);
 
   it("imports every subpath in Node", async () => {
     const result = await run("node", ["check.mjs"], { cwd: project });
     expect(result.code, result.output).toBe(0);
-    expect(lastJsonLine(result.output)).toEqual(expectedCheck);
+    expect(lastJsonLine(result.output)).toEqual({ ...expectedCheck, transport: "node:http" });
+  });
+
+  /** worker.mjs bundled from the installed package with `conditions`, as a runtime's bundler would. */
+  async function bundleWorker(conditions: string[]): Promise<string> {
+    const result = await build({
+      entryPoints: [join(project, "worker.mjs")],
+      absWorkingDir: project,
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      conditions,
+      logLevel: "silent",
+    });
+    return result.outputFiles[0]!.text;
+  }
+
+  it.each(Object.entries(WEB_CONDITIONS))(
+    "bundles the fetch build for %s (no node:* in the bundle)",
+    async (_, conditions) => {
+      const code = await bundleWorker(conditions);
+      expect(code).not.toMatch(/node:http|from "http"|from 'http'/);
+      expect(code).toContain("fetchTransport");
+    },
+  );
+
+  it("runs the fetch build in workerd (Miniflare), bundled as wrangler does", async () => {
+    const script = await bundleWorker(WEB_CONDITIONS.workerd!);
+    const mf = new Miniflare({
+      modules: true,
+      script,
+      compatibilityDate: "2025-01-01",
+    });
+    try {
+      const response = await mf.dispatchFetch("http://worker/");
+      expect(await response.json()).toEqual({ transport: "fetch" });
+    } finally {
+      await mf.dispose();
+    }
   });
 
   it("imports every subpath in Bun", async () => {

@@ -55,13 +55,15 @@ async function setup(
 }
 
 const idle = { pending: 0, inFlight: 0, dead: 0, oldestPendingAt: null };
+/** Row numbers of public ids (`msg_<namespace>_<row>`), in order. */
+const rows = (ids: readonly string[]) => ids.map((id) => id.slice(id.lastIndexOf("_") + 1));
 
 describe("pipelined drain", () => {
   it("delivers everything exactly once with one write per pass", async () => {
     const sender = recordingSender();
     const { store, outbox, errors } = await setup(10, sender, { batchSize: 3 });
     expect(await outbox.tick()).toMatchObject({ batches: 4, sent: 10, failed: 0, dead: 0 });
-    expect(sender.delivered).toEqual(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
+    expect(rows(sender.delivered)).toEqual(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
     // One claim to start, then one record-and-claim per batch (the last claims nothing).
     expect(store.calls).toEqual({ fetchAndLock: 1, recordAndFetch: 4, marks: 0 });
     expect(errors).toEqual([]);
@@ -85,12 +87,13 @@ describe("pipelined drain", () => {
     const sender = recordingSender();
     const slow: Sender = {
       send: async (messages, signal) => {
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        await new Promise((resolve) => setTimeout(resolve, 400));
         return sender.send(messages, signal);
       },
     };
     const { store, outbox } = await setup(6, slow, { batchSize: 2 });
-    expect(await outbox.tick({ budgetMs: 10 })).toMatchObject({ batches: 1, sent: 2 });
+    // A budget a loaded machine's first claim fits in, spent by the send.
+    expect(await outbox.tick({ budgetMs: 200 })).toMatchObject({ batches: 1, sent: 2 });
     expect(store.calls).toMatchObject({ recordAndFetch: 0, marks: 1 });
     expect(await store.stats()).toMatchObject({ pending: 4, inFlight: 0 });
   });
@@ -110,24 +113,51 @@ describe("pipelined drain", () => {
     expect(await store.stats()).toMatchObject({ pending: 4, inFlight: 0 });
   });
 
-  it("sends a batch claimed just before an abort instead of failing it, then stops", async () => {
+  it("gives back unsent, attempts kept, a batch claimed just before an abort, then stops", async () => {
     const controller = new AbortController();
     const sender = recordingSender();
-    const { store, outbox } = await setup(6, sender, { batchSize: 2 });
+    const { store, outbox } = await setup(6, sender, { batchSize: 2, maxRetries: 0 });
     store.before = (outcome) => {
       controller.abort();
       return outcome;
     };
     expect(await outbox.tick({ signal: controller.signal })).toMatchObject({
-      batches: 2,
-      sent: 4,
+      batches: 1,
+      sent: 2,
       failed: 0,
+      dead: 0,
     });
-    expect(sender.delivered).toEqual(["1", "2", "3", "4"]);
-    expect(await store.stats()).toMatchObject({ pending: 2, inFlight: 0 });
+    expect(rows(sender.delivered)).toEqual(["1", "2"]);
+    // Claimable at once, never attempted: even with maxRetries 0 nothing died.
+    expect(await store.stats()).toMatchObject({ pending: 4, inFlight: 0, dead: 0 });
+    const next = await store.fetchAndLock({ batchSize: 10, leaseDuration: 30_000, ordering: "none" });
+    expect(next.messages.map((m) => m.retries)).toEqual([0, 0, 0, 0]);
   });
 
-  it("stop() during a record-and-claim sends that batch before it resolves, and claims no more", async () => {
+  it("a store without release sends a batch claimed just before an abort, under sendTimeout only", async () => {
+    const controller = new AbortController();
+    const signals: boolean[] = [];
+    const sender = recordingSender();
+    const watching: Sender = {
+      send: (messages, signal) => {
+        signals.push(signal.aborted);
+        return sender.send(messages, signal);
+      },
+    };
+    const store = new CountingStore();
+    Object.defineProperty(store, "release", { value: undefined });
+    const { outbox } = await setup(6, watching, { batchSize: 2, maxRetries: 0 }, store);
+    store.before = (outcome) => {
+      controller.abort();
+      return outcome;
+    };
+    expect(await outbox.tick({ signal: controller.signal })).toMatchObject({ batches: 2, sent: 4, dead: 0 });
+    expect(signals).toEqual([false, false]);
+    expect(rows(sender.delivered)).toEqual(["1", "2", "3", "4"]);
+    expect(await store.stats()).toMatchObject({ pending: 2, inFlight: 0, dead: 0 });
+  });
+
+  it("stop() during a record-and-claim gives that batch back unsent before it resolves, and claims no more", async () => {
     const sender = recordingSender();
     const { store, outbox } = await setup(6, sender, { batchSize: 2, period: 60_000 });
     const stopped = gate();
@@ -137,9 +167,9 @@ describe("pipelined drain", () => {
     };
     outbox.start();
     await stopped.promise;
-    expect(sender.delivered).toEqual(["1", "2", "3", "4"]);
+    expect(rows(sender.delivered)).toEqual(["1", "2"]);
     expect(store.calls.recordAndFetch).toBe(1);
-    expect(await store.stats()).toMatchObject({ pending: 2, inFlight: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 4, inFlight: 0 });
   });
 
   it("stop() during a send claims nothing more and leaves nothing in flight", async () => {
@@ -159,7 +189,7 @@ describe("pipelined drain", () => {
     const stopping = outbox.stop();
     release.open();
     await stopping;
-    expect(sender.delivered).toEqual(["1", "2"]);
+    expect(rows(sender.delivered)).toEqual(["1", "2"]);
     expect(store.calls.recordAndFetch).toBe(0);
     expect(await store.stats()).toMatchObject({ pending: 4, inFlight: 0 });
   });
@@ -177,8 +207,9 @@ describe("pipelined drain", () => {
     const result = await outbox.tick();
     expect(result).toMatchObject({ batches: 2, sent: 2 });
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatchObject({ code: "LEASE_LOST", messageIds: ["1", "2"] });
-    expect(sender.delivered).toEqual(["1", "2", "3", "4"]);
+    expect(errors[0]).toMatchObject({ code: "LEASE_LOST" });
+    expect(rows((errors[0] as { messageIds: string[] }).messageIds)).toEqual(["1", "2"]);
+    expect(rows(sender.delivered)).toEqual(["1", "2", "3", "4"]);
     expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 2 });
   });
 });

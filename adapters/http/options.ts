@@ -33,7 +33,11 @@ export interface HttpSenderOptions {
   unsigned?: boolean;
   /** Requests in flight at once per batch (a worker pool, not one request per message at once). Default 8. */
   concurrency?: number;
-  /** The `fetch` to use (tests, proxies, instrumentation). Default: the global `fetch`. */
+  /**
+   * The `fetch` to send with (tests, proxies, instrumentation); given, it wins on every runtime.
+   * Default: `node:http` keep-alive agents on Node (the package's `node` build), the global
+   * `fetch` everywhere else.
+   */
   fetch?: typeof fetch;
   /**
    * Which non-2xx statuses are permanent (the message dies at once instead of being retried).

@@ -5,8 +5,20 @@ import { checkTargetUrl } from "../shared/urls.ts";
 import { type HttpSenderOptions, resolveHttpOptions } from "./options.ts";
 import { importHmacKeys, signatureHeader, signedContent } from "./signing.ts";
 import { parseRetryAfter } from "./status.ts";
+import type { HttpTransport, TransportResponse } from "./transport.ts";
+import { fetchTransport } from "./transport-fetch.ts";
 
-const MAX_DRAINED_BYTES = 64 * 1024;
+/** The {@link Sender} `httpSender` returns: it also says which HTTP client it sends with. */
+export interface HttpSender extends Sender {
+  /**
+   * `"node:http"` on Node (the package's `node` build, keep-alive agents), `"fetch"` everywhere
+   * else, and wherever `httpSender` was given its own `fetch`.
+   */
+  readonly transport: string;
+}
+
+// The web build's transport: the global fetch, looked up per request.
+const defaultFetchTransport = fetchTransport();
 // Connection-level headers belong to this hop, and the signature headers to the sender:
 // a message header by one of these names is not forwarded.
 const NOT_FORWARDED: ReadonlySet<string> = new Set([
@@ -25,8 +37,9 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  * A {@link Sender} that POSTs each message to an HTTP endpoint, signed per Standard Webhooks.
  *
  * Each message is one request: the body is the message value, the message headers are
- * forwarded (including `traceparent`/`tracestate`), `content-type` comes from the message
- * headers, then `headers`, then `DEFAULT_CONTENT_TYPE` (`application/octet-stream`). `webhook-id` is the message id:
+ * forwarded (including the trace headers the registered OpenTelemetry propagator wrote),
+ * `content-type` comes from the message headers, then `headers`, then `DEFAULT_CONTENT_TYPE`
+ * (`application/octet-stream`). `webhook-id` is the message id:
  * the receiver's idempotency key. Every request uses the relay's signal (its `sendTimeout`)
  * and `redirect: "manual"`.
  *
@@ -50,17 +63,29 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  * const outbox = new Outbox(store, sender);
  * ```
  */
-export function httpSender(options: HttpSenderOptions): Sender {
+export function httpSender(options: HttpSenderOptions): HttpSender {
+  return createHttpSender(options, defaultFetchTransport);
+}
+
+/**
+ * `httpSender` over `transport` unless `options.fetch` is given (an explicit `fetch` always
+ * wins): each build of `edge-outbox/http` passes its own default.
+ */
+export function createHttpSender(options: HttpSenderOptions, transport: HttpTransport): HttpSender {
   const config = resolveHttpOptions(options);
+  const client = options.fetch === undefined ? transport : fetchTransport(config.fetch);
   let keys: Promise<CryptoKey[]> | undefined;
+  // A fixed URL was checked by resolveHttpOptions and is parsed once; a URL function's
+  // result is checked per message.
+  const fixedUrl = typeof config.url === "string" ? new URL(config.url) : undefined;
 
   /** The URL and headers of one request, or why the message cannot be sent (never a throw). */
-  function prepare(message: Message): { url: string; headers: Record<string, string> } | { error: string } {
-    let url = config.url;
-    if (typeof url !== "string") {
+  function prepare(message: Message): { url: URL; headers: Record<string, string> } | { error: string } {
+    let url = fixedUrl;
+    if (url === undefined) {
       let returned: unknown;
       try {
-        returned = url(message);
+        returned = (config.url as (message: Message) => unknown)(message);
       } catch (error) {
         return { error: `url(message) threw for message ${message.id}: ${describeThrown(error)}` };
       }
@@ -68,7 +93,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
       if ("problem" in checked) {
         return { error: `url(message) for message ${message.id} returned a URL that ${checked.problem}` };
       }
-      url = checked.url;
+      url = new URL(checked.url);
     }
     const own = sendableHeaders(message.headers, NOT_FORWARDED);
     if ("error" in own) return { error: `message ${message.id}: ${own.error}` };
@@ -83,7 +108,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
       message.markAsFailed({ error: prepared.error });
       return;
     }
-    let response: Response;
+    let response: TransportResponse;
     try {
       const { url, headers } = prepared;
       headers["webhook-timestamp"] = timestamp;
@@ -94,18 +119,16 @@ export function httpSender(options: HttpSenderOptions): Sender {
         headers["webhook-signature"] = signature.header;
         body = signature.body;
       }
-      response = await config.fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+      response = await client.request({ method: "POST", url, headers, body, signal });
     } catch (error) {
       message.markAsFailed({ error: describeFailure(message.id, error, signal) });
       return;
     }
     record(message, response);
-    await discardBody(response);
   }
 
-  function record(message: Message, response: Response): void {
-    // With redirect "manual", browsers and some runtimes answer an opaque redirect (status 0).
-    const status = response.type === "opaqueredirect" ? 0 : response.status;
+  function record(message: Message, response: TransportResponse): void {
+    const status = response.status;
     if (status >= 200 && status < 300) {
       message.markAsSent();
       return;
@@ -120,7 +143,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
       message.markAsDead({ error });
       return;
     }
-    const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+    const retryAfter = parseRetryAfter(response.header("retry-after"));
     message.markAsFailed({
       error,
       retryAfter: retryAfter === undefined ? undefined : Math.min(retryAfter, config.maxRetryAfter),
@@ -128,6 +151,7 @@ export function httpSender(options: HttpSenderOptions): Sender {
   }
 
   return {
+    transport: client.name,
     async send(messages, signal) {
       let signing: CryptoKey[] | undefined;
       if (config.secrets) {
@@ -159,21 +183,6 @@ export function httpSender(options: HttpSenderOptions): Sender {
       return messages;
     },
   };
-}
-
-/**
- * Frees the response after the status has decided. A small body is read to the end, so the
- * connection goes back to the pool; a large or unsized one is cancelled rather than buffered.
- */
-async function discardBody(response: Response): Promise<void> {
-  if (response.body === null) return;
-  const length = Number(response.headers.get("content-length") ?? Number.NaN);
-  try {
-    if (length <= MAX_DRAINED_BYTES) await response.arrayBuffer();
-    else await response.body.cancel();
-  } catch {
-    // A body cut short changes nothing: the status decided.
-  }
 }
 
 /** A message's signature and the body it covers, or why signing failed (never a rejection). */

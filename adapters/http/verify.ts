@@ -1,4 +1,4 @@
-import type { Context } from "@opentelemetry/api";
+import { type Context, context } from "@opentelemetry/api";
 import {
   constantTimeEqual,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -72,9 +72,9 @@ export interface VerifiedWebhook {
   json<T = unknown>(): T;
   /**
    * The producer's OpenTelemetry context, read from the request headers by the registered
-   * propagator ({@link extractTraceContext}) on top of the context active at verification:
-   * the span of the request that wrote the message (a remote parent) and its baggage. Without
-   * a propagator registered, or trace headers, it is that active context.
+   * propagator ({@link extractTraceContext}) on top of the context active when `verifyWebhook`
+   * was called: the span of the request that wrote the message (a remote parent) and its
+   * baggage. Without a propagator registered, or trace headers, it is that active context.
    *
    * @example
    * ```ts
@@ -135,6 +135,9 @@ export async function verifyWebhook(
   secret: WebhookSecrets,
   options: VerifyWebhookOptions = {},
 ): Promise<VerifiedWebhook> {
+  // Taken before the first await: a context manager that does not follow awaits (the web
+  // StackContextManager) has lost it by the time the body is read.
+  const base = context.active();
   const keys = decodeSecrets(secret);
   const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
   if (typeof tolerance !== "number" || !Number.isFinite(tolerance) || tolerance < 0) {
@@ -210,7 +213,7 @@ export async function verifyWebhook(
     body,
     text: () => new TextDecoder().decode(body),
     json: <T>() => JSON.parse(new TextDecoder().decode(body)) as T,
-    context: extractTraceContext(request.headers),
+    context: extractTraceContext(request.headers, base),
   };
 }
 

@@ -16,9 +16,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * A batch goes over in one `client.batch` call (into `queue` too, through the batch's
  * `queueName`). Each message carries `deduplicationId` = its id, so a handoff repeated after a
  * crash or timeout is accepted by QStash but not delivered twice; its value as the body (a value that is not UTF-8 text goes alone through
- * `publish`/`enqueue`, which carry raw bytes); its headers (QStash forwards them, so
- * `traceparent` reaches the receiver; `upstash-*` ones are QStash options); and `content-type`
- * from the message, then `headers`, then `DEFAULT_CONTENT_TYPE` (`application/octet-stream`).
+ * `publish`/`enqueue`, which carry raw bytes); its headers (QStash forwards them, so the
+ * trace headers the registered OpenTelemetry propagator wrote reach the receiver; `upstash-*`
+ * ones are QStash options); and `content-type` from the message, then `headers`, then
+ * `DEFAULT_CONTENT_TYPE` (`application/octet-stream`).
  *
  * Outcomes: accepted (or deduplicated) is sent; a per-message `{ error }` in the batch answer
  * fails that message; rate limits fail with the reset time as `retryAfter`; 5xx and network

@@ -17,9 +17,12 @@ export function safeText(text: string, max: number = MAX_DETAIL): string {
 export function describeThrown(error: unknown): string {
   try {
     if (!(error instanceof Error)) return safeText(String(error));
-    const cause = (error as { cause?: { code?: unknown } }).cause;
-    const code = typeof cause?.code === "string" ? ` (${cause.code})` : "";
-    return safeText(`${error.name}: ${error.message}${code}`);
+    // fetch puts the system error's code (ECONNREFUSED, ...) on its cause; node:http on the error.
+    const code = [
+      (error as { cause?: { code?: unknown } }).cause?.code,
+      (error as { code?: unknown }).code,
+    ].find((c): c is string => typeof c === "string" && !error.message.includes(c));
+    return safeText(`${error.name}: ${error.message}${code === undefined ? "" : ` (${code})`}`);
   } catch {
     // A value whose toString or getters throw (a hostile or frozen proxy): say what it was.
     return `a thrown ${error === null ? "null" : typeof error}`;

@@ -96,6 +96,7 @@ describe("a healthy receiver", () => {
       "messaging.system": "edge-outbox",
       "messaging.operation.name": "send",
       "outbox.outcome": "sent",
+      "outbox.name": "memory",
     });
     expect(findPoint(sent, { "outbox.outcome": "failed" })).toBeUndefined();
     expect(findPoint(sent, { "outbox.outcome": "dead" })).toBeUndefined();

@@ -1,0 +1,117 @@
+/**
+ * The in-process relay loop of one `Outbox` and the lane that keeps its passes (and those of
+ * `tick()`) one at a time.
+ *
+ * @module
+ */
+
+const noop = () => {};
+
+/**
+ * Runs work one piece at a time, in call order: the next piece starts when the one before has
+ * settled. `idle()` resolves when everything queued so far has settled.
+ */
+export class Lane {
+  #tail: Promise<void> = Promise.resolve();
+
+  /** Queues `fn`; resolves or rejects as it does. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn);
+    this.#tail = result.then(noop, noop);
+    return result;
+  }
+
+  /** Resolves (never rejects) once all work queued before this call has settled. */
+  idle(): Promise<void> {
+    return this.#tail;
+  }
+}
+
+/** What a {@link RelayLoop} runs. */
+export interface RelayLoopOptions {
+  /** Milliseconds between passes. */
+  period: number;
+  /** The lane the passes queue in (shared with `tick()`). */
+  lane: Lane;
+  /** One drain; `stopping()` turns true when this loop run was stopped. Must not reject. */
+  drain: (stopping: () => boolean) => Promise<void>;
+}
+
+/**
+ * `start`/`stop`/`wake` of the loop. Every `start()` begins a new run (a generation); a `stop()`
+ * ends it. A pass belongs to the run that scheduled it and stops draining once that run ends,
+ * and passes of any run queue in one {@link Lane}, so no order of calls makes two passes
+ * overlap: `stop()` then `start()` while a pass is in flight queues the new run's first pass
+ * behind it.
+ */
+export class RelayLoop {
+  readonly #options: RelayLoopOptions;
+  #run = 0;
+  #running = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #wakeRequested = false;
+  // The run whose pass is scheduled to end next (queued or draining), if any.
+  #passOf: number | undefined;
+
+  constructor(options: RelayLoopOptions) {
+    this.#options = options;
+  }
+
+  /** Starts a run: a pass now, then one every `period`. Idempotent while running. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#run += 1;
+    this.#wakeRequested = false;
+    this.#schedule(0);
+  }
+
+  /** A pass now; during a pass, one more pass right after it (calls coalesce). */
+  wake(): void {
+    if (!this.#running) return;
+    if (this.#passOf === this.#run) {
+      this.#wakeRequested = true;
+      return;
+    }
+    this.#schedule(0);
+  }
+
+  /**
+   * Ends the run; resolves once every pass queued or in flight (the loop's and `tick()`s') has
+   * recorded its outcome.
+   */
+  stop(): Promise<void> {
+    if (this.#running) {
+      this.#running = false;
+      this.#run += 1;
+    }
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wakeRequested = false;
+    return this.#options.lane.idle();
+  }
+
+  #schedule(delay: number): void {
+    clearTimeout(this.#timer);
+    const run = this.#run;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#pass(run);
+    }, delay);
+  }
+
+  async #pass(run: number): Promise<void> {
+    if (run !== this.#run) return;
+    this.#passOf = run;
+    try {
+      await this.#options.lane.run(() => this.#options.drain(() => run !== this.#run));
+    } catch {
+      // `drain` reports its own errors; nothing may escape a timer callback.
+    }
+    if (run !== this.#run) return;
+    this.#passOf = undefined;
+    const again = this.#wakeRequested;
+    this.#wakeRequested = false;
+    this.#schedule(again ? 0 : this.#options.period);
+  }
+}
