@@ -96,21 +96,6 @@ export interface KnownFault {
 }
 
 /**
- * The relay's own known faults of main (issue 11), which every store meets through `tick()`:
- * fixed on branch core. Remove once it is merged.
- */
-export const RELAY_FAULTS: Partial<Record<VariantName, KnownFault>> = {
-  "relay end to end, onError that throws": {
-    fault: "callbacks (#11.3): a throwing onError rejects tick() and drops the batch's outcome",
-    mode: "skip",
-  },
-  "relay end to end, ticks aborted between claim and send": {
-    fault: "never-happened attempts (#11.4): an abort after the claim spends an attempt",
-    mode: "skip",
-  },
-};
-
-/**
  * Registers the model-based tests of store `name`. `testFile` is the calling test file, named
  * in the replay hint of a failure; `known` marks variants that fail because of a known fault
  * (`MODEL_RUN_KNOWN=1` runs them anyway). `ownClock`: the store decides leases on a clock of

@@ -3,7 +3,7 @@
  * driver aborts the process on some inputs, and such a crash must fail the test with its seed
  * and steps rather than take the test runner down.
  */
-import { RELAY_FAULTS, runStoreModel } from "./harness.ts";
+import { runStoreModel } from "./harness.ts";
 
 const hostileText = {
   fault: "text (#11.1): invalid UTF-8 from lone surrogates or a cut pair aborts the process (SIGABRT)",
@@ -15,14 +15,9 @@ runStoreModel(
   { module: "test/model/stores.ts", factory: "libsqlStore" },
   "test/model/libsql.test.ts",
   {
-    // Known faults of main (issue 11), fixed on branches libsql and core: remove once merged.
-    ...RELAY_FAULTS,
+    // Known faults of main (issue 11), fixed on branch libsql: remove once it is merged.
     "store contract, hostile texts (lone surrogates, cuts inside pairs)": hostileText,
     "relay end to end, hostile error texts and keys": hostileText,
-    "relay end to end, retryAfter beyond what a Date holds": {
-      fault: "retryAfter clamp (#11.8): the retry mark is dropped and reported as a lost lease",
-      mode: "skip",
-    },
     "store contract, relays whose clocks run 31 s off (stores with a clock of their own)": {
       fault: "one clock per database (#11.7): leases and readiness use each relay's Date.now()",
       mode: "skip",

@@ -32,20 +32,44 @@ export interface RunOutcome {
 /** Runs fast-check's `property` under `settings`; a failure comes back as fast-check's report. */
 export async function runProperty<Ts extends [unknown, ...unknown[]]>(
   property: fc.IAsyncProperty<Ts>,
+  budget: Budget,
   settings: RunSettings,
 ): Promise<RunOutcome> {
   const details = await fc.check(property, {
     seed: settings.seed,
     numRuns: settings.numRuns,
     path: settings.path,
-    interruptAfterTimeLimit: settings.timeLimitMs,
-    markInterruptAsFailure: false,
+    // Runs stop themselves at the time limit (see `Budget`): fast-check's interrupt would leave
+    // the run in flight going on behind the next one. This only ends a run that hangs.
+    interruptAfterTimeLimit: settings.timeLimitMs + 120_000,
+    markInterruptAsFailure: true,
     // Shrinking replays real waits: bound it so a failure is reported in reasonable time.
     endOnFailure: false,
     includeErrorInReport: true,
   });
-  if (!details.failed) return { runs: details.numRuns };
-  return { runs: details.numRuns, failure: fc.defaultReportMessage(details) ?? "failed" };
+  if (!details.failed) return { runs: budget.runs };
+  return { runs: budget.runs, failure: fc.defaultReportMessage(details) ?? "failed" };
+}
+
+/**
+ * The time a property may take: runs that start after `deadline` (performance.now()) pass at
+ * once without touching a store, so the last real run always ends before the next property.
+ */
+export class Budget {
+  readonly deadline: number;
+  /** Runs that did real work. */
+  runs = 0;
+
+  constructor(timeLimitMs: number) {
+    this.deadline = performance.now() + timeLimitMs;
+  }
+
+  /** False once the time is spent; else counts a run. */
+  start(): boolean {
+    if (performance.now() > this.deadline) return false;
+    this.runs += 1;
+    return true;
+  }
 }
 
 /** The store contract model as a property over `factory`'s stores. */
@@ -53,6 +77,7 @@ export function storeModelProperty(
   factory: ModelStoreFactory,
   variant: StoreVariant,
   log: (line: string) => void,
+  budget: Budget,
   maxCommands = 40,
 ): fc.IAsyncProperty<[{ keepSent: boolean; keys: string[] }, Iterable<fc.AsyncCommand<Model, Real>>]> {
   let run = 0;
@@ -61,6 +86,7 @@ export function storeModelProperty(
     fc.record({ keepSent: fc.boolean(), keys: t.keys }),
     fc.commands(storeCommands(t, variant.skewedClocks), { maxCommands, size: "max" }),
     async (config, commands) => {
+      if (!budget.start()) return;
       log(`RUN ${run++} store model ${show(config)}`);
       const s = await factory({ keepSent: config.keepSent });
       try {
@@ -105,7 +131,8 @@ export function runModel(
   factory: ModelStoreFactory,
   settings: RunSettings,
 ): Promise<RunOutcome> {
+  const budget = new Budget(settings.timeLimitMs);
   return variant.kind === "store"
-    ? runProperty(storeModelProperty(factory, variant, settings.log), settings)
-    : runProperty(outboxModelProperty(factory, variant, settings.log), settings);
+    ? runProperty(storeModelProperty(factory, variant, settings.log, budget), budget, settings)
+    : runProperty(outboxModelProperty(factory, variant, settings.log, budget), budget, settings);
 }

@@ -38,7 +38,7 @@ if (fuzz)
 export function bounds(share = 1): Bounds {
   return {
     seed,
-    numRuns: numberFrom("MODEL_RUNS", fuzz ? 100_000 : 500),
+    numRuns: numberFrom("MODEL_RUNS", fuzz ? 20_000 : 500),
     timeLimitMs: numberFrom("MODEL_TIME_LIMIT", Math.round((fuzz ? 600_000 : 20_000) * share)),
     path: process.env.MODEL_PATH || undefined,
   };
