@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Client, InStatement, ResultSet, Transaction } from "@libsql/client";
+import type { Client, InStatement, Transaction } from "@libsql/client";
 import {
   type Claim,
   type ClaimOptions,
@@ -22,36 +22,23 @@ import {
   StoreError,
   type TransactionalStore,
   ValidationError,
+  wellFormedText,
 } from "../mod.ts";
-import { isTooBig, toStoreError } from "./libsql/errors.ts";
+import { runClaim, runMark } from "./libsql/claim.ts";
+import { toStoreError } from "./libsql/errors.ts";
+import { migrateTable, readNamespace } from "./libsql/migrate.ts";
+import { hasOpenTransaction, insideTransaction, refuseClientInsideItsTransaction } from "./libsql/nesting.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
-import {
-  claimStatements,
-  INLINED_VALUE_BYTES,
-  type MarkStatements,
-  markStatements,
-  missingValues,
-  type PassRead,
-  passResult,
-  passSteps,
-  toClaim,
-} from "./libsql/pass.ts";
-import { idsJson, toNumber, toRecord, toStats, toValues, versionOf } from "./libsql/rows.ts";
+import { type MarkStatements, markStatements } from "./libsql/pass.ts";
+import { headersJson, idsJson, toRecord, toStats } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
-import {
-  BYTES_SURVIVE_CONCAT,
-  buildStatements,
-  CREATE_SCHEMA_TABLE,
-  READ_VERSION,
-  type Statements,
-  WRITE_VERSION,
-} from "./libsql/sql.ts";
+import { buildStatements, type Statements } from "./libsql/sql.ts";
 
 export type { LibsqlStoreOptions, LibsqlTx, RetentionOptions } from "./libsql/options.ts";
 
 const PURGE_INTERVAL = 60_000;
-/** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 1;
+
+export { SCHEMA_VERSION } from "./libsql/schema.ts";
 
 /**
  * A {@link TransactionalStore} on libSQL / Turso. Call {@link LibsqlStore.migrate} once (at
@@ -83,6 +70,9 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   readonly #sql: Statements;
   readonly #keepFor: number | undefined;
   readonly #run: Runner;
+  readonly #client: Client;
+  /** The table's id namespace, once `migrate()` or the first call that needs it read it. */
+  #namespace: string | undefined;
   #lastPurge = Date.now();
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for a bad table name or option. */
@@ -93,56 +83,29 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     const resolved = resolveStoreOptions(options);
     this.table = resolved.table;
     this.#keepFor = resolved.keepFor;
+    this.#client = client;
     this.#run = new Runner(client, resolved.busyTimeout, resolved.wal);
     this.#sql = buildStatements(this.table);
   }
 
   /**
    * Creates or upgrades the table and its indexes; safe to run again and from several
-   * processes at once. The version lives in `edge_outbox_schema` (one row per table), never in
-   * `PRAGMA user_version`. Rejects with a `StoreError` if the table was migrated by a newer
-   * edge-outbox, or if the database's text encoding is not UTF-8 (the default; claims carry
-   * message bytes through SQLite's text functions, which would re-encode them).
+   * processes at once. The version and the table's random id namespace (see `formatMessageId`)
+   * live in `edge_outbox_schema` (one row per table), never in `PRAGMA user_version`. Tables of
+   * schema version 1 are upgraded in place, their rows and ids kept. Every failure is a
+   * `StoreError`: a table migrated by a newer edge-outbox, a database whose text encoding is not
+   * UTF-8 (claims carry message bytes through SQLite's text functions, which would re-encode
+   * them), a table of that name that is not an outbox table, or a name the store's indexes need
+   * (`edge_outbox_<table>_ready`, `_key`, `_dead`, `_sent`) taken by another object.
    */
   async migrate(): Promise<void> {
-    await this.#checkEncoding();
-    await this.#run.script("creating the schema table", CREATE_SCHEMA_TABLE);
-    // Up to date (the usual start-up): done without taking the write lock.
-    if (this.#checkVersion(await this.#run.read("reading the schema version", this.#versionQuery))) return;
-    // Under the write lock, concurrent migrators queue up; each sees the version the last left.
-    await this.withTransaction(async (tx) => {
-      const from = await tx.execute(this.#versionQuery);
-      if (this.#checkVersion(from)) return;
-      for (const step of this.#sql.migrations.slice(versionOf(from)))
-        for (const sql of step) await tx.execute(sql);
-      await tx.execute({ sql: WRITE_VERSION, args: [this.table, SCHEMA_VERSION, Date.now()] });
-    });
+    this.#namespace = await migrateTable(this.#run, (fn) => this.withTransaction(fn), this.table);
   }
 
-  async #checkEncoding(): Promise<void> {
-    const result = await this.#run.read("checking the text encoding", BYTES_SURVIVE_CONCAT);
-    if (toNumber(result.rows[0]?.kept) !== 1) {
-      throw new StoreError(
-        "the database's text encoding is UTF-16; edge-outbox needs UTF-8, SQLite's default (a new database file starts with it)",
-        { retryable: false },
-      );
-    }
-  }
-
-  get #versionQuery(): InStatement {
-    return { sql: READ_VERSION, args: [this.table] };
-  }
-
-  /** True when the table is at this code's version; throws when it is newer. */
-  #checkVersion(result: ResultSet): boolean {
-    const version = versionOf(result);
-    if (version > SCHEMA_VERSION) {
-      throw new StoreError(
-        `table "${this.table}" has schema version ${version}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
-        { retryable: false },
-      );
-    }
-    return version === SCHEMA_VERSION;
+  /** The table's id namespace: read once (a `StoreError` if the table needs `migrate()`). */
+  async #ns(): Promise<string> {
+    this.#namespace ??= await readNamespace(this.#run, this.table);
+    return this.#namespace;
   }
 
   /**
@@ -152,7 +115,12 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   insertStatement(message: PreparedMessage): InStatement {
     return {
       sql: this.#sql.insert,
-      args: [message.key, message.value, JSON.stringify(message.headers), message.timestamp.getTime()],
+      args: [
+        wellFormedText(message.key),
+        message.value,
+        headersJson(message.headers),
+        message.timestamp.getTime(),
+      ],
     };
   }
 
@@ -193,8 +161,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
       );
     }
     if (typeof (tx as Partial<Client>).transaction === "function") {
-      // A client: autocommit, through the runner so that a busy lock cannot wedge its pool.
-      await this.#run.forClient(tx as Client).write("adding a message", statement);
+      await this.#addThroughClient(tx as Client, statement);
       return;
     }
     try {
@@ -204,15 +171,37 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     }
   }
 
+  /** A client: autocommit, through the runner so that a busy lock cannot wedge its pool. */
+  async #addThroughClient(client: Client, statement: InStatement): Promise<void> {
+    refuseClientInsideItsTransaction(client);
+    const openBefore = hasOpenTransaction(client);
+    try {
+      await this.#run.forClient(client).write("adding a message", statement);
+    } catch (error) {
+      if (!(error instanceof StoreError) || error.code !== "STORE_BUSY") throw error;
+      // Not a relay pass: nothing retries this write by itself.
+      const inside =
+        openBefore && hasOpenTransaction(client)
+          ? " A store.withTransaction on this same client stayed open the whole time: if this call runs inside it, pass its transaction (tx) instead of the client."
+          : " If a transaction of yours is open on this client around this call, pass that transaction instead of the client.";
+      throw new StoreError(
+        `${error.message.replace(/; the next pass retries, nothing is lost$/, "")}; the message was NOT written, retry the call.${inside}`,
+        { retryable: true, code: "STORE_BUSY", cause: error.cause },
+      );
+    }
+  }
+
   /**
    * Runs `fn` in a write transaction that holds the write lock from the start (like BEGIN
    * IMMEDIATE; waits up to `busyTimeout` for it): commits when `fn` resolves, rolls back and
-   * rethrows when it throws, closes the transaction either way.
+   * rethrows when it throws, closes the transaction either way. Inside `fn`, write through
+   * `tx`: `addMessage(client, ...)` with this store's client is refused at once with a
+   * `ValidationError` (the transaction holds the lock it would wait for).
    */
   async withTransaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
     const tx = await this.#run.begin("beginning a transaction");
     try {
-      const result = await fn(tx);
+      const result = await insideTransaction(this.#client, () => fn(tx));
       try {
         await tx.commit();
       } catch (error) {
@@ -234,8 +223,12 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * counts as a failed attempt (`retries + 1`).
    */
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
-    const { claim } = await this.#claim("claiming messages", {}, options);
+    const { claim } = await this.#claim("claiming messages", { sentToken: null }, options);
     return claim;
+  }
+
+  async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
+    return runClaim(this.#run, this.#sql, await this.#ns(), doing, marks, options);
   }
 
   /**
@@ -243,78 +236,53 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * commit, one fsync): the non-empty marks, then the claim, which sees them.
    */
   async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
-    const now = Date.now();
-    const marks = this.#marks(outcome, now);
+    const marks = this.#marks(await this.#ns(), outcome);
     const result = await this.#claim("recording outcomes and claiming", marks, next);
-    if (marks.sent !== undefined) await this.#afterSent(now);
+    if (marks.sent !== undefined) await this.#afterSent();
     return result;
-  }
-
-  /** Runs `marks` and a claim in one write, then completes the claim's values. */
-  async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
-    const { token, recorded, records } = await this.#write(doing, marks, options);
-    // Values the read did not carry, read after the commit: a value never changes once written.
-    const missing = idsJson(missingValues(records));
-    const values =
-      missing === undefined
-        ? undefined
-        : toValues(
-            await this.#run.read("reading claimed values", { sql: this.#sql.claimValues, args: [missing] }),
-          );
-    return { recorded, claim: toClaim(token, records, values) };
-  }
-
-  /**
-   * The write of {@link #claim}. Its read returns the batch as one row, which SQLite refuses
-   * above its length limit (1e9 bytes per value): then the whole write, which changed nothing,
-   * runs again with half the batch, down to one message.
-   */
-  async #write(
-    doing: string,
-    marks: MarkStatements,
-    options: ClaimOptions,
-  ): Promise<PassRead & { token: string }> {
-    const inlined = this.#run.local ? INLINED_VALUE_BYTES : Number.MAX_SAFE_INTEGER;
-    for (let batchSize = options.batchSize; ; batchSize = Math.ceil(batchSize / 2)) {
-      // Leases run from this attempt, not from the first: a refused one may have taken seconds.
-      const claim = claimStatements(this.#sql, { ...options, batchSize }, Date.now(), inlined);
-      try {
-        const results = await this.#run.writeSteps(doing, passSteps(marks, claim));
-        return { token: claim.token, ...passResult(marks, claim, results) };
-      } catch (error) {
-        if (batchSize === 1 || !isTooBig(error)) throw error;
-      }
-    }
   }
 
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
-    const now = Date.now();
-    const { sent } = this.#marks({ token, sent: ids }, now);
+    const { sent } = this.#marks(await this.#ns(), { token, sent: ids });
     if (sent === undefined) return 0;
-    const changed = await this.#change("recording sent messages", sent);
-    await this.#afterSent(now);
+    const changed = await runMark(this.#run, "recording sent messages", sent);
+    await this.#afterSent();
     return changed;
   }
 
-  /** Failed attempts: `retries + 1`, error kept, lease released, ready again at `availableAt`. */
+  /**
+   * Failed attempts: `retries + 1`, error kept, lease released, ready again `delay` ms after
+   * the database's now (see `RetryUpdate`).
+   */
   async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
-    const { retry } = this.#marks({ token, retry: updates }, 0);
+    const { retry } = this.#marks(await this.#ns(), { token, retry: updates });
     return retry === undefined ? 0 : this.#change("recording failed messages", retry);
   }
 
   /** Gives up on messages; they stay for `listDead` and `requeueDead`. */
   async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
-    const { dead } = this.#marks({ token, dead: updates }, 0);
+    const { dead } = this.#marks(await this.#ns(), { token, dead: updates });
     return dead === undefined ? 0 : this.#change("recording dead messages", dead);
   }
 
-  #marks(outcome: Partial<PassOutcome> & { token: string }, now: number): MarkStatements {
-    return markStatements(this.#sql, outcome, this.#keepFor !== undefined, now);
+  /**
+   * Gives back claimed messages never handed to a sender: lease and token cleared, `retries` and
+   * the last error untouched, claimable at once. Only rows still holding `token` change.
+   */
+  async release(token: string, ids: readonly string[]): Promise<number> {
+    const json = idsJson(await this.#ns(), ids);
+    if (json === undefined) return 0;
+    return this.#change("releasing claimed messages", { sql: this.#sql.release, args: [json, token] });
+  }
+
+  #marks(namespace: string, outcome: Partial<PassOutcome> & { token: string }): MarkStatements {
+    return markStatements(this.#sql, namespace, outcome, this.#keepFor !== undefined);
   }
 
   /** Purges kept sent rows at most once a minute, after a mark that recorded sent messages. */
-  async #afterSent(now: number): Promise<void> {
+  async #afterSent(): Promise<void> {
+    const now = Date.now();
     if (this.#keepFor === undefined || now - this.#lastPurge < PURGE_INTERVAL) return;
     this.#lastPurge = now;
     // Housekeeping must not fail a mark that already committed: a failed purge waits a minute.
@@ -323,36 +291,45 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */
   async stats(): Promise<OutboxStats> {
-    return toStats(await this.#run.read("reading stats", { sql: this.#sql.stats, args: [Date.now()] }));
+    return toStats(await this.#run.read("reading stats", this.#sql.stats));
   }
 
   /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = deadListLimit(options.limit);
+    const namespace = await this.#ns();
     const result = await this.#run.read("listing dead messages", { sql: this.#sql.listDead, args: [limit] });
-    return result.rows.map((row) => createMessage(toRecord(row), SendStatus.Dead));
+    return result.rows.map((row) => createMessage(toRecord(namespace, row), SendStatus.Dead));
   }
 
-  /** Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. */
+  /**
+   * Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. Takes
+   * the ids this store hands out and the bare row ids of before schema version 2; another
+   * outbox's ids name no row here.
+   */
   async requeueDead(ids?: readonly string[]): Promise<number> {
-    if (ids === undefined) {
-      return this.#change("requeueing dead messages", { sql: this.#sql.requeueAll, args: [Date.now()] });
-    }
-    const json = idsJson(ids);
+    if (ids === undefined) return this.#change("requeueing dead messages", this.#sql.requeueAll);
+    const json = idsJson(await this.#ns(), ids);
     if (json === undefined) return 0;
-    return this.#change("requeueing dead messages", { sql: this.#sql.requeueIds, args: [Date.now(), json] });
+    return this.#change("requeueing dead messages", { sql: this.#sql.requeueIds, args: [json] });
   }
 
   /**
    * Deletes delivered rows kept by `retention: { sent: "keep" }` that were sent before
-   * `olderThan` (default: now minus `keepFor`; with `sent: "delete"`, all of them). Never
-   * touches unsent or dead rows. Returns how many rows it deleted.
+   * `olderThan` (a time on this machine's clock; default: the database's now minus `keepFor`;
+   * with `sent: "delete"`, all of them). Never touches unsent or dead rows, nor the row with the
+   * highest id (it keeps SQLite from handing that id out again). Returns how many rows it
+   * deleted.
    */
   async purgeSent(olderThan?: Date): Promise<number> {
-    const cutoff = olderThan?.getTime() ?? Date.now() - (this.#keepFor ?? 0);
-    if (!Number.isFinite(cutoff))
+    const cutoff =
+      olderThan === undefined ? null : olderThan instanceof Date ? olderThan.getTime() : Number.NaN;
+    if (cutoff !== null && !Number.isFinite(cutoff))
       throw new ValidationError(`olderThan must be a valid Date, got ${String(olderThan)}`);
-    return this.#change("purging sent messages", { sql: this.#sql.purgeSent, args: [cutoff] });
+    return this.#change("purging sent messages", {
+      sql: this.#sql.purgeSent,
+      args: [cutoff, this.#keepFor ?? 0],
+    });
   }
 
   /** One writing statement, retried while busy; returns the rows it changed. */

@@ -49,6 +49,7 @@ async function drain(response: Response): Promise<Uint8Array> {
     try {
       return new Uint8Array(await response.arrayBuffer());
     } catch {
+      // Cut short (abort, reset): arrayBuffer() keeps nothing of it. No outcome reads the body.
       return EMPTY;
     }
   }

@@ -26,7 +26,8 @@ export interface TransportResponse {
   /**
    * The first {@link MAX_RESPONSE_BYTES} of the body at most. A body announced larger is not
    * read at all, and one that grows past the cap is cut off: the connection is then closed
-   * rather than reused. A body cut short by an abort or a reset is what arrived.
+   * rather than reused. A body cut short by an abort or a reset may come back partial or empty
+   * (fetch keeps nothing of a sized one); no outcome depends on it.
    */
   body: Uint8Array;
 }

@@ -5,7 +5,7 @@
  */
 import type { Client, InStatement, Transaction } from "@libsql/client";
 import { ValidationError } from "../../mod.ts";
-import { checkTableName } from "./sql.ts";
+import { checkTableName } from "./schema.ts";
 
 /**
  * What `addMessage` writes into: a `Transaction` from `client.transaction("write")`, a `Client`

@@ -9,6 +9,7 @@ import {
   type Claim,
   type ClaimOptions,
   createMessage,
+  formatMessageId,
   type Message,
   type MessageRecord,
   type PassOutcome,
@@ -29,37 +30,43 @@ import type { Statements } from "./sql.ts";
  */
 export const INLINED_VALUE_BYTES = 2048;
 
-/** A claim's two statements (see `ClaimSql`) under a fresh random token. */
+/** A claim's statements (see `ClaimSql`) under a fresh random token. */
 export interface ClaimStatements {
   token: string;
   /** The largest value the read carries. */
   inlined: number;
+  /** Whether the read comes first (local) or the write does (remote). */
+  readFirst: boolean;
   read: InStatement;
   write: InStatement;
-  /** The write for the rows the read returned (`ids`, its JSON array of their ids). */
+  /** Locally, the write for the rows the read returned (`ids`, its JSON array of their ids). */
   writeByIds(ids: string): InStatement;
 }
 
 /**
- * The claim of `options` at `now` (ms), under a fresh token; its read carries values of at
- * most `inlined` bytes.
+ * The claim of `options` under a fresh token, read first (local clients) or written first
+ * (remote ones); its read carries values of at most `inlined` bytes. `sentToken` is the token
+ * of a delete-mode sent mark just before it (its tombstone counts as sent), if any.
  */
 export function claimStatements(
   sql: Statements,
   options: ClaimOptions,
-  now: number,
+  local: boolean,
   inlined: number,
+  sentToken: string | null,
 ): ClaimStatements {
   const token = crypto.randomUUID();
-  const { read, write } = options.ordering === "key" ? sql.claimByKey : sql.claim;
-  const leaseEnd = now + options.leaseDuration;
-  const args = [token, leaseEnd, now, options.batchSize];
+  const { read, take } = options.ordering === "key" ? sql.claimByKey : sql.claim;
+  const { batchSize, leaseDuration } = options;
   return {
     token,
     inlined,
-    read: { sql: read, args: [...args, inlined] },
-    write: { sql: write, args },
-    writeByIds: (ids) => ({ sql: sql.claimByIds, args: [token, leaseEnd, ids] }),
+    readFirst: local,
+    read: local
+      ? { sql: read, args: [batchSize, inlined, sentToken] }
+      : { sql: sql.readTaken, args: [token, batchSize, inlined] },
+    write: { sql: take, args: [token, leaseDuration, batchSize] },
+    writeByIds: (ids) => ({ sql: sql.takeByIds, args: [token, leaseDuration, ids] }),
   };
 }
 
@@ -71,11 +78,13 @@ export function missingValues(records: readonly ClaimedRecord[]): string[] {
 }
 
 /**
- * The claim, messages oldest first, with the values read by id filled in (`records` is sorted
- * and completed in place). A record whose value was not found has lost its row since (its lease
- * ran out and another relay finished it): it is left out.
+ * The claim, messages oldest first with their public ids in `namespace`, with the values read
+ * by id filled in (`records` is sorted and completed in place). A record whose value was not
+ * found has lost its row since (its lease ran out and another relay finished it): it is left
+ * out.
  */
 export function toClaim(
+  namespace: string,
   token: string,
   records: ClaimedRecord[],
   values?: ReadonlyMap<string, Uint8Array<ArrayBuffer>>,
@@ -84,56 +93,81 @@ export function toClaim(
   // An aggregate's order is not promised: sort oldest first here.
   for (const record of records.sort(byAge)) {
     record.value ??= values?.get(record.id);
-    if (record.value !== undefined) messages.push(createMessage(record as MessageRecord));
+    if (record.value === undefined) continue;
+    record.id = formatMessageId(namespace, record.id);
+    messages.push(createMessage(record as MessageRecord));
   }
   return { token, messages };
 }
 
+/** One statement of a mark, and whether the rows it changes count as the mark's. */
+export interface MarkStatement {
+  statement: InStatement;
+  counts: boolean;
+}
+
 /** The mark statements of an outcome; a group with no usable id has none. */
 export interface MarkStatements {
-  sent?: InStatement | undefined;
+  /** In order; delete mode has several (see `sql.ts`). */
+  sent?: readonly MarkStatement[] | undefined;
   retry?: InStatement | undefined;
   dead?: InStatement | undefined;
+  /** The token of a delete-mode sent mark (the claim's read counts its tombstone by it). */
+  sentToken: string | null;
 }
 
 /**
- * The marks for `outcome` at `now`: sent rows are deleted, or kept (status sent) when
- * `keepSent`; failed and dead rows are updated. Each applies only to rows holding the token.
+ * The marks for `outcome`, its ids read in `namespace`: sent rows are deleted, or kept (status
+ * sent) when `keepSent`; failed and dead rows are updated. Each applies only to rows holding
+ * the token.
  */
 export function markStatements(
   sql: Statements,
+  namespace: string,
   outcome: Partial<PassOutcome> & { token: string },
   keepSent: boolean,
-  now: number,
 ): MarkStatements {
   const { token } = outcome;
-  const sentIds = outcome.sent === undefined ? undefined : idsJson(outcome.sent);
-  const retries = outcome.retry === undefined ? undefined : retriesJson(outcome.retry);
-  const dead = outcome.dead === undefined ? undefined : deadJson(outcome.dead);
+  const sentIds = outcome.sent === undefined ? undefined : idsJson(namespace, outcome.sent);
+  const retries = outcome.retry === undefined ? undefined : retriesJson(namespace, outcome.retry);
+  const dead = outcome.dead === undefined ? undefined : deadJson(namespace, outcome.dead);
+  const sent =
+    sentIds === undefined
+      ? undefined
+      : keepSent
+        ? [{ statement: { sql: sql.keepSent, args: [sentIds, token] }, counts: true }]
+        : sql.deleteSent.map((step) => ({
+            statement: { sql: step.sql, args: step.counts ? [sentIds, token] : [] },
+            counts: step.counts,
+          }));
   return {
-    sent:
-      sentIds === undefined
-        ? undefined
-        : keepSent
-          ? { sql: sql.keepSent, args: [sentIds, token, now] }
-          : { sql: sql.deleteSent, args: [sentIds, token] },
+    sent,
     retry: retries === undefined ? undefined : { sql: sql.retry, args: [retries, token] },
     dead: dead === undefined ? undefined : { sql: sql.dead, args: [dead, token] },
+    sentToken: sent !== undefined && !keepSent ? token : null,
   };
 }
 
 /**
- * The steps of one write, in order: the failed and dead marks, the sent mark, the claim's read,
- * the claim's write. The sent mark and the claim's write run inlined where they can (their
- * results are not needed: the read reports the sent mark's count as `changes()`, which is why
- * the sent mark comes right before it); on the usual pass, all sent, the sent mark then takes
- * the write lock itself. Run locally, the write takes the ids the read returned rather than
- * picking the rows again.
+ * The steps of one write, in order: the failed and dead marks, the sent mark, then the claim
+ * (read then write locally, write then read remotely). The sent mark and the claim's write run
+ * inlined where they can (their results are not needed: the local read reports the sent mark's
+ * count, which is why the sent mark comes right before it); on the usual pass, all sent, the
+ * sent mark then takes the write lock itself. Run locally, the write takes the ids the read
+ * returned rather than picking the rows again.
  */
 export function passSteps(marks: MarkStatements, claim: ClaimStatements): WriteStep[] {
   const steps: WriteStep[] = [];
   for (const mark of [marks.retry, marks.dead]) if (mark !== undefined) steps.push({ statement: mark });
-  if (marks.sent !== undefined) steps.push({ statement: marks.sent, script: inlineStatement(marks.sent) });
+  const sent = marks.sent ?? [];
+  const scripts = sent.map(({ statement }) => inlineStatement(statement));
+  if (!claim.readFirst || scripts.some((script) => script === undefined)) {
+    for (const [i, { statement }] of sent.entries()) steps.push({ statement, script: scripts[i] });
+  } else if (sent.length > 0) {
+    // Locally, one call for the whole sent mark (the read counts what it changed).
+    steps.push({ statement: sent[0]!.statement, script: scripts.join(";\n") });
+  }
+  if (!claim.readFirst) return [...steps, { statement: claim.write }, { statement: claim.read }];
   steps.push(
     { statement: claim.read },
     {
@@ -164,10 +198,21 @@ export function passResult(
     mark === undefined ? 0 : (results[i++]?.rowsAffected ?? 0);
   const failed = changed(marks.retry);
   const dead = changed(marks.dead);
-  const sentResult = marks.sent === undefined ? undefined : results[i++];
-  const read = results[i];
-  if (read === undefined || results.length !== i + 2)
-    throw new StoreError(`expected ${i + 2} statement results, got ${results.length}`, { retryable: false });
-  const sent = marks.sent === undefined ? 0 : (sentResult?.rowsAffected ?? toNumber(read.rows[0]?.changed));
+  // Locally the claim's read is second to last and counts the sent mark (which may have run
+  // as one script); remotely it is last, and each sent statement has its result.
+  const read = results.at(claim.readFirst ? -2 : -1);
+  if (read === undefined || results.length < i + 2)
+    throw new StoreError(`expected at least ${i + 2} statement results, got ${results.length}`, {
+      retryable: false,
+    });
+  let sent = 0;
+  if (claim.readFirst) {
+    if (marks.sent !== undefined) sent = toNumber(read.rows[0]?.changed);
+  } else {
+    for (const step of marks.sent ?? []) {
+      const result = results[i++];
+      if (step.counts) sent += result?.rowsAffected ?? 0;
+    }
+  }
   return { recorded: { sent, failed, dead }, records: toRecords(read, claim.inlined) };
 }

@@ -6,52 +6,107 @@
  * @module
  */
 import type { ResultSet, Row, Value } from "@libsql/client";
-import type { DeadUpdate, MessageRecord, OutboxStats, RetryUpdate } from "../../mod.ts";
+import {
+  type DeadUpdate,
+  formatMessageId,
+  type MessageRecord,
+  type OutboxStats,
+  parseMessageId,
+  type RetryUpdate,
+  truncateText,
+  wellFormedText,
+} from "../../mod.ts";
 
 /** Longest `last_error` kept, in UTF-16 code units; operators need the gist, not a novel. */
 export const MAX_ERROR_LENGTH = 2000;
 
-// A decimal SQLite integer id: 1 to 2^63 - 1.
-const ID = /^[1-9][0-9]{0,18}$/;
-const MAX_ID = 9223372036854775807n;
+// The longest wait a retry mark records (about 274,000 years, the range of a Date): beyond it
+// the database's integer clock arithmetic would lose meaning, and nothing waits that long.
+const MAX_DELAY = 8.64e15;
 
-/** Whether `id` can name a row (anything else names none, so marks skip it). */
-export function isRowId(id: unknown): id is string {
-  return typeof id === "string" && ID.test(id) && (id.length < 19 || BigInt(id) <= MAX_ID);
+/**
+ * A JSON array of the rows `ids` name in the outbox of `namespace` (see `parseMessageId`:
+ * another outbox's ids and malformed ones name none), written digit for digit (SQLite's JSON
+ * reads them as exact 64-bit integers), or undefined when none does.
+ */
+export function idsJson(namespace: string, ids: readonly string[]): string | undefined {
+  const rows: string[] = [];
+  for (const id of ids) {
+    const row = parseMessageId(namespace, id);
+    if (row !== undefined) rows.push(row);
+  }
+  return rows.length === 0 ? undefined : `[${rows.join(",")}]`;
+}
+
+/** A row-id JSON array of ids that are row ids already (a claim's own). */
+export function rowIdsJson(rows: readonly string[]): string | undefined {
+  return rows.length === 0 ? undefined : `[${rows.join(",")}]`;
+}
+
+// Well-formed and bounded: a lone surrogate (or a cut inside a pair) would be stored as
+// invalid UTF-8. JSON.stringify escapes nothing here that SQLite's JSON would not read back.
+function errorJson(error: string | undefined): string {
+  return typeof error === "string" ? JSON.stringify(truncateText(error, MAX_ERROR_LENGTH)) : "null";
 }
 
 /**
- * A JSON array of the usable ids, written digit for digit (SQLite's JSON reads them as exact
- * 64-bit integers), or undefined when none is usable.
+ * How long a failed message waits, in ms from the database's now: `delay`, or for a caller
+ * that gave only `availableAt`, the time left until it on this machine's clock; 0 when neither
+ * is a number. Never skips the update: a skipped mark would read as a lost lease.
  */
-export function idsJson(ids: readonly string[]): string | undefined {
-  const usable = ids.filter(isRowId);
-  return usable.length === 0 ? undefined : `[${usable.join(",")}]`;
+function delayOf(update: RetryUpdate): number {
+  let delay = update.delay;
+  if (typeof delay !== "number" || Number.isNaN(delay)) {
+    const at = update.availableAt instanceof Date ? update.availableAt.getTime() : Number.NaN;
+    delay = Number.isFinite(at) ? at - Date.now() : 0;
+  }
+  return Math.trunc(Math.min(Math.max(delay, 0), MAX_DELAY));
 }
 
-function errorJson(error: string | undefined): string {
-  if (typeof error !== "string") return "null";
-  return JSON.stringify(error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH - 1)}…` : error);
-}
-
-/** `[[id, availableAtMs, error], ...]` for the retry statement, or undefined when empty. */
-export function retriesJson(updates: readonly RetryUpdate[]): string | undefined {
+/** `[[row, delayMs, error], ...]` for the retry statement, or undefined when empty. */
+export function retriesJson(namespace: string, updates: readonly RetryUpdate[]): string | undefined {
   const rows: string[] = [];
   for (const u of updates) {
-    const at = u.availableAt instanceof Date ? u.availableAt.getTime() : Number.NaN;
-    if (!isRowId(u.id) || !Number.isFinite(at)) continue;
-    rows.push(`[${u.id},${Math.trunc(at)},${errorJson(u.error)}]`);
+    const row = parseMessageId(namespace, u?.id);
+    if (row !== undefined) rows.push(`[${row},${delayOf(u)},${errorJson(u.error)}]`);
   }
   return rows.length === 0 ? undefined : `[${rows.join(",")}]`;
 }
 
-/** `[[id, error], ...]` for the dead statement, or undefined when empty. */
-export function deadJson(updates: readonly DeadUpdate[]): string | undefined {
+/** `[[row, error], ...]` for the dead statement, or undefined when empty. */
+export function deadJson(namespace: string, updates: readonly DeadUpdate[]): string | undefined {
   const rows: string[] = [];
   for (const u of updates) {
-    if (isRowId(u.id)) rows.push(`[${u.id},${errorJson(u.error)}]`);
+    const row = parseMessageId(namespace, u?.id);
+    if (row !== undefined) rows.push(`[${row},${errorJson(u.error)}]`);
   }
   return rows.length === 0 ? undefined : `[${rows.join(",")}]`;
+}
+
+/**
+ * The headers as the JSON the store writes: well-formed (JSON.stringify escapes a lone
+ * surrogate, which would come back as one; it is replaced instead, as in keys and errors).
+ */
+export function headersJson(headers: Readonly<Record<string, string>>): string {
+  const json = JSON.stringify(headers);
+  // A lone surrogate is the only thing JSON.stringify writes as a \ud8xx-\udfxx escape.
+  if (!/\\ud[89a-f]/i.test(json)) return json;
+  // fromEntries defines own properties: a header named "__proto__" stays a header.
+  return JSON.stringify(
+    Object.fromEntries(
+      Object.entries(headers).map(([name, value]) => [wellFormedText(name), wellFormedText(value)]),
+    ),
+  );
+}
+
+const decoder = new TextDecoder(); // replaces invalid UTF-8 with U+FFFD, never throws
+
+/** Text read as bytes (see `ClaimSql`), decoded with replacement; null stays null. */
+export function toText(value: Value | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "string") return value;
+  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return decoder.decode(value);
+  return String(value);
 }
 
 /** An integer column as a number, whatever the client's `intMode` made of it. */
@@ -73,7 +128,7 @@ function toBytes(value: Value | undefined): Uint8Array<ArrayBuffer> {
 
 // Headers are written as a JSON object of strings. Anything else (a hand-edited row) reads as
 // no headers rather than failing the claim, which would hold up every message behind it.
-function toHeaders(value: Value | undefined): Record<string, string> {
+function toHeaders(value: string | null | undefined): Record<string, string> {
   if (typeof value !== "string" || value === "") return {};
   let parsed: unknown;
   try {
@@ -88,17 +143,16 @@ function toHeaders(value: Value | undefined): Record<string, string> {
   return headers;
 }
 
-/** A row of `RECORD_COLUMNS` as a message record. */
-export function toRecord(row: Row): MessageRecord {
-  const lastError = row.last_error;
+/** A row of `RECORD_COLUMNS` as a message record of the outbox of `namespace`. */
+export function toRecord(namespace: string, row: Row): MessageRecord {
   return {
-    id: String(row.id),
-    key: String(row.key),
+    id: formatMessageId(namespace, String(row.id)),
+    key: toText(row.key) ?? "",
     value: toBytes(row.value),
-    headers: toHeaders(row.headers),
+    headers: toHeaders(toText(row.headers)),
     timestamp: new Date(toNumber(row.created_at)),
     retries: toNumber(row.retries),
-    lastError: typeof lastError === "string" ? lastError : undefined,
+    lastError: toText(row.last_error) ?? undefined,
   };
 }
 
@@ -113,7 +167,10 @@ type ClaimedEntry = [
   lastError: string | null,
 ];
 
-/** A claimed record whose value is `undefined` until it is read by id (see `ClaimSql`). */
+/**
+ * A claimed record whose value is `undefined` until it is read by id (see `ClaimSql`). `id` is
+ * still the row id; `toClaim` gives messages their public ids.
+ */
 export type ClaimedRecord = Omit<MessageRecord, "value"> & { value: Uint8Array<ArrayBuffer> | undefined };
 
 /**
@@ -123,8 +180,8 @@ export type ClaimedRecord = Omit<MessageRecord, "value"> & { value: Uint8Array<A
  */
 export function toRecords(result: ResultSet, inlined: number): ClaimedRecord[] {
   const row = result.rows[0];
-  const records = row?.records;
-  if (typeof records !== "string") return [];
+  const records = toText(row?.records);
+  if (records === null) return [];
   const entries = JSON.parse(records) as ClaimedEntry[];
   const bytes = toBytes(row?.bytes);
   let offset = 0;
@@ -176,8 +233,10 @@ export function toStats(result: ResultSet): OutboxStats {
   };
 }
 
-/** The schema version a version query read (0: never migrated). */
-export function versionOf(result: ResultSet): number {
+/** The schema version and id namespace a version query read (version 0: never migrated). */
+export function versionOf(result: ResultSet): { version: number; namespace: string | null } {
   const row = result.rows[0];
-  return row === undefined ? 0 : toNumber(row.version);
+  return row === undefined
+    ? { version: 0, namespace: null }
+    : { version: toNumber(row.version), namespace: toText(row.id_namespace) };
 }

@@ -14,7 +14,7 @@
  */
 import type { Client, InStatement, ResultSet, Transaction } from "@libsql/client";
 import { retryBusy } from "./errors.ts";
-import { SCHEMA_TABLE } from "./sql.ts";
+import { SCHEMA_TABLE } from "./schema.ts";
 
 // A write that changes nothing but takes the write lock (tested: it fails busy while another
 // connection holds the lock). The schema table exists once `migrate()` has run.

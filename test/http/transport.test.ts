@@ -282,3 +282,39 @@ describe("request URLs", () => {
     });
   });
 });
+
+describe.each(HTTP_BUILDS)("node and fetch agree ($transport)", ({ build }) => {
+  it("sends 16 requests in flight on one signal without a process warning", async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    try {
+      const sender = build.httpSender({ url: `${origin}/many`, secret: SECRET, concurrency: 16 });
+      const batch = Array.from({ length: 16 }, (_, i) => testMessage(String(i + 1)));
+      const sent = await sender.send(batch, new AbortController().signal);
+      expect(sent.every((m) => m.status === SendStatus.Sent)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
+  it("reads two Retry-After lines the same way (joined, so neither is trusted)", async () => {
+    const twice = createServer((_, res) => {
+      res.setHeader("retry-after", ["120", "5"]);
+      res.writeHead(429).end();
+    });
+    await new Promise<void>((resolve) => twice.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(twice.address() as AddressInfo).port}/`;
+      const [m] = await build
+        .httpSender({ url, secret: SECRET })
+        .send([testMessage("9")], new AbortController().signal);
+      expect(m!.status).toBe(SendStatus.Fail);
+      expect(m!.retryAfter).toBeUndefined();
+    } finally {
+      await new Promise<void>((resolve) => twice.close(() => resolve()));
+    }
+  });
+});

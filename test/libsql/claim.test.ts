@@ -10,7 +10,7 @@ import { INLINED_VALUE_BYTES, toClaim } from "../../adapters/libsql/pass.ts";
 import { LibsqlStore } from "../../adapters/libsql.ts";
 import { type Message, Outbox, prepareMessage, StoreError } from "../../mod.ts";
 import { recordingSender } from "../support/senders.ts";
-import { dbPath, openStore, tempDir } from "./helpers.ts";
+import { dbPath, openStore, rowId, tempDir } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -112,7 +112,7 @@ describe("LibsqlStore claims", () => {
     const odd = "it's mine; --";
     await client.execute({
       sql: `UPDATE "${store.table}" SET claim_token = ?1 WHERE id = ?2`,
-      args: [odd, last!.id],
+      args: [odd, rowId(last!.id)],
     });
     const prepared = await store.recordAndFetch({ token: odd, sent: [last!.id], retry: [], dead: [] }, claim);
     expect(prepared.recorded).toEqual({ sent: 1, failed: 0, dead: 0 });
@@ -140,14 +140,15 @@ describe("LibsqlStore claims", () => {
     });
     const values = new Map([["3", new Uint8Array([3])]]);
     const { token, messages } = toClaim(
+      "0123456789abcdef",
       "t",
       [record("2"), record("1", new Uint8Array([1])), record("3")],
       values,
     );
     expect(token).toBe("t");
     expect(messages.map((m) => [m.id, Array.from(m.value)])).toEqual([
-      ["1", [1]],
-      ["3", [3]],
+      ["msg_0123456789abcdef_1", [1]],
+      ["msg_0123456789abcdef_3", [3]],
     ]);
   });
 

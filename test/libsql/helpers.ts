@@ -1,9 +1,11 @@
 /** Temporary libSQL databases and a loopback receiver for the libSQL store's tests. */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Client, type Config, createClient } from "@libsql/client";
 import { LibsqlStore, type LibsqlStoreOptions } from "../../adapters/libsql.ts";
 
@@ -14,6 +16,11 @@ export function tempDir(): { dir: string; cleanup: () => void } {
 }
 
 let counter = 0;
+
+/** The row id inside a message id (`msg_<namespace>_<row>`), for SQL run by hand. */
+export function rowId(id: string): string {
+  return id.slice(id.lastIndexOf("_") + 1);
+}
 
 /** A fresh database file path in `dir`. */
 export function dbPath(dir: string): string {
@@ -76,4 +83,41 @@ export async function startReceiver(delayMs = 0): Promise<{
         server.close(() => resolve());
       }),
   };
+}
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * Runs `test/libsql/fixtures/<script>` in a child Node process to its end (killed after
+ * `timeout` ms): how a test survives code that may abort the process (the native driver on
+ * invalid UTF-8) and runs code under another process's clock.
+ */
+export function runFixture(
+  script: string,
+  args: string[],
+  timeout = 60_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/libsql/fixtures", script), ...args],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }

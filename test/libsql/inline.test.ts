@@ -51,7 +51,11 @@ describe("inlining arguments into SQL", () => {
   it("finds no ? in the store's statements but their numbered parameters", () => {
     const sql = buildStatements("outbox_messages");
     const all = Object.values(sql).flatMap((value): string[] =>
-      typeof value === "string" ? [value] : Array.isArray(value) ? value.flat() : [value.read, value.write],
+      typeof value === "string"
+        ? [value]
+        : Array.isArray(value)
+          ? value.map((step: { sql: string }) => step.sql)
+          : [value.read, value.take],
     );
     expect(all.length).toBeGreaterThan(15);
     for (const statement of all) expect(statement.replace(/\?\d+/g, "")).not.toContain("?");

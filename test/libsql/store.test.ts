@@ -5,7 +5,7 @@ import { LibsqlStore, SCHEMA_VERSION } from "../../adapters/libsql.ts";
 import { Outbox, prepareMessage, StoreError, ValidationError } from "../../mod.ts";
 import { commitMessages, describeStoreConformance } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";
-import { dbPath, openStore, tempDir } from "./helpers.ts";
+import { dbPath, openStore, rowId, tempDir } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -106,25 +106,41 @@ describe("LibsqlStore schema", () => {
     const opened = await openStore(":memory:");
     close = opened.close;
     const sql = buildStatements("outbox_messages");
-    const plan = async (statement: string, args: (string | number)[]) =>
+    const plan = async (statement: string, args: (string | number | null)[]) =>
       (await opened.client.execute({ sql: `EXPLAIN QUERY PLAN ${statement}`, args })).rows
         .map((row) => String(row.detail))
         .join(" | ");
-    for (const statement of [sql.claim.read, sql.claim.write]) {
-      const claimPlan = await plan(statement, ["t", 1, 1, 10]);
-      expect(claimPlan).toMatch(/SCAN c USING INDEX outbox_messages_ready/);
+    const claims = [
+      [sql.claim.read, [10, 1, null]],
+      [sql.claim.take, ["t", 1, 10]],
+      [sql.readTaken, ["t", 10, 1]],
+    ] as const;
+    for (const [statement, args] of claims) {
+      const claimPlan = await plan(statement, [...args]);
+      expect(claimPlan).toMatch(/SCAN c USING INDEX edge_outbox_outbox_messages_ready/);
       expect(claimPlan).not.toMatch(/TEMP B-TREE/);
     }
-    for (const statement of [sql.claimByKey.read, sql.claimByKey.write]) {
-      const keyPlan = await plan(statement, ["t", 1, 1, 10]);
-      expect(keyPlan).toMatch(/SCAN c USING INDEX outbox_messages_ready/);
-      expect(keyPlan).toMatch(/SEARCH o USING COVERING INDEX outbox_messages_key \(key=\? AND id<\?\)/);
+    for (const [statement, args] of [
+      [sql.claimByKey.read, [10, 1, null]],
+      [sql.claimByKey.take, ["t", 1, 10]],
+    ] as const) {
+      const keyPlan = await plan(statement, [...args]);
+      expect(keyPlan).toMatch(/SCAN c USING INDEX edge_outbox_outbox_messages_ready/);
+      expect(keyPlan).toMatch(
+        /SEARCH o USING COVERING INDEX edge_outbox_outbox_messages_key \(key=\? AND rowid<\?\)/,
+      );
     }
-    expect(await plan(sql.deleteSent, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
-    expect(await plan(sql.claimByIds, ["t", 1, "[1]"])).toMatch(/INTEGER PRIMARY KEY/);
+    const [cleanup, tombstone, remove] = sql.deleteSent;
+    expect(await plan(cleanup!.sql, [])).toMatch(/USING (COVERING )?INDEX edge_outbox_outbox_messages_sent/);
+    expect(await plan(tombstone!.sql, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
+    expect(await plan(remove!.sql, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
+    expect(await plan(sql.takeByIds, ["t", 1, "[1]"])).toMatch(/INTEGER PRIMARY KEY/);
+    expect(await plan(sql.release, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
     expect(await plan(sql.retry, ["[[1,1,null]]", "t"])).toMatch(/SEARCH m USING INTEGER PRIMARY KEY/);
     expect(await plan(sql.listDead, [10])).not.toMatch(/TEMP B-TREE|SCAN outbox_messages\b(?! USING)/);
-    expect(await plan(sql.purgeSent, [1])).toMatch(/USING INDEX outbox_messages_sent/);
+    expect(await plan(sql.purgeSent, [1, 0])).toMatch(
+      /USING (COVERING )?INDEX edge_outbox_outbox_messages_sent/,
+    );
   });
 });
 
@@ -217,16 +233,17 @@ describe("LibsqlStore ids above 2^53", () => {
   it.each(["number", "bigint", "string"] as const)("keeps them exact with intMode %s", async (intMode) => {
     const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, {}, { intMode });
     try {
-      // 2^53 + 1 cannot be a JavaScript number; AUTOINCREMENT continues from the sequence.
+      // 2^53 + 1 cannot be a JavaScript number; SQLite continues after the highest row (a
+      // delivered one, as the store keeps it).
       await client.execute(
-        "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox_messages', 9007199254740992)",
+        "INSERT INTO outbox_messages (id, key, value, created_at, available_at, status) VALUES (9007199254740992, 'x', x'', 0, 0, 1)",
       );
       await commitMessages(store, [
         { key: "a", value: "1" },
         { key: "b", value: "2" },
       ]);
       const first = await store.fetchAndLock(claim);
-      expect(first.messages.map((m) => m.id)).toEqual(["9007199254740993", "9007199254740994"]);
+      expect(first.messages.map((m) => rowId(m.id))).toEqual(["9007199254740993", "9007199254740994"]);
       const [a, b] = first.messages.map((m) => m.id);
       expect(await store.markAsDead(first.token, [{ id: a!, error: "gone" }])).toBe(1);
       expect(
@@ -239,6 +256,7 @@ describe("LibsqlStore ids above 2^53", () => {
       expect(
         await store.markAsSent(second.token, [a!, b!, "9007199254740995", "nope", "99999999999999999999"]),
       ).toBe(2);
+      expect(a).toMatch(/^msg_[0-9a-z]{16}_9007199254740993$/);
     } finally {
       await close();
     }
@@ -283,7 +301,7 @@ describe("LibsqlStore retention", () => {
 
   it("purges old sent rows by itself at most once a minute, during markAsSent", async () => {
     const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, {
-      retention: { sent: "keep", keepFor: 1_000 },
+      retention: { sent: "keep", keepFor: 200 },
     });
     const sentRows = async () =>
       Number((await client.execute("SELECT COUNT(*) AS n FROM outbox_messages WHERE status = 1")).rows[0]?.n);
@@ -303,11 +321,18 @@ describe("LibsqlStore retention", () => {
         .fetchAndLock({ ...claim, batchSize: 1 })
         .then((c) => store.markAsSent(c.token, [c.messages[0]!.id]));
       expect(await sentRows()).toBe(1);
-      // Only the clock moves (timers stay real): a minute later the next mark purges.
+      // Within the minute: no purge, whatever keepFor says.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sendOne();
+      expect(await sentRows()).toBe(3);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await commitMessages(store, [{ key: "d", value: "d" }]);
+      // Only this process's clock moves (timers stay real): a minute later the next mark
+      // purges what the DATABASE's clock says is older than keepFor: a, b and c, not d.
       vi.useFakeTimers({ toFake: ["Date"] });
       vi.setSystemTime(Date.now() + 61_000);
       await sendOne();
-      expect(await sentRows()).toBe(2);
+      expect(await sentRows()).toBe(1);
       expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
     } finally {
       vi.useRealTimers();
@@ -324,7 +349,9 @@ describe("LibsqlStore retention", () => {
         first.token,
         first.messages.map((m) => m.id),
       );
-      expect((await client.execute("SELECT COUNT(*) AS n FROM outbox_messages")).rows[0]?.n).toBe(0);
+      // Only the newest row stays, as a sent row, so that SQLite never hands its id out again.
+      const rows = await client.execute("SELECT id, status FROM outbox_messages");
+      expect(rows.rows.map((r) => [String(r.id), r.status])).toEqual([[rowId(first.messages[0]!.id), 1]]);
     } finally {
       await close();
     }

@@ -1,0 +1,194 @@
+/**
+ * `LibsqlStore.migrate()`: creating a table at the current schema version or upgrading an
+ * older one, and reading the table's id namespace. Every failure comes out as an
+ * `OutboxError` (a `StoreError`), never as a raw libSQL error.
+ *
+ * @module
+ */
+import type { InStatement, ResultSet, Transaction } from "@libsql/client";
+import { checkIdNamespace, newIdNamespace, OutboxError, StoreError } from "../../mod.ts";
+import { toStoreError } from "./errors.ts";
+import { toNumber, versionOf } from "./rows.ts";
+import type { Runner } from "./runner.ts";
+import {
+  ADD_NAMESPACE_COLUMN,
+  BYTES_SURVIVE_CONCAT,
+  CREATE_SCHEMA_TABLE,
+  currentSchema,
+  OUTBOX_COLUMNS,
+  ownObjects,
+  PROBE_NAMESPACE_COLUMN,
+  READ_VERSION,
+  RENEW_NAMESPACE,
+  SCHEMA_VERSION,
+  tableColumns,
+  v1IndexesOf,
+  WRITE_VERSION,
+} from "./schema.ts";
+
+type InTransaction = <R>(fn: (tx: Transaction) => Promise<R>) => Promise<R>;
+
+/**
+ * Brings `table` to {@link SCHEMA_VERSION} and returns its id namespace. Safe to run again and
+ * from several processes at once: the work happens under the write lock (`inTransaction`), where
+ * each migrator sees what the one before it left.
+ */
+export async function migrateTable(
+  run: Runner,
+  inTransaction: InTransaction,
+  table: string,
+): Promise<string> {
+  try {
+    await checkEncoding(run);
+    await run.script("creating the schema table", CREATE_SCHEMA_TABLE);
+    if (!(await hasColumn(() => run.read("reading the schema table", PROBE_NAMESPACE_COLUMN)))) {
+      // Version 1's version table: the column, once (a concurrent migrator may have added it).
+      await inTransaction(async (tx) => {
+        if (!(await hasColumn(() => tx.execute(PROBE_NAMESPACE_COLUMN))))
+          await tx.execute(ADD_NAMESPACE_COLUMN);
+      });
+    }
+    // Up to date (the usual start-up): done without taking the write lock.
+    const known = upToDate(table, await run.read("reading the schema version", versionQuery(table)));
+    if (known !== undefined && (await columnsOf(() => run.read("reading the table", tableColumns(table))))) {
+      return known;
+    }
+    return await inTransaction(async (tx) => {
+      const again = upToDate(table, await tx.execute(versionQuery(table)));
+      const columns = await columnsOf(() => tx.execute(tableColumns(table)));
+      if (again !== undefined && columns !== undefined) return again;
+      checkShape(table, columns);
+      // Version 1 to 2 (and a table whose version row went missing): version 1's index names
+      // go, if they are on this table; the table, created only if missing, keeps its columns.
+      for (const row of (await tx.execute(v1IndexesOf(table))).rows) {
+        await tx.execute(`DROP INDEX "${String(row.name)}"`);
+      }
+      for (const sql of currentSchema(table)) await tx.execute(sql);
+      await checkOwnership(tx, table);
+      await tx.execute({ sql: WRITE_VERSION, args: [table, SCHEMA_VERSION, newIdNamespace()] });
+      if (again !== undefined) await tx.execute({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace()] });
+      const written = upToDate(table, await tx.execute(versionQuery(table)));
+      if (written === undefined)
+        throw new StoreError(`migrating table "${table}" recorded no version`, { retryable: false });
+      return written;
+    });
+  } catch (error) {
+    throw migrationError(error, table);
+  }
+}
+
+/**
+ * The namespace of a table migrated to the current version, for a store that did not migrate
+ * it itself (another process ran `migrate()`). A `StoreError` when the table needs `migrate()`.
+ */
+export async function readNamespace(run: Runner, table: string): Promise<string> {
+  let result: ResultSet;
+  try {
+    result = await run.read("reading the id namespace", versionQuery(table));
+  } catch (error) {
+    // A version table from version 1 has no namespace column yet.
+    if (error instanceof OutboxError && /no such (column|table)/i.test(error.message))
+      throw needsMigrate(table);
+    throw error;
+  }
+  const namespace = upToDate(table, result);
+  if (namespace === undefined) throw needsMigrate(table);
+  return namespace;
+}
+
+function needsMigrate(table: string): StoreError {
+  return new StoreError(
+    `table "${table}" is not migrated to schema version ${SCHEMA_VERSION} (no id namespace yet); run \`await store.migrate()\` once (it upgrades older tables in place)`,
+    { retryable: false },
+  );
+}
+
+function versionQuery(table: string): InStatement {
+  return { sql: READ_VERSION, args: [table] };
+}
+
+/** The namespace when the table is at this code's version; throws when it is newer. */
+function upToDate(table: string, result: ResultSet): string | undefined {
+  const { version, namespace } = versionOf(result);
+  if (version > SCHEMA_VERSION) {
+    throw new StoreError(
+      `table "${table}" has schema version ${version}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
+      { retryable: false },
+    );
+  }
+  if (version < SCHEMA_VERSION) return undefined;
+  try {
+    return checkIdNamespace(namespace);
+  } catch (error) {
+    throw new StoreError(
+      `table "${table}" has a damaged id namespace in ${"edge_outbox_schema"} (${JSON.stringify(namespace)}); restore it: the ids receivers deduplicate on depend on it`,
+      { retryable: false, cause: error },
+    );
+  }
+}
+
+async function checkEncoding(run: Runner): Promise<void> {
+  const result = await run.read("checking the text encoding", BYTES_SURVIVE_CONCAT);
+  if (toNumber(result.rows[0]?.kept) !== 1) {
+    throw new StoreError(
+      "the database's text encoding is UTF-16; edge-outbox needs UTF-8, SQLite's default (a new database file starts with it)",
+      { retryable: false },
+    );
+  }
+}
+
+/** False when `probe` fails "no such column". */
+async function hasColumn(probe: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await probe();
+    return true;
+  } catch (error) {
+    if (/no such column/i.test(error instanceof Error ? error.message : String(error))) return false;
+    throw error;
+  }
+}
+
+/** The table's column names, or undefined when there is no such table. */
+async function columnsOf(select: () => Promise<ResultSet>): Promise<string[] | undefined> {
+  try {
+    return (await select()).columns;
+  } catch (error) {
+    if (/no such table/i.test(error instanceof Error ? error.message : String(error))) return undefined;
+    throw error;
+  }
+}
+
+/** An existing table of that name must be an outbox table, not an application's. */
+function checkShape(table: string, names: readonly string[] | undefined): void {
+  if (names === undefined) return;
+  const columns = new Set(names.map((name) => name.toLowerCase()));
+  const missing = OUTBOX_COLUMNS.filter((c) => !columns.has(c));
+  if (missing.length > 0) {
+    throw new StoreError(
+      `table "${table}" already exists and is not an edge-outbox table (it lacks ${missing.join(", ")}); choose another outbox table name`,
+      { retryable: false },
+    );
+  }
+}
+
+/** `CREATE INDEX IF NOT EXISTS` keeps an index of the same name on another table: refuse that. */
+async function checkOwnership(tx: Transaction, table: string): Promise<void> {
+  for (const row of (await tx.execute(ownObjects(table))).rows) {
+    if (row.type !== "index" || String(row.tbl_name).toLowerCase() !== table.toLowerCase()) {
+      throw new StoreError(
+        `the name "${String(row.name)}" that the outbox table "${table}" needs for its index is taken by the ${String(row.type)} on "${String(row.tbl_name)}"; rename that object or choose another outbox table name`,
+        { retryable: false },
+      );
+    }
+  }
+}
+
+function migrationError(error: unknown, table: string): OutboxError {
+  if (error instanceof OutboxError) return error;
+  const stored = toStoreError(error, `migrating table "${table}"`);
+  if (!/already (exists|a table|an index|a view)|there is already/i.test(stored.message)) return stored;
+  return new StoreError(
+    `${stored.message}; a name the outbox table "${table}" needs is taken by another object in this database: rename that object or choose another outbox table name`,
+    { retryable: false, cause: error },
+  );
+}

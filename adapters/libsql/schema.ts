@@ -1,0 +1,190 @@
+/**
+ * The libSQL store's schema as SQL text: table-name validation, the names of the store's own
+ * objects, the DDL of the current version, the steps that upgrade older versions, and the
+ * version table. SQLite dialect only (no driver calls), so a D1 store can share it.
+ *
+ * Schema versions:
+ * - 1: the table with `AUTOINCREMENT`, indexes named `<table>_ready`, `_key`, `_dead`, `_sent`.
+ * - 2: indexes named `edge_outbox_<table>_<purpose>` (see {@link indexName}); a random id
+ *   namespace per table in the version table; new tables without `AUTOINCREMENT` (the store
+ *   never deletes the row with the highest id instead, see `sql.ts`).
+ *
+ * @module
+ */
+import { ValidationError } from "../../mod.ts";
+
+/** Name of the table in which the store records its schema version per outbox table. */
+export const SCHEMA_TABLE = "edge_outbox_schema";
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = 2;
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * Returns `table` if it is a plain SQL identifier the store may create and quote; throws a
+ * `ValidationError` (code `INVALID_OPTIONS`) for anything else, before any SQL runs.
+ */
+export function checkTableName(table: unknown): string {
+  if (typeof table !== "string" || !IDENTIFIER.test(table)) {
+    throw new ValidationError(
+      `table must be a plain SQL identifier (a letter or _, then up to 62 letters, digits or _), got ${JSON.stringify(table)}`,
+    );
+  }
+  if (table.toLowerCase().startsWith("sqlite_") || table.toLowerCase() === SCHEMA_TABLE) {
+    throw new ValidationError(
+      `table must not start with "sqlite_" (reserved by SQLite) nor be "${SCHEMA_TABLE}", got "${table}"`,
+    );
+  }
+  return table;
+}
+
+/** What each of the store's indexes serves; the last part of its name. */
+export const INDEX_PURPOSES = ["ready", "key", "dead", "sent"] as const;
+type IndexPurpose = (typeof INDEX_PURPOSES)[number];
+
+/**
+ * The name of the store's index for `purpose` on `table`: `edge_outbox_<table>_<purpose>`.
+ * Indexes share SQLite's namespace with tables and views, so version 1's `<table>_key` met an
+ * outbox `events` next to an outbox `events_key`, or an outbox `orders` next to an app table
+ * `orders_sent`. The prefix is the one of the store's version table (a name an application
+ * has no reason to use), and no purpose is a suffix of another, so two outbox tables never
+ * produce the same index name. Readable in `.schema`, unlike a hash.
+ */
+export function indexName(table: string, purpose: IndexPurpose): string {
+  return `edge_outbox_${table}_${purpose}`;
+}
+
+/** Version 1's name of the same index, which the upgrade to version 2 drops. */
+function v1IndexName(table: string, purpose: IndexPurpose): string {
+  return `${table}_${purpose}`;
+}
+
+/** The columns of every version so far. */
+function createTable(q: string, autoincrement: boolean): string {
+  return `CREATE TABLE IF NOT EXISTS ${q} (
+  id INTEGER PRIMARY KEY${autoincrement ? " AUTOINCREMENT" : ""},
+  key TEXT NOT NULL,
+  value BLOB NOT NULL,
+  headers TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL,
+  available_at INTEGER NOT NULL,
+  lease_until INTEGER,
+  claim_token TEXT,
+  retries INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  sent_at INTEGER
+)`;
+}
+
+function createIndexes(t: string, name: (table: string, purpose: IndexPurpose) => string): string[] {
+  const q = `"${t}"`;
+  return [
+    // Unfinished rows in claim order (created_at, then id: every index entry ends in the rowid,
+    // which id is, so naming it again would only store it twice): the claim reads the first
+    // batchSize ready entries.
+    `CREATE INDEX IF NOT EXISTS "${name(t, "ready")}" ON ${q} (created_at) WHERE status = 0`,
+    // Per-key predecessor lookups for ordering "key" (key, then id, likewise).
+    `CREATE INDEX IF NOT EXISTS "${name(t, "key")}" ON ${q} (key) WHERE status = 0`,
+    `CREATE INDEX IF NOT EXISTS "${name(t, "dead")}" ON ${q} (status) WHERE status = 3`,
+    `CREATE INDEX IF NOT EXISTS "${name(t, "sent")}" ON ${q} (sent_at) WHERE status = 1`,
+  ];
+}
+
+/** The DDL of a new table at the current version. */
+export function currentSchema(t: string): string[] {
+  // No AUTOINCREMENT: its per-insert bookkeeping (a read and a write of sqlite_sequence) was
+  // most of addMessage's gap to a plain INSERT. Ids still never come back: see `sql.ts`.
+  return [createTable(`"${t}"`, false), ...createIndexes(t, indexName)];
+}
+
+/** Version 1 to 2: the indexes under their new names (the table keeps its AUTOINCREMENT). */
+export function upgradeV1(t: string): string[] {
+  return createIndexes(t, indexName);
+}
+
+/**
+ * ?1 table name: the names of version 1's indexes that exist ON THIS TABLE, to drop them (an
+ * index of that name on another table is someone else's and stays).
+ */
+export function v1IndexesOf(t: string): { sql: string; args: string[] } {
+  return {
+    sql: `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 COLLATE NOCASE
+  AND name COLLATE NOCASE IN (${INDEX_PURPOSES.map((_, i) => `?${i + 2}`).join(", ")})`,
+    args: [t, ...INDEX_PURPOSES.map((p) => v1IndexName(t, p))],
+  };
+}
+
+/**
+ * The schema objects named like the store's indexes and what they belong to: after creating
+ * them (`IF NOT EXISTS` silently keeps an index of that name on ANOTHER table), each must be an
+ * index on this table.
+ */
+export function ownObjects(t: string): { sql: string; args: string[] } {
+  return {
+    sql: `SELECT name, type, tbl_name FROM sqlite_schema
+WHERE name COLLATE NOCASE IN (${INDEX_PURPOSES.map((_, i) => `?${i + 1}`).join(", ")})`,
+    args: INDEX_PURPOSES.map((p) => indexName(t, p)),
+  };
+}
+
+/**
+ * No rows, only the table's column names (in the result's `columns`), to tell an outbox table
+ * from someone else's; fails "no such table" when there is none. No PRAGMA, which remote
+ * servers may refuse.
+ */
+export function tableColumns(t: string): string {
+  return `SELECT * FROM "${t}" WHERE 0`;
+}
+
+/** The columns an outbox table must have (every version). */
+export const OUTBOX_COLUMNS = [
+  "id",
+  "key",
+  "value",
+  "headers",
+  "created_at",
+  "available_at",
+  "lease_until",
+  "claim_token",
+  "retries",
+  "status",
+  "last_error",
+  "sent_at",
+] as const;
+
+/**
+ * One row, `kept` 1 when a claim's `group_concat` hands bytes back unchanged. It does in UTF-8
+ * databases; in UTF-16 ones SQLite re-encodes them (these bytes are invalid UTF-16 either way
+ * round). No PRAGMA, which remote servers may refuse.
+ */
+export const BYTES_SURVIVE_CONCAT = `SELECT CAST(group_concat(b, '') AS BLOB) = b AS kept FROM (SELECT x'00d8d800ff' AS b)`;
+
+/** Creates the version table (version 2's shape; version 1's lacks `id_namespace`). */
+export const CREATE_SCHEMA_TABLE = `CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (
+  table_name TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  migrated_at INTEGER NOT NULL,
+  id_namespace TEXT
+)`;
+/** Fails "no such column" while the version table lacks `id_namespace` (added by version 2). */
+export const PROBE_NAMESPACE_COLUMN = `SELECT id_namespace FROM ${SCHEMA_TABLE} WHERE 0`;
+/** Adds it to a version table made by version 1. */
+export const ADD_NAMESPACE_COLUMN = `ALTER TABLE ${SCHEMA_TABLE} ADD COLUMN id_namespace TEXT`;
+/** ?1 table name. The namespace as bytes: a hand-edited text is never read as invalid UTF-8. */
+export const READ_VERSION = `SELECT version, CAST(id_namespace AS BLOB) AS id_namespace FROM ${SCHEMA_TABLE} WHERE table_name = ?1`;
+/**
+ * ?1 table name, ?2 version, ?3 a fresh namespace, kept only if the table has none yet (ids
+ * already handed out keep their meaning).
+ */
+export const WRITE_VERSION = `INSERT INTO ${SCHEMA_TABLE} (table_name, version, migrated_at, id_namespace)
+VALUES (?1, ?2, CAST(unixepoch('subsec') * 1000 AS INTEGER), ?3)
+ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at,
+  id_namespace = coalesce(${SCHEMA_TABLE}.id_namespace, excluded.id_namespace)`;
+/**
+ * ?1 table name, ?2 a fresh namespace: for a table created anew under a version row that
+ * outlived the old table (dropped by hand). Its row ids start again at 1, so its ids must not
+ * reuse the old namespace.
+ */
+export const RENEW_NAMESPACE = `UPDATE ${SCHEMA_TABLE} SET id_namespace = ?2 WHERE table_name = ?1`;

@@ -1,0 +1,378 @@
+/**
+ * The schema: names that cannot collide with what users plausibly have, migrate() failing only
+ * with OutboxErrors, the upgrade of a database made by schema version 1, ids unique beyond one
+ * table, and ids never handed out twice.
+ */
+import type { Client } from "@libsql/client";
+import { createClient } from "@libsql/client";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { LibsqlStore, SCHEMA_VERSION } from "../../adapters/libsql.ts";
+import { Outbox, OutboxError, StoreError } from "../../mod.ts";
+import { commitMessages } from "../conformance/store-conformance.ts";
+import { recordingSender } from "../support/senders.ts";
+import { dbPath, openStore, rowId, tempDir } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+const claim = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as const;
+const ID = /^msg_[0-9a-z]{16}_[1-9][0-9]*$/;
+
+const clients: Client[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+});
+function newClient(path = dbPath(tmp.dir)): Client {
+  const client = createClient({ url: `file:${path}` });
+  clients.push(client);
+  return client;
+}
+
+async function migrateError(store: LibsqlStore): Promise<StoreError> {
+  const error = await store.migrate().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(OutboxError);
+  expect(error).toBeInstanceOf(StoreError);
+  return error as StoreError;
+}
+
+/** Delivers everything ready through a fresh Outbox; returns the keys delivered. */
+async function drain(store: LibsqlStore): Promise<string[]> {
+  const keys: string[] = [];
+  const sender = recordingSender((m) => {
+    keys.push(m.key);
+    m.markAsSent();
+  });
+  await new Outbox(store, sender).tick();
+  return keys;
+}
+
+describe("LibsqlStore schema names", () => {
+  it.each([
+    ["events", "events_key"],
+    ["events_key", "events"],
+    ["a_ready", "a"],
+  ])("keeps outboxes %s and %s apart in one database", async (first, second) => {
+    const client = newClient();
+    for (const table of [first, second]) await new LibsqlStore(client, { table }).migrate();
+    for (const table of [first, second]) {
+      const store = new LibsqlStore(client, { table });
+      await commitMessages(store, [{ key: table, value: "x" }]);
+      expect(await drain(store)).toEqual([table]);
+    }
+    const indexes = await client.execute(
+      "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'edge_outbox_%' ORDER BY name",
+    );
+    expect(indexes.rows).toHaveLength(8);
+    for (const row of indexes.rows)
+      expect(String(row.name)).toBe(`edge_outbox_${row.tbl_name}_${String(row.name).split("_").at(-1)}`);
+  });
+
+  it("lives beside application tables named like version 1's indexes (orders_sent, orders_key)", async () => {
+    const client = newClient();
+    await client.executeMultiple(
+      "CREATE TABLE orders_sent (id INTEGER PRIMARY KEY); CREATE TABLE orders_key (k TEXT); CREATE INDEX orders_ready ON orders_key (k)",
+    );
+    const store = new LibsqlStore(client, { table: "orders" });
+    await store.migrate();
+    await commitMessages(store, [{ key: "o", value: "x" }]);
+    expect(await drain(store)).toEqual(["o"]);
+    // The application's objects are untouched.
+    const theirs = await client.execute(
+      "SELECT name FROM sqlite_schema WHERE name IN ('orders_sent', 'orders_key', 'orders_ready') ORDER BY name",
+    );
+    expect(theirs.rows.map((r) => r.name)).toEqual(["orders_key", "orders_ready", "orders_sent"]);
+  });
+
+  it("fails with a StoreError, never a raw libSQL error, when a name it needs is taken", async () => {
+    const client = newClient();
+    await client.executeMultiple(`
+      CREATE TABLE invoices (id INTEGER PRIMARY KEY, total INTEGER);
+      CREATE TABLE other (x);
+      CREATE INDEX edge_outbox_taken_ready ON other (x);
+      CREATE TABLE edge_outbox_blocked_key (x);
+      CREATE VIEW a_view AS SELECT 1 AS x;`);
+    const appTable = await migrateError(new LibsqlStore(client, { table: "invoices" }));
+    expect(appTable.message).toMatch(/"invoices" already exists and is not an edge-outbox table/);
+    const index = await migrateError(new LibsqlStore(client, { table: "taken" }));
+    expect(index.message).toMatch(/"edge_outbox_taken_ready".*taken by the index on "other"/);
+    const table = await migrateError(new LibsqlStore(client, { table: "blocked" }));
+    expect(table.message).toMatch(/edge_outbox_blocked_key/);
+    expect(table.message).toMatch(/choose another outbox table name/);
+    const view = await migrateError(new LibsqlStore(client, { table: "a_view" }));
+    expect(view.message).toMatch(/a_view/);
+    // Nothing half-made: no table of the refused ones was created, and no version recorded.
+    const versions = await client.execute("SELECT table_name FROM edge_outbox_schema");
+    expect(versions.rows).toEqual([]);
+    const closed = createClient({ url: `file:${dbPath(tmp.dir)}` });
+    closed.close();
+    expect((await migrateError(new LibsqlStore(closed))).code).toBe("STORE_ERROR");
+  });
+});
+
+/**
+ * Version 1's DDL, verbatim as edge-outbox ran it before schema version 2 (kept here, not in
+ * the library, so that the upgrade is tested against what old code really made).
+ */
+function v1Schema(t: string): string {
+  return `
+CREATE TABLE IF NOT EXISTS edge_outbox_schema (
+  table_name TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  migrated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS "${t}" (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL,
+  value BLOB NOT NULL,
+  headers TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL,
+  available_at INTEGER NOT NULL,
+  lease_until INTEGER,
+  claim_token TEXT,
+  retries INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  sent_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS "${t}_ready" ON "${t}" (created_at, id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS "${t}_key" ON "${t}" (key, id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS "${t}_dead" ON "${t}" (status) WHERE status = 3;
+CREATE INDEX IF NOT EXISTS "${t}_sent" ON "${t}" (sent_at) WHERE status = 1;
+INSERT INTO edge_outbox_schema (table_name, version, migrated_at) VALUES ('${t}', 1, 0);`;
+}
+
+/** A version-1 database with rows in every state, as version 1's code wrote them. */
+async function v1Database(client: Client, t = "outbox_messages"): Promise<void> {
+  const now = Date.now();
+  await client.executeMultiple(`PRAGMA journal_mode = WAL; ${v1Schema(t)}`);
+  const insert = (
+    id: number,
+    key: string,
+    extra: { status?: number; retries?: number; lease?: number | null; error?: string; sentAt?: number } = {},
+  ) =>
+    client.execute({
+      sql: `INSERT INTO "${t}" (id, key, value, headers, created_at, available_at, lease_until, claim_token, retries, status, last_error, sent_at)
+VALUES (?1, ?2, CAST(?2 AS BLOB), '{"h":"1"}', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`,
+      args: [
+        id,
+        key,
+        now - 1000 + id,
+        extra.lease ?? null,
+        extra.lease ? "old-token" : null,
+        extra.retries ?? 0,
+        extra.status ?? 0,
+        extra.error ?? null,
+        extra.sentAt ?? null,
+      ],
+    });
+  await insert(1, "pending");
+  await insert(2, "retried", { retries: 1, error: "HTTP 503" });
+  await insert(3, "leased", { lease: now + 1_500 });
+  await insert(4, "dead", { status: 3, retries: 4, error: "HTTP 404" });
+  await insert(5, "kept-sent", { status: 1, sentAt: now - 500 });
+  await insert(6, "dead-too", { status: 3, retries: 4, error: "HTTP 410" });
+  // Row 7 was delivered and deleted: AUTOINCREMENT remembers it.
+  await insert(7, "deleted");
+  await client.execute(`DELETE FROM "${t}" WHERE id = 7`);
+}
+
+describe("LibsqlStore upgrade from schema version 1", () => {
+  it("upgrades in place: rows, states and ids kept, pending delivered, dead listed and requeued", {
+    timeout: 60_000,
+  }, async () => {
+    const path = dbPath(tmp.dir);
+    const client = newClient(path);
+    await v1Database(client);
+    // A relay of the new version that never ran migrate() is told to.
+    const early = await new LibsqlStore(newClient(path)).fetchAndLock(claim).catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(StoreError);
+    expect((early as StoreError).message).toMatch(/run `await store.migrate\(\)`/);
+
+    const store = new LibsqlStore(client);
+    // Several migrators at once, as several processes starting together.
+    await Promise.all([store.migrate(), new LibsqlStore(newClient(path)).migrate(), store.migrate()]);
+    const version = await client.execute("SELECT version, id_namespace FROM edge_outbox_schema");
+    expect(version.rows).toHaveLength(1);
+    expect(version.rows[0]?.version).toBe(SCHEMA_VERSION);
+    const namespace = String(version.rows[0]?.id_namespace);
+    expect(namespace).toMatch(/^[0-9a-z]{16}$/);
+    const indexes = await client.execute(
+      "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox_messages' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    );
+    expect(indexes.rows.map((r) => r.name)).toEqual([
+      "edge_outbox_outbox_messages_dead",
+      "edge_outbox_outbox_messages_key",
+      "edge_outbox_outbox_messages_ready",
+      "edge_outbox_outbox_messages_sent",
+    ]);
+    const id = (row: number) => `msg_${namespace}_${row}`;
+
+    expect((await store.listDead()).map((m) => [m.id, m.key, m.lastError])).toEqual([
+      [id(4), "dead", "HTTP 404"],
+      [id(6), "dead-too", "HTTP 410"],
+    ]);
+    expect(await store.stats()).toMatchObject({ pending: 2, inFlight: 1, dead: 2 });
+    const first = await store.fetchAndLock(claim);
+    expect(first.messages.map((m) => [m.id, m.key, m.retries, m.headers])).toEqual([
+      [id(1), "pending", 0, { h: "1" }],
+      [id(2), "retried", 1, { h: "1" }],
+    ]);
+    expect(await store.markAsSent(first.token, [id(1), id(2)])).toBe(2);
+    // requeueDead takes the new ids and the bare row ids saved before the upgrade.
+    expect(await store.requeueDead([id(4)])).toBe(1);
+    expect(await store.requeueDead(["6"])).toBe(1);
+    // A new message continues after the highest id version 1 ever used (7, deleted).
+    await commitMessages(store, [{ key: "new", value: "x" }]);
+    const second = await store.fetchAndLock(claim);
+    expect(second.messages.map((m) => [m.id, m.key])).toEqual([
+      [id(4), "dead"],
+      [id(6), "dead-too"],
+      [id(8), "new"],
+    ]);
+    await store.markAsSent(
+      second.token,
+      second.messages.map((m) => m.id),
+    );
+    // The lease version 1 took still holds until it ends; then the row is claimed, its lost
+    // attempt counted.
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    const third = await store.fetchAndLock(claim);
+    expect(third.messages.map((m) => [m.id, m.key, m.retries])).toEqual([[id(3), "leased", 1]]);
+    await store.markAsSent(third.token, [id(3)]);
+    expect(await store.stats()).toEqual({ pending: 0, inFlight: 0, dead: 0, oldestPendingAt: null });
+    // Ran again: nothing changes, the namespace stays.
+    await store.migrate();
+    const again = await client.execute("SELECT id_namespace FROM edge_outbox_schema");
+    expect(again.rows[0]?.id_namespace).toBe(namespace);
+  });
+
+  it("upgrades each table of a version-1 file, beside an application index named like a version-1 index", async () => {
+    const client = newClient();
+    await v1Database(client, "a");
+    await client.executeMultiple(`${v1Schema("b")}; CREATE TABLE app (x); CREATE INDEX b_sent_by ON app (x)`);
+    await new LibsqlStore(client, { table: "a" }).migrate();
+    await new LibsqlStore(client, { table: "b" }).migrate();
+    const rows = await client.execute(
+      "SELECT table_name, version, id_namespace FROM edge_outbox_schema ORDER BY 1",
+    );
+    expect(rows.rows.map((r) => [r.table_name, r.version])).toEqual([
+      ["a", SCHEMA_VERSION],
+      ["b", SCHEMA_VERSION],
+    ]);
+    expect(rows.rows[0]?.id_namespace).not.toBe(rows.rows[1]?.id_namespace);
+    const app = await client.execute(
+      "SELECT name FROM sqlite_schema WHERE tbl_name = 'app' AND type = 'index'",
+    );
+    expect(app.rows.map((r) => r.name)).toEqual(["b_sent_by"]);
+  });
+});
+
+describe("LibsqlStore ids", () => {
+  it("never hands out the same id from two tables of one file or from two files", async () => {
+    const one = newClient();
+    const stores = [
+      new LibsqlStore(one, { table: "a" }),
+      new LibsqlStore(one, { table: "b" }),
+      new LibsqlStore(newClient(), { table: "a" }),
+    ];
+    const ids: string[] = [];
+    const claims = [];
+    for (const store of stores) {
+      await store.migrate();
+      await commitMessages(store, [
+        { key: "1", value: "x" },
+        { key: "2", value: "y" },
+      ]);
+      const claimed = await store.fetchAndLock(claim);
+      claims.push(claimed);
+      ids.push(...claimed.messages.map((m) => m.id));
+    }
+    expect(ids).toHaveLength(6);
+    for (const id of ids) expect(id).toMatch(ID);
+    expect(new Set(ids).size).toBe(6);
+    // Same row numbers everywhere; another outbox's ids name nothing here.
+    expect(new Set(ids.map(rowId))).toEqual(new Set(["1", "2"]));
+    const [a, b] = stores;
+    const [claimA, claimB] = claims;
+    expect(
+      await a!.markAsSent(
+        claimA!.token,
+        claimB!.messages.map((m) => m.id),
+      ),
+    ).toBe(0);
+    expect(await a!.release(claimA!.token, ["msg_0000000000000000_1", "nope", ""])).toBe(0);
+    expect(
+      await b!.markAsDead(
+        claimB!.token,
+        claimB!.messages.map((m) => ({ id: m.id })),
+      ),
+    ).toBe(2);
+    expect(await b!.requeueDead(claimA!.messages.map((m) => m.id))).toBe(0);
+    expect(await b!.requeueDead(claimB!.messages.map((m) => m.id))).toBe(2);
+  });
+
+  it("gives a table dropped by hand and migrated again a new namespace (its row ids start over)", async () => {
+    const client = newClient();
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    await commitMessages(store, [{ key: "a", value: "1" }]);
+    const before = (await store.fetchAndLock(claim)).messages[0]!.id;
+    await client.execute("DROP TABLE outbox_messages");
+    const again = new LibsqlStore(client);
+    await again.migrate();
+    await commitMessages(again, [{ key: "b", value: "2" }]);
+    const after = (await again.fetchAndLock(claim)).messages[0]!.id;
+    expect(rowId(after)).toBe(rowId(before));
+    expect(after).not.toBe(before);
+  });
+
+  it.each([
+    ["delete", {}],
+    ["keep", { retention: { sent: "keep", keepFor: 0 } }],
+  ] as const)(
+    "never hands an id out twice, not after every row was delivered and purged (sent: %s)",
+    async (_, options) => {
+      const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, options);
+      try {
+        const seen = new Set<string>();
+        for (let round = 0; round < 3; round++) {
+          await commitMessages(store, [
+            { key: "a", value: "1" },
+            { key: "b", value: "2" },
+          ]);
+          const claimed = await store.fetchAndLock(claim);
+          for (const m of claimed.messages) {
+            expect(seen.has(m.id)).toBe(false);
+            seen.add(m.id);
+          }
+          expect(
+            await store.markAsSent(
+              claimed.token,
+              claimed.messages.map((m) => m.id),
+            ),
+          ).toBe(2);
+          await store.purgeSent(new Date(Date.now() + 60_000));
+          // Everything was delivered: only the newest row is left, as a sent row.
+          const left = await client.execute("SELECT id, status FROM outbox_messages");
+          expect(left.rows.map((r) => [Number(r.id), r.status])).toEqual([[2 * round + 2, 1]]);
+        }
+        expect([...seen].map(rowId)).toEqual(["1", "2", "3", "4", "5", "6"]);
+        // Also through the pipelined pass (recordAndFetch) and a retry in between.
+        await commitMessages(store, [{ key: "c", value: "3" }]);
+        const c = await store.fetchAndLock(claim);
+        const next = await store.recordAndFetch(
+          { token: c.token, sent: [c.messages[0]!.id], retry: [], dead: [] },
+          claim,
+        );
+        expect(next.recorded.sent).toBe(1);
+        await commitMessages(store, [{ key: "d", value: "4" }]);
+        expect(rowId((await store.fetchAndLock(claim)).messages[0]!.id)).toBe("8");
+      } finally {
+        await close();
+      }
+    },
+  );
+});
