@@ -67,7 +67,7 @@ async function openPostgres(url: string): Promise<OrdersDatabase> {
   const { default: pg } = await import("pg"); // only needed on PostgreSQL
   const pool = new pg.Pool({ connectionString: url });
   pool.on("error", (error) => console.error(`idle connection: ${error.message}`));
-  const store = new PostgresStore(pool);
+  const store = new PostgresStore<import("pg").PoolClient>(pool);
   await store.migrate();
   await pool.query("CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, total integer NOT NULL)");
   const outbox = new Outbox(store, sender, options);
