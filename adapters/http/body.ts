@@ -25,9 +25,12 @@ export async function readBoundedBody(
       return bytes.byteLength > max ? undefined : bytes;
     }
     if (body instanceof Uint8Array) return body.byteLength > max ? undefined : body;
-    // A stream or a Node request: refused on its declared length without touching it (a Node
-    // server then answers and discards the rest itself), else read up to the bound.
-    if (overDeclared) return undefined;
+    // A stream or a Node request: refused on its declared length without reading (a Node request
+    // is left alone: its server answers, then discards the rest), else read up to the bound.
+    if (overDeclared) {
+      if (isReadableStream(body)) body.cancel().catch(() => {});
+      return undefined;
+    }
     if (isReadableStream(body)) return readStream(body, max);
     if (isAsyncIterable(body)) return readIterable(body, max);
     throw new TypeError(

@@ -139,8 +139,8 @@ const TIMESTAMP = /^\d{1,15}$/;
  *       await handle(hook.json());
  *       return new Response(null, { status: 204 });
  *     } catch (error) {
- *       if (error instanceof WebhookVerificationError) return new Response(null, { status: 401 });
- *       throw error;
+ *       if (!(error instanceof WebhookVerificationError)) throw error; // a 5xx: the sender retries
+ *       return new Response(null, { status: error.reason === "body_too_large" ? 413 : 401 });
  *     }
  *   },
  * };

@@ -20,7 +20,8 @@ export function safeText(text: string, max: number = MAX_DETAIL): string {
     bounded = text.slice(0, 4 * max);
     const lastSpace = bounded.search(/\s\S*$/);
     const lastWord = bounded.slice(lastSpace + 1);
-    if (/[/\\]{2}/.test(lastWord)) bounded = `${bounded.slice(0, lastSpace + 1)}…`;
+    // Every URL form has a colon after its scheme; a word without one cannot be a cut URL.
+    if (lastWord.includes(":")) bounded = `${bounded.slice(0, lastSpace + 1)}…`;
   }
   return truncateText(redactUrls(wellFormedText(bounded)), max);
 }

@@ -96,35 +96,42 @@ export function redactUrl(url: string): string {
   const rest = parsed.search !== "" || parsed.hash !== "" ? "?…" : "";
   // A "password" with a "/" parses as a port and a path ("https://u:12/pw@h"): the free-text
   // rule then hides everything up to the last "@".
-  return redactUrlInText(`${parsed.protocol}//${credentials}${parsed.host}${parsed.pathname}${rest}`);
+  return redactWord(`${parsed.protocol}//${credentials}${parsed.host}${parsed.pathname}${rest}`);
 }
 
-// Bounded scheme: an unbounded one makes the scan quadratic on "a.a.a.a…". Backslashes count as
-// slashes, as the URL parser reads them in http(s) URLs.
-const URL_IN_TEXT = /\b[a-zA-Z][a-zA-Z0-9+.-]{0,31}:[/\\]{2}\S*/g;
+// Bounded, so that finding one is linear: an unbounded scheme makes the scan quadratic on "a.a.a…".
+const SCHEME_IN_TEXT = /[a-zA-Z][a-zA-Z0-9+.-]{0,31}:/g;
 
 /**
- * `text` with every `scheme://…` in it redacted: for error texts from `fetch` or a service.
- * Everything from `//` to the last `@` before the next whitespace becomes `***@` (a password may
- * hold `/`, `?` or `#`, so those do not end it; an `@` in a path is hidden too, which is fine),
- * and a query or fragment after that becomes `?…`.
+ * `text` with every URL in it redacted: for error texts from `fetch` or a service. In each
+ * whitespace-delimited word that holds a URL (a scheme followed by slashes, or by an "@"),
+ * everything from after `scheme://` to the word's last `@` becomes `***@` (a password may hold
+ * `/`, `?` or `#`, so those do not end it; an `@` in a path or query hides more, which is fine),
+ * and a query or fragment after that becomes `?…`. Forgiven forms (`https:u:p@h`,
+ * `https:\\u:p@h`) and schemes of any length are caught too. Linear in the text.
  */
 export function redactUrls(text: string): string {
-  return text.replace(URL_IN_TEXT, redactUrlInText);
+  return text.replace(/\S+/g, redactWord);
 }
 
-function redactUrlInText(url: string): string {
-  const authority = url.search(/[/\\]{2}/) + 2;
-  const at = url.lastIndexOf("@");
-  let text = url;
-  let tail = authority;
-  if (at >= authority) {
-    text = `${url.slice(0, authority)}***@${url.slice(at + 1)}`;
-    tail = authority + 4;
+function redactWord(word: string): string {
+  const at = word.lastIndexOf("@");
+  for (const scheme of word.matchAll(SCHEME_IN_TEXT)) {
+    const colon = scheme.index + scheme[0].length;
+    let authority = colon;
+    while (authority < word.length && (word[authority] === "/" || word[authority] === "\\")) authority++;
+    if (authority === colon && at < colon) continue; // "key:value" or "node:internal": not a URL
+    let rest = word.slice(authority);
+    let url = word.slice(scheme.index, authority);
+    if (at >= authority) {
+      url += "***@";
+      rest = word.slice(at + 1);
+    }
+    const cut = rest.search(/[?#]/);
+    url += cut >= 0 ? `${rest.slice(0, cut)}?…` : rest;
+    return word.slice(0, scheme.index) + truncateText(url, 120);
   }
-  const cut = text.slice(tail).search(/[?#]/);
-  if (cut >= 0) text = `${text.slice(0, tail + cut)}?…`;
-  return truncateText(text, 120);
+  return word;
 }
 
 /** Whether `value` is a promise-like (something a callback returned by mistake, say from `async`). */

@@ -47,10 +47,27 @@ describe("redactUrls: URLs inside free text", () => {
     );
     // Backslashes read as slashes, as the URL parser reads them.
     expect(redactUrls("bad https:\\\\u:pw@h.example/x")).toBe("bad https:\\\\***@h.example/x");
+    // Forms the URL parser forgives, schemes of any length, and a scheme glued to a word.
+    for (const [text, shown] of [
+      ["see https:/u:pw@h/x", "see https:/***@h/x"],
+      ["see https:u:pw@h.example/x", "see https:***@h.example/x"],
+      ["_https://u:pw@h/x", "_https://***@h/x"],
+      [`${"a".repeat(40)}://u:pw@h/x`, `${"a".repeat(40)}://***@h/x`],
+      ["key:value,https://h.example/x?token=1", "key:value,https://h.example/x?…"],
+      ["at node:internal/fs:12 (file:///app/x.ts:1:2)", "at node:internal/fs:12 (file:///app/x.ts:1:2)"],
+    ] as const) {
+      expect(redactUrls(text)).toBe(shown);
+    }
   });
 
   it("is linear on text made to backtrack (a.a.a…, long schemes)", () => {
-    for (const text of ["a.".repeat(100_000), `${"a".repeat(200_000)}://x`, ":".repeat(200_000)]) {
+    for (const text of [
+      "a.".repeat(100_000),
+      "a:".repeat(100_000),
+      `${"a".repeat(200_000)}://x`,
+      ":".repeat(200_000),
+      `${"a".repeat(31)}:`.repeat(6000),
+    ]) {
       const started = performance.now();
       redactUrls(text);
       // Seconds before the bound on the scheme; a loaded machine still does this in well under 1 s.
