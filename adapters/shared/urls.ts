@@ -9,7 +9,9 @@ import { truncateText } from "../../mod.ts";
 export type UrlCheck = { url: string } | { problem: string };
 
 const SURROUNDING_SPACE = /^\s|\s$/;
-const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]{0,31}):/;
+// A scheme as shown for a value that does not parse: only when slashes follow, since in
+// "admin:hunter2@host" the "scheme" is a user name.
+const SHOWN_SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]{0,31}):[/\\]/;
 
 /**
  * Checks that `value` is an absolute `http:`/`https:` URL, written `scheme://host/...`, without
@@ -47,7 +49,9 @@ export function checkTargetUrl(value: unknown): UrlCheck {
     return { problem: `is not an absolute http(s) URL (${redactUrl(value)})` };
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    return { problem: `uses ${parsed.protocol.slice(0, 20)}; only http: and https: are allowed` };
+    // "admin:hunter2@host" parses with the scheme "admin:": a user name, not shown.
+    const scheme = value.includes("@") ? "another scheme" : parsed.protocol.slice(0, 20);
+    return { problem: `uses ${scheme}; only http: and https: are allowed` };
   }
   // The parser forgives "https:host" and "https:/host"; a service given the text as is may not.
   if (!/^https?:\/\/[^/\\]/i.test(value)) {
@@ -88,7 +92,7 @@ export function redactUrl(url: string): string {
     parsed = undefined;
   }
   if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
-    const scheme = SCHEME.exec(url)?.[1];
+    const scheme = SHOWN_SCHEME.exec(url)?.[1];
     return scheme === undefined ? "no scheme; not shown" : `scheme ${scheme}:, the rest not shown`;
   }
   const credentials =

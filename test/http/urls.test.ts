@@ -16,7 +16,8 @@ describe("redactUrl: what of a URL value may appear in an error", () => {
     ["https://svc:s3cr/et@h.example/hook", "scheme https:, the rest not shown"],
     ["https://svc:s3cr?et@h.example/hook", "scheme https:, the rest not shown"],
     ["https://svc:s3cr#et@h.example/hook", "scheme https:, the rest not shown"],
-    ["u:p@h.example/x", "scheme u:, the rest not shown"],
+    ["u:p@h.example/x", "no scheme; not shown"],
+    ["admin:hunter2@h.example/x", "no scheme; not shown"],
     ["//u:p@h.example/x", "no scheme; not shown"],
   ])("%s -> %s", (url, shown) => {
     expect(redactUrl(url)).toBe(shown);
@@ -103,6 +104,7 @@ describe("checkTargetUrl", () => {
       ["data:,x", "uses data:; only http: and https: are allowed"],
       ["file:///etc/passwd", "uses file:"],
       ["javascript:alert(1)", "uses javascript:"],
+      ["admin:s3cret@h.example/x", "uses another scheme; only http: and https: are allowed"],
       ["/relative?token=s3cret", "is not an absolute http(s) URL (no scheme; not shown)"],
       ["https://user:s3cret@h.example/x", "carries credentials (user:password@) in https://***@h.example/x"],
       ["https://:@h.example/x", "carries credentials (user:password@) in https://***@h.example/x"],
@@ -119,7 +121,7 @@ describe("checkTargetUrl", () => {
     ] as const) {
       const result = checkTargetUrl(value);
       expect("problem" in result && result.problem).toContain(problem);
-      expect(JSON.stringify(result)).not.toMatch(/s3cr|et@/);
+      expect(JSON.stringify(result)).not.toMatch(/s3cr|et@|admin/);
     }
   });
 
