@@ -79,8 +79,22 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
   // result is checked per message.
   const fixedUrl = typeof config.url === "string" ? new URL(config.url) : undefined;
 
-  /** The URL and headers of one request, or why the message cannot be sent (never a throw). */
+  /**
+   * The URL and headers of one request, or why the message cannot be sent. Never throws: a
+   * `url(message)` result that throws when inspected (a revoked Proxy, a throwing `then` getter)
+   * fails its own message, not the batch.
+   */
   function prepare(message: Message): { url: URL; headers: Record<string, string> } | { error: string } {
+    try {
+      return prepareOrThrow(message);
+    } catch (error) {
+      return { error: `message ${message.id} could not be prepared for sending: ${describeThrown(error)}` };
+    }
+  }
+
+  function prepareOrThrow(
+    message: Message,
+  ): { url: URL; headers: Record<string, string> } | { error: string } {
     let url = fixedUrl;
     if (url === undefined) {
       let returned: unknown;
@@ -89,7 +103,14 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
       } catch (error) {
         return { error: `url(message) threw for message ${message.id}: ${describeThrown(error)}` };
       }
-      const checked = checkTargetUrl(returned);
+      let checked: ReturnType<typeof checkTargetUrl>;
+      try {
+        checked = checkTargetUrl(returned);
+      } catch (error) {
+        return {
+          error: `url(message) for message ${message.id} returned a value that throws when read: ${describeThrown(error)}`,
+        };
+      }
       if ("problem" in checked) {
         return { error: `url(message) for message ${message.id} returned a URL that ${checked.problem}` };
       }

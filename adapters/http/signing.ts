@@ -14,6 +14,11 @@ export type WebhookSecret = string | Uint8Array;
 export type WebhookSecrets = WebhookSecret | readonly WebhookSecret[];
 
 const SECRET_PREFIX = "whsec_";
+/**
+ * The shortest key accepted (bytes, after base64 decoding): 128 bits. Shorter ones are
+ * placeholders ("whsec_test", "secret") or guessable; Standard Webhooks suggests 24 to 64 bytes.
+ */
+export const MIN_KEY_BYTES = 16;
 const HMAC = { name: "HMAC", hash: "SHA-256" } as const;
 const encoder = new TextEncoder();
 
@@ -34,7 +39,8 @@ export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
 
 /**
  * The key bytes of each secret. Throws a {@link ValidationError} naming `label` (never the
- * secret) when one is empty, of the wrong type, or not base64 after the `whsec_` prefix.
+ * secret) when one is of the wrong type, not base64 after the `whsec_` prefix, or shorter than
+ * {@link MIN_KEY_BYTES} (16) bytes of key material.
  */
 export function decodeSecrets(secrets: unknown, label = "secret"): Uint8Array<ArrayBuffer>[] {
   const list = Array.isArray(secrets) ? secrets : [secrets];
@@ -67,7 +73,12 @@ function decodeSecret(secret: unknown, label: string): Uint8Array<ArrayBuffer> {
       `${label} must be a "whsec_..." string or a Uint8Array, got ${secret === null ? "null" : typeof secret}`,
     );
   }
-  if (key.byteLength === 0) throw new ValidationError(`${label} must not be empty`);
+  if (key.byteLength < MIN_KEY_BYTES) {
+    // The length only: the value is a secret, even a placeholder one.
+    throw new ValidationError(
+      `${label} must hold at least ${MIN_KEY_BYTES} bytes of key material, got ${key.byteLength}: use 32 random bytes, e.g. "whsec_$(openssl rand -base64 32)"`,
+    );
+  }
   return key;
 }
 

@@ -86,30 +86,46 @@ export interface VerifiedWebhook {
 }
 
 /**
- * A delivery as a Node `IncomingMessage`-style receiver has it: header names in any case
- * (array values are joined), and the raw body.
+ * A delivery as a Node-style receiver has it: header names in any case (array values are
+ * joined), and the body.
  */
 export interface WebhookParts {
   headers: Headers | Record<string, string | string[] | undefined>;
-  body: Uint8Array | string;
+  /**
+   * The raw body, or where to read it from: a Node `IncomingMessage` (pass `req` itself, or
+   * any async iterable of `Uint8Array`) or a `ReadableStream`. A source is read only after
+   * the header checks, and never beyond `maxBodyBytes`: a larger body stops the read and closes
+   * the source (a Node request is destroyed with its connection; a `content-length` over the
+   * bound is refused without reading at all, and the request left to the server).
+   */
+  body: Uint8Array | string | AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>;
 }
 
 const DEFAULT_TOLERANCE_SECONDS = 300;
-// Bounds the work an attacker can ask for with a header full of candidate signatures; counted
-// among well-formed `v1` entries, so other schemes ahead of ours cannot crowd a good one out.
-const MAX_SIGNATURES = 16;
+/**
+ * The longest `webhook-signature` value (UTF-16 units, all lines joined) that is parsed at all.
+ * One `v1` signature is 47 characters, so 8 KiB holds about 170 of them, far more than any
+ * rotation needs, and it is half of Node's default limit for all headers together (16 KiB). The
+ * length, not a count of signatures, is the bound: parsing is linear in it, and each candidate
+ * costs one 32-byte comparison per key (the HMAC is computed once per key, whatever the count).
+ */
+export const MAX_SIGNATURE_HEADER_LENGTH = 8 * 1024;
 const MAC_BYTES = 32; // HMAC-SHA256
+const COMMA = 0x2c;
 const TIMESTAMP = /^\d{1,15}$/;
 
 /**
  * Verifies a Standard Webhooks delivery (from {@link httpSender}, or any conforming sender)
- * and returns its id and body. Reads the body of `request`; pass a clone to read it again.
+ * and returns its id and body. Takes a web `Request`, or `{ headers, body }` where `body` may be
+ * a Node `IncomingMessage` (`{ headers: req.headers, body: req }`): no need to buffer the body
+ * first. Reads the body of `request`; pass a clone to read it again.
  *
  * Checks that the three `webhook-*` headers are present, that the timestamp is within
  * `toleranceSeconds` of now, and that some `v1` signature matches one of `secret` (a list
  * during rotation), comparing in constant time. The body is read last, only when a well-formed
  * `v1` signature is present, and never beyond `maxBodyBytes` (default 1 MiB). Several
- * `webhook-signature` header lines are read as one list.
+ * `webhook-signature` header lines are read as one list; a `webhook-signature` longer than
+ * 8 KiB (about 170 signatures) is refused unparsed, which bounds the work a request can ask for.
  *
  * @throws {WebhookVerificationError} when any check fails.
  * @throws {ValidationError} on a bad secret or option (a configuration error, not a bad request).
@@ -123,8 +139,8 @@ const TIMESTAMP = /^\d{1,15}$/;
  *       await handle(hook.json());
  *       return new Response(null, { status: 204 });
  *     } catch (error) {
- *       if (error instanceof WebhookVerificationError) return new Response(null, { status: 401 });
- *       throw error;
+ *       if (!(error instanceof WebhookVerificationError)) throw error; // a 5xx: the sender retries
+ *       return new Response(null, { status: error.reason === "body_too_large" ? 413 : 401 });
  *     }
  *   },
  * };
@@ -178,6 +194,12 @@ export async function verifyWebhook(
       `webhook-timestamp is more than ${tolerance} s in the future`,
     );
   }
+  if (signatures.length > MAX_SIGNATURE_HEADER_LENGTH) {
+    throw new WebhookVerificationError(
+      "invalid_signature",
+      `webhook-signature is ${signatures.length} characters long; at most ${MAX_SIGNATURE_HEADER_LENGTH} are read`,
+    );
+  }
   const candidates = v1Signatures(signatures);
   // Nothing that could match: answer before reading a byte of the body.
   if (candidates.length === 0) {
@@ -187,7 +209,7 @@ export async function verifyWebhook(
     );
   }
 
-  const body = await readBoundedBody(request, maxBodyBytes);
+  const body = await readBoundedBody(request, maxBodyBytes, header);
   if (body === undefined) {
     throw new WebhookVerificationError(
       "body_too_large",
@@ -244,25 +266,25 @@ function currentTime(now: unknown): number {
 }
 
 /**
- * The decoded `v1` MACs of a `webhook-signature` value, at most {@link MAX_SIGNATURES}. Entries
- * are space-separated; several header lines arrive joined by ", " (what `Headers` and Node do),
- * so a trailing comma is the join, not part of the base64. Other schemes and malformed entries
- * are skipped before the cap is counted.
+ * The decoded `v1` MACs of a `webhook-signature` value (at most
+ * {@link MAX_SIGNATURE_HEADER_LENGTH} long, checked before). Entries are space-separated;
+ * several header lines arrive joined by ", " (what `Headers` and Node do), so trailing commas
+ * are the join, not part of the base64. Other schemes and malformed entries are skipped.
  */
 function v1Signatures(header: string): Uint8Array[] {
   const found: Uint8Array[] = [];
   for (const token of header.split(/\s+/)) {
-    const entry = token.replace(/,+$/, "");
-    if (!entry.startsWith("v1,")) continue;
+    // A loop, not /,+$/: that pattern backtracks quadratically on ",,,,…,x" (seconds at 32 KB).
+    let end = token.length;
+    while (end > 0 && token.charCodeAt(end - 1) === COMMA) end--;
+    if (!token.startsWith("v1,") || end <= 3) continue;
     let mac: Uint8Array;
     try {
-      mac = decodeBase64(entry.slice(3));
+      mac = decodeBase64(token.slice(3, end));
     } catch {
       continue;
     }
-    if (mac.length !== MAC_BYTES) continue;
-    found.push(mac);
-    if (found.length === MAX_SIGNATURES) break;
+    if (mac.length === MAC_BYTES) found.push(mac);
   }
   return found;
 }

@@ -8,9 +8,22 @@ import { isThenable, redactUrls } from "./urls.ts";
 /** Longest detail (UTF-16 units) a sender copies from a thrown error or a service's answer. */
 export const MAX_DETAIL = 300;
 
-/** `text` made safe to store: well-formed, URLs redacted, at most `max` units. */
+/**
+ * `text` made safe to store: well-formed, URLs redacted, at most `max` units. A long text is cut
+ * to a generous `4 * max` first, so redaction never scans megabytes of a service's answer; the
+ * word cut there is dropped whole if it holds a URL (which may be cut inside its credentials,
+ * before the "@" that would have redacted them).
+ */
 export function safeText(text: string, max: number = MAX_DETAIL): string {
-  return truncateText(redactUrls(wellFormedText(text)), max);
+  let bounded = text;
+  if (text.length > 4 * max) {
+    bounded = text.slice(0, 4 * max);
+    const lastSpace = bounded.search(/\s\S*$/);
+    const lastWord = bounded.slice(lastSpace + 1);
+    // Every URL form has a colon after its scheme; a word without one cannot be a cut URL.
+    if (lastWord.includes(":")) bounded = `${bounded.slice(0, lastSpace + 1)}…`;
+  }
+  return truncateText(redactUrls(wellFormedText(bounded)), max);
 }
 
 /** `Name: message (CODE)` of what was thrown (any value), made safe to store. */

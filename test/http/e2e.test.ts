@@ -143,3 +143,60 @@ describe("Outbox + LibsqlStore (a real file) + httpSender: what listDead() shows
     }
   });
 });
+
+describe("Outbox + LibsqlStore (a real file) + httpSender: hostile url(message) results", () => {
+  it("a result that throws when inspected, or a URL with control characters or a password holding / ? #, kills only its own message, and nothing secret is stored", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "edge-outbox-http-e2e-"));
+    const client = createClient({ url: `file:${join(dir, "outbox.db")}` });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const hostile: Record<string, unknown> = {
+      revoked: proxy,
+      // biome-ignore lint/suspicious/noThenProperty: a thenable whose `then` getter throws is the point
+      thenGetter: Object.defineProperty({}, "then", {
+        get() {
+          throw new Error("then getter");
+        },
+      }),
+      slash: "https://svc:s3cr/etPass@127.0.0.1:1/hook",
+      query: "https://svc:top?s3cret@127.0.0.1:1/hook",
+      hash: "http://svc:Zm9v#s3cret@127.0.0.1:1/h",
+      newline: `${receiver.url}\n`,
+      tab: receiver.url.replace("127.0", "127\t.0"),
+    };
+    try {
+      const store = new LibsqlStore(client);
+      await store.migrate();
+      const sender = httpSender({
+        secret: SECRET,
+        concurrency: 1,
+        url: (m) => (m.key in hostile ? (hostile[m.key] as string) : receiver.url),
+      });
+      const outbox = new Outbox(store, sender, { maxRetries: 0, onError: () => {} });
+      const keys = ["ok-1", ...Object.keys(hostile), "ok-2"];
+      await store.withTransaction(async (tx) => {
+        for (const key of keys) await outbox.addMessage(tx, { key, value: key });
+      });
+      const result = await outbox.tick();
+      expect(result).toMatchObject({ sent: 2, dead: Object.keys(hostile).length });
+      expect(receiver.requests.map((r) => r.text()).sort()).toEqual(["ok-1", "ok-2"]);
+      const dead = await store.listDead();
+      const byKey = Object.fromEntries(dead.map((m) => [m.key, m.lastError ?? ""]));
+      expect(byKey.revoked).toMatch(
+        /url\(message\) for message \S+ returned a value that throws when read: TypeError/,
+      );
+      expect(byKey.thenGetter).toMatch(/returned a value that throws when read: Error: then getter/);
+      for (const key of ["slash", "query", "hash"]) {
+        expect(byKey[key]).toMatch(
+          /returned a URL that is not an absolute http\(s\) URL \(scheme https?:, the rest not shown\)/,
+        );
+      }
+      expect(byKey.newline).toContain("contains the control character U+000A");
+      expect(byKey.tab).toContain("contains the control character U+0009");
+      expect(JSON.stringify(dead)).not.toMatch(/s3cr|etPass|top\?|Zm9v/);
+    } finally {
+      client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

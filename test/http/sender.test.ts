@@ -303,7 +303,7 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ transport, build }) => {
 
   describe("httpSender: options", () => {
     it.each([
-      [{ url: "/relative" }, /url is not an absolute http\(s\) URL: \/relative/],
+      [{ url: "/relative" }, /url is not an absolute http\(s\) URL \(no scheme; not shown\)/],
       [{ url: "ftp://example.com/x" }, /url uses ftp:; only http: and https: are allowed/],
       [{ url: "data:,x" }, /url uses data:; only http: and https: are allowed/],
       [{ url: "https://x.test" }, /secret is required \(got undefined\).*unsigned: true/],
@@ -316,6 +316,16 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ transport, build }) => {
       [{ url: "https://x.test", concurrency: 1.5 }, /concurrency must be an integer >= 1, got 1.5/],
       [{ url: "https://x.test", secret: "whsec_!!!" }, /secret must be "whsec_" followed by base64/],
       [{ url: "https://x.test", secret: [] }, /secret must be a secret or a non-empty array/],
+      // Placeholders: too short to be a key (the error gives the length, never the value).
+      [
+        { url: "https://x.test", secret: "whsec_dGVzdA==" },
+        /secret must hold at least 16 bytes of key material, got 4/,
+      ],
+      [{ url: "https://x.test", secret: new Uint8Array(15) }, /secret must hold at least 16 bytes.*got 15/],
+      [
+        { url: "https://x.test", secret: [SECRET, "c2VjcmV0"] },
+        /secret\[1\] must hold at least 16 bytes.*got 6/,
+      ],
       [
         { url: "https://x.test", secret: [SECRET, 5] },
         /secret\[1\] must be a "whsec_..." string or a Uint8Array/,

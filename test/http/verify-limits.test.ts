@@ -174,18 +174,33 @@ describe("verifyWebhook: options and signature lists", () => {
     await expect(verifyWebhook({ headers: nodeStyle, body }, SECRET)).resolves.toMatchObject({ id: "m1" });
   });
 
-  it("counts the 16-signature cap among well-formed v1 entries only", async () => {
-    const body = "capped";
+  it("finds a good signature after any number of well-formed wrong ones (no count cap)", async () => {
+    const body = "crowded";
     const signed = await signWebhook({ id: "m2", body }, SECRET);
     const noise = Array.from({ length: 40 }, (_, i) => (i % 2 ? `v2,${i}` : `v1,bad${i}`)).join(" ");
-    const good = { ...signed, "webhook-signature": `${noise} ${signed["webhook-signature"]}` };
-    await expect(verifyWebhook(request(good, body), SECRET)).resolves.toMatchObject({ id: "m2" });
-    // Sixteen well-formed wrong ones do use the cap up: the work per request stays bounded.
-    const crowded = `${Array(16).fill(WRONG_V1).join(" ")} ${signed["webhook-signature"]}`;
-    const error = await rejection(
-      verifyWebhook(request({ ...signed, "webhook-signature": crowded }, body), SECRET),
-    );
+    for (const wrong of [20, 100]) {
+      const crowded = `${noise} ${Array(wrong).fill(WRONG_V1).join(" ")} ${signed["webhook-signature"]}`;
+      await expect(
+        verifyWebhook(request({ ...signed, "webhook-signature": crowded }, body), SECRET),
+      ).resolves.toMatchObject({ id: "m2" });
+    }
+  });
+
+  it("refuses a webhook-signature longer than 8 KiB unparsed, and reads no body", async () => {
+    const signed = await signWebhook({ id: "m3", body: "b" }, SECRET);
+    // 8 KiB exactly is parsed (and a good signature at its end still found).
+    const padding = `${"x".repeat(8 * 1024 - signed["webhook-signature"].length - 1)} `;
+    const atLimit = `${padding}${signed["webhook-signature"]}`;
+    expect(atLimit).toHaveLength(8 * 1024);
+    await expect(
+      verifyWebhook(request({ ...signed, "webhook-signature": atLimit }, "b"), SECRET),
+    ).resolves.toMatchObject({ id: "m3" });
+    const { stream, state } = countingStream(1024 * 1024);
+    const tooLong = { ...signed, "webhook-signature": `x${atLimit}` };
+    const error = await rejection(verifyWebhook(streamedRequest(tooLong, stream), SECRET));
     expect(error.reason).toBe("invalid_signature");
+    expect(error.message).toBe("webhook-signature is 8193 characters long; at most 8192 are read");
+    expect(state.pulled).toBe(0);
   });
 
   it("binary bodies: we verify them; the reference standardwebhooks package cannot (README says so)", async () => {

@@ -67,6 +67,32 @@ describe("signWebhook against the standardwebhooks package", () => {
       expect(String((error as Error).message)).not.toContain("not*base64");
     }
   });
+
+  it("refuses placeholder secrets under 16 bytes of key material, naming the length only", async () => {
+    const headers = await signWebhook({ id: "1", body: "b" }, SECRET);
+    // "whsec_test" is base64 of 3 bytes; "c2VjcmV0c2VjcmV0c2Vj" of 15.
+    for (const [placeholder, bytes] of [
+      ["whsec_test", 3],
+      ["c2VjcmV0c2VjcmV0c2Vj", 15],
+      [new Uint8Array(8), 8],
+    ] as const) {
+      for (const attempt of [
+        verifyWebhook(request(headers, "b"), placeholder),
+        signWebhook({ id: "1", body: "b" }, placeholder),
+      ]) {
+        const error = await attempt.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ValidationError);
+        expect((error as Error).message).toMatch(
+          new RegExp(`^secret must hold at least 16 bytes of key material, got ${bytes}:`),
+        );
+        if (typeof placeholder === "string") expect((error as Error).message).not.toContain(placeholder);
+      }
+    }
+    // 16 bytes is enough.
+    const sixteen = `whsec_${Buffer.alloc(16, 1).toString("base64")}`;
+    const signed = await signWebhook({ id: "1", body: "b" }, sixteen);
+    await expect(verifyWebhook(request(signed, "b"), sixteen)).resolves.toMatchObject({ id: "1" });
+  });
 });
 
 describe("verifyWebhook", () => {

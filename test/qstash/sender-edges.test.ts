@@ -144,3 +144,37 @@ describe("qstashSender: callbacks and headers", () => {
     expect(error.length).toBeLessThan(300);
   });
 });
+
+describe("qstashSender: URLs are sent as written, so they are checked as written", () => {
+  it("refuses control characters and surrounding whitespace in destination and callbacks", async () => {
+    for (const bad of [
+      "https://h.example/hook\n",
+      "https://h.exa\tmple/hook",
+      "https://h.example/ho\r\nok",
+      "https://h.example/hook ",
+    ]) {
+      for (const name of ["destination", "callback", "failureCallback"] as const) {
+        const options =
+          name === "destination" ? { destination: bad } : { destination: DESTINATION, [name]: bad };
+        expect(() => qstashSender({ client, ...options })).toThrow(ValidationError);
+        expect(() => qstashSender({ client, ...options })).toThrow(
+          new RegExp(`^${name} (contains the control character|starts or ends with whitespace)`),
+        );
+      }
+    }
+    expect(qstash.requests).toHaveLength(0);
+  });
+
+  it("QStash's error text that echoes a URL with a password holding '/' is stored redacted", async () => {
+    quiet();
+    qstash.respondNext({
+      status: 400,
+      body: { error: "invalid destination: https://svc:p4ss/w0rd@h.example/hook?k=v" },
+    });
+    const batch = [message("1", "{}")];
+    await qstashSender({ client, destination: DESTINATION }).send(batch, signal());
+    expect(batch[0]!.status).toBe(SendStatus.Dead);
+    expect(batch[0]!.error).toContain("invalid destination: https://***@h.example/hook?…");
+    expect(batch[0]!.error).not.toMatch(/p4ss|w0rd|k=v/);
+  });
+});
