@@ -1,5 +1,5 @@
 import { type Message, ValidationError } from "../../mod.ts";
-import { checkStaticHeaders } from "../shared/headers.ts";
+import { CONNECTION_HEADERS, checkStaticHeaders } from "../shared/headers.ts";
 import { checkTargetUrl } from "../shared/urls.ts";
 import { decodeSecrets, type WebhookSecrets } from "./signing.ts";
 import { isPermanentStatus } from "./status.ts";
@@ -82,7 +82,7 @@ export function resolveHttpOptions(options: HttpSenderOptions): ResolvedHttpOpti
   }
   const headers: Record<string, string> = {
     "content-type": DEFAULT_CONTENT_TYPE,
-    ...checkStaticHeaders(options.headers),
+    ...checkStaticHeaders(options.headers, "headers", CONNECTION_HEADERS),
   };
   const resolved: ResolvedHttpOptions = {
     url: checkUrl(options.url),

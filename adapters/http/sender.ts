@@ -1,6 +1,6 @@
 import type { Message, Sender } from "../../mod.ts";
 import { callPermanent, describeThrown, safeText } from "../shared/error-text.ts";
-import { sendableHeaders } from "../shared/headers.ts";
+import { CONNECTION_HEADERS, sendableHeaders } from "../shared/headers.ts";
 import { checkTargetUrl } from "../shared/urls.ts";
 import { type HttpSenderOptions, resolveHttpOptions } from "./options.ts";
 import { importHmacKeys, signatureHeader, signedContent } from "./signing.ts";
@@ -22,12 +22,7 @@ const defaultFetchTransport = fetchTransport();
 // Connection-level headers belong to this hop, and the signature headers to the sender:
 // a message header by one of these names is not forwarded.
 const NOT_FORWARDED: ReadonlySet<string> = new Set([
-  "connection",
-  "content-length",
-  "host",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
+  ...CONNECTION_HEADERS,
   "webhook-id",
   "webhook-timestamp",
   "webhook-signature",

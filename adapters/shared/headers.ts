@@ -18,7 +18,33 @@ export function isValidHeader(name: string, value: unknown): value is string {
  * Checks a sender's static `headers` option and returns it with lowercased names. The error
  * names the header, never its value (static headers often carry credentials).
  */
-export function checkStaticHeaders(headers: unknown, label = "headers"): Record<string, string> {
+/**
+ * Headers that describe this hop's connection or framing, which the HTTP client owns: sent as
+ * given they make the two transports disagree (fetch refuses them, node:http would put both
+ * `transfer-encoding` and `content-length` on the wire, a request a server must reject).
+ */
+export const CONNECTION_HEADERS: ReadonlySet<string> = new Set([
+  "connection",
+  "content-length",
+  "expect",
+  "host",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * Static headers checked at construction: names and values sendable, and none of `refused`
+ * (lower-case names). A `ValidationError` names the header, never its value.
+ */
+export function checkStaticHeaders(
+  headers: unknown,
+  label = "headers",
+  refused: ReadonlySet<string> = new Set(),
+): Record<string, string> {
   const result: Record<string, string> = {};
   if (headers === undefined) return result;
   if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
@@ -38,6 +64,9 @@ export function checkStaticHeaders(headers: unknown, label = "headers"): Record<
       throw new ValidationError(
         `${label}["${name}"] must be a string without CR, LF or control characters (Latin-1 text only)`,
       );
+    }
+    if (refused.has(name.toLowerCase())) {
+      throw new ValidationError(`${label}: "${name}" is set by the HTTP client for each request; remove it`);
     }
     result[name.toLowerCase()] = value;
   }

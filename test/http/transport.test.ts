@@ -318,3 +318,36 @@ describe.each(HTTP_BUILDS)("node and fetch agree ($transport)", ({ build }) => {
     }
   });
 });
+
+describe.each(HTTP_BUILDS)("connection headers ($transport)", ({ build }) => {
+  it.each(["Transfer-Encoding", "connection", "keep-alive", "upgrade", "expect", "te", "trailer", "host"])(
+    "refuses a static %s header at construction",
+    (name) => {
+      expect(() =>
+        build.httpSender({ url: `${origin}/x`, secret: SECRET, headers: { [name]: "x" } }),
+      ).toThrow(/is set by the HTTP client/);
+    },
+  );
+
+  it("does not forward a message's expect or transfer-encoding header", async () => {
+    const seen: Record<string, string | string[] | undefined>[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers);
+      req.resume();
+      req.on("end", () => res.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const message = testMessage("7", "{}", { expect: "100-continue", "transfer-encoding": "chunked" });
+      const [m] = await build
+        .httpSender({ url, secret: SECRET })
+        .send([message], new AbortController().signal);
+      expect(m!.status).toBe(SendStatus.Sent);
+      expect(seen[0]!.expect).toBeUndefined();
+      expect(seen[0]!["transfer-encoding"]).toBeUndefined();
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
