@@ -235,3 +235,91 @@ describe("a drain's limits", () => {
     expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0 });
   });
 });
+
+describe("what a pass reports and never does", () => {
+  it("a store error rejects the tick with that error", async () => {
+    const store = new MemoryStore();
+    const failing = new Proxy(store, {
+      get(target, property) {
+        if (property === "fetchAndLock") {
+          return async () => {
+            throw new StoreError("disk I/O error", { retryable: false });
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const outbox = new Outbox(failing, { send: async (m) => m });
+    await expect(outbox.tick()).rejects.toThrow(/disk I\/O error/);
+  });
+
+  it("a lost lease names how many of the group's outcomes were lost", async () => {
+    const store = new MemoryStore();
+    // The database stalls before the sent mark long enough for the lease to end and another
+    // relay to claim the rows: the mark then changes nothing.
+    const stalling = new Proxy(store, {
+      get(target, property) {
+        // The separate marks (no record-and-claim in one write), so the stall sits before the mark.
+        if (property === "recordAndFetch") return undefined;
+        if (property === "markAsSent") {
+          return async (token: string, ids: readonly string[]) => {
+            await new Promise((resolve) => setTimeout(resolve, 40));
+            await target.fetchAndLock({ batchSize: 10, leaseDuration: 60_000, ordering: "none" });
+            return target.markAsSent(token, ids);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const errors: unknown[] = [];
+    const outbox = new Outbox(
+      stalling,
+      { send: async (ms) => (ms.forEach((m) => m.markAsSent()), ms) },
+      {
+        onError: (e) => errors.push(e),
+        sendTimeout: 5,
+        leaseDuration: 10,
+      },
+    ) as Outbox<unknown>;
+    await store.transaction(async (tx) => {
+      await outbox.addMessage(tx, { key: "a", value: "1" });
+      await outbox.addMessage(tx, { key: "b", value: "2" });
+    });
+    expect(await outbox.tick()).toMatchObject({ sent: 0 });
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as Error).message).toMatch(/outcome of 2 of 2 message\(s\)/);
+  });
+
+  it("a batch of only spent messages dies without calling the sender, even with an empty batch", async () => {
+    const store = new MemoryStore();
+    const batches: number[] = [];
+    const outbox = new Outbox(
+      store,
+      { send: async (ms) => (batches.push(ms.length), ms) },
+      { maxRetries: 0, sendTimeout: 5, leaseDuration: 10 },
+    ) as Outbox<unknown>;
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
+    // A relay that crashed after claiming: the claim is never recorded.
+    await store.fetchAndLock({ batchSize: 10, leaseDuration: 10, ordering: "none" });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(await outbox.tick()).toMatchObject({ dead: 1 });
+    expect(batches).toEqual([]);
+  });
+
+  it("a number returned by the sender is named as such", async () => {
+    const errors: unknown[] = [];
+    const store = new MemoryStore();
+    const outbox = new Outbox(
+      store,
+      { send: async () => 42 as unknown as Message[] },
+      {
+        onError: (e) => errors.push(e),
+      },
+    ) as Outbox<unknown>;
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
+    await outbox.tick();
+    expect((errors[0] as Error).message).toMatch(/sender returned number, expected/);
+  });
+});
