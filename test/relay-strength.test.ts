@@ -265,7 +265,7 @@ describe("what a pass reports and never does", () => {
         if (property === "markAsSent") {
           return async (token: string, ids: readonly string[]) => {
             await new Promise((resolve) => setTimeout(resolve, 40));
-            await target.fetchAndLock({ batchSize: 10, leaseDuration: 60_000, ordering: "none" });
+            await target.fetchAndLock({ batchSize: 1, leaseDuration: 60_000, ordering: "none" });
             return target.markAsSent(token, ids);
           };
         }
@@ -287,9 +287,9 @@ describe("what a pass reports and never does", () => {
       await outbox.addMessage(tx, { key: "a", value: "1" });
       await outbox.addMessage(tx, { key: "b", value: "2" });
     });
-    expect(await outbox.tick()).toMatchObject({ sent: 0 });
+    expect(await outbox.tick()).toMatchObject({ sent: 1 });
     expect(errors).toHaveLength(1);
-    expect((errors[0] as Error).message).toMatch(/outcome of 2 of 2 message\(s\)/);
+    expect((errors[0] as Error).message).toMatch(/outcome of 1 of 2 message\(s\)/);
   });
 
   it("a batch of only spent messages dies without calling the sender, even with an empty batch", async () => {
@@ -321,5 +321,44 @@ describe("what a pass reports and never does", () => {
     await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
     await outbox.tick();
     expect((errors[0] as Error).message).toMatch(/sender returned number, expected/);
+  });
+});
+
+describe("a claim given back unsent", () => {
+  it("a release that fails is reported and the tick still resolves; the rows come back with the lease", async () => {
+    const store = new MemoryStore();
+    const controller = new AbortController();
+    const broken = new StoreError("connection reset", { retryable: true });
+    // The caller aborts while the claim is in flight: the batch must go back unsent.
+    const aborting = new Proxy(store, {
+      get(target, property) {
+        if (property === "fetchAndLock") {
+          return async (options: Parameters<MemoryStore["fetchAndLock"]>[0]) => {
+            const claim = await target.fetchAndLock(options);
+            controller.abort();
+            return claim;
+          };
+        }
+        if (property === "release") {
+          return async () => {
+            throw broken;
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const errors: unknown[] = [];
+    const attempts: string[] = [];
+    const outbox = new Outbox(
+      aborting,
+      { send: async (ms) => (ms.forEach((m) => attempts.push(m.id)), ms) },
+      { onError: (e) => errors.push(e) },
+    ) as Outbox<unknown>;
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
+    expect(await outbox.tick({ signal: controller.signal })).toMatchObject({ batches: 0, sent: 0 });
+    expect(attempts).toEqual([]);
+    expect(errors).toEqual([broken]);
+    expect(await store.stats()).toMatchObject({ inFlight: 1 });
   });
 });
