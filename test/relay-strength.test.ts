@@ -3,7 +3,7 @@
  * sender (which error, naming what), the reason stored with a failed message, and the limits a
  * drain keeps (budget, signal). Written against mutants that the older suites let survive.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MemoryStore } from "../adapters/memory.ts";
 import {
   type Message,
@@ -360,5 +360,37 @@ describe("a claim given back unsent", () => {
     expect(attempts).toEqual([]);
     expect(errors).toEqual([broken]);
     expect(await store.stats()).toMatchObject({ inFlight: 1 });
+  });
+});
+
+describe("the default onError's log", () => {
+  it("writes nothing for a batch that was all delivered, one line for one with failures", async () => {
+    const lines: unknown[][] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((...parts: unknown[]) => {
+      lines.push(parts);
+    });
+    try {
+      const store = new MemoryStore();
+      let fail = false;
+      const outbox = new Outbox(store, {
+        async send(messages) {
+          for (const m of messages) {
+            if (fail) m.markAsFailed({ error: "receiver said 503" });
+            else m.markAsSent();
+          }
+          return messages;
+        },
+      }) as Outbox<unknown>;
+      await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
+      expect(await outbox.tick()).toMatchObject({ sent: 1 });
+      expect(lines).toEqual([]);
+      fail = true;
+      await store.transaction((tx) => outbox.addMessage(tx, { key: "b", value: "2" }));
+      expect(await outbox.tick()).toMatchObject({ failed: 1 });
+      expect(lines).toHaveLength(1);
+      expect(String(lines[0]?.[1])).toMatch(/delivery failed for 1 of 1 message\(s\).*receiver said 503/);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
