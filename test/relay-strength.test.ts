@@ -27,6 +27,13 @@ function setup(sender: Sender, options: OutboxOptions = {}) {
   return { store, outbox, errors, seed };
 }
 
+/** A sender body: `visit` each message (after `first`), then return them. */
+function each(messages: Message[], visit: (m: Message) => void, first: () => void = () => {}): Message[] {
+  first();
+  for (const m of messages) visit(m);
+  return messages;
+}
+
 // One attempt only: a failed message is dead at once, so its stored reason can be read back.
 const oneAttempt: OutboxOptions = { maxRetries: 0 };
 
@@ -276,7 +283,7 @@ describe("what a pass reports and never does", () => {
     const errors: unknown[] = [];
     const outbox = new Outbox(
       stalling,
-      { send: async (ms) => (ms.forEach((m) => m.markAsSent()), ms) },
+      { send: async (ms) => each(ms, (m) => m.markAsSent()) },
       {
         onError: (e) => errors.push(e),
         sendTimeout: 5,
@@ -297,7 +304,14 @@ describe("what a pass reports and never does", () => {
     const batches: number[] = [];
     const outbox = new Outbox(
       store,
-      { send: async (ms) => (batches.push(ms.length), ms) },
+      {
+        send: async (ms) =>
+          each(
+            ms,
+            () => {},
+            () => batches.push(ms.length),
+          ),
+      },
       { maxRetries: 0, sendTimeout: 5, leaseDuration: 10 },
     ) as Outbox<unknown>;
     await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
@@ -352,7 +366,7 @@ describe("a claim given back unsent", () => {
     const attempts: string[] = [];
     const outbox = new Outbox(
       aborting,
-      { send: async (ms) => (ms.forEach((m) => attempts.push(m.id)), ms) },
+      { send: async (ms) => each(ms, (m) => void attempts.push(m.id)) },
       { onError: (e) => errors.push(e) },
     ) as Outbox<unknown>;
     await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
