@@ -55,8 +55,8 @@ export interface PassPlan {
  * the next batch in the same write. When the drain has to end between the claim and the send
  * (the signal aborted, the budget ran out, `stop()` was called), the batch is never handed to
  * the sender: it goes back with `store.release` (attempts untouched, claimable at once), or,
- * for a store without `release`, is sent without the caller's signal (under `sendTimeout`),
- * since waiting out the lease would count an attempt that never happened.
+ * for a store without `release` or when `release` throws, is sent without the caller's signal
+ * (under `sendTimeout`), since waiting out the lease would count an attempt that never happened.
  *
  * Store errors propagate (nothing is lost: the claimed rows come back when the lease ends);
  * sender errors fail the unmarked messages and go to `onError`. Its batch span is a child of
@@ -76,10 +76,11 @@ export function relayPass(
     if (claimed === 0) return { claimed, sent: 0, failed: 0, dead: 0 };
     let sendSignal = signal;
     if (plan.continues?.() === false) {
-      if (store.release !== undefined) {
-        await release(context, claim);
+      if (store.release !== undefined && (await release(context, claim))) {
         return { claimed, released: true, sent: 0, failed: 0, dead: 0 };
       }
+      // No release, or it failed: the claim is still ours, and waiting out its lease would count
+      // an attempt that never happened, so it is sent as a store without release would send it.
       sendSignal = undefined;
     }
     context.telemetry.claimed(span, claim.messages);
@@ -116,15 +117,20 @@ function claimOptions(options: ResolvedOptions): ClaimOptions {
   return { batchSize: options.batchSize, leaseDuration: options.leaseDuration, ordering: options.ordering };
 }
 
-/** Gives a claim back unsent. A failure is reported: the rows then come back when the lease ends. */
-async function release(context: RelayContext, claim: Claim): Promise<void> {
+/**
+ * Gives a claim back unsent: true when it went back. A failure is reported and answers false:
+ * the claim is then still held, and the caller sends it rather than leave it to expire.
+ */
+async function release(context: RelayContext, claim: Claim): Promise<boolean> {
   try {
     await context.store.release?.(
       claim.token,
       claim.messages.map((m) => m.id),
     );
+    return true;
   } catch (error) {
     context.options.onError(error);
+    return false;
   }
 }
 
