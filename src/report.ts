@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { describeValue, OutboxError } from "./errors.ts";
+import { describeValue, isInstanceOf, OutboxError } from "./errors.ts";
 import { type Message, SendStatus } from "./message.ts";
 
 /** The default `onError` (and the fallback for a throwing one) writes at most one line per this many ms. */
@@ -59,7 +59,7 @@ class DefaultLog {
 
   readonly error = (error: unknown): void => {
     // Our own errors say all in their message; anything else keeps its stack.
-    if (error instanceof OutboxError) this.#log.write(`${error.code}: ${describeValue(error)}`);
+    if (isInstanceOf(error, OutboxError)) this.#log.write(`${error.code}: ${describeValue(error)}`);
     else this.#log.write(error);
   };
 

@@ -44,6 +44,14 @@ async function setup(sender: Sender, options: OutboxOptions, count = 3, store = 
   return { store, outbox };
 }
 
+/** A value on which `instanceof`, property reads and `String()` all throw. */
+function hostileProxy(): object {
+  const trap = () => {
+    throw new Error("trap");
+  };
+  return new Proxy({}, { getPrototypeOf: trap, get: trap, has: trap, ownKeys: trap });
+}
+
 const throwingOnError = () => {
   throw new Error("onError broke");
 };
@@ -142,6 +150,12 @@ describe("a sender that misbehaves", () => {
         };
       },
     ],
+    [
+      "throws a Proxy whose getPrototypeOf trap throws",
+      () => {
+        throw hostileProxy();
+      },
+    ],
     ["returns null", async () => null],
     ["returns a number", async () => 42],
     ["returns a string", async () => "ok"],
@@ -170,6 +184,26 @@ describe("a sender that misbehaves", () => {
       expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
     });
   }
+
+  it("throwing a Proxy whose traps throw, after marking one sent: the tick resolves, the mark is kept, with the default log and a tracer", async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer(
+      "t",
+    );
+    const sender: Sender = {
+      async send(messages) {
+        messages[0]?.markAsSent();
+        throw hostileProxy();
+      },
+    };
+    // No onError: the default log classifies the value too.
+    const { store, outbox } = await setup(sender, { ...parked, tracer });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 1, failed: 2, dead: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 2, inFlight: 0, dead: 0 });
+    expect(consoleError).toHaveBeenCalled();
+    const batch = exporter.getFinishedSpans().find((span) => span.attributes["error.type"] !== undefined);
+    expect(batch?.attributes["error.type"]).toBe("SEND_FAILED");
+  });
 
   it("records as sent what it marked sent, even when it returns strangers or rearranges its array", async () => {
     const errors: unknown[] = [];
