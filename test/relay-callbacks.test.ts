@@ -3,6 +3,7 @@
  * contained: a throw is reported, never crashes the process, never kills the loop and never
  * loses an outcome already decided.
  */
+import type { Meter, Tracer } from "@opentelemetry/api";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import {
   BasicTracerProvider,
@@ -304,6 +305,52 @@ describe("a meter or tracer that throws", () => {
       "span.setAttributes",
     ]);
     expect((errors[0] as CallbackError).code).toBe("CALLBACK_FAILED");
+  });
+
+  it("whose methods return rejected promises: no unhandled rejection (from new Outbox on), each reported once, all delivered", async () => {
+    const reject = async () => {
+      throw new Error("meter down");
+    };
+    const instrument = { add: reject, record: reject };
+    const meter = {
+      createCounter: () => instrument,
+      createHistogram: () => instrument,
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback: reject,
+      removeBatchObservableCallback: reject,
+    } as unknown as Meter;
+    const span = {
+      spanContext: () => ({ traceId: "0".repeat(32), spanId: "0".repeat(16), traceFlags: 0 }),
+      isRecording: () => true,
+      ...Object.fromEntries(
+        [
+          "setAttribute",
+          "setAttributes",
+          "addEvent",
+          "addLink",
+          "addLinks",
+          "setStatus",
+          "updateName",
+          "end",
+          "recordException",
+        ].map((name) => [name, reject]),
+      ),
+    };
+    const tracer = { startSpan: () => span, startActiveSpan: reject } as unknown as Tracer;
+    const errors: unknown[] = [];
+    const sender = recordingSender();
+    const { store, outbox } = await setup(sender, { meter, tracer, onError: (e) => errors.push(e) });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 3 });
+    await outbox[Symbol.asyncDispose]();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+    const reported = errors.map((e) => (e as CallbackError).callback);
+    expect(errors.every((e) => e instanceof CallbackError)).toBe(true);
+    expect(reported).toContain("meter.addBatchObservableCallback");
+    expect(reported).toContain("counter.add");
+    expect(reported).toContain("span.end");
+    expect(new Set(reported).size).toBe(reported.length);
+    // afterEach asserts no unhandled rejection.
   });
 
   it("a tracer whose startSpan throws and a meter whose factories throw still let the loop deliver", async () => {
