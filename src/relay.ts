@@ -92,8 +92,10 @@ export function relayPass(
     for (const message of claim.messages) {
       (message.retries > options.maxRetries ? exhausted : toSend).push(message);
     }
-    // Outcomes are recorded under the ids the store gave, whatever the sender does to its copy.
+    // Outcomes are recorded under the ids and attempt counts the store gave, whatever the
+    // sender does to its copy.
     const ids = toSend.map((m) => m.id);
+    const retries = toSend.map((m) => m.retries);
     const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
     const sendError =
       toSend.length > 0
@@ -102,7 +104,7 @@ export function relayPass(
           )
         : undefined;
 
-    const outcome = outcomeOf(claim.token, exhausted, toSend, ids, options);
+    const outcome = outcomeOf(claim.token, exhausted, toSend, { ids, retries }, options);
     const result = await recordOutcome(context, outcome, plan);
     context.telemetry.recorded(span, claimed, result, performance.now() - started, sendError);
     // A batch-wide error went to onError already; this is the sender's own per-message verdict.
@@ -139,7 +141,7 @@ function outcomeOf(
   token: string,
   exhausted: Message[],
   toSend: Message[],
-  ids: readonly string[],
+  given: { ids: readonly string[]; retries: readonly number[] },
   options: ResolvedOptions,
 ): PassOutcome {
   const sent: string[] = [];
@@ -150,15 +152,16 @@ function outcomeOf(
   }));
   const now = Date.now();
   toSend.forEach((message, i) => {
-    const id = ids[i] as string;
+    const id = given.ids[i] as string;
+    const attempts = given.retries[i] as number;
     const status = message.status;
     if (status === SendStatus.Sent) sent.push(id);
     else if (status === SendStatus.Dead) dead.push({ id, error: message.error });
     // sendBatch turned every unmarked message into a failure, so this is a failed one.
-    else if (message.retries >= options.maxRetries) dead.push({ id, error: message.error });
+    else if (attempts >= options.maxRetries) dead.push({ id, error: message.error });
     else {
       // The one clamp for every sender's retryAfter: an integer number of ms, at most maxRetryAfter.
-      const delay = retryDelay(message.retries, message.retryAfter, options.backoff);
+      const delay = retryDelay(attempts, message.retryAfter, options.backoff);
       retry.push({ id, availableAt: new Date(now + delay), delay, error: message.error });
     }
   });

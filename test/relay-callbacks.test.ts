@@ -206,6 +206,25 @@ describe("a sender that misbehaves", () => {
     expect(batch?.attributes["error.type"]).toBe("SEND_FAILED");
   });
 
+  it("cannot change the dead-or-retry verdict by writing to message.retries", async () => {
+    let attempts = 0;
+    const sender: Sender = {
+      async send(messages) {
+        for (const m of messages) {
+          attempts += 1;
+          m.markAsFailed({ retryAfter: 0, error: "503" });
+          (m as { retries: number }).retries = -1000;
+        }
+        return messages;
+      },
+    };
+    const { store, outbox } = await setup(sender, { maxRetries: 1, onError: () => {} }, 1);
+    for (let i = 0; i < 5; i++) await outbox.tick();
+    expect(attempts).toBe(2);
+    const dead = await store.listDead();
+    expect(dead.map((m) => [m.retries, m.lastError])).toEqual([[1, "503"]]);
+  });
+
   it("records as sent what it marked sent, even when it returns strangers or rearranges its array", async () => {
     const errors: unknown[] = [];
     const sender: Sender = {
