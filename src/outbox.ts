@@ -2,6 +2,7 @@ import { drain, type TickResult } from "./drain.ts";
 import { isInstanceOf, ValidationError } from "./errors.ts";
 import { Lane, RelayLoop } from "./loop.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
+import { claimMetricName } from "./metric-names.ts";
 import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import type { RelayContext } from "./relay.ts";
 import { failedBatchLog } from "./report.ts";
@@ -52,6 +53,7 @@ export class Outbox<T> {
   readonly #lane = new Lane();
   readonly #loop: RelayLoop;
   readonly #unobserveStats: () => void;
+  readonly #releaseName: () => void;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) on any option out of range. */
   constructor(store: TransactionalStore<T>, sender: Sender, options?: OutboxOptions) {
@@ -59,7 +61,16 @@ export class Outbox<T> {
       throw new ValidationError("store must implement TransactionalStore (fetchAndLock, addMessage, ...)");
     if (typeof sender?.send !== "function")
       throw new ValidationError("sender must have a send(messages, signal) method");
-    this.options = resolveOptions(options, storeName(store));
+    const defaultName = storeName(store);
+    const resolved = resolveOptions(options, defaultName);
+    const metricName = claimMetricName(
+      resolved.meter,
+      resolved.name,
+      resolved.name === defaultName,
+      resolved.onError,
+    );
+    this.#releaseName = metricName.release;
+    this.options = { ...resolved, name: metricName.name };
     this.#store = store;
     const { onError } = this.options;
     const telemetry = new RelayTelemetry({
@@ -167,6 +178,7 @@ export class Outbox<T> {
    */
   [Symbol.asyncDispose](): Promise<void> {
     this.#unobserveStats();
+    this.#releaseName();
     return this.stop();
   }
 
