@@ -5,7 +5,7 @@ import { type NewMessage, prepareMessage } from "./message.ts";
 import { claimMetricName } from "./metric-names.ts";
 import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import type { RelayContext } from "./relay.ts";
-import { failedBatchLog } from "./report.ts";
+import { failedBatchLog, flushLogs } from "./report.ts";
 import type { Sender } from "./sender.ts";
 import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
@@ -167,8 +167,13 @@ export class Outbox<T> {
    * Do not await it inside your sender: it waits for the very pass that runs the sender, which
    * then ends only at `sendTimeout`, failing its batch.
    */
-  stop(): Promise<void> {
-    return this.#loop.stop();
+  async stop(): Promise<void> {
+    try {
+      await this.#loop.stop();
+    } finally {
+      // Lines the default log held back are written now rather than lost with the process.
+      flushLogs(this.options.onError);
+    }
   }
 
   /**
