@@ -135,7 +135,7 @@ describe("the default onError", () => {
     await outbox.stop();
     const logged = lines();
     expect(logged[0]).toMatch(/^\[edge-outbox\] delivery failed for 1 of 1 message/);
-    expect(logged.some((line) => line.includes("database disk image is malformed"))).toBe(true);
+    expect(logged.some((line: string) => line.includes("database disk image is malformed"))).toBe(true);
     // The failed batches held back are counted in a line written at stop().
     expect(logged.at(-1)).toMatch(/^\[edge-outbox\] \(\d+ more line\(s\) held back in the last 10 s\)$/);
   });
