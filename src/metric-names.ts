@@ -9,17 +9,20 @@ import { ValidationError } from "./errors.ts";
 
 // Key for outboxes on the global provider's meter (no `meter` option).
 const GLOBAL_METER: object = {};
-const inUse = new WeakMap<object, Set<string>>();
+// Per meter: each name in use, the store it reports on and how many live outboxes hold it.
+const inUse = new WeakMap<object, Map<string, { store: object; holders: number }>>();
 // Bounds the search for a free suffix; past it the name is shared (and reported).
 const MAX_SUFFIX = 10_000;
 
 /**
- * Claims `name` on `meter` for one outbox and returns the name to use and a release function
- * (idempotent). A `defaulted` name that is taken gets the first free `#2`, `#3`, ... suffix; a
+ * Claims `name` on `meter` for one outbox of `store` and returns the name to use and a release
+ * function (idempotent). Outboxes of the same store object share a name (their gauges report the
+ * same numbers). A `defaulted` name that another store holds gets the first free `#2`, `#3`, ... suffix; a
  * name the caller chose that is taken is kept as is and reported to `onError` as a
  * `ValidationError`, since renaming it would break the caller's dashboards.
  */
 export function claimMetricName(
+  store: object,
   meter: Meter | undefined,
   name: string,
   defaulted: boolean,
@@ -28,15 +31,19 @@ export function claimMetricName(
   const key: object = meter ?? GLOBAL_METER;
   let names = inUse.get(key);
   if (names === undefined) {
-    names = new Set();
+    names = new Map();
     inUse.set(key, names);
   }
+  const taken = (candidate: string) => {
+    const holder = names.get(candidate);
+    return holder !== undefined && holder.store !== store;
+  };
   let chosen = name;
-  if (names.has(name)) {
+  if (taken(name)) {
     if (defaulted) {
-      for (let i = 2; i <= MAX_SUFFIX && names.has(chosen); i++) chosen = `${name}#${i}`;
+      for (let i = 2; i <= MAX_SUFFIX && taken(chosen); i++) chosen = `${name}#${i}`;
     }
-    if (names.has(chosen)) {
+    if (taken(chosen)) {
       onError(
         new ValidationError(
           `name ${JSON.stringify(name)} is already used by another live outbox on this meter: their gauges (outbox.message.count, outbox.message.oldest_age) overwrite each other; give each outbox its own name`,
@@ -45,7 +52,9 @@ export function claimMetricName(
       return { name, release: () => {} };
     }
   }
-  names.add(chosen);
+  const holder = names.get(chosen) ?? { store, holders: 0 };
+  holder.holders += 1;
+  names.set(chosen, holder);
   const owned = names;
   let released = false;
   return {
@@ -53,7 +62,8 @@ export function claimMetricName(
     release: () => {
       if (released) return;
       released = true;
-      owned.delete(chosen);
+      holder.holders -= 1;
+      if (holder.holders === 0) owned.delete(chosen);
     },
   };
 }

@@ -64,6 +64,7 @@ export class Outbox<T> {
     const defaultName = storeName(store);
     const resolved = resolveOptions(options, defaultName);
     const metricName = claimMetricName(
+      store,
       resolved.meter,
       resolved.name,
       resolved.name === defaultName,

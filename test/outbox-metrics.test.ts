@@ -99,6 +99,9 @@ describe("outbox.name on metrics", () => {
       await using d = new Outbox(second.store, sender, options);
       expect(new Set([a, b, c, d].map((o) => o.options.name)).size).toBe(4);
       expect(b.options.name).toBe(`${a.options.name}#2`);
+      // Another outbox of the same store reports the same numbers: it shares the name.
+      await using sameStore = new Outbox(memoryA, sender, options);
+      expect(sameStore.options.name).toBe(a.options.name);
       await memoryA.transaction(async (tx) => a.addMessage(tx, { key: "k", value: "v" }));
       for (let i = 0; i < 3; i++) {
         await memoryB.transaction(async (tx) => b.addMessage(tx, { key: "k", value: "v" }));
