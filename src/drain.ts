@@ -1,5 +1,5 @@
 import { SendDeadlines } from "./abort.ts";
-import { ValidationError } from "./errors.ts";
+import { isInstanceOf, ValidationError } from "./errors.ts";
 import { checkBudget } from "./options.ts";
 import { type RelayContext, relayPass } from "./relay.ts";
 import type { Claim } from "./store.ts";
@@ -85,7 +85,7 @@ export async function drain(context: RelayContext, options: DrainOptions): Promi
 
 /** A `signal` must be a real `AbortSignal`: the send's deadline listens to it. */
 function checkSignal(signal: unknown): void {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+  if (signal !== undefined && !isInstanceOf(signal, AbortSignal)) {
     throw new ValidationError(
       `signal must be an AbortSignal, got ${signal === null ? "null" : typeof signal}`,
     );

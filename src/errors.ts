@@ -136,12 +136,24 @@ export class CallbackError extends OutboxError {
 }
 
 /**
+ * `value instanceof type`, answering false where the check itself throws (a Proxy whose
+ * `getPrototypeOf` trap throws, say): foreign values are classified without ever throwing.
+ */
+export function isInstanceOf<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * A short description of any value, for error texts: an `Error`'s message, a string as is,
  * else `String(value)`. Never throws, whatever the value's getters or `toString` do.
  */
 export function describeValue(value: unknown): string {
   try {
-    if (value instanceof Error) return String(value.message);
+    if (isInstanceOf(value, Error)) return String(value.message);
     return String(value);
   } catch {
     try {

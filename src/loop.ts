@@ -13,12 +13,59 @@ const noop = () => {};
  */
 export class Lane {
   #tail: Promise<void> = Promise.resolve();
+  // Pieces queued or running: a wait is only raced when there is something to wait behind.
+  #pending = 0;
 
   /** Queues `fn`; resolves or rejects as it does. */
   run<T>(fn: () => Promise<T>): Promise<T> {
+    this.#pending += 1;
     const result = this.#tail.then(fn);
-    this.#tail = result.then(noop, noop);
+    this.#tail = result.then(noop, noop).then(() => {
+      this.#pending -= 1;
+    });
     return result;
+  }
+
+  /**
+   * Like {@link run}, but gives up waiting when `signal` aborts or `performance.now()` reaches
+   * `deadline` before `fn`'s turn comes: it then resolves with `gaveUp()` and `fn` never runs
+   * (its place in the queue passes as a no-op). Once `fn` has started it is never cut short.
+   */
+  runWithin<T>(
+    fn: () => Promise<T>,
+    until: { signal?: AbortSignal | undefined; deadline?: number | undefined },
+    gaveUp: () => T,
+  ): Promise<T> {
+    if (this.#pending === 0) return this.run(fn);
+    const { signal, deadline } = until;
+    let state: "waiting" | "running" | "gave up" = "waiting";
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let resolveEarly: (value: T) => void = noop;
+    const early = new Promise<T>((resolve) => {
+      resolveEarly = resolve;
+    });
+    const giveUp = () => {
+      if (state !== "waiting") return;
+      state = "gave up";
+      cleanup();
+      resolveEarly(gaveUp());
+    };
+    const cleanup = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener("abort", giveUp);
+    };
+    const queued = this.run(async () => {
+      if (state === "gave up") return undefined;
+      state = "running";
+      cleanup();
+      return { value: await fn() };
+    });
+    if (signal?.aborted) giveUp();
+    else signal?.addEventListener("abort", giveUp, { once: true });
+    if (deadline !== undefined && state === "waiting") {
+      timer = setTimeout(giveUp, Math.max(0, deadline - performance.now()));
+    }
+    return Promise.race([early, queued.then((outcome) => (outcome === undefined ? early : outcome.value))]);
   }
 
   /** Resolves (never rejects) once all work queued before this call has settled. */

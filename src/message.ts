@@ -1,4 +1,4 @@
-import { describeValue, ValidationError } from "./errors.ts";
+import { describeValue, isInstanceOf, ValidationError } from "./errors.ts";
 
 /**
  * Where a message stands after a send attempt. Mirrors the original package's `SendStatus`.
@@ -249,7 +249,7 @@ export function prepareMessage(
   if (typeof value === "string") bytes = encoder.encode(value);
   // A copy into a fresh buffer: `slice()` of a Node Buffer is a view of the caller's memory,
   // and a caller changing it after addMessage must not change what is delivered.
-  else if (value instanceof Uint8Array) bytes = new Uint8Array(value);
+  else if (isInstanceOf(value, Uint8Array)) bytes = new Uint8Array(value);
   else throw invalid(`message.value must be a Uint8Array or a string, got ${describe(value)}`);
   if (bytes.byteLength > options.maxMessageBytes) {
     throw invalid(

@@ -73,7 +73,11 @@ export interface OutboxOptions {
    * Tells this outbox's metrics apart from other outboxes' on the same meter: every counter,
    * histogram and gauge point carries it as `outbox.name`. A non-empty string of at most 200
    * characters. Default: the store's `name` or `table` property when it has one (`LibsqlStore`:
-   * its table), else `"outbox"`.
+   * its table), else `"outbox"`; when a live outbox of another store on the same meter already uses that
+   * default, `#2`, `#3`, ... is appended (read the name in use from `outbox.options.name`). A
+   * name you choose that another live outbox on the meter uses is kept and reported to
+   * `onError` (a `ValidationError`): their gauges would overwrite each other. Disposing of an
+   * outbox (`await using`, `[Symbol.asyncDispose]()`) frees its name.
    */
   name?: string;
 }

@@ -1,10 +1,11 @@
 import { drain, type TickResult } from "./drain.ts";
-import { ValidationError } from "./errors.ts";
+import { isInstanceOf, ValidationError } from "./errors.ts";
 import { Lane, RelayLoop } from "./loop.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
+import { claimMetricName } from "./metric-names.ts";
 import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
 import type { RelayContext } from "./relay.ts";
-import { failedBatchLog } from "./report.ts";
+import { failedBatchLog, flushLogs } from "./report.ts";
 import type { Sender } from "./sender.ts";
 import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
@@ -23,8 +24,9 @@ export interface TickOptions {
   signal?: AbortSignal;
   /**
    * Starts no new pass after this many milliseconds (counted from the call, so including a wait
-   * for a pass already running). A pass already sending finishes, so a tick may overrun by one
-   * pass (at most `sendTimeout` plus the database work).
+   * for a drain already running: when the budget ends during that wait, the tick returns with
+   * `batches: 0` without running a pass). A pass already sending finishes, so a tick may overrun
+   * by one pass (at most `sendTimeout` plus the database work).
    */
   budgetMs?: number;
 }
@@ -51,6 +53,7 @@ export class Outbox<T> {
   readonly #lane = new Lane();
   readonly #loop: RelayLoop;
   readonly #unobserveStats: () => void;
+  readonly #releaseName: () => void;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) on any option out of range. */
   constructor(store: TransactionalStore<T>, sender: Sender, options?: OutboxOptions) {
@@ -58,7 +61,17 @@ export class Outbox<T> {
       throw new ValidationError("store must implement TransactionalStore (fetchAndLock, addMessage, ...)");
     if (typeof sender?.send !== "function")
       throw new ValidationError("sender must have a send(messages, signal) method");
-    this.options = resolveOptions(options, storeName(store));
+    const defaultName = storeName(store);
+    const resolved = resolveOptions(options, defaultName);
+    const metricName = claimMetricName(
+      store,
+      resolved.meter,
+      resolved.name,
+      resolved.name === defaultName,
+      resolved.onError,
+    );
+    this.#releaseName = metricName.release;
+    this.options = { ...resolved, name: metricName.name };
     this.#store = store;
     const { onError } = this.options;
     const telemetry = new RelayTelemetry({
@@ -102,17 +115,30 @@ export class Outbox<T> {
 
   /**
    * Relays until nothing is ready, `budgetMs` is spent or `signal` aborts; for cron triggers.
-   * Waits first for a pass of this instance already running (the loop's or another tick's), so
+   * Waits first for a drain of this instance already running (the loop's or another tick's), at
+   * most until `budgetMs` is spent or `signal` aborts (it then returns `batches: 0`), so
    * do not await it inside your sender (see {@link Outbox.stop}). Store errors reject (nothing is lost: claimed messages return when their lease ends);
    * sender errors go to `onError` and the tick goes on.
    */
   tick(options: TickOptions = {}): Promise<TickResult> {
     const started = performance.now();
-    // Read inside the lane: bad options reject like every other tick failure, never throw.
-    return this.#lane.run(() => {
+    const run = () => {
+      // Read inside the lane: bad options reject like every other tick failure, never throw.
       const { signal, budgetMs } = (options ?? {}) as TickOptions;
       return drain(this.#context, { signal, budgetMs, started, stopping: () => false, spanWhenIdle: true });
+    };
+    // The budget and signal bound the wait behind a drain already running too: when they end
+    // first, the tick ran no pass and says so.
+    const until = waitBounds(options, started);
+    if (until === undefined) return this.#lane.run(run);
+    const empty = (): TickResult => ({
+      batches: 0,
+      sent: 0,
+      failed: 0,
+      dead: 0,
+      durationMs: performance.now() - started,
     });
+    return this.#lane.runWithin(run, until, empty);
   }
 
   /** Outbox statistics from the store. */
@@ -142,8 +168,13 @@ export class Outbox<T> {
    * Do not await it inside your sender: it waits for the very pass that runs the sender, which
    * then ends only at `sendTimeout`, failing its batch.
    */
-  stop(): Promise<void> {
-    return this.#loop.stop();
+  async stop(): Promise<void> {
+    try {
+      await this.#loop.stop();
+    } finally {
+      // Lines the default log held back are written now rather than lost with the process.
+      flushLogs(this.options.onError);
+    }
   }
 
   /**
@@ -153,6 +184,7 @@ export class Outbox<T> {
    */
   [Symbol.asyncDispose](): Promise<void> {
     this.#unobserveStats();
+    this.#releaseName();
     return this.stop();
   }
 
@@ -189,4 +221,33 @@ function isStore(store: unknown): boolean {
     "addMessage",
     "withTransaction",
   ].every((name) => typeof s[name] === "function");
+}
+
+/**
+ * The signal and deadline of valid tick options, or undefined when there are none or the options
+ * are invalid (the drain then rejects them in its turn, as before).
+ */
+function waitBounds(
+  options: TickOptions | undefined,
+  started: number,
+): { signal?: AbortSignal | undefined; deadline?: number | undefined } | undefined {
+  try {
+    const { signal, budgetMs } = (options ?? {}) as TickOptions;
+    const validSignal = signal !== undefined && isInstanceOf(signal, AbortSignal) ? signal : undefined;
+    const deadline =
+      typeof budgetMs === "number" && budgetMs >= 0 && Number.isFinite(budgetMs)
+        ? started + budgetMs
+        : undefined;
+    if (
+      (signal !== undefined && validSignal === undefined) ||
+      (budgetMs !== undefined && deadline === undefined)
+    ) {
+      return undefined;
+    }
+    return validSignal === undefined && deadline === undefined
+      ? undefined
+      : { signal: validSignal, deadline };
+  } catch {
+    return undefined;
+  }
 }

@@ -55,8 +55,8 @@ export interface PassPlan {
  * the next batch in the same write. When the drain has to end between the claim and the send
  * (the signal aborted, the budget ran out, `stop()` was called), the batch is never handed to
  * the sender: it goes back with `store.release` (attempts untouched, claimable at once), or,
- * for a store without `release`, is sent without the caller's signal (under `sendTimeout`),
- * since waiting out the lease would count an attempt that never happened.
+ * for a store without `release` or when `release` throws, is sent without the caller's signal
+ * (under `sendTimeout`), since waiting out the lease would count an attempt that never happened.
  *
  * Store errors propagate (nothing is lost: the claimed rows come back when the lease ends);
  * sender errors fail the unmarked messages and go to `onError`. Its batch span is a child of
@@ -76,10 +76,11 @@ export function relayPass(
     if (claimed === 0) return { claimed, sent: 0, failed: 0, dead: 0 };
     let sendSignal = signal;
     if (plan.continues?.() === false) {
-      if (store.release !== undefined) {
-        await release(context, claim);
+      if (store.release !== undefined && (await release(context, claim))) {
         return { claimed, released: true, sent: 0, failed: 0, dead: 0 };
       }
+      // No release, or it failed: the claim is still ours, and waiting out its lease would count
+      // an attempt that never happened, so it is sent as a store without release would send it.
       sendSignal = undefined;
     }
     context.telemetry.claimed(span, claim.messages);
@@ -91,8 +92,10 @@ export function relayPass(
     for (const message of claim.messages) {
       (message.retries > options.maxRetries ? exhausted : toSend).push(message);
     }
-    // Outcomes are recorded under the ids the store gave, whatever the sender does to its copy.
+    // Outcomes are recorded under the ids and attempt counts the store gave, whatever the
+    // sender does to its copy.
     const ids = toSend.map((m) => m.id);
+    const retries = toSend.map((m) => m.retries);
     const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
     const sendError =
       toSend.length > 0
@@ -101,7 +104,7 @@ export function relayPass(
           )
         : undefined;
 
-    const outcome = outcomeOf(claim.token, exhausted, toSend, ids, options);
+    const outcome = outcomeOf(claim.token, exhausted, toSend, { ids, retries }, options);
     const result = await recordOutcome(context, outcome, plan);
     context.telemetry.recorded(span, claimed, result, performance.now() - started, sendError);
     // A batch-wide error went to onError already; this is the sender's own per-message verdict.
@@ -116,15 +119,20 @@ function claimOptions(options: ResolvedOptions): ClaimOptions {
   return { batchSize: options.batchSize, leaseDuration: options.leaseDuration, ordering: options.ordering };
 }
 
-/** Gives a claim back unsent. A failure is reported: the rows then come back when the lease ends. */
-async function release(context: RelayContext, claim: Claim): Promise<void> {
+/**
+ * Gives a claim back unsent: true when it went back. A failure is reported and answers false:
+ * the claim is then still held, and the caller sends it rather than leave it to expire.
+ */
+async function release(context: RelayContext, claim: Claim): Promise<boolean> {
   try {
     await context.store.release?.(
       claim.token,
       claim.messages.map((m) => m.id),
     );
+    return true;
   } catch (error) {
     context.options.onError(error);
+    return false;
   }
 }
 
@@ -133,7 +141,7 @@ function outcomeOf(
   token: string,
   exhausted: Message[],
   toSend: Message[],
-  ids: readonly string[],
+  given: { ids: readonly string[]; retries: readonly number[] },
   options: ResolvedOptions,
 ): PassOutcome {
   const sent: string[] = [];
@@ -144,15 +152,16 @@ function outcomeOf(
   }));
   const now = Date.now();
   toSend.forEach((message, i) => {
-    const id = ids[i] as string;
+    const id = given.ids[i] as string;
+    const attempts = given.retries[i] as number;
     const status = message.status;
     if (status === SendStatus.Sent) sent.push(id);
     else if (status === SendStatus.Dead) dead.push({ id, error: message.error });
     // sendBatch turned every unmarked message into a failure, so this is a failed one.
-    else if (message.retries >= options.maxRetries) dead.push({ id, error: message.error });
+    else if (attempts >= options.maxRetries) dead.push({ id, error: message.error });
     else {
       // The one clamp for every sender's retryAfter: an integer number of ms, at most maxRetryAfter.
-      const delay = retryDelay(message.retries, message.retryAfter, options.backoff);
+      const delay = retryDelay(attempts, message.retryAfter, options.backoff);
       retry.push({ id, availableAt: new Date(now + delay), delay, error: message.error });
     }
   });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { describeValue, OutboxError } from "./errors.ts";
+import { describeValue, isInstanceOf, OutboxError } from "./errors.ts";
 import { type Message, SendStatus } from "./message.ts";
 
 /** The default `onError` (and the fallback for a throwing one) writes at most one line per this many ms. */
@@ -18,14 +18,17 @@ const LINE_REASON_LENGTH = 200;
 
 /**
  * Writes at most one line per `intervalMs`; the lines held back in between are counted, and the
- * next line written says how many. `console.error` itself may be replaced by the application:
- * a throw from it is swallowed, since there is nowhere left to report it.
+ * next line written says how many, or, when none comes, a summary line written when the
+ * interval ends (an unref'd timer, so it never keeps a process alive) or at {@link flush}.
+ * `console.error` itself may be replaced by the application: a throw from it is swallowed,
+ * since there is nowhere left to report it.
  */
 export class RateLimitedLog {
   readonly #intervalMs: number;
   readonly #now: () => number;
   #last = Number.NEGATIVE_INFINITY;
   #held = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(intervalMs: number = LOG_INTERVAL_MS, now: () => number = () => performance.now()) {
     this.#intervalMs = intervalMs;
@@ -37,34 +40,75 @@ export class RateLimitedLog {
     const now = this.#now();
     if (now - this.#last < this.#intervalMs) {
       this.#held += 1;
+      this.#scheduleFlush(this.#last + this.#intervalMs - now);
       return false;
     }
     this.#last = now;
+    this.#print(parts, this.#takeHeld());
+    return true;
+  }
+
+  /** Writes the count of lines held back now, if any (`stop()` calls it for the default log). */
+  flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const note = this.#takeHeld();
+    if (note.length > 0) this.#print([], note);
+  }
+
+  #scheduleFlush(delay: number): void {
+    if (this.#timer !== undefined) return;
+    try {
+      this.#timer = setTimeout(
+        () => {
+          this.#timer = undefined;
+          this.flush();
+        },
+        Math.max(0, delay),
+      );
+      // Node and Bun: the summary must not keep the process alive. Elsewhere there is no unref.
+      (this.#timer as { unref?: () => void }).unref?.();
+    } catch {
+      // No timers here (or a broken one): the next line written carries the count.
+    }
+  }
+
+  #takeHeld(): string[] {
     const held = this.#held;
     this.#held = 0;
-    const note =
-      held > 0 ? [`(${held} more line(s) held back in the last ${this.#intervalMs / 1000} s)`] : [];
+    return held > 0 ? [`(${held} more line(s) held back in the last ${this.#intervalMs / 1000} s)`] : [];
+  }
+
+  #print(parts: unknown[], note: string[]): void {
     try {
       console.error(PREFIX, ...parts, ...note);
     } catch {
       // Nothing left to report to.
     }
-    return true;
   }
 }
 
-/** The default `onError`: one line per error, one per failed batch, both through one limit. */
+/**
+ * The default `onError`: one line per error, one per failed batch, each kind under its own
+ * limit, so a flood of failed deliveries cannot hide a store error.
+ */
 class DefaultLog {
-  readonly #log = new RateLimitedLog();
+  readonly #errors = new RateLimitedLog();
+  readonly #batches = new RateLimitedLog();
 
   readonly error = (error: unknown): void => {
     // Our own errors say all in their message; anything else keeps its stack.
-    if (error instanceof OutboxError) this.#log.write(`${error.code}: ${describeValue(error)}`);
-    else this.#log.write(error);
+    if (isInstanceOf(error, OutboxError)) this.#errors.write(`${error.code}: ${describeValue(error)}`);
+    else this.#errors.write(error);
   };
 
   readonly failedBatch = (messages: readonly Message[]): void => {
-    this.#log.write(failedBatchLine(messages));
+    this.#batches.write(failedBatchLine(messages));
+  };
+
+  readonly flush = (): void => {
+    this.#errors.flush();
+    this.#batches.flush();
   };
 }
 
@@ -85,6 +129,7 @@ export function failedBatchLine(messages: readonly Message[]): string {
 }
 
 const failureLogs = new WeakMap<(error: unknown) => void, (messages: readonly Message[]) => void>();
+const flushes = new WeakMap<(error: unknown) => void, () => void>();
 
 /**
  * `onError` (the default when undefined) wrapped so that calling it never throws and never
@@ -108,7 +153,16 @@ export function guardOnError(onError?: (error: unknown) => void): (error: unknow
     }
   };
   if (log !== undefined) failureLogs.set(guarded, log.failedBatch);
+  flushes.set(guarded, () => {
+    log?.flush();
+    fallback.flush();
+  });
   return guarded;
+}
+
+/** Writes what the logs of a guarded `onError` held back (for `stop()`); a no-op for others. */
+export function flushLogs(onError: (error: unknown) => void): void {
+  flushes.get(onError)?.();
 }
 
 /**

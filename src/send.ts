@@ -1,5 +1,5 @@
 import { type Deadline, SendDeadlines } from "./abort.ts";
-import { describeValue, OutboxError, SendError, SendTimeoutError } from "./errors.ts";
+import { describeValue, isInstanceOf, OutboxError, SendError, SendTimeoutError } from "./errors.ts";
 import { type Message, SendStatus, sealMessage } from "./message.ts";
 import type { Sender } from "./sender.ts";
 
@@ -41,7 +41,7 @@ export async function sendBatch(
   } catch (thrown) {
     // A sender that gives up because its signal aborted (fetch does) failed for that reason.
     if (deadline.signal.aborted) error = abortError(deadline, sendTimeout, signal);
-    else if (thrown instanceof OutboxError) error = thrown;
+    else if (isInstanceOf(thrown, OutboxError)) error = thrown;
     else error = new SendError(`sender threw: ${describeValue(thrown)}`, { cause: thrown });
   } finally {
     deadline.dispose();
@@ -103,6 +103,6 @@ function sameMessages(result: readonly unknown[], given: readonly Message[]): bo
 }
 
 function describeUnmarked(error: unknown): string {
-  if (error instanceof Error) return describeValue(error);
+  if (isInstanceOf(error, Error)) return describeValue(error);
   return "sender did not mark this message";
 }

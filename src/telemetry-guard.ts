@@ -62,11 +62,30 @@ export class CallbackReporter {
 
 const noopMeter = createNoopMeter();
 
+/**
+ * When `result` is a thenable (an async meter or tracer method), attaches a rejection handler
+ * that reports it, so a rejected promise can never become an unhandled rejection (which ends a
+ * Node process). Reading and calling `then` are contained too.
+ */
+function settle(name: string, result: unknown, reporter: CallbackReporter): void {
+  if ((typeof result !== "object" && typeof result !== "function") || result === null) return;
+  try {
+    const then: unknown = (result as { then?: unknown }).then;
+    if (typeof then === "function") {
+      then.call(result, undefined, (thrown: unknown) => reporter.threw(name, thrown));
+    }
+  } catch (thrown) {
+    reporter.threw(name, thrown);
+  }
+}
+
 /** `meter` with every call contained; instruments it creates are contained too. */
 export function guardMeter(meter: Meter, reporter: CallbackReporter): RelayMeter {
   const guard = <T>(name: string, fallback: () => T, call: () => T): T => {
     try {
-      return call();
+      const result = call();
+      settle(name, result, reporter);
+      return result;
     } catch (thrown) {
       reporter.threw(name, thrown);
       return fallback();
@@ -83,7 +102,7 @@ export function guardMeter(meter: Meter, reporter: CallbackReporter): RelayMeter
         // On every pass: a plain try, no closures.
         add(value: number, attributes?: Attributes, ctx?: Context) {
           try {
-            counter.add(value, attributes, ctx);
+            settle("counter.add", counter.add(value, attributes, ctx), reporter);
           } catch (thrown) {
             reporter.threw("counter.add", thrown);
           }
@@ -99,7 +118,7 @@ export function guardMeter(meter: Meter, reporter: CallbackReporter): RelayMeter
       return {
         record(value: number, attributes?: Attributes, ctx?: Context) {
           try {
-            histogram.record(value, attributes, ctx);
+            settle("histogram.record", histogram.record(value, attributes, ctx), reporter);
           } catch (thrown) {
             reporter.threw("histogram.record", thrown);
           }
@@ -136,7 +155,9 @@ export function guardMeter(meter: Meter, reporter: CallbackReporter): RelayMeter
 export function guardTracer(tracer: Tracer, reporter: CallbackReporter): Tracer {
   const startSpan = (name: string, options?: SpanOptions, ctx?: Context): Span => {
     try {
-      return new GuardedSpan(tracer.startSpan(name, options, ctx), reporter);
+      const span = tracer.startSpan(name, options, ctx);
+      settle("tracer.startSpan", span, reporter);
+      return new GuardedSpan(span, reporter);
     } catch (thrown) {
       reporter.threw("tracer.startSpan", thrown);
       return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
@@ -167,7 +188,9 @@ class GuardedSpan implements Span {
 
   #call<T>(name: string, fallback: T, call: (span: Span) => T): T {
     try {
-      return call(this.#span);
+      const result = call(this.#span);
+      settle(`span.${name}`, result, this.#reporter);
+      return result;
     } catch (thrown) {
       this.#reporter.threw(`span.${name}`, thrown);
       return fallback;

@@ -8,7 +8,7 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
-import { OutboxError } from "./errors.ts";
+import { describeValue, isInstanceOf, OutboxError } from "./errors.ts";
 
 /** `messaging.system` of every span and messaging metric edge-outbox records. */
 export const MESSAGING_SYSTEM = "edge-outbox";
@@ -44,7 +44,12 @@ const BATCH_SPAN_OPTIONS = Object.freeze({ kind: SpanKind.CLIENT, attributes: SE
 
 /** A low-cardinality `error.type`: the `OutboxError` code, else the conventions' `_OTHER`. */
 export function errorType(error: unknown): string {
-  return error instanceof OutboxError ? error.code : "_OTHER";
+  try {
+    return isInstanceOf(error, OutboxError) ? error.code : "_OTHER";
+  } catch {
+    // A Proxy of an OutboxError whose `code` getter throws.
+    return "_OTHER";
+  }
 }
 
 /**
@@ -145,12 +150,12 @@ export class BatchSpan {
  */
 export function markError(span: Span, error: unknown, outcome?: BatchOutcome): void {
   if (error !== undefined) {
-    span.recordException(error instanceof Error ? error : String(error));
+    // `error` may be anything a sender or store threw: described without running its traps twice.
+    const isError = isInstanceOf(error, Error);
+    const text = describeValue(error);
+    span.recordException(isError ? error : text);
     span.setAttribute("error.type", errorType(error));
-    span.setStatus({
-      code: SpanStatusCode.ERROR,
-      message: error instanceof Error ? error.message : String(error),
-    });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: text });
     return;
   }
   if (outcome === undefined || outcome.failed + outcome.dead === 0) return;

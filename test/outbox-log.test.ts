@@ -9,7 +9,7 @@ import { httpSender } from "../adapters/http.ts";
 import { MemoryStore } from "../adapters/memory.ts";
 import { Outbox } from "../mod.ts";
 import { LOG_INTERVAL_MS, RateLimitedLog } from "../src/report.ts";
-import { recordingSender } from "./support/senders.ts";
+import { recordingSender, waitFor } from "./support/senders.ts";
 
 const SECRET = `whsec_${Buffer.from("a test secret of 32 bytes, fine!").toString("base64")}`;
 let consoleError: ReturnType<typeof vi.spyOn>;
@@ -95,5 +95,48 @@ describe("the default onError", () => {
     await outbox.tick();
     expect(errors).toEqual([]);
     expect(lines()).toEqual([]);
+  });
+
+  it("writes the held-back count when the interval ends, with no later line to carry it", async () => {
+    const log = new RateLimitedLog(50);
+    log.write("first");
+    log.write("second");
+    log.write("third");
+    await waitFor(() => lines().length === 2);
+    expect(lines()).toEqual([
+      "[edge-outbox] first",
+      "[edge-outbox] (2 more line(s) held back in the last 0.05 s)",
+    ]);
+  });
+
+  it("a flood of failed batches cannot hide a store error; stop() writes what was held back", async () => {
+    const memory = new MemoryStore();
+    let claims = 0;
+    const store = new Proxy(memory, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (property === "fetchAndLock") {
+          return async (...args: Parameters<MemoryStore["fetchAndLock"]>) => {
+            claims += 1;
+            if (claims === 6) throw new Error("database disk image is malformed");
+            return target.fetchAndLock(...args);
+          };
+        }
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const sender = recordingSender((m) => m.markAsFailed({ retryAfter: 0, error: "HTTP 503" }));
+    const outbox = new Outbox(store, sender, { batchSize: 1, period: 1, maxRetries: 1000 });
+    await memory.transaction(async (tx) => {
+      for (let i = 0; i < 3; i++) await outbox.addMessage(tx, { key: `k${i}`, value: "v" });
+    });
+    outbox.start();
+    await waitFor(() => claims > 10);
+    await outbox.stop();
+    const logged = lines();
+    expect(logged[0]).toMatch(/^\[edge-outbox\] delivery failed for 1 of 1 message/);
+    expect(logged.some((line: string) => line.includes("database disk image is malformed"))).toBe(true);
+    // The failed batches held back are counted in a line written at stop().
+    expect(logged.at(-1)).toMatch(/^\[edge-outbox\] \(\d+ more line\(s\) held back in the last 10 s\)$/);
   });
 });

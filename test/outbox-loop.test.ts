@@ -65,6 +65,51 @@ describe("tick budget and abort", () => {
     expect(await store.stats()).toMatchObject({ pending: 6, inFlight: 0 });
   });
 
+  it("two overlapping ticks: the second's budget and signal bound its wait behind the first; passes never overlap", async () => {
+    const release = gate();
+    let inSend = 0;
+    let maxInSend = 0;
+    const sender: Sender = {
+      async send(messages) {
+        inSend += 1;
+        maxInSend = Math.max(maxInSend, inSend);
+        await release.promise;
+        for (const m of messages) m.markAsSent();
+        inSend -= 1;
+        return messages;
+      },
+    };
+    const { store, outbox } = setup(sender, { batchSize: 1 });
+    await seed(store, outbox, 5);
+    const first = outbox.tick();
+    await waitFor(() => inSend === 1);
+
+    const waitStarted = performance.now();
+    expect(await outbox.tick({ budgetMs: 100 })).toMatchObject({ batches: 0, sent: 0, failed: 0, dead: 0 });
+    // Generous: the point is that it did not wait for the first tick (which waits on the gate).
+    expect(performance.now() - waitStarted).toBeLessThan(3000);
+    const controller = new AbortController();
+    const aborted = outbox.tick({ signal: controller.signal });
+    controller.abort();
+    expect(await aborted).toMatchObject({ batches: 0 });
+    expect(await outbox.tick({ signal: AbortSignal.abort() })).toMatchObject({ batches: 0 });
+
+    // stop() still waits for the first tick's batch in flight.
+    let stopped = false;
+    const stopping = outbox.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stopped).toBe(false);
+    release.open();
+    expect(await first).toMatchObject({ batches: 5, sent: 5 });
+    await stopping;
+    expect(maxInSend).toBe(1);
+    // The ticks that gave up ran nothing later either.
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+    expect(await outbox.tick({ budgetMs: 100 })).toMatchObject({ batches: 0 });
+  });
+
   it("refuses a negative or non-numeric budget", async () => {
     const { outbox } = setup(recordingSender());
     await expect(outbox.tick({ budgetMs: -1 })).rejects.toBeInstanceOf(ValidationError);

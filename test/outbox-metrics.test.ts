@@ -82,4 +82,49 @@ describe("outbox.name on metrics", () => {
       expect(() => new Outbox(store, sender, { name: bad as string })).toThrow(ValidationError);
     }
   });
+
+  it("two outboxes with the same default name (two MemoryStores, two libSQL files) get distinct names; a chosen duplicate is reported", async () => {
+    const rig = otel();
+    const sender = recordingSender();
+    const first = await openStore(`file:${dbPath(temp.dir)}`);
+    const second = await openStore(`file:${dbPath(temp.dir)}`);
+    const errors: unknown[] = [];
+    const options: OutboxOptions = { meter: rig.meter, statsCacheTtl: 0, onError: (e) => errors.push(e) };
+    const memoryA = new MemoryStore();
+    const memoryB = new MemoryStore();
+    try {
+      await using a = new Outbox(memoryA, sender, options);
+      await using b = new Outbox(memoryB, sender, options);
+      await using c = new Outbox(first.store, sender, options);
+      await using d = new Outbox(second.store, sender, options);
+      expect(new Set([a, b, c, d].map((o) => o.options.name)).size).toBe(4);
+      expect(b.options.name).toBe(`${a.options.name}#2`);
+      // Another outbox of the same store reports the same numbers: it shares the name.
+      await using sameStore = new Outbox(memoryA, sender, options);
+      expect(sameStore.options.name).toBe(a.options.name);
+      await memoryA.transaction(async (tx) => a.addMessage(tx, { key: "k", value: "v" }));
+      for (let i = 0; i < 3; i++) {
+        await memoryB.transaction(async (tx) => b.addMessage(tx, { key: "k", value: "v" }));
+      }
+      await first.store.withTransaction(async (tx) => c.addMessage(tx, { key: "k", value: "v" }));
+      const count = (await rig.collect()).get("outbox.message.count");
+      const pending = (name: string) =>
+        pointValue(count, { "outbox.name": name, "outbox.message.state": "pending" });
+      expect([a, b, c, d].map((o) => pending(o.options.name))).toEqual([1, 3, 1, 0]);
+      expect(errors).toEqual([]);
+
+      await using chosen = new Outbox(new MemoryStore(), sender, { ...options, name: "orders" });
+      await using clash = new Outbox(new MemoryStore(), sender, { ...options, name: "orders" });
+      expect([chosen.options.name, clash.options.name]).toEqual(["orders", "orders"]);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toBeInstanceOf(ValidationError);
+      expect(String(errors[0])).toContain('"orders" is already used');
+    } finally {
+      await first.close();
+      await second.close();
+    }
+    // Disposed outboxes free their names.
+    await using again = new Outbox(new MemoryStore(), sender, options);
+    expect(again.options.name).toBe("memory");
+  });
 });

@@ -3,6 +3,7 @@
  * contained: a throw is reported, never crashes the process, never kills the loop and never
  * loses an outcome already decided.
  */
+import type { Meter, Tracer } from "@opentelemetry/api";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import {
   BasicTracerProvider,
@@ -42,6 +43,14 @@ async function setup(sender: Sender, options: OutboxOptions, count = 3, store = 
     for (let i = 0; i < count; i++) await outbox.addMessage(tx, { key: `k${i}`, value: `v${i}` });
   });
   return { store, outbox };
+}
+
+/** A value on which `instanceof`, property reads and `String()` all throw. */
+function hostileProxy(): object {
+  const trap = () => {
+    throw new Error("trap");
+  };
+  return new Proxy({}, { getPrototypeOf: trap, get: trap, has: trap, ownKeys: trap });
 }
 
 const throwingOnError = () => {
@@ -142,6 +151,12 @@ describe("a sender that misbehaves", () => {
         };
       },
     ],
+    [
+      "throws a Proxy whose getPrototypeOf trap throws",
+      () => {
+        throw hostileProxy();
+      },
+    ],
     ["returns null", async () => null],
     ["returns a number", async () => 42],
     ["returns a string", async () => "ok"],
@@ -170,6 +185,45 @@ describe("a sender that misbehaves", () => {
       expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
     });
   }
+
+  it("throwing a Proxy whose traps throw, after marking one sent: the tick resolves, the mark is kept, with the default log and a tracer", async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer(
+      "t",
+    );
+    const sender: Sender = {
+      async send(messages) {
+        messages[0]?.markAsSent();
+        throw hostileProxy();
+      },
+    };
+    // No onError: the default log classifies the value too.
+    const { store, outbox } = await setup(sender, { ...parked, tracer });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 1, failed: 2, dead: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 2, inFlight: 0, dead: 0 });
+    expect(consoleError).toHaveBeenCalled();
+    const batch = exporter.getFinishedSpans().find((span) => span.attributes["error.type"] !== undefined);
+    expect(batch?.attributes["error.type"]).toBe("SEND_FAILED");
+  });
+
+  it("cannot change the dead-or-retry verdict by writing to message.retries", async () => {
+    let attempts = 0;
+    const sender: Sender = {
+      async send(messages) {
+        for (const m of messages) {
+          attempts += 1;
+          m.markAsFailed({ retryAfter: 0, error: "503" });
+          (m as { retries: number }).retries = -1000;
+        }
+        return messages;
+      },
+    };
+    const { store, outbox } = await setup(sender, { maxRetries: 1, onError: () => {} }, 1);
+    for (let i = 0; i < 5; i++) await outbox.tick();
+    expect(attempts).toBe(2);
+    const dead = await store.listDead();
+    expect(dead.map((m) => [m.retries, m.lastError])).toEqual([[1, "503"]]);
+  });
 
   it("records as sent what it marked sent, even when it returns strangers or rearranges its array", async () => {
     const errors: unknown[] = [];
@@ -270,6 +324,52 @@ describe("a meter or tracer that throws", () => {
       "span.setAttributes",
     ]);
     expect((errors[0] as CallbackError).code).toBe("CALLBACK_FAILED");
+  });
+
+  it("whose methods return rejected promises: no unhandled rejection (from new Outbox on), each reported once, all delivered", async () => {
+    const reject = async () => {
+      throw new Error("meter down");
+    };
+    const instrument = { add: reject, record: reject };
+    const meter = {
+      createCounter: () => instrument,
+      createHistogram: () => instrument,
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback: reject,
+      removeBatchObservableCallback: reject,
+    } as unknown as Meter;
+    const span = {
+      spanContext: () => ({ traceId: "0".repeat(32), spanId: "0".repeat(16), traceFlags: 0 }),
+      isRecording: () => true,
+      ...Object.fromEntries(
+        [
+          "setAttribute",
+          "setAttributes",
+          "addEvent",
+          "addLink",
+          "addLinks",
+          "setStatus",
+          "updateName",
+          "end",
+          "recordException",
+        ].map((name) => [name, reject]),
+      ),
+    };
+    const tracer = { startSpan: () => span, startActiveSpan: reject } as unknown as Tracer;
+    const errors: unknown[] = [];
+    const sender = recordingSender();
+    const { store, outbox } = await setup(sender, { meter, tracer, onError: (e) => errors.push(e) });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 3 });
+    await outbox[Symbol.asyncDispose]();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+    const reported = errors.map((e) => (e as CallbackError).callback);
+    expect(errors.every((e) => e instanceof CallbackError)).toBe(true);
+    expect(reported).toContain("meter.addBatchObservableCallback");
+    expect(reported).toContain("counter.add");
+    expect(reported).toContain("span.end");
+    expect(new Set(reported).size).toBe(reported.length);
+    // afterEach asserts no unhandled rejection.
   });
 
   it("a tracer whose startSpan throws and a meter whose factories throw still let the loop deliver", async () => {

@@ -134,6 +134,46 @@ for (const [name, open] of stores) {
       }
     });
 
+    it("release() throwing: the claim is sent at once (signal-free), never left to expire and die unsent", async () => {
+      const { store, close } = await open();
+      try {
+        if (store.release === undefined) return;
+        await commitMessages(store, values(2));
+        const controller = new AbortController();
+        const { sender, calls } = watchingSender();
+        const errors: unknown[] = [];
+        const failingRelease = new Proxy(
+          hooked(store, "fetchAndLock", () => controller.abort()),
+          {
+            get(target, property, receiver) {
+              if (property === "release") {
+                return async () => {
+                  throw new Error("SQLITE_BUSY (transient)");
+                };
+              }
+              return Reflect.get(target, property, receiver);
+            },
+          },
+        );
+        const outbox = new Outbox(failingRelease, sender, {
+          maxRetries: 0,
+          sendTimeout: 50,
+          leaseDuration: 100,
+          onError: (e) => errors.push(e),
+        });
+        const result = await outbox.tick({ signal: controller.signal });
+        expect(result).toMatchObject({ batches: 1, sent: 2, failed: 0, dead: 0 });
+        expect(errors.map(String)).toEqual(["Error: SQLITE_BUSY (transient)"]);
+        expect(calls).toHaveLength(1);
+        expect(calls[0]?.abortedAtStart).toBe(false);
+        // Long after the lease would have ended: nothing comes back, nothing died.
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+      } finally {
+        await close();
+      }
+    });
+
     it("stop() during the loop's claim: resolves with nothing leased, the batch unsent and unspent", async () => {
       const { store, close } = await open();
       try {
