@@ -18,7 +18,7 @@ import { describe, it } from "vitest";
 import type { OutboxVariant } from "./outbox-scenario.ts";
 import { type RunOutcome, runModel, type Variant } from "./property.ts";
 import { type Bounds, bounds, replayHint } from "./settings.ts";
-import type { ModelStoreFactory } from "./store-run.ts";
+import { type ModelStoreFactory, type StoreCapabilities, withCapabilities } from "./store-run.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const relay: OutboxVariant = {
@@ -100,18 +100,24 @@ export interface KnownFault {
  * in the replay hint of a failure; `known` marks variants that fail because of a known fault
  * (`MODEL_RUN_KNOWN=1` runs them anyway). `ownClock`: the store decides leases on a clock of
  * its own (a database's), so it also runs the variant with relays whose clocks are off.
+ * `refusesNul`: the store refuses NUL in keys and headers and keeps it as U+FFFD in error
+ * texts (PostgreSQL): the model expects exactly that of it, and the usual of every other store.
+ * `shareScale` scales every variant's time (a slow store, e.g. PGlite, may get less).
  */
 export function runStoreModel(
   name: string,
   factory: ModelStoreFactory | IsolatedFactory,
   testFile: string,
   known: Partial<Record<VariantName, KnownFault>> = {},
-  options: { ownClock?: boolean } = {},
+  options: { ownClock?: boolean; shareScale?: number } & StoreCapabilities = {},
 ): void {
+  const capabilities: StoreCapabilities = { refusesNul: options.refusesNul === true };
+  const scale = options.shareScale ?? 1;
+  const share = (kind: Variant["kind"]) => SHARE[kind] * scale;
   const names = (Object.keys(VARIANTS) as VariantName[]).filter(
     (n) => options.ownClock === true || !("skewedClocks" in VARIANTS[n] && VARIANTS[n].skewedClocks),
   );
-  const total = names.reduce((sum, n) => sum + bounds(SHARE[VARIANTS[n].kind]).timeLimitMs, 0);
+  const total = names.reduce((sum, n) => sum + bounds(share(VARIANTS[n].kind)).timeLimitMs, 0);
   // Isolated stores run every variant (but skipped ones) in one child process, one after
   // another: one start-up instead of one per variant.
   const shared =
@@ -121,18 +127,22 @@ export function runStoreModel(
           factory,
           names.filter((n) => process.env.MODEL_RUN_KNOWN === "1" || known[n]?.mode !== "skip"),
           total + 120_000,
+          capabilities,
+          share,
         );
   describe(`${name}: model-based`, () => {
     for (const title of names) {
       const variant: Variant = VARIANTS[title];
-      const b = bounds(SHARE[variant.kind]);
+      const b = bounds(share(variant.kind));
       // MODEL_RUN_KNOWN=1 runs the variants of known faults too (to see whether a fix holds).
       const fault = process.env.MODEL_RUN_KNOWN === "1" ? undefined : known[title];
       const test = fault === undefined ? it : fault.mode === "fails" ? it.fails : it.skip;
       const label = fault === undefined ? title : `${title} [known fault: ${fault.fault}]`;
       test(label, { timeout: total + 180_000 }, async () => {
         const { outcome, crashLog } =
-          typeof factory === "function" ? await inProcess(factory, variant, b) : await shared!.result(title);
+          typeof factory === "function"
+            ? await inProcess(withCapabilities(factory, capabilities), variant, b)
+            : await shared!.result(title);
         if (outcome.failure !== undefined) {
           const path = /path: "([^"]*)"/.exec(outcome.failure)?.[1];
           throw new Error(
@@ -167,6 +177,8 @@ class IsolatedRuns {
     readonly factory: IsolatedFactory,
     readonly names: readonly VariantName[],
     readonly timeoutMs: number,
+    readonly capabilities: StoreCapabilities,
+    readonly share: (kind: Variant["kind"]) => number,
   ) {
     for (const n of names) {
       let resolve!: (r: Result) => void;
@@ -215,7 +227,12 @@ class IsolatedRuns {
     );
     child.stdin.end(
       JSON.stringify(
-        names.map((n) => ({ name: n, variant: VARIANTS[n], bounds: bounds(SHARE[VARIANTS[n].kind]) })),
+        names.map((n) => ({
+          name: n,
+          variant: VARIANTS[n],
+          bounds: bounds(this.share(VARIANTS[n].kind)),
+          capabilities: this.capabilities,
+        })),
       ),
     );
     let steps: string[] = [];

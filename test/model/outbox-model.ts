@@ -20,7 +20,7 @@ import {
 import type { Budget } from "./property.ts";
 import { ModelViolation, SEQ_HEADER, violated } from "./reference.ts";
 import { type ModelStoreFactory, sleep } from "./store-run.ts";
-import { acceptableText, inputValue, show } from "./text.ts";
+import { acceptableText, expectedError, inputValue, show } from "./text.ts";
 
 const SEND_TIMEOUT = 40;
 const LEASE = 5_000;
@@ -64,7 +64,7 @@ export function outboxModelProperty(
     const consoleError = console.error;
     if (s.onErrorThrows) console.error = () => {};
     try {
-      await relayScenario(opened.store, s, log);
+      await relayScenario(opened.store, s, log, opened.refusesNul);
     } finally {
       console.error = consoleError;
       await opened.close();
@@ -76,6 +76,7 @@ async function relayScenario<T>(
   store: TransactionalStore<T>,
   s: Scenario,
   log: (line: string) => void,
+  refusesNul: boolean | undefined,
 ): Promise<void> {
   const tracked: Tracked[] = [];
   const byId = new Map<string, Tracked>();
@@ -293,7 +294,7 @@ async function relayScenario<T>(
     if (!isDead && t.finished !== "sent") unfinished += 1;
     const deadMessage = deadList.find((m) => m.id === t.id);
     if (t.fate === "fail" && t.lastMark !== undefined && deadMessage !== undefined) {
-      const kept = t.lastMark.error;
+      const kept = expectedError(t.lastMark.error, refusesNul);
       const actual = deadMessage.lastError;
       if (kept === undefined ? actual !== undefined : actual === undefined || !acceptableText(kept, actual)) {
         violated(

@@ -12,11 +12,31 @@ export interface ModelStore {
   store: TransactionalStore<any>;
   /** Deletes kept sent messages sent before `olderThan`; only for stores that keep sent rows. */
   purgeSent?: ((olderThan: Date) => Promise<number>) | undefined;
+  /**
+   * The store refuses a key or header holding NUL (U+0000) with a `ValidationError` before
+   * writing, and stores NUL in error texts as U+FFFD (PostgreSQL text cannot hold NUL).
+   * Set by the harness from `runStoreModel`'s options, never guessed from the store.
+   */
+  refusesNul?: boolean | undefined;
   close: () => Promise<void>;
 }
 
 /** Opens a fresh, empty store; `keepSent` asks for a store that keeps sent rows, if it can. */
 export type ModelStoreFactory = (options: { keepSent: boolean }) => Promise<ModelStore>;
+
+/** What a store is known to do differently, given to `runStoreModel` by its test file. */
+export interface StoreCapabilities {
+  /** See {@link ModelStore.refusesNul}. */
+  refusesNul?: boolean | undefined;
+}
+
+/** `factory`, whose stores carry `capabilities`. */
+export function withCapabilities(
+  factory: ModelStoreFactory,
+  capabilities: StoreCapabilities,
+): ModelStoreFactory {
+  return async (options) => ({ ...(await factory(options)), refusesNul: capabilities.refusesNul === true });
+}
 
 /** What the commands act on. */
 export interface Real {

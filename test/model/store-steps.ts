@@ -13,7 +13,7 @@ import {
 } from "../../mod.ts";
 import { type ModelMessage, SEQ_HEADER, type Span, type StoreModel, violated } from "./reference.ts";
 import { BOGUS_TOKEN, type Model, type Real, Step, sleep, timed, withSkew } from "./store-run.ts";
-import { inputValue, isWellFormed, show, type ValueSpec } from "./text.ts";
+import { expectedError, inputValue, isWellFormed, show, type ValueSpec } from "./text.ts";
 
 /** One message of an `Add`. */
 export interface AddSpec {
@@ -35,6 +35,11 @@ function mustRefuse(key: string, headers: Record<string, string> | undefined): b
   if (key.length === 0 || key.length > 1024 || badHeader) return true;
   // A key with a lone surrogate may be refused or stored well-formed; both keep the guarantee.
   return isWellFormed(key) ? false : undefined;
+}
+
+/** Whether a key or header holds NUL (U+0000). */
+function holdsNul(key: string, headers: Record<string, string>): boolean {
+  return key.includes("\0") || Object.entries(headers).some(([n, v]) => n.includes("\0") || v.includes("\0"));
 }
 
 class RollBack extends Error {}
@@ -78,6 +83,19 @@ export class Add extends Step {
           continue;
         }
         if (refuse === true) violated("invalid messages are refused", `accepted ${show({ key, headers })}`);
+        if (real.s.refusesNul === true && holdsNul(key, prepared.headers)) {
+          // Refused before anything is written: the transaction goes on with the next message.
+          const error = await real.s.store.addMessage(tx, prepared).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          if (!(error instanceof ValidationError && error.code === "INVALID_MESSAGE"))
+            violated(
+              "a store that cannot hold NUL refuses it in keys and headers with a ValidationError",
+              `${show({ key, headers })}: ${error === undefined ? "accepted" : show(String(error))}`,
+            );
+          continue;
+        }
         await real.s.store.addMessage(tx, prepared);
         // What was accepted is what is delivered: later changes to the caller's buffer do not count.
         if (m.aliasing && typeof value !== "string") value.fill(0xee);
@@ -241,7 +259,7 @@ export class Mark extends Step {
         `${this.describe()} changed ${result}, expected ${expected.length} (${show(expected.map((x) => x.seq))})`,
       );
     }
-    applyMark(m, this.kind, expected, this.error, delay, span);
+    applyMark(m, this.kind, expected, expectedError(this.error, real.s.refusesNul), delay, span);
   }
 }
 
@@ -290,8 +308,9 @@ export class RecordAndFetch extends Step {
       );
     }
     applyMark(m, "sent", expected.sent, undefined, 0, span);
-    applyMark(m, "retry", expected.failed, this.error, delay, span);
-    applyMark(m, "dead", expected.dead, this.error, 0, span);
+    const error = expectedError(this.error, real.s.refusesNul);
+    applyMark(m, "retry", expected.failed, error, delay, span);
+    applyMark(m, "dead", expected.dead, error, 0, span);
     m.recordClaim(result.claim, this.next, span, this.describe());
     if (m.aliasing) scribble(result.claim.messages);
   }

@@ -177,3 +177,14 @@ export function acceptableText(given: string, stored: string): boolean {
   const kept = stored.slice(0, -1);
   return (clean.startsWith(kept) || given.startsWith(kept)) && kept.length < given.length;
 }
+
+/**
+ * The error text a store is expected to keep for `given`: a store that cannot hold NUL
+ * (`refusesNul`) keeps each NUL as U+FFFD, one unit for one, so cuts fall where they would.
+ */
+export function expectedError(
+  given: string | undefined,
+  refusesNul: boolean | undefined,
+): string | undefined {
+  return refusesNul === true && given !== undefined ? given.replaceAll("\0", "\uFFFD") : given;
+}
