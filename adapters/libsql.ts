@@ -133,13 +133,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    *
    * @example
    * ```ts
-   * // 1. Interactive transaction
-   * const tx = await client.transaction("write");
-   * try {
+   * // 1. Interactive transaction (commits when the callback returns, rolls back if it throws)
+   * await store.withTransaction(async (tx) => {
    *   await tx.execute({ sql: "INSERT INTO orders (id) VALUES (?)", args: [id] });
-   *   await outbox.addMessage(tx, { key: `order:${id}`, value: body });
-   *   await tx.commit();
-   * } finally { tx.close(); }
+   *   await outbox.addMessage(tx, { key: `order:${id}`, value: body }); // tx, never client
+   * });
    * // 2. Batch: your writes and the message commit together in one round trip
    * const stmts: InStatement[] = [{ sql: "INSERT INTO orders (id) VALUES (?)", args: [id] }];
    * await outbox.addMessage(stmts, { key: `order:${id}`, value: body });
@@ -196,7 +194,10 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * IMMEDIATE; waits up to `busyTimeout` for it): commits when `fn` resolves, rolls back and
    * rethrows when it throws, closes the transaction either way. Inside `fn`, write through
    * `tx`: `addMessage(client, ...)` with this store's client is refused at once with a
-   * `ValidationError` (the transaction holds the lock it would wait for).
+   * `ValidationError` (the transaction holds the lock it would wait for). "At once" needs
+   * `AsyncLocalStorage` (Node 20.16+, Deno, Bun, or a global `AsyncLocalStorage`); on Node
+   * 20.0-20.15 that call instead waits `busyTimeout`, then fails with a `STORE_BUSY` whose
+   * message says to pass `tx` (the message is not written).
    */
   async withTransaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
     const tx = await this.#run.begin("beginning a transaction");
