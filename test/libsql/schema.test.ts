@@ -254,6 +254,20 @@ describe("LibsqlStore upgrade from schema version 1", () => {
     expect(Number(again.rows[0]?.legacy_max_id)).toBe(7);
   });
 
+  it("gives a table recreated after the upgrade no bare ids: its rows are not the old rows", async () => {
+    const client = newClient();
+    await v1Database(client);
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    await client.execute('DROP TABLE "outbox_messages"');
+    await store.migrate();
+    const row = (await client.execute("SELECT id_namespace, legacy_max_id FROM edge_outbox_schema")).rows[0];
+    expect(row?.legacy_max_id).toBeNull();
+    await commitMessages(store, [{ key: "after", value: "x" }]);
+    const claimed = await store.fetchAndLock(claim);
+    expect(claimed.messages.map((m) => m.id)).toEqual([`msg_${String(row?.id_namespace)}_1`]);
+  });
+
   it("upgrades each table of a version-1 file, beside an application index named like a version-1 index", async () => {
     const client = newClient();
     await v1Database(client, "a");
