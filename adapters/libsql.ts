@@ -30,7 +30,7 @@ import { migrateTable, readNamespace } from "./libsql/migrate.ts";
 import { hasOpenTransaction, insideTransaction, refuseClientInsideItsTransaction } from "./libsql/nesting.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
 import { type MarkStatements, markStatements } from "./libsql/pass.ts";
-import { headersJson, idsJson, toRecord, toStats } from "./libsql/rows.ts";
+import { headersJson, type IdSpace, idsJson, toRecord, toStats } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import { buildStatements, type Statements } from "./libsql/sql.ts";
 
@@ -71,8 +71,8 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   readonly #keepFor: number | undefined;
   readonly #run: Runner;
   readonly #client: Client;
-  /** The table's id namespace, once `migrate()` or the first call that needs it read it. */
-  #namespace: string | undefined;
+  /** The table's id space, once `migrate()` or the first call that needs it read it. */
+  #namespace: IdSpace | undefined;
   #lastPurge = Date.now();
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for a bad table name or option. */
@@ -102,8 +102,8 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     this.#namespace = await migrateTable(this.#run, (fn) => this.withTransaction(fn), this.table);
   }
 
-  /** The table's id namespace: read once (a `StoreError` if the table needs `migrate()`). */
-  async #ns(): Promise<string> {
+  /** The table's id space: read once (a `StoreError` if the table needs `migrate()`). */
+  async #ns(): Promise<IdSpace> {
     this.#namespace ??= await readNamespace(this.#run, this.table);
     return this.#namespace;
   }
@@ -133,13 +133,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    *
    * @example
    * ```ts
-   * // 1. Interactive transaction
-   * const tx = await client.transaction("write");
-   * try {
+   * // 1. Interactive transaction (commits when the callback returns, rolls back if it throws)
+   * await store.withTransaction(async (tx) => {
    *   await tx.execute({ sql: "INSERT INTO orders (id) VALUES (?)", args: [id] });
-   *   await outbox.addMessage(tx, { key: `order:${id}`, value: body });
-   *   await tx.commit();
-   * } finally { tx.close(); }
+   *   await outbox.addMessage(tx, { key: `order:${id}`, value: body }); // tx, never client
+   * });
    * // 2. Batch: your writes and the message commit together in one round trip
    * const stmts: InStatement[] = [{ sql: "INSERT INTO orders (id) VALUES (?)", args: [id] }];
    * await outbox.addMessage(stmts, { key: `order:${id}`, value: body });
@@ -196,7 +194,10 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * IMMEDIATE; waits up to `busyTimeout` for it): commits when `fn` resolves, rolls back and
    * rethrows when it throws, closes the transaction either way. Inside `fn`, write through
    * `tx`: `addMessage(client, ...)` with this store's client is refused at once with a
-   * `ValidationError` (the transaction holds the lock it would wait for).
+   * `ValidationError` (the transaction holds the lock it would wait for). "At once" needs
+   * `AsyncLocalStorage` (Node 20.16+, Deno, Bun, or a global `AsyncLocalStorage`); on Node
+   * 20.0-20.15 that call instead waits `busyTimeout`, then fails with a `STORE_BUSY` whose
+   * message says to pass `tx` (the message is not written).
    */
   async withTransaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
     const tx = await this.#run.begin("beginning a transaction");
@@ -236,7 +237,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * commit, one fsync): the non-empty marks, then the claim, which sees them.
    */
   async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
-    const marks = this.#marks(await this.#ns(), outcome);
+    const marks = this.#marks((await this.#ns()).namespace, outcome);
     const result = await this.#claim("recording outcomes and claiming", marks, next);
     if (marks.sent !== undefined) await this.#afterSent();
     return result;
@@ -244,7 +245,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
 
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
-    const { sent } = this.#marks(await this.#ns(), { token, sent: ids });
+    const { sent } = this.#marks((await this.#ns()).namespace, { token, sent: ids });
     if (sent === undefined) return 0;
     const changed = await runMark(this.#run, "recording sent messages", sent);
     await this.#afterSent();
@@ -256,13 +257,13 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * the database's now (see `RetryUpdate`).
    */
   async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
-    const { retry } = this.#marks(await this.#ns(), { token, retry: updates });
+    const { retry } = this.#marks((await this.#ns()).namespace, { token, retry: updates });
     return retry === undefined ? 0 : this.#change("recording failed messages", retry);
   }
 
   /** Gives up on messages; they stay for `listDead` and `requeueDead`. */
   async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
-    const { dead } = this.#marks(await this.#ns(), { token, dead: updates });
+    const { dead } = this.#marks((await this.#ns()).namespace, { token, dead: updates });
     return dead === undefined ? 0 : this.#change("recording dead messages", dead);
   }
 
@@ -271,7 +272,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * the last error untouched, claimable at once. Only rows still holding `token` change.
    */
   async release(token: string, ids: readonly string[]): Promise<number> {
-    const json = idsJson(await this.#ns(), ids);
+    const json = idsJson((await this.#ns()).namespace, ids);
     if (json === undefined) return 0;
     return this.#change("releasing claimed messages", { sql: this.#sql.release, args: [json, token] });
   }
@@ -297,9 +298,9 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = deadListLimit(options.limit);
-    const namespace = await this.#ns();
+    const space = await this.#ns();
     const result = await this.#run.read("listing dead messages", { sql: this.#sql.listDead, args: [limit] });
-    return result.rows.map((row) => createMessage(toRecord(namespace, row), SendStatus.Dead));
+    return result.rows.map((row) => createMessage(toRecord(space, row), SendStatus.Dead));
   }
 
   /**
@@ -309,7 +310,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    */
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined) return this.#change("requeueing dead messages", this.#sql.requeueAll);
-    const json = idsJson(await this.#ns(), ids);
+    const json = idsJson((await this.#ns()).namespace, ids);
     if (json === undefined) return 0;
     return this.#change("requeueing dead messages", { sql: this.#sql.requeueIds, args: [json] });
   }

@@ -17,18 +17,18 @@ import {
   passSteps,
   toClaim,
 } from "./pass.ts";
-import { rowIdsJson, toValues } from "./rows.ts";
+import { type IdSpace, rowIdsJson, toValues } from "./rows.ts";
 import type { Runner } from "./runner.ts";
 import type { Statements } from "./sql.ts";
 
 /**
  * Runs `marks` and a claim in one write, then completes the claim's values; its messages get
- * their public ids in `namespace`.
+ * their public ids in `space`.
  */
 export async function runClaim(
   run: Runner,
   sql: Statements,
-  namespace: string,
+  space: IdSpace,
   doing: string,
   marks: MarkStatements,
   options: ClaimOptions,
@@ -40,7 +40,7 @@ export async function runClaim(
     missing === undefined
       ? undefined
       : toValues(await run.read("reading claimed values", { sql: sql.claimValues, args: [missing] }));
-  return { recorded, claim: toClaim(namespace, token, records, values) };
+  return { recorded, claim: toClaim(space, token, records, values) };
 }
 
 /**

@@ -8,18 +8,22 @@
 import type { InStatement, ResultSet, Transaction } from "@libsql/client";
 import { checkIdNamespace, newIdNamespace, OutboxError, StoreError } from "../../mod.ts";
 import { toStoreError } from "./errors.ts";
-import { toNumber, versionOf } from "./rows.ts";
+import { type IdSpace, toNumber, versionOf } from "./rows.ts";
 import type { Runner } from "./runner.ts";
 import {
+  ADD_LEGACY_COLUMN,
   ADD_NAMESPACE_COLUMN,
   BYTES_SURVIVE_CONCAT,
   CREATE_SCHEMA_TABLE,
   currentSchema,
+  HAS_SEQUENCE_TABLE,
   OUTBOX_COLUMNS,
   ownObjects,
+  PROBE_LEGACY_COLUMN,
   PROBE_NAMESPACE_COLUMN,
   READ_VERSION,
   RENEW_NAMESPACE,
+  recordLegacyMax,
   SCHEMA_VERSION,
   tableColumns,
   v1IndexesOf,
@@ -29,7 +33,7 @@ import {
 type InTransaction = <R>(fn: (tx: Transaction) => Promise<R>) => Promise<R>;
 
 /**
- * Brings `table` to {@link SCHEMA_VERSION} and returns its id namespace. Safe to run again and
+ * Brings `table` to {@link SCHEMA_VERSION} and returns its id space. Safe to run again and
  * from several processes at once: the work happens under the write lock (`inTransaction`), where
  * each migrator sees what the one before it left.
  */
@@ -37,15 +41,20 @@ export async function migrateTable(
   run: Runner,
   inTransaction: InTransaction,
   table: string,
-): Promise<string> {
+): Promise<IdSpace> {
   try {
     await checkEncoding(run);
     await run.script("creating the schema table", CREATE_SCHEMA_TABLE);
-    if (!(await hasColumn(() => run.read("reading the schema table", PROBE_NAMESPACE_COLUMN)))) {
-      // Version 1's version table: the column, once (a concurrent migrator may have added it).
+    const probes = [PROBE_NAMESPACE_COLUMN, PROBE_LEGACY_COLUMN];
+    let complete = true;
+    for (const probe of probes)
+      complete &&= await hasColumn(() => run.read("reading the schema table", probe));
+    if (!complete) {
+      // Version 1's version table: the columns, once (a concurrent migrator may have added them).
       await inTransaction(async (tx) => {
         if (!(await hasColumn(() => tx.execute(PROBE_NAMESPACE_COLUMN))))
           await tx.execute(ADD_NAMESPACE_COLUMN);
+        if (!(await hasColumn(() => tx.execute(PROBE_LEGACY_COLUMN)))) await tx.execute(ADD_LEGACY_COLUMN);
       });
     }
     // Up to date (the usual start-up): done without taking the write lock.
@@ -54,7 +63,8 @@ export async function migrateTable(
       return known;
     }
     return await inTransaction(async (tx) => {
-      const again = upToDate(table, await tx.execute(versionQuery(table)));
+      const before = await tx.execute(versionQuery(table));
+      const again = upToDate(table, before);
       const columns = await columnsOf(() => tx.execute(tableColumns(table)));
       if (again !== undefined && columns !== undefined) return again;
       checkShape(table, columns);
@@ -67,6 +77,11 @@ export async function migrateTable(
       await checkOwnership(tx, table);
       await tx.execute({ sql: WRITE_VERSION, args: [table, SCHEMA_VERSION, newIdNamespace()] });
       if (again !== undefined) await tx.execute({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace()] });
+      else if (columns !== undefined && versionOf(before).version < SCHEMA_VERSION) {
+        // A table from before version 2: its rows keep the bare ids receivers saw.
+        const sequence = toNumber((await tx.execute(HAS_SEQUENCE_TABLE)).rows[0]?.found) > 0;
+        await tx.execute({ sql: recordLegacyMax(table, sequence), args: [table] });
+      }
       const written = upToDate(table, await tx.execute(versionQuery(table)));
       if (written === undefined)
         throw new StoreError(`migrating table "${table}" recorded no version`, { retryable: false });
@@ -78,10 +93,10 @@ export async function migrateTable(
 }
 
 /**
- * The namespace of a table migrated to the current version, for a store that did not migrate
+ * The id space of a table migrated to the current version, for a store that did not migrate
  * it itself (another process ran `migrate()`). A `StoreError` when the table needs `migrate()`.
  */
-export async function readNamespace(run: Runner, table: string): Promise<string> {
+export async function readNamespace(run: Runner, table: string): Promise<IdSpace> {
   let result: ResultSet;
   try {
     result = await run.read("reading the id namespace", versionQuery(table));
@@ -107,9 +122,9 @@ function versionQuery(table: string): InStatement {
   return { sql: READ_VERSION, args: [table] };
 }
 
-/** The namespace when the table is at this code's version; throws when it is newer. */
-function upToDate(table: string, result: ResultSet): string | undefined {
-  const { version, namespace } = versionOf(result);
+/** The id space when the table is at this code's version; throws when it is newer. */
+function upToDate(table: string, result: ResultSet): IdSpace | undefined {
+  const { version, namespace, legacyMax } = versionOf(result);
   if (version > SCHEMA_VERSION) {
     throw new StoreError(
       `table "${table}" has schema version ${version}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
@@ -118,7 +133,7 @@ function upToDate(table: string, result: ResultSet): string | undefined {
   }
   if (version < SCHEMA_VERSION) return undefined;
   try {
-    return checkIdNamespace(namespace);
+    return { namespace: checkIdNamespace(namespace), legacyMax };
   } catch (error) {
     throw new StoreError(
       `table "${table}" has a damaged id namespace in ${"edge_outbox_schema"} (${JSON.stringify(namespace)}); restore it: the ids receivers deduplicate on depend on it`,

@@ -22,12 +22,19 @@ interface ContextStorage {
 }
 
 function contextStorage(): ContextStorage | undefined {
-  const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  type Ctor = new () => ContextStorage;
+  const global = globalThis as {
+    process?: { getBuiltinModule?: (id: string) => unknown };
+    AsyncLocalStorage?: Ctor;
+  };
   try {
-    const hooks = process?.getBuiltinModule?.("node:async_hooks") as
-      | { AsyncLocalStorage?: new () => ContextStorage }
+    // Node 20.16+, Deno, Bun: the module without an import. Otherwise (Node 20.0-20.15, and
+    // workerd/Vercel Edge, which expose it as a global in Node-compatible modes) the global.
+    const hooks = global.process?.getBuiltinModule?.("node:async_hooks") as
+      | { AsyncLocalStorage?: Ctor }
       | undefined;
-    return hooks?.AsyncLocalStorage ? new hooks.AsyncLocalStorage() : undefined;
+    const Storage = hooks?.AsyncLocalStorage ?? global.AsyncLocalStorage;
+    return typeof Storage === "function" ? new Storage() : undefined;
   } catch {
     return undefined;
   }

@@ -9,7 +9,6 @@ import {
   type Claim,
   type ClaimOptions,
   createMessage,
-  formatMessageId,
   type Message,
   type MessageRecord,
   type PassOutcome,
@@ -17,7 +16,17 @@ import {
   StoreError,
 } from "../../mod.ts";
 import { inlineStatement } from "./inline.ts";
-import { byAge, type ClaimedRecord, deadJson, idsJson, retriesJson, toNumber, toRecords } from "./rows.ts";
+import {
+  byAge,
+  type ClaimedRecord,
+  deadJson,
+  type IdSpace,
+  idsJson,
+  publicId,
+  retriesJson,
+  toNumber,
+  toRecords,
+} from "./rows.ts";
 import type { WriteStep } from "./runner.ts";
 import type { Statements } from "./sql.ts";
 
@@ -78,13 +87,13 @@ export function missingValues(records: readonly ClaimedRecord[]): string[] {
 }
 
 /**
- * The claim, messages oldest first with their public ids in `namespace`, with the values read
+ * The claim, messages oldest first with their public ids in `space`, with the values read
  * by id filled in (`records` is sorted and completed in place). A record whose value was not
  * found has lost its row since (its lease ran out and another relay finished it): it is left
  * out.
  */
 export function toClaim(
-  namespace: string,
+  space: IdSpace,
   token: string,
   records: ClaimedRecord[],
   values?: ReadonlyMap<string, Uint8Array<ArrayBuffer>>,
@@ -94,7 +103,7 @@ export function toClaim(
   for (const record of records.sort(byAge)) {
     record.value ??= values?.get(record.id);
     if (record.value === undefined) continue;
-    record.id = formatMessageId(namespace, record.id);
+    record.id = publicId(space, record.id);
     messages.push(createMessage(record as MessageRecord));
   }
   return { token, messages };

@@ -17,6 +17,22 @@ import {
   wellFormedText,
 } from "../../mod.ts";
 
+/**
+ * How a table's row ids become public ids: `msg_<namespace>_<row>`, except rows up to
+ * `legacyMax` (written before the upgrade from schema version 1), which keep the bare decimal
+ * ids receivers already saw.
+ */
+export interface IdSpace {
+  namespace: string;
+  /** 0n when the table has no rows from before the upgrade. */
+  legacyMax: bigint;
+}
+
+/** The public id of row `row` (decimal text) in `space`. */
+export function publicId(space: IdSpace, row: string): string {
+  return space.legacyMax > 0n && BigInt(row) <= space.legacyMax ? row : formatMessageId(space.namespace, row);
+}
+
 /** Longest `last_error` kept, in UTF-16 code units; operators need the gist, not a novel. */
 export const MAX_ERROR_LENGTH = 2000;
 
@@ -143,10 +159,10 @@ function toHeaders(value: string | null | undefined): Record<string, string> {
   return headers;
 }
 
-/** A row of `RECORD_COLUMNS` as a message record of the outbox of `namespace`. */
-export function toRecord(namespace: string, row: Row): MessageRecord {
+/** A row of `RECORD_COLUMNS` as a message record of the outbox of `space`. */
+export function toRecord(space: IdSpace, row: Row): MessageRecord {
   return {
-    id: formatMessageId(namespace, String(row.id)),
+    id: publicId(space, String(row.id)),
     key: toText(row.key) ?? "",
     value: toBytes(row.value),
     headers: toHeaders(toText(row.headers)),
@@ -233,10 +249,27 @@ export function toStats(result: ResultSet): OutboxStats {
   };
 }
 
-/** The schema version and id namespace a version query read (version 0: never migrated). */
-export function versionOf(result: ResultSet): { version: number; namespace: string | null } {
+/**
+ * The schema version, id namespace and legacy id boundary a version query read (version 0:
+ * never migrated).
+ */
+export function versionOf(result: ResultSet): {
+  version: number;
+  namespace: string | null;
+  legacyMax: bigint;
+} {
   const row = result.rows[0];
-  return row === undefined
-    ? { version: 0, namespace: null }
-    : { version: toNumber(row.version), namespace: toText(row.id_namespace) };
+  if (row === undefined) return { version: 0, namespace: null, legacyMax: 0n };
+  const legacy = row.legacy_max_id;
+  return {
+    version: toNumber(row.version),
+    namespace: toText(row.id_namespace),
+    // Whatever the client's intMode made of it (number, bigint or string).
+    legacyMax:
+      typeof legacy === "bigint" || (typeof legacy === "number" && Number.isInteger(legacy))
+        ? BigInt(legacy)
+        : typeof legacy === "string" && /^[0-9]{1,19}$/.test(legacy)
+          ? BigInt(legacy)
+          : 0n,
+  };
 }

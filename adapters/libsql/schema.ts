@@ -6,7 +6,8 @@
  * Schema versions:
  * - 1: the table with `AUTOINCREMENT`, indexes named `<table>_ready`, `_key`, `_dead`, `_sent`.
  * - 2: indexes named `edge_outbox_<table>_<purpose>` (see {@link indexName}); a random id
- *   namespace per table in the version table; new tables without `AUTOINCREMENT` (the store
+ *   namespace per table in the version table, and for a table upgraded from version 1 the
+ *   highest id it had used (`legacy_max_id`: those rows keep their bare ids); new tables without `AUTOINCREMENT` (the store
  *   never deletes the row with the highest id instead, see `sql.ts`).
  *
  * @module
@@ -166,14 +167,39 @@ export const CREATE_SCHEMA_TABLE = `CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (
   table_name TEXT PRIMARY KEY,
   version INTEGER NOT NULL,
   migrated_at INTEGER NOT NULL,
-  id_namespace TEXT
+  id_namespace TEXT,
+  legacy_max_id INTEGER
 )`;
 /** Fails "no such column" while the version table lacks `id_namespace` (added by version 2). */
 export const PROBE_NAMESPACE_COLUMN = `SELECT id_namespace FROM ${SCHEMA_TABLE} WHERE 0`;
 /** Adds it to a version table made by version 1. */
 export const ADD_NAMESPACE_COLUMN = `ALTER TABLE ${SCHEMA_TABLE} ADD COLUMN id_namespace TEXT`;
-/** ?1 table name. The namespace as bytes: a hand-edited text is never read as invalid UTF-8. */
-export const READ_VERSION = `SELECT version, CAST(id_namespace AS BLOB) AS id_namespace FROM ${SCHEMA_TABLE} WHERE table_name = ?1`;
+/** Fails "no such column" while the version table lacks `legacy_max_id` (added by version 2). */
+export const PROBE_LEGACY_COLUMN = `SELECT legacy_max_id FROM ${SCHEMA_TABLE} WHERE 0`;
+/** Adds it to a version table made by version 1 (or by an early version 2). */
+export const ADD_LEGACY_COLUMN = `ALTER TABLE ${SCHEMA_TABLE} ADD COLUMN legacy_max_id INTEGER`;
+/**
+ * ?1 table name. The namespace as bytes: a hand-edited text is never read as invalid UTF-8.
+ * `legacy_max_id`: rows up to it were written before the upgrade to version 2 and keep their
+ * bare decimal ids (see {@link recordLegacyMax}).
+ */
+export const READ_VERSION = `SELECT version, CAST(id_namespace AS BLOB) AS id_namespace, legacy_max_id FROM ${SCHEMA_TABLE} WHERE table_name = ?1`;
+
+/** One row, `found` 1 when the database has `sqlite_sequence` (AUTOINCREMENT's table). */
+export const HAS_SEQUENCE_TABLE = `SELECT count(*) AS found FROM sqlite_schema WHERE name = 'sqlite_sequence'`;
+
+/**
+ * ?1 table name. Run when a table that existed before version 2 is upgraded (its version row
+ * written): records the highest id it ever used (its highest row, or AUTOINCREMENT's memory of
+ * a deleted one, whichever is higher). Receivers and QStash saw those rows' ids as bare
+ * decimals before the upgrade, so they keep them: a row redelivered under a new id would not
+ * be deduplicated. Recorded once (a later migrate keeps the first value).
+ */
+export function recordLegacyMax(t: string, hasSequence: boolean): string {
+  const seq = hasSequence ? `, coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?1), 0)` : "";
+  return `UPDATE ${SCHEMA_TABLE} SET legacy_max_id = max(coalesce((SELECT max(id) FROM "${t}"), 0)${seq})
+WHERE table_name = ?1 AND legacy_max_id IS NULL`;
+}
 /**
  * ?1 table name, ?2 version, ?3 a fresh namespace, kept only if the table has none yet (ids
  * already handed out keep their meaning).
@@ -185,6 +211,6 @@ ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at =
 /**
  * ?1 table name, ?2 a fresh namespace: for a table created anew under a version row that
  * outlived the old table (dropped by hand). Its row ids start again at 1, so its ids must not
- * reuse the old namespace.
+ * reuse the old namespace, nor be read as the old table's bare ids (no legacy rows).
  */
-export const RENEW_NAMESPACE = `UPDATE ${SCHEMA_TABLE} SET id_namespace = ?2 WHERE table_name = ?1`;
+export const RENEW_NAMESPACE = `UPDATE ${SCHEMA_TABLE} SET id_namespace = ?2, legacy_max_id = NULL WHERE table_name = ?1`;

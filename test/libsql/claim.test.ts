@@ -140,7 +140,7 @@ describe("LibsqlStore claims", () => {
     });
     const values = new Map([["3", new Uint8Array([3])]]);
     const { token, messages } = toClaim(
-      "0123456789abcdef",
+      { namespace: "0123456789abcdef", legacyMax: 0n },
       "t",
       [record("2"), record("1", new Uint8Array([1])), record("3")],
       values,

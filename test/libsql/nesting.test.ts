@@ -2,6 +2,8 @@
  * addMessage(client) called inside a transaction open on that very client: refused at once
  * with what to do instead, while writes of other requests through the same client just wait.
  */
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Outbox, StoreError, ValidationError } from "../../mod.ts";
 import { recordingSender } from "../support/senders.ts";
@@ -92,5 +94,16 @@ describe("LibsqlStore addMessage with the client of an open transaction", () => 
     } finally {
       await close();
     }
+  });
+});
+
+describe("LibsqlStore nesting detection without process.getBuiltinModule (Node 20.0-20.15)", () => {
+  it("uses a global AsyncLocalStorage: still refused at once", { timeout: 60_000 }, () => {
+    const out = execFileSync(
+      process.execPath,
+      ["--import", "tsx", join(import.meta.dirname, "fixtures/global-als.ts"), dbPath(tmp.dir)],
+      { encoding: "utf8", timeout: 50_000 },
+    );
+    expect(out.trim()).toBe("ValidationError INVALID_MESSAGE fast");
   });
 });

@@ -208,7 +208,11 @@ describe("LibsqlStore upgrade from schema version 1", () => {
       "edge_outbox_outbox_messages_ready",
       "edge_outbox_outbox_messages_sent",
     ]);
-    const id = (row: number) => `msg_${namespace}_${row}`;
+    // Rows from before the upgrade keep the bare ids receivers and QStash already saw (a
+    // redelivery under a new id would not be deduplicated); new rows get namespaced ids.
+    const legacy = await client.execute("SELECT legacy_max_id FROM edge_outbox_schema");
+    expect(Number(legacy.rows[0]?.legacy_max_id)).toBe(7);
+    const id = (row: number) => (row <= 7 ? String(row) : `msg_${namespace}_${row}`);
 
     expect((await store.listDead()).map((m) => [m.id, m.key, m.lastError])).toEqual([
       [id(4), "dead", "HTTP 404"],
@@ -221,8 +225,8 @@ describe("LibsqlStore upgrade from schema version 1", () => {
       [id(2), "retried", 1, { h: "1" }],
     ]);
     expect(await store.markAsSent(first.token, [id(1), id(2)])).toBe(2);
-    // requeueDead takes the new ids and the bare row ids saved before the upgrade.
-    expect(await store.requeueDead([id(4)])).toBe(1);
+    // requeueDead takes the bare row ids saved before the upgrade, and the namespaced form.
+    expect(await store.requeueDead([`msg_${namespace}_4`])).toBe(1);
     expect(await store.requeueDead(["6"])).toBe(1);
     // A new message continues after the highest id version 1 ever used (7, deleted).
     await commitMessages(store, [{ key: "new", value: "x" }]);
@@ -245,8 +249,23 @@ describe("LibsqlStore upgrade from schema version 1", () => {
     expect(await store.stats()).toEqual({ pending: 0, inFlight: 0, dead: 0, oldestPendingAt: null });
     // Ran again: nothing changes, the namespace stays.
     await store.migrate();
-    const again = await client.execute("SELECT id_namespace FROM edge_outbox_schema");
+    const again = await client.execute("SELECT id_namespace, legacy_max_id FROM edge_outbox_schema");
     expect(again.rows[0]?.id_namespace).toBe(namespace);
+    expect(Number(again.rows[0]?.legacy_max_id)).toBe(7);
+  });
+
+  it("gives a table recreated after the upgrade no bare ids: its rows are not the old rows", async () => {
+    const client = newClient();
+    await v1Database(client);
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    await client.execute('DROP TABLE "outbox_messages"');
+    await store.migrate();
+    const row = (await client.execute("SELECT id_namespace, legacy_max_id FROM edge_outbox_schema")).rows[0];
+    expect(row?.legacy_max_id).toBeNull();
+    await commitMessages(store, [{ key: "after", value: "x" }]);
+    const claimed = await store.fetchAndLock(claim);
+    expect(claimed.messages.map((m) => m.id)).toEqual([`msg_${String(row?.id_namespace)}_1`]);
   });
 
   it("upgrades each table of a version-1 file, beside an application index named like a version-1 index", async () => {

@@ -266,7 +266,7 @@ describe("LibsqlStore ids above 2^53", () => {
 describe("LibsqlStore retention", () => {
   it("keeps sent rows for keepFor, purges only sent rows, never unsent or dead ones", async () => {
     const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, {
-      retention: { sent: "keep", keepFor: 50 },
+      retention: { sent: "keep", keepFor: 3_000 },
     });
     try {
       await commitMessages(
@@ -289,7 +289,7 @@ describe("LibsqlStore retention", () => {
       expect(await count(1)).toBe(2);
       expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0, dead: 1 });
       expect(await store.purgeSent()).toBe(0);
-      await new Promise((resolve) => setTimeout(resolve, 80));
+      await new Promise((resolve) => setTimeout(resolve, 3_100));
       expect(await store.purgeSent()).toBe(2);
       expect(await count(1)).toBe(0);
       expect(await store.stats()).toMatchObject({ pending: 1, dead: 1 });
