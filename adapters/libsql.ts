@@ -5,6 +5,7 @@
  *
  * @module
  */
+
 import type { Client, InStatement, Transaction } from "@libsql/client";
 import {
   type Claim,
@@ -33,10 +34,9 @@ import { type MarkStatements, markStatements } from "./libsql/pass.ts";
 import { headersJson, type IdSpace, idsJson, toRecord, toStats } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
 import { buildStatements, type Statements } from "./libsql/sql.ts";
+import { PurgeSchedule } from "./sql/retention.ts";
 
 export type { LibsqlStoreOptions, LibsqlTx, RetentionOptions } from "./libsql/options.ts";
-
-const PURGE_INTERVAL = 60_000;
 
 export { SCHEMA_VERSION } from "./libsql/schema.ts";
 
@@ -73,7 +73,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   readonly #client: Client;
   /** The table's id space, once `migrate()` or the first call that needs it read it. */
   #namespace: IdSpace | undefined;
-  #lastPurge = Date.now();
+  readonly #purges: PurgeSchedule;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for a bad table name or option. */
   constructor(client: Client, options: LibsqlStoreOptions = {}) {
@@ -83,6 +83,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     const resolved = resolveStoreOptions(options);
     this.table = resolved.table;
     this.#keepFor = resolved.keepFor;
+    this.#purges = new PurgeSchedule(resolved.keepFor, () => this.purgeSent());
     this.#client = client;
     this.#run = new Runner(client, resolved.busyTimeout, resolved.wal);
     this.#sql = buildStatements(this.table);
@@ -239,7 +240,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
     const marks = this.#marks((await this.#ns()).namespace, outcome);
     const result = await this.#claim("recording outcomes and claiming", marks, next);
-    if (marks.sent !== undefined) await this.#afterSent();
+    if (marks.sent !== undefined) await this.#purges.afterSent();
     return result;
   }
 
@@ -248,7 +249,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     const { sent } = this.#marks((await this.#ns()).namespace, { token, sent: ids });
     if (sent === undefined) return 0;
     const changed = await runMark(this.#run, "recording sent messages", sent);
-    await this.#afterSent();
+    await this.#purges.afterSent();
     return changed;
   }
 
@@ -279,15 +280,6 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
 
   #marks(namespace: string, outcome: Partial<PassOutcome> & { token: string }): MarkStatements {
     return markStatements(this.#sql, namespace, outcome, this.#keepFor !== undefined);
-  }
-
-  /** Purges kept sent rows at most once a minute, after a mark that recorded sent messages. */
-  async #afterSent(): Promise<void> {
-    const now = Date.now();
-    if (this.#keepFor === undefined || now - this.#lastPurge < PURGE_INTERVAL) return;
-    this.#lastPurge = now;
-    // Housekeeping must not fail a mark that already committed: a failed purge waits a minute.
-    await this.purgeSent().catch(() => {});
   }
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+
 import {
   type Claim,
   type ClaimOptions,
@@ -51,6 +52,7 @@ import {
   toStats,
 } from "./postgres/rows.ts";
 import { buildStatements, type Statements } from "./postgres/sql.ts";
+import { PurgeSchedule } from "./sql/retention.ts";
 
 export type { PostgresStoreOptions, RetentionOptions } from "./postgres/options.ts";
 
@@ -64,7 +66,6 @@ export type PostgresDb = PgPoolLike | PgClientLike | PostgresJsLike | PgliteLike
  */
 export type PostgresTx = PgQueryable | PostgresJsQueryable | PgliteQueryable;
 
-const PURGE_INTERVAL = 60_000;
 /** The schema version this code writes and reads. */
 export const SCHEMA_VERSION = 1;
 
@@ -102,7 +103,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   readonly #keepFor: number | undefined;
   readonly #notify: boolean;
   #namespace: Promise<string> | undefined;
-  #lastPurge = Date.now();
+  readonly #purges: PurgeSchedule;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for an unknown client, a bad name or option. */
   constructor(db: PostgresDb, options: PostgresStoreOptions = {}) {
@@ -112,6 +113,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     this.schema = resolved.schema;
     this.channel = notifyChannel(resolved.schema, resolved.table);
     this.#keepFor = resolved.keepFor;
+    this.#purges = new PurgeSchedule(resolved.keepFor, () => this.purgeSent());
     this.#notify = resolved.notify;
     this.#sql = buildStatements(resolved.schema, resolved.table);
   }
@@ -295,7 +297,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    */
   async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
     const result = await this.#pass("recording outcomes and claiming", outcome, next);
-    if (result.recorded.sent > 0) await this.#afterSent();
+    if (result.recorded.sent > 0) await this.#purges.afterSent();
     return result;
   }
 
@@ -333,7 +335,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
     const { recorded } = await this.#pass("recording sent messages", { token, sent: ids }, undefined);
-    if (recorded.sent > 0) await this.#afterSent();
+    if (recorded.sent > 0) await this.#purges.afterSent();
     return recorded.sent;
   }
 
@@ -356,15 +358,6 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     const rows = rowIds(await this.#ids(), ids);
     if (rows === undefined) return 0;
     return countOf(await this.#read("releasing messages", this.#sql.release, [String(token), rows]));
-  }
-
-  /** Purges kept sent rows at most once a minute, after a mark that recorded sent messages. */
-  async #afterSent(): Promise<void> {
-    const now = Date.now();
-    if (this.#keepFor === undefined || now - this.#lastPurge < PURGE_INTERVAL) return;
-    this.#lastPurge = now;
-    // Housekeeping must not fail a mark that already committed: a failed purge waits a minute.
-    await this.purgeSent().catch(() => {});
   }
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */

@@ -5,6 +5,10 @@
  */
 import type { Client, InStatement, Transaction } from "@libsql/client";
 import { ValidationError } from "../../mod.ts";
+import { checkMs, checkRetention, type RetentionOptions } from "../sql/retention.ts";
+
+export type { RetentionOptions };
+
 import { checkTableName } from "./schema.ts";
 
 /**
@@ -12,16 +16,6 @@ import { checkTableName } from "./schema.ts";
  * (autocommit), or an array of statements the caller passes to `client.batch(stmts, "write")`.
  */
 export type LibsqlTx = Transaction | Client | InStatement[];
-
-/** What happens to delivered rows. */
-export type RetentionOptions =
-  /** Delete at once (the default): the table holds only unfinished and dead messages. */
-  | { sent: "delete" }
-  /**
-   * Keep for `keepFor` ms (an audit trail), then delete. Purged at most once per minute
-   * during `markAsSent`, or whenever you call `purgeSent()`.
-   */
-  | { sent: "keep"; keepFor: number };
 
 /** Options of {@link LibsqlStore}. */
 export interface LibsqlStoreOptions {
@@ -71,21 +65,4 @@ export function resolveStoreOptions(options: LibsqlStoreOptions): ResolvedStoreO
     busyTimeout: checkMs("busyTimeout", options.busyTimeout ?? 5000),
     wal: options.wal ?? true,
   };
-}
-
-function checkMs(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new ValidationError(`${name} must be an integer number of milliseconds >= 0, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** `keepFor` in ms when sent rows are kept, undefined when they are deleted at once. */
-function checkRetention(retention: RetentionOptions | undefined): number | undefined {
-  if (retention === undefined) return undefined;
-  if (retention?.sent === "delete") return undefined;
-  if (retention?.sent === "keep") return checkMs("retention.keepFor", retention.keepFor);
-  throw new ValidationError(
-    `retention must be { sent: "delete" } or { sent: "keep", keepFor: ms }, got ${JSON.stringify(retention)}`,
-  );
 }

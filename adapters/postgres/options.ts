@@ -4,21 +4,14 @@
  * @module
  */
 import { ValidationError } from "../../mod.ts";
+import { checkMs, checkRetention, type RetentionOptions } from "../sql/retention.ts";
+
+export type { RetentionOptions };
 
 /** Name of the table in which the store records its schema version and id namespace. */
 export const SCHEMA_TABLE = "edge_outbox_schema";
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-
-/** What happens to delivered rows. */
-export type RetentionOptions =
-  /** Delete at once (the default): the table holds only unfinished and dead messages. */
-  | { sent: "delete" }
-  /**
-   * Keep for `keepFor` ms (an audit trail), then delete. Purged at most once per minute
-   * during `markAsSent`, or whenever you call `purgeSent()`.
-   */
-  | { sent: "keep"; keepFor: number };
 
 /** Options of `PostgresStore`. */
 export interface PostgresStoreOptions {
@@ -86,23 +79,6 @@ export function resolveStoreOptions(options: PostgresStoreOptions): ResolvedStor
     keepFor: checkRetention(options.retention),
     notify: options.notify ?? false,
   };
-}
-
-function checkMs(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new ValidationError(`${name} must be an integer number of milliseconds >= 0, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** `keepFor` in ms when sent rows are kept, undefined when they are deleted at once. */
-function checkRetention(retention: RetentionOptions | undefined): number | undefined {
-  if (retention === undefined) return undefined;
-  if (retention?.sent === "delete") return undefined;
-  if (retention?.sent === "keep") return checkMs("retention.keepFor", retention.keepFor);
-  throw new ValidationError(
-    `retention must be { sent: "delete" } or { sent: "keep", keepFor: ms }, got ${JSON.stringify(retention)}`,
-  );
 }
 
 /**
