@@ -291,15 +291,10 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     return (await this.#pass("claiming messages", { token: "" }, options)).claim;
   }
 
-  /**
-   * Records a pass's outcome and claims the next batch in one statement (one round trip, one
-   * commit): the claim sees the marks as if it ran after them.
-   */
-  async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
-    const result = await this.#pass("recording outcomes and claiming", outcome, next);
-    if (result.recorded.sent > 0) await this.#purges.afterSent();
-    return result;
-  }
+  // No recordAndFetch: one statement sees one snapshot, so a claim in the same statement as the
+  // marks could neither see rows the marks made ready nor tell a predecessor this pass marked
+  // sent from one another relay just took over (both reproduced by the model test and review).
+  // The relay then records and claims in two statements; correctness first, see BENCHMARKS.md.
 
   /** Runs one pass statement: the marks of `outcome` (if any), then a claim of `options`. */
   async #pass(

@@ -28,16 +28,22 @@ describe("the default name", () => {
     expect(new Outbox(store, sender).options.name).toBe("billing_outbox");
   });
 
-  it("skips a name that is empty, too long or throws, and falls back to table or 'outbox'", () => {
+  it("skips a name that is empty, too long or throws, and falls back to table or 'outbox'", async () => {
     const long = "n".repeat(200);
-    const named = (name: () => unknown, table: () => unknown = () => undefined) =>
-      new Outbox(withProperties(new MemoryStore(), { name, table }), sender).options.name;
-    expect(named(() => long)).toBe(long);
-    expect(named(() => `${long}x`)).toBe("outbox");
-    expect(named(() => "")).toBe("outbox");
-    expect(named(() => 7)).toBe("outbox");
+    // Each outbox is disposed at once: a name stays taken (and a colliding default gets "#2")
+    // only while its outbox lives.
+    const named = async (name: () => unknown, table: () => unknown = () => undefined) => {
+      const outbox = new Outbox(withProperties(new MemoryStore(), { name, table }), sender);
+      const chosen = outbox.options.name;
+      await outbox[Symbol.asyncDispose]();
+      return chosen;
+    };
+    expect(await named(() => long)).toBe(long);
+    expect(await named(() => `${long}x`)).toBe("outbox");
+    expect(await named(() => "")).toBe("outbox");
+    expect(await named(() => 7)).toBe("outbox");
     expect(
-      named(
+      await named(
         () => {
           throw new Error("getter");
         },

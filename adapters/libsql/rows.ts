@@ -115,7 +115,9 @@ export function headersJson(headers: Readonly<Record<string, string>>): string {
   );
 }
 
-const decoder = new TextDecoder(); // replaces invalid UTF-8 with U+FFFD, never throws
+// Replaces invalid UTF-8 with U+FFFD and never throws; keeps a leading U+FEFF (a BOM is text
+// here: the default decoder would drop it from a key or an error).
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Text read as bytes (see `ClaimSql`), decoded with replacement; null stays null. */
 export function toText(value: Value | undefined): string | null {

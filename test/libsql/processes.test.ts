@@ -107,8 +107,9 @@ describe("LibsqlStore across processes", () => {
     const total = 400;
     const batchSize = 10;
     const { path, store, close } = await preparedDatabase();
-    // A slow receiver keeps relays inside their send for a while: each kill lands mid-batch.
-    const receiver = await startReceiver(40);
+    // A slow receiver keeps relays inside their send for a while: each kill lands mid-batch,
+    // even when relays take seconds to boot between kills (200 ms: the backlog outlasts 8 rounds).
+    const receiver = await startReceiver(200);
     try {
       const names = ["r1", "r2", "r3"];
       const everyRelay: Child[] = [];
