@@ -5,6 +5,7 @@
  *
  * @module
  */
+
 import type { ResultSet, Row, Value } from "@libsql/client";
 import {
   type DeadUpdate,
@@ -16,6 +17,7 @@ import {
   truncateText,
   wellFormedText,
 } from "../../mod.ts";
+import { storedHeaders } from "../sql/headers.ts";
 
 /**
  * How a table's row ids become public ids: `msg_<namespace>_<row>`, except rows up to
@@ -144,30 +146,13 @@ function toBytes(value: Value | undefined): Uint8Array<ArrayBuffer> {
   return new Uint8Array(0);
 }
 
-// Headers are written as a JSON object of strings. Anything else (a hand-edited row) reads as
-// no headers rather than failing the claim, which would hold up every message behind it.
-function toHeaders(value: string | null | undefined): Record<string, string> {
-  if (typeof value !== "string" || value === "") return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    return {};
-  }
-  const headers: Record<string, string> = {};
-  if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
-    for (const [name, v] of Object.entries(parsed)) if (typeof v === "string") headers[name] = v;
-  }
-  return headers;
-}
-
 /** A row of `RECORD_COLUMNS` as a message record of the outbox of `space`. */
 export function toRecord(space: IdSpace, row: Row): MessageRecord {
   return {
     id: publicId(space, String(row.id)),
     key: toText(row.key) ?? "",
     value: toBytes(row.value),
-    headers: toHeaders(toText(row.headers)),
+    headers: storedHeaders(toText(row.headers)),
     timestamp: new Date(toNumber(row.created_at)),
     retries: toNumber(row.retries),
     lastError: toText(row.last_error) ?? undefined,
@@ -213,7 +198,7 @@ export function toRecords(result: ResultSet, inlined: number): ClaimedRecord[] {
       id,
       key,
       value,
-      headers: toHeaders(headers),
+      headers: storedHeaders(headers),
       timestamp: new Date(createdAt),
       retries,
       lastError: lastError ?? undefined,

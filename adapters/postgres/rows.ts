@@ -5,6 +5,7 @@
  *
  * @module
  */
+
 import {
   type DeadUpdate,
   formatMessageId,
@@ -16,6 +17,7 @@ import {
   ValidationError,
   wellFormedText,
 } from "../../mod.ts";
+import { storedHeaders } from "../sql/headers.ts";
 
 /** Longest `last_error` kept, in UTF-16 code units; operators need the gist, not a novel. */
 export const MAX_ERROR_LENGTH = 2000;
@@ -115,24 +117,6 @@ function toBytes(value: unknown): Uint8Array<ArrayBuffer> {
   return new Uint8Array(0);
 }
 
-// Headers are written as a JSON object of strings. Anything else (a hand-edited row) reads as
-// no headers rather than failing the claim, which would hold up every message behind it.
-function toHeaders(value: unknown): Record<string, string> {
-  let parsed: unknown = value;
-  if (typeof value === "string") {
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      return {};
-    }
-  }
-  const headers: Record<string, string> = {};
-  if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
-    for (const [name, v] of Object.entries(parsed)) if (typeof v === "string") headers[name] = v;
-  }
-  return headers;
-}
-
 const toNumber = (value: unknown): number => (value === null || value === undefined ? 0 : Number(value));
 
 /**
@@ -145,7 +129,7 @@ export function toRecord(namespace: string, row: Row, at = 0): MessageRecord {
     id: formatMessageId(namespace, String(row[at])),
     key: String(row[at + 1]),
     value: toBytes(row[at + 2]),
-    headers: toHeaders(row[at + 3]),
+    headers: storedHeaders(row[at + 3]),
     timestamp: new Date(Math.round(toNumber(row[at + 4]))),
     retries: toNumber(row[at + 5]),
     lastError: typeof lastError === "string" ? lastError : undefined,
