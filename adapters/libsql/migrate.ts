@@ -7,9 +7,7 @@
  */
 import type { InStatement, ResultSet, Transaction } from "@libsql/client";
 import { checkIdNamespace, newIdNamespace, OutboxError, StoreError } from "../../mod.ts";
-import { toStoreError } from "./errors.ts";
-import { type IdSpace, toNumber, versionOf } from "./rows.ts";
-import type { Runner } from "./runner.ts";
+import { type IdSpace, toNumber, versionOf } from "../sqlite/rows.ts";
 import {
   ADD_LEGACY_COLUMN,
   ADD_NAMESPACE_COLUMN,
@@ -28,7 +26,9 @@ import {
   tableColumns,
   v1IndexesOf,
   WRITE_VERSION,
-} from "./schema.ts";
+} from "../sqlite/schema.ts";
+import { toStoreError } from "./errors.ts";
+import type { Runner } from "./runner.ts";
 
 type InTransaction = <R>(fn: (tx: Transaction) => Promise<R>) => Promise<R>;
 
