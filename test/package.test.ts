@@ -35,6 +35,7 @@ const EXPECTED: Record<string, string[]> = {
   "edge-outbox/http": ["httpSender", "verifyWebhook"],
   "edge-outbox/qstash": ["qstashSender"],
   "edge-outbox/memory": ["MemoryStore"],
+  "edge-outbox/d1": ["D1Store"],
 };
 
 // Imports every subpath, checks its exports, and relays one message through the built core, so
