@@ -75,7 +75,7 @@ describe("D1Store in a Worker (workerd, Miniflare's D1)", { timeout: 120_000 }, 
   let mf: Miniflare;
   let receiver: Awaited<ReturnType<typeof flakyReceiver>>;
   const secret = webhookSecret();
-  const call = async (path: string, init?: RequestInit) => {
+  const call = async (path: string, init?: { method: string; body: string }) => {
     const response = await mf.dispatchFetch(`http://worker${path}`, init);
     const text = await response.text();
     return { status: response.status, json: text === "" ? undefined : JSON.parse(text) };
