@@ -1,44 +1,16 @@
 /**
  * D1Store inside a Worker in workerd (Miniflare): the Worker is bundled with esbuild as wrangler
- * would, writes orders and their messages in one `env.DB.batch`, and relays them with
+ * would (`bundleWorker`), writes orders and their messages in one `env.DB.batch`, and relays them with
  * `outbox.tick()` to a receiver on 127.0.0.1 that fails every message's first attempt, so that
  * each one is retried, and verifies every signature with the reference `standardwebhooks`.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { build, type Plugin } from "esbuild";
 import { Miniflare } from "miniflare";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, SUBPATHS, webhookSecret } from "../runtimes/support.ts";
-
-/** Resolves `edge-outbox` and its subpaths to the sources, as an installed package would. */
-const sources: Plugin = {
-  name: "edge-outbox-sources",
-  setup(esbuild) {
-    esbuild.onResolve({ filter: /^edge-outbox(\/|$)/ }, (args) => {
-      const file = SUBPATHS[args.path];
-      if (file === undefined) return { errors: [{ text: `no subpath export ${args.path}` }] };
-      return { path: join(ROOT, file) };
-    });
-  },
-};
-
-async function bundle(entry: string): Promise<string> {
-  const result = await build({
-    entryPoints: [join(ROOT, entry)],
-    bundle: true,
-    write: false,
-    format: "esm",
-    platform: "browser",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    plugins: [sources],
-    logLevel: "silent",
-  });
-  return result.outputFiles[0]!.text;
-}
+import { webhookSecret } from "../runtimes/support.ts";
+import { bundleWorker } from "../support/worker-bundle.ts";
 
 interface Delivery {
   id: string;
@@ -85,7 +57,7 @@ describe("D1Store in a Worker (workerd, Miniflare's D1)", { timeout: 120_000 }, 
     receiver = await flakyReceiver();
     mf = new Miniflare({
       modules: true,
-      script: await bundle("test/d1/fixtures/relay-worker.ts"),
+      script: await bundleWorker("test/d1/fixtures/relay-worker.ts"),
       compatibilityDate: "2025-01-01",
       d1Databases: ["DB"],
       bindings: { WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: secret },
