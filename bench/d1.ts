@@ -130,7 +130,7 @@ export const d1AddMessageBenchmark: Benchmark = {
           },
         ],
         notes: [
-          `Inside one Worker in workerd on its D1 binding: each batch holds the order INSERT and its message, run with one `db.batch`. The raw side binds the same columns and values (key, value bytes, headers JSON, created_at) to a prepared INSERT; `outbox.addMessage` adds validation, encoding, the row-size check and the trace context. Sides interleaved request by request (median of ${quick ? 5 : 11}); each request runs 100 batches of 1 or 10 batches of 100 and is timed from Node.`,
+          `Inside one Worker in workerd on its D1 binding: each batch holds the order INSERT and its message, run with one \`db.batch\`. The raw side binds the same columns and values (key, value bytes, headers JSON, created_at) to a prepared INSERT; \`outbox.addMessage\` adds validation, encoding, the row-size check and the trace context. Sides interleaved request by request (median of ${quick ? 5 : 11}); each request runs 100 batches of 1 or 10 batches of 100 and is timed from Node.`,
         ],
       };
     } finally {
