@@ -8,7 +8,7 @@
  * - maximum bound parameters per query: 100; maximum arguments per SQL function: 32;
  * - maximum SQL query duration: 30 s; maximum query result size: 50 MB;
  * - queries per Worker invocation: 1,000 (Workers Paid) / 50 (Free). Every statement of a
- *   batch counts: a relay pass is one batch of 2 to 6 statements (more only when a mark is
+ *   batch counts: a relay pass is one batch of 2 to 7 statements (more only when a mark is
  *   split, see {@link MARK_CHUNK}), a claim of large values one more query per
  *   {@link VALUE_READ_CHUNK} of them.
  *
