@@ -31,6 +31,15 @@ async function startWorker(): Promise<{ mf: Miniflare; call: (path: string) => P
   return { mf, call };
 }
 
+/**
+ * The median of the per-round ratios `baseline[i] / ours[i]` (ms): each round runs both sides
+ * back to back, so a load spike that slows a whole round cancels out of its ratio. On this
+ * shared machine single requests vary 2-7x with the load, which swamps a ratio of medians.
+ */
+function pairedRatio(ours: readonly number[], baseline: readonly number[]): number {
+  return median(ours.map((ms, i) => baseline[i]! / ms));
+}
+
 /** Milliseconds a request takes. */
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -55,28 +64,31 @@ export const d1RelayBenchmark: Benchmark = {
         if (sent !== n) throw new Error(`${path} sent ${sent} of ${n}`);
         return ms;
       };
-      const [ours, minimal] = await interleave({ warmup: 1, rounds: quick ? 3 : 7 }, [
+      const rounds = quick ? 3 : 11;
+      const [ours, minimal] = await interleave({ warmup: 1, rounds }, [
         drain("/relay", "bench_ours"),
         drain("/minimal", "bench_raw"),
       ]);
       const oursRate = (n / median(ours!)) * 1000;
       const minimalRate = (n / median(minimal!)) * 1000;
+      // edge-outbox's throughput over the minimal relay's, round by round.
+      const paired = pairedRatio(ours!, minimal!);
       return {
         id: 15,
         title: this.title,
         target: "edge-outbox >= 1.0x the minimal relay",
-        verdict: oursRate >= minimalRate ? "met" : "missed",
+        verdict: paired >= 1 ? "met" : "missed",
         tables: [
           {
-            header: ["relay", "messages/s (median)", "vs edge-outbox"],
+            header: ["relay", "messages/s (median)", "edge-outbox vs it (median of per-round ratios)"],
             rows: [
               ["edge-outbox `tick()` (D1Store, one batch per pass)", num(oursRate), "1.00x"],
-              ["minimal hand-written D1 relay", num(minimalRate), ratio(minimalRate / oursRate)],
+              ["minimal hand-written D1 relay", num(minimalRate), ratio(paired)],
             ],
           },
         ],
         notes: [
-          `${num(n)} order events (~180 B JSON) per round, batch size ${BATCH}, a null sender, both relays inside one Worker in workerd (Miniflare ${"4"}) on its D1 binding; each drain is one request timed from Node; rounds interleaved, median of ${quick ? 3 : 7}.`,
+          `${num(n)} order events (~180 B JSON) per round, batch size ${BATCH}, a null sender, both relays inside one Worker in workerd (Miniflare ${"4"}) on its D1 binding; each drain is one request timed from Node; rounds interleaved (order rotated), ${rounds} rounds; the ratio is the median of the per-round ratios (a load spike slows both sides of a round alike).`,
           "The minimal relay: per batch, one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING` claim and one `DELETE` of the ids (two round trips to D1), no message objects, no validation, no backoff, no telemetry. edge-outbox pays one `batch` per pass: the marks and the next claim (`recordAndFetch`).",
         ],
       };
@@ -124,13 +136,13 @@ export const d1AddMessageBenchmark: Benchmark = {
               "orders (and messages) per batch",
               "addMessage ms/batch (median)",
               "raw INSERT ms/batch (median)",
-              "addMessage throughput vs raw",
+              "addMessage throughput vs raw (median of per-round ratios)",
             ],
             rows,
           },
         ],
         notes: [
-          `Inside one Worker in workerd on its D1 binding: each batch holds the order INSERT and its message, run with one \`db.batch\`. The raw side binds the same columns and values (key, value bytes, headers JSON, created_at) to a prepared INSERT; \`outbox.addMessage\` adds validation, encoding, the row-size check and the trace context. Sides interleaved request by request (median of ${quick ? 5 : 11}); each request runs 100 batches of 1 or 10 batches of 100 and is timed from Node.`,
+          `Inside one Worker in workerd on its D1 binding: each batch holds the order INSERT and its message, run with one \`db.batch\`. The raw side binds the same columns and values (key, value bytes, headers JSON, created_at) to a prepared INSERT; \`outbox.addMessage\` adds validation, encoding, the row-size check and the trace context. Sides interleaved request by request (median of ${quick ? 5 : 21}: a batch of one takes about 1 ms, and the load of a shared machine moves single requests by 2-4x); each request runs 100 batches of 1 or 10 batches of 100 and is timed from Node.`,
         ],
       };
     } finally {
