@@ -184,6 +184,22 @@ describe("D1Store: batches", () => {
     expect(await store.stats()).toMatchObject({ pending: 150, inFlight: 0, dead: 0 });
   });
 
+  it("a claim reads values too large for its one-row read by id afterwards, a few at a time, intact", async () => {
+    const store = await migratedStore(d1.db);
+    // Batch 10 carries values up to 100 KB in its read: these 300 KB values are read by id.
+    const values = Array.from({ length: 12 }, (_, i) => new Uint8Array(300_000).fill(i + 1));
+    values[3]![0] = 0;
+    await store.withTransaction(async (tx) => {
+      for (const [i, value] of values.entries()) await store.addMessage(tx, message(`big${i}`, value));
+    });
+    const first = await store.fetchAndLock(claim);
+    const rest = await store.fetchAndLock(claim);
+    const claimed = [...first.messages, ...rest.messages];
+    expect(claimed.map((m) => m.key)).toEqual(values.map((_, i) => `big${i}`));
+    for (const [i, m] of claimed.entries())
+      expect(Buffer.compare(Buffer.from(m.value), Buffer.from(values[i]!))).toBe(0);
+  });
+
   it("a claim whose one-row read would exceed D1's string limit is halved until it fits", async () => {
     const store = await migratedStore(d1.db);
     // Six messages with 400 KB headers: a read of all of them is 2.4 MB, over the 2 MB limit.
