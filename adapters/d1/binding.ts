@@ -11,7 +11,6 @@ import { ValidationError } from "../../mod.ts";
 export interface D1Meta {
   /** Rows the statement changed. */
   changes: number;
-  [field: string]: unknown;
 }
 
 /** The result of one D1 statement: its rows (empty for writes without `RETURNING`) and `meta`. */
