@@ -92,8 +92,9 @@ export class D1Store implements TransactionalStore<D1Tx> {
    *
    * @example
    * ```ts
-   * // scripts/outbox-migration.ts, run once: node scripts/outbox-migration.ts > migrations/0001_outbox.sql
-   * console.log(D1Store.migrationSql());
+   * // Once, in your project (then `wrangler d1 migrations apply DB`):
+   * // node -e 'import("edge-outbox/d1").then((m) => console.log(m.D1Store.migrationSql()))' > migrations/0001_outbox.sql
+   * const sql = D1Store.migrationSql("outbox_messages");
    * ```
    */
   static migrationSql(table = "outbox_messages"): string {
@@ -115,8 +116,8 @@ export class D1Store implements TransactionalStore<D1Tx> {
   }
 
   /**
-   * Creates or upgrades the table and its indexes (one batch); safe to run again and from
-   * several Workers at once. Same schema and version table as LibsqlStore's `migrate()`.
+   * Creates or upgrades the table and its indexes: a few reads decide, one batch writes (all or
+   * nothing); cheap when up to date; safe to run again and from several Workers at once. Same schema and version table as LibsqlStore's `migrate()`.
    */
   async migrate(): Promise<void> {
     this.#namespace = await migrateD1(this.#run, this.table);
