@@ -7,10 +7,10 @@
  * - maximum SQL statement length: 100,000 bytes;
  * - maximum bound parameters per query: 100; maximum arguments per SQL function: 32;
  * - maximum SQL query duration: 30 s; maximum query result size: 50 MB;
- * - queries per Worker invocation: 1,000 (Workers Paid) / 50 (Free). Every statement of a
- *   batch counts: a relay pass is one batch of 2 to 7 statements (more only when a mark is
- *   split, see {@link MARK_CHUNK}), a claim of large values one more query per
- *   {@link VALUE_READ_CHUNK} of them.
+ * - queries per Worker invocation: 1,000 (Workers Paid) / 50 (Free). A relay pass is one
+ *   batch call of 2 to 7 statements (more only when a mark is split, see {@link MARK_CHUNK}),
+ *   a claim of large values one more query per {@link VALUE_READ_CHUNK} of them; the page does
+ *   not say whether a batch counts once or per statement.
  *
  * How the store stays inside them: its statements are fixed text of a few kilobytes at most
  * (the longest, a claim, is under 2 KB) with at most 4 bound parameters (id lists and
