@@ -2,6 +2,7 @@
 
 import { addMessageBenchmark } from "./add-message.ts";
 import { claimCostBenchmark } from "./claim-cost.ts";
+import { d1AddMessageBenchmark, d1RelayBenchmark } from "./d1.ts";
 import { httpRelayBenchmark } from "./http-relay.ts";
 import { httpSenderBenchmark } from "./http-sender.ts";
 import { latencyBenchmark } from "./latency.ts";
@@ -24,4 +25,6 @@ export const benchmarks: Benchmark[] = [
   httpRelayBenchmark,
   postgresRelayBenchmark,
   postgresAddMessageBenchmark,
+  d1RelayBenchmark,
+  d1AddMessageBenchmark,
 ];
