@@ -43,8 +43,27 @@ export function hasMethods(value: unknown, ...names: string[]): boolean {
 
 /** A postgres.js `sql` or transaction `tx`: a tagged-template function with `unsafe`. */
 export function isPostgresJs(value: unknown): value is PostgresJsQueryable {
-  return typeof value === "function" && hasMethods(value, "unsafe");
+  return typeof value === "function" && hasMethods(value, "unsafe") && !isNeonHttp(value);
 }
+
+/**
+ * Neon's HTTP query function (`neon(url)` of `@neondatabase/serverless`): a tagged-template
+ * function like postgres.js's `sql`, with `transaction` where postgres.js has `begin` (and
+ * its `tx` has `savepoint`). Each call is an HTTP request of its own: it cannot take part in a
+ * transaction that another statement opened, so it is refused wherever one is expected.
+ */
+export function isNeonHttp(value: unknown): boolean {
+  return (
+    typeof value === "function" &&
+    hasMethods(value, "unsafe", "transaction") &&
+    !hasMethods(value, "begin") &&
+    !hasMethods(value, "savepoint")
+  );
+}
+
+/** What to tell a user who passed `neon()`'s HTTP function. */
+export const NEON_HTTP_REFUSED =
+  "Neon's HTTP query function neon() cannot take part in a transaction (each call is a request of its own); use the Pool or Client of @neondatabase/serverless (WebSocket) and pass its PoolClient inside your transaction";
 
 /** A PGlite instance or its transaction: `query(text, params, options)` and `exec`. */
 export function isPglite(value: unknown): value is PgliteQueryable {
@@ -86,6 +105,7 @@ export function runOn(target: unknown, text: string, args: readonly unknown[]): 
  * {@link Queryable}; a `ValidationError` (code `INVALID_MESSAGE`) for anything else.
  */
 export function txQueryable(tx: unknown): Queryable {
+  if (isNeonHttp(tx)) throw new ValidationError(NEON_HTTP_REFUSED, { code: "INVALID_MESSAGE" });
   if (!isPostgresJs(tx) && !isPglite(tx) && !isPg(tx)) {
     throw new ValidationError(
       "tx must be the driver's transaction or client: a node-postgres PoolClient/Client/Pool, a postgres.js sql or tx, a PGlite instance or tx, or a Neon Pool/Client",

@@ -4,7 +4,7 @@
  * @module
  */
 import { ValidationError } from "../../mod.ts";
-import { checkMs, checkRetention, type RetentionOptions } from "../sql/retention.ts";
+import { checkRetention, type RetentionOptions } from "../sql/retention.ts";
 
 export type { RetentionOptions };
 

@@ -18,9 +18,14 @@ import { SCHEMA_TABLE, shortHash } from "./options.ts";
 /** Row states in the `status` column (the numbers of `SendStatus`; 2 is never stored). */
 export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
 
-/** The columns a claim and a listing return, in this order (see `rows.ts`). */
+/**
+ * The columns a claim and a listing return, in this order (see `rows.ts`). The key and the
+ * error text come behind a one-character guard (`'.' || ...`, which `toRecord` takes off):
+ * PGlite's wire-protocol reader decodes each text field with a BOM-stripping `TextDecoder`, so
+ * a text starting with U+FEFF would come back without it (the server's drivers keep it).
+ */
 const RECORD = (m: string) =>
-  `${m}.id::text, ${m}.key, ${m}.value, ${m}.headers::text, (extract(epoch from ${m}.created_at) * 1000)::float8, ${m}.retries, ${m}.last_error`;
+  `${m}.id::text, '.' || ${m}.key, ${m}.value, ${m}.headers::text, (extract(epoch from ${m}.created_at) * 1000)::float8, ${m}.retries, '.' || ${m}.last_error`;
 
 /** Which marks one pass statement records, and how it claims. */
 export interface PassShape {

@@ -4,7 +4,7 @@
  * @module
  */
 import { ValidationError } from "../../../mod.ts";
-import type { Driver } from "../driver.ts";
+import { type Driver, isNeonHttp, NEON_HTTP_REFUSED } from "../driver.ts";
 import { isPgClient, isPgPool, pgClientDriver, pgPoolDriver } from "./pg.ts";
 import { isPgliteDb, pgliteDriver } from "./pglite.ts";
 import { isPostgresJsSql, postgresJsDriver } from "./postgres-js.ts";
@@ -15,6 +15,7 @@ import { isPostgresJsSql, postgresJsDriver } from "./postgres-js.ts";
  * HTTP-only `neon()` query function) is a `ValidationError` (code `INVALID_OPTIONS`).
  */
 export function driverFor(db: unknown): Driver {
+  if (isNeonHttp(db)) throw new ValidationError(NEON_HTTP_REFUSED);
   if (isPostgresJsSql(db)) return postgresJsDriver(db);
   if (isPgliteDb(db)) return pgliteDriver(db);
   if (isPgPool(db)) return pgPoolDriver(db, `${constructorName(db) ?? "pg"} Pool`);
