@@ -114,7 +114,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for an unknown client, a bad name or option. */
   constructor(db: PostgresDb, options: PostgresStoreOptions = {}) {
     const resolved = resolveStoreOptions(options);
-    this.#driver = driverFor(db);
+    this.#driver = driverFor(db, resolved.prepare);
     this.table = resolved.table;
     this.schema = resolved.schema;
     this.channel = notifyChannel(resolved.schema, resolved.table);

@@ -86,7 +86,9 @@ export interface PgliteQueryable {
 }
 /** The part of a node-postgres `Pool`/`Client`/`PoolClient` the store uses. */
 export interface PgQueryable {
-  query(config: { text: string; values?: unknown[]; rowMode?: "array" }): Promise<{ rows: unknown[] }>;
+  query(config: { text: string; values?: unknown[]; rowMode?: "array"; name?: string }): Promise<{
+    rows: unknown[];
+  }>;
 }
 
 /** Runs a statement on any of the three shapes (the caller has recognised it). */

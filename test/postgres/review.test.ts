@@ -345,3 +345,41 @@ describe.each(clients())("%s: ids never come back", (kind) => {
     }
   });
 });
+
+describe.runIf(PG_URL !== undefined)("prepared statements (node-postgres)", () => {
+  it.each([
+    [undefined, true],
+    [false, false],
+  ])(
+    "prepare: %s runs the store's statements prepared: %s, and relays either way",
+    async (prepare, prepared) => {
+      // One connection, so the session the store used is the one asked.
+      const pool = new pg.Pool({ connectionString: url(), max: 1 });
+      try {
+        const store = new PostgresStore(pool, {
+          table: freshTable(),
+          ...(prepare === undefined ? {} : { prepare }),
+        });
+        await store.migrate();
+        await store.addMessage(pool, message("k"));
+        const { token, messages } = await store.fetchAndLock(claim);
+        expect(
+          await store.markAsSent(
+            token,
+            messages.map((m) => m.id),
+          ),
+        ).toBe(1);
+        const { rows } = await pool.query(
+          "SELECT name FROM pg_prepared_statements WHERE name LIKE 'edge_outbox_%'",
+        );
+        expect(rows.length > 0).toBe(prepared);
+      } finally {
+        await pool.end();
+      }
+    },
+  );
+
+  it("refuses a prepare option that is not a boolean", () => {
+    expect(() => new PostgresStore(lite, { prepare: "no" as never })).toThrow(ValidationError);
+  });
+});

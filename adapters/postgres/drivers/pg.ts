@@ -12,6 +12,7 @@ import { StoreError } from "../../../mod.ts";
 import { type Driver, type PgQueryable, runOn } from "../driver.ts";
 import { isConnectionLost, toStoreError } from "../errors.ts";
 import { listenOnPool, quotedChannel } from "../listen.ts";
+import { shortHash } from "../options.ts";
 import type { Row } from "../rows.ts";
 
 /** The part of a `pg.PoolClient` the driver uses. */
@@ -55,6 +56,17 @@ export function isPgClient(value: unknown): value is PgClientLike {
   );
 }
 
+/**
+ * Runs one of the store's own statements on `target` as a named prepared statement: each
+ * connection parses and plans it once, then only binds and executes it (the claim's plan costs
+ * as much as running it). The name is derived from the text, so one text has one name on
+ * every connection and two texts never share one.
+ */
+function runPrepared(target: PgQueryable, text: string, args: readonly unknown[]): Promise<Row[]> {
+  const name = `edge_outbox_${shortHash(text)}_${text.length.toString(36)}`;
+  return target.query({ name, text, values: [...args], rowMode: "array" }).then((r) => r.rows as Row[]);
+}
+
 /** BEGIN, `fn(tx)`, COMMIT on `tx`; ROLLBACK when anything throws. Returns whether tx broke. */
 async function inTransaction<R>(
   tx: PgQueryable,
@@ -83,10 +95,10 @@ async function inTransaction<R>(
 }
 
 /** The driver of a `pg.Pool` or Neon `Pool`. */
-export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool"): Driver {
+export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prepare = true): Driver {
   return {
     name,
-    query: (text, args) => runOn(pool, text, args),
+    query: (text, args) => (prepare ? runPrepared : runOn)(pool, text, args),
     async transaction(fn) {
       let client: PgPoolClientLike;
       try {
@@ -109,7 +121,7 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool"): Dri
 }
 
 /** The driver of one connection: a `pg.Client`, Neon `Client`, or a `PoolClient` kept for it. */
-export function pgClientDriver(client: PgClientLike, name = "node-postgres Client"): Driver {
+export function pgClientDriver(client: PgClientLike, name = "node-postgres Client", prepare = true): Driver {
   // A Client whose connection ended (closed, or killed by the server) never reconnects: every
   // later statement would fail "not queryable", which alone reads as a dropped connection a
   // retry gets past. So once 'end' came, or a statement failed with the connection, it is gone.
@@ -141,7 +153,8 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
   };
   return {
     name,
-    query: (text, args) => exclusive((): Promise<Row[]> => runOn(client, text, args)),
+    query: (text, args) =>
+      exclusive((): Promise<Row[]> => (prepare ? runPrepared : runOn)(client, text, args)),
     transaction: (fn) => exclusive(() => inTransaction(client, fn, () => {})),
     // One connection, which cannot come back once dropped: listen on it, no reconnection.
     async listen(channel, onNotify) {
