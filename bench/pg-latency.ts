@@ -9,6 +9,7 @@ import { PostgresStore } from "../adapters/postgres.ts";
 import { Outbox, prepareMessage } from "../mod.ts";
 import { benchDatabase } from "./lib/postgres.ts";
 import { type Benchmark, num, ratio, type Section } from "./lib/report.ts";
+import { latencySender } from "./lib/senders.ts";
 import { percentile, sleep } from "./lib/stats.ts";
 import { orderMessage } from "./lib/workload.ts";
 
@@ -26,21 +27,7 @@ async function measure(url: string, n: number, gapMs: number, listen: boolean): 
   await writerPool.query("CREATE TABLE IF NOT EXISTS orders (id integer PRIMARY KEY, body text NOT NULL)");
   const committedAt = new Map<string, number>();
   const latencies: number[] = [];
-  const outbox = new Outbox(
-    relayStore,
-    {
-      async send(messages) {
-        const now = performance.now();
-        for (const m of messages) {
-          const at = committedAt.get(m.key);
-          if (at !== undefined) latencies.push(now - at);
-          m.markAsSent();
-        }
-        return messages;
-      },
-    },
-    { batchSize: 100 },
-  );
+  const outbox = new Outbox(relayStore, latencySender(committedAt, latencies), { batchSize: 100 });
   outbox.start();
   const unlisten = listen ? await relayStore.listen(() => outbox.wake()) : undefined;
   try {
