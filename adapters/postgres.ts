@@ -108,6 +108,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   readonly #sql: Statements;
   readonly #keepFor: number | undefined;
   readonly #notify: boolean;
+  readonly #prepare: boolean;
   #namespace: Promise<string> | undefined;
   readonly #purges: PurgeSchedule;
 
@@ -121,6 +122,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     this.#keepFor = resolved.keepFor;
     this.#purges = new PurgeSchedule(resolved.keepFor, () => this.purgeSent());
     this.#notify = resolved.notify;
+    this.#prepare = resolved.prepare;
     this.#sql = buildStatements(resolved.schema, resolved.table);
   }
 
@@ -259,7 +261,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * ```
    */
   async addMessage(tx: Tx, message: PreparedMessage): Promise<void> {
-    const target = txQueryable(tx);
+    const target = txQueryable(tx, this.#prepare);
     if (!(message?.value instanceof Uint8Array)) {
       throw new ValidationError(
         "message.value must be a Uint8Array (use Outbox.addMessage, which encodes it)",

@@ -36,8 +36,9 @@ export interface PostgresStoreOptions {
    */
   notify?: boolean;
   /**
-   * node-postgres and Neon: run the store's own statements (claims, marks, stats; never your
-   * transaction's) as named prepared statements, planned once per connection. Default true. Set
+   * node-postgres and Neon: run the store's statements (claims, marks, stats, and the INSERT
+   * `addMessage` runs in your transaction) as named prepared statements, planned once per
+   * connection. Default true. Set
    * false behind a pooler in transaction mode that cannot carry prepared statements across
    * connections (PgBouncer before 1.21, or without `max_prepared_statements`), as postgres.js's
    * own `prepare: false`. postgres.js and PGlite keep their own behaviour.

@@ -9,10 +9,9 @@
  */
 
 import { StoreError } from "../../../mod.ts";
-import { type Driver, type PgQueryable, runOn } from "../driver.ts";
+import { type Driver, type PgQueryable, runOn, runPrepared } from "../driver.ts";
 import { isConnectionLost, toStoreError } from "../errors.ts";
 import { listenOnPool, quotedChannel } from "../listen.ts";
-import { shortHash } from "../options.ts";
 import type { Row } from "../rows.ts";
 
 /** The part of a `pg.PoolClient` the driver uses. */
@@ -54,17 +53,6 @@ export function isPgClient(value: unknown): value is PgClientLike {
   return (
     typeof v === "object" && v !== null && typeof v.query === "function" && typeof v.connect === "function"
   );
-}
-
-/**
- * Runs one of the store's own statements on `target` as a named prepared statement: each
- * connection parses and plans it once, then only binds and executes it (the claim's plan costs
- * as much as running it). The name is derived from the text, so one text has one name on
- * every connection and two texts never share one.
- */
-function runPrepared(target: PgQueryable, text: string, args: readonly unknown[]): Promise<Row[]> {
-  const name = `edge_outbox_${shortHash(text)}_${text.length.toString(36)}`;
-  return target.query({ name, text, values: [...args], rowMode: "array" }).then((r) => r.rows as Row[]);
 }
 
 /** BEGIN, `fn(tx)`, COMMIT on `tx`; ROLLBACK when anything throws. Returns whether tx broke. */
