@@ -8,6 +8,8 @@ import { httpSenderBenchmark } from "./http-sender.ts";
 import { latencyBenchmark } from "./latency.ts";
 import type { Benchmark } from "./lib/report.ts";
 import { memoryBenchmark } from "./memory.ts";
+import { postgresLatencyBenchmark } from "./pg-latency.ts";
+import { postgresProcessesBenchmark } from "./pg-processes.ts";
 import { postgresAddMessageBenchmark, postgresRelayBenchmark } from "./postgres.ts";
 import { processesBenchmark } from "./processes.ts";
 import { telemetryBenchmark } from "./telemetry.ts";
@@ -25,6 +27,8 @@ export const benchmarks: Benchmark[] = [
   httpRelayBenchmark,
   postgresRelayBenchmark,
   postgresAddMessageBenchmark,
+  postgresLatencyBenchmark,
+  postgresProcessesBenchmark,
   d1RelayBenchmark,
   d1AddMessageBenchmark,
 ];
