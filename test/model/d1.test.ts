@@ -25,4 +25,10 @@ const d1Store: ModelStoreFactory = async ({ keepSent }) => {
   };
 };
 
-runStoreModel("D1Store (Miniflare D1)", d1Store, "test/model/d1.test.ts", {}, { ownClock: true, keepsNewestRow: true });
+runStoreModel(
+  "D1Store (Miniflare D1)",
+  d1Store,
+  "test/model/d1.test.ts",
+  {},
+  { ownClock: true, keepsNewestRow: true },
+);
