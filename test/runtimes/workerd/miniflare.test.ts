@@ -3,43 +3,11 @@
  * orders posted to its fetch handler, then its `scheduled` handler relays them to a receiver on
  * 127.0.0.1, signed so that the reference `standardwebhooks` verifier accepts them.
  */
-import { join } from "node:path";
-import { build, type Plugin } from "esbuild";
 import { Miniflare } from "miniflare";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Receiver, ROOT, SUBPATHS, startReceiver, webhookSecret } from "../support.ts";
-
-/** Resolves `edge-outbox` and its subpaths to the sources, as an installed package would. */
-const sources: Plugin = {
-  name: "edge-outbox-sources",
-  setup(esbuild) {
-    esbuild.onResolve({ filter: /^edge-outbox(\/|$)/ }, (args) => {
-      const file = SUBPATHS[args.path];
-      if (file === undefined) return { errors: [{ text: `no subpath export ${args.path}` }] };
-      return { path: join(ROOT, file) };
-    });
-  },
-};
-
-interface ScheduledFetcher {
-  scheduled(options: { cron: string }): Promise<{ outcome: string; noRetry: boolean }>;
-}
-
-async function bundle(entry: string): Promise<string> {
-  const result = await build({
-    entryPoints: [join(ROOT, entry)],
-    bundle: true,
-    write: false,
-    format: "esm",
-    platform: "browser",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    plugins: [sources],
-    logLevel: "silent",
-  });
-  return result.outputFiles[0]!.text;
-}
+import { type Receiver, startReceiver, webhookSecret } from "../support.ts";
+import { bundle, type ScheduledFetcher } from "./bundle.ts";
 
 describe("examples/cloudflare in workerd (Miniflare)", { timeout: 60_000 }, () => {
   let mf: Miniflare;
@@ -76,7 +44,6 @@ describe("examples/cloudflare in workerd (Miniflare)", { timeout: 60_000 }, () =
     const before = await (await mf.dispatchFetch("http://worker/stats")).json();
     expect(before).toMatchObject({ pending: 5 });
 
-    // Typed by hand: Miniflare's Fetcher type needs @cloudflare/workers-types, not installed here.
     const worker = (await mf.getWorker()) as unknown as ScheduledFetcher;
     // scheduled() resolves once the handler and its waitUntil promises have settled.
     const outcome = await worker.scheduled({ cron: "* * * * *" });
