@@ -15,6 +15,10 @@ import { type HttpReceiver, startHttpReceiver } from "../../support/http-receive
 import { webhookSecret } from "../support.ts";
 import { bundle } from "./bundle.ts";
 
+interface WorkerFetcher {
+  fetch(url: string, init?: RequestInit): Promise<Response>;
+}
+
 interface TickAnswer {
   result: { sent: number; failed: number; dead: number };
   errors: string[];
@@ -49,11 +53,12 @@ describe("LibsqlStore over @libsql/client/web in workerd", { timeout: 120_000 },
   });
 
   async function post(worker: string, path: string, body?: unknown): Promise<Response> {
-    const fetcher = await mf.getWorker(worker);
-    return (await fetcher.fetch(`http://worker${path}`, {
+    // Typed by hand: Miniflare's Fetcher type needs @cloudflare/workers-types, not installed here.
+    const fetcher = (await mf.getWorker(worker)) as unknown as WorkerFetcher;
+    return fetcher.fetch(`http://worker${path}`, {
       method: "POST",
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    })) as unknown as Response;
+    });
   }
 
   async function tick(worker: string): Promise<TickAnswer> {
