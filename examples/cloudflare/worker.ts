@@ -46,26 +46,29 @@ interface Order {
   total: number;
 }
 
-// One outbox per isolate and database: it holds no I/O object of a request, so requests may
-// share it (and the store caches the table's id namespace between them).
-let current: { db: D1Database; outbox: Outbox<D1Tx> } | undefined;
-
-function outboxFor(env: Env): Outbox<D1Tx> {
-  if (current?.db === env.DB) return current.outbox;
-  const sender = httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET });
-  const outbox = new Outbox(new D1Store(env.DB), sender, {
+/**
+ * An outbox for one invocation. Workers do not let one request wait on another's I/O, and one
+ * Outbox runs one pass at a time (a second tick waits for the first), so each request and each
+ * cron run gets its own, disposed of when its work is done (which unregisters its gauges).
+ */
+function openOutbox(env: Env): Outbox<D1Tx> {
+  return new Outbox(new D1Store(env.DB), httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }), {
     sendTimeout: 5_000,
     onError: (error) => console.error("[outbox]", error),
   });
-  current = { db: env.DB, outbox };
-  return outbox;
 }
 
-function tick(outbox: Outbox<D1Tx>, budgetMs: number, trigger: string): Promise<void> {
-  return outbox.tick({ budgetMs }).then(
-    (result) => console.log(`[outbox] ${trigger} tick`, JSON.stringify(result)),
-    (error: unknown) => console.error(`[outbox] ${trigger} tick failed`, error),
-  );
+/** Relays until the outbox is empty or `budgetMs` is spent, logs the result, then disposes of it. */
+async function relay(outbox: Outbox<D1Tx>, budgetMs: number, trigger: string): Promise<void> {
+  try {
+    const result = await outbox.tick({ budgetMs });
+    console.log(`[outbox] ${trigger} tick`, JSON.stringify(result));
+  } catch (error) {
+    // The store failed (D1 unavailable, say): the messages stay pending for the next tick.
+    console.error(`[outbox] ${trigger} tick failed`, error);
+  } finally {
+    await outbox[Symbol.asyncDispose]();
+  }
 }
 
 function readOrder(body: unknown): Order | undefined {
@@ -80,7 +83,7 @@ async function placeOrder(request: Request, env: Env, ctx: ExecutionContext): Pr
   if (order === undefined) {
     return Response.json({ error: "expected { id: non-empty string, total: number >= 0 }" }, { status: 400 });
   }
-  const outbox = outboxFor(env);
+  const outbox = openOutbox(env);
   const statements = [
     env.DB.prepare("INSERT INTO orders (id, total, created_at) VALUES (?1, ?2, ?3)").bind(
       order.id,
@@ -88,22 +91,24 @@ async function placeOrder(request: Request, env: Env, ctx: ExecutionContext): Pr
       Date.now(),
     ),
   ];
-  // Pushes the message's INSERT onto the same array: one batch, one implicit transaction.
-  await outbox.addMessage(statements, {
-    key: `order:${order.id}`,
-    value: JSON.stringify({ type: "order.placed", order }),
-    headers: { "content-type": "application/json" },
-  });
   try {
+    // Pushes the message's INSERT onto the same array: one batch, one implicit transaction.
+    await outbox.addMessage(statements, {
+      key: `order:${order.id}`,
+      value: JSON.stringify({ type: "order.placed", order }),
+      headers: { "content-type": "application/json" },
+    });
     await env.DB.batch(statements);
   } catch (error) {
+    await outbox[Symbol.asyncDispose]();
     // The order row failed, so its message was never written either.
     if (/UNIQUE constraint failed/.test(String(error))) {
       return Response.json({ error: `order ${order.id} exists` }, { status: 409 });
     }
     throw error;
   }
-  ctx.waitUntil(tick(outbox, REQUEST_TICK_BUDGET_MS, "request"));
+  // Deliver now, after the response has gone; the cron delivers whatever this leaves.
+  ctx.waitUntil(relay(outbox, REQUEST_TICK_BUDGET_MS, "request"));
   return Response.json({ placed: order.id }, { status: 201 });
 }
 
@@ -111,12 +116,13 @@ export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const { pathname } = new URL(request.url);
     if (request.method === "POST" && pathname === "/orders") return placeOrder(request, env, ctx);
-    if (request.method === "GET" && pathname === "/stats") return Response.json(await outboxFor(env).stats());
+    if (request.method === "GET" && pathname === "/stats")
+      return Response.json(await new D1Store(env.DB).stats());
     return new Response("not found", { status: 404 });
   },
 
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
     // waitUntil keeps the invocation alive until the tick has recorded every outcome.
-    ctx.waitUntil(tick(outboxFor(env), CRON_TICK_BUDGET_MS, "cron"));
+    ctx.waitUntil(relay(openOutbox(env), CRON_TICK_BUDGET_MS, "cron"));
   },
 };
