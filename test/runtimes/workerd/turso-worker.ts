@@ -3,8 +3,8 @@
  * fetch only), as a Worker talks to Turso. Used by test/runtimes/workerd/turso.test.ts, where
  * the database is the Hrana stand-in on 127.0.0.1.
  *
- * A client, store and outbox are made per request: Workers forbid using one request's I/O
- * objects (the client's HTTP streams) from another request.
+ * A client, store and outbox are made per request (and the outbox disposed of at its end):
+ * Workers forbid using one request's I/O objects (the client's HTTP streams) from another.
  */
 import { createClient } from "@libsql/client/web";
 import { httpSender } from "../../../adapters/http.ts";
@@ -61,6 +61,7 @@ export default {
     } catch (error) {
       return Response.json({ error: String(error), errors }, { status: 500 });
     } finally {
+      await outbox[Symbol.asyncDispose]();
       client.close();
     }
   },
