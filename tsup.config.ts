@@ -15,6 +15,7 @@ const entries = {
   qstash: "adapters/qstash.ts",
   memory: "adapters/memory.ts",
   postgres: "adapters/postgres.ts",
+  d1: "adapters/d1.ts",
   queues: "adapters/queues.ts",
 } as const;
 

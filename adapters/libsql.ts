@@ -30,15 +30,15 @@ import { toStoreError } from "./libsql/errors.ts";
 import { migrateTable, readNamespace } from "./libsql/migrate.ts";
 import { hasOpenTransaction, insideTransaction, refuseClientInsideItsTransaction } from "./libsql/nesting.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
-import { type MarkStatements, markStatements } from "./libsql/pass.ts";
-import { headersJson, type IdSpace, idsJson, toRecord, toStats } from "./libsql/rows.ts";
 import { Runner } from "./libsql/runner.ts";
-import { buildStatements, type Statements } from "./libsql/sql.ts";
 import { PurgeSchedule } from "./sql/retention.ts";
+import { type MarkStatements, markStatements } from "./sqlite/pass.ts";
+import { headersJson, type IdSpace, idsJson, toRecord, toStats } from "./sqlite/rows.ts";
+import { buildStatements, type Statements } from "./sqlite/sql.ts";
 
 export type { LibsqlStoreOptions, LibsqlTx, RetentionOptions } from "./libsql/options.ts";
 
-export { SCHEMA_VERSION } from "./libsql/schema.ts";
+export { SCHEMA_VERSION } from "./sqlite/schema.ts";
 
 /**
  * A {@link TransactionalStore} on libSQL / Turso. Call {@link LibsqlStore.migrate} once (at

@@ -66,8 +66,14 @@ export type PostgresDb = PgPoolLike | PgClientLike | PostgresJsLike | PgliteLike
  */
 export type PostgresTx = PgQueryable | PostgresJsQueryable | PgliteQueryable;
 
-/** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The schema version this code writes and reads.
+ * - 1: the table, its indexes, and the version table with the id namespace.
+ * - 2: the per-key index on a hash of the key (a long key no longer fails the INSERT); the id
+ *   fence in the version table (the id sequence and its storage, to renew the namespace when
+ *   ids start again).
+ */
+export const SCHEMA_VERSION = 2;
 
 /**
  * A {@link TransactionalStore} on PostgreSQL. Call {@link PostgresStore.migrate} once (at
@@ -102,28 +108,34 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   readonly #sql: Statements;
   readonly #keepFor: number | undefined;
   readonly #notify: boolean;
+  readonly #prepare: boolean;
   #namespace: Promise<string> | undefined;
   readonly #purges: PurgeSchedule;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for an unknown client, a bad name or option. */
   constructor(db: PostgresDb, options: PostgresStoreOptions = {}) {
     const resolved = resolveStoreOptions(options);
-    this.#driver = driverFor(db);
+    this.#driver = driverFor(db, resolved.prepare);
     this.table = resolved.table;
     this.schema = resolved.schema;
     this.channel = notifyChannel(resolved.schema, resolved.table);
     this.#keepFor = resolved.keepFor;
     this.#purges = new PurgeSchedule(resolved.keepFor, () => this.purgeSent());
     this.#notify = resolved.notify;
+    this.#prepare = resolved.prepare;
     this.#sql = buildStatements(resolved.schema, resolved.table);
   }
 
   /**
    * Creates or upgrades the schema, the table and its indexes, and the version table
-   * (`<schema>.edge_outbox_schema`, one row per table with its version and the random
-   * namespace of its message ids). Idempotent, and safe when many processes run it at once: it
-   * runs in one transaction under an advisory lock per schema. Rejects with a `StoreError` if
-   * the table was migrated by a newer edge-outbox.
+   * (`<schema>.edge_outbox_schema`, one row per table with its version, the random namespace
+   * of its message ids, and the id fence: which sequence numbers its rows). Idempotent, and
+   * safe when many processes run it at once: it runs in one transaction under an advisory lock
+   * per schema. Rejects with a `StoreError` if the table was migrated by a newer edge-outbox.
+   *
+   * Receivers deduplicate on message ids, so an id never comes back for another message: a
+   * table dropped by hand is created again under a new namespace, and so is one whose ids
+   * started again (`TRUNCATE ... RESTART IDENTITY`; claims notice that one by themselves).
    */
   async migrate(): Promise<void> {
     const namespace = await this.#transaction("migrating the schema", async (q) => {
@@ -131,17 +143,45 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       if ((await q.query(this.#sql.schemaExists, [this.schema])).length === 0)
         await q.query(this.#sql.createSchema, []);
       for (const statement of this.#sql.prepare) await q.query(statement, []);
+      if ((await q.query(this.#sql.fenceColumnsMissing, [])).length > 0)
+        await q.query(this.#sql.addFenceColumns, []);
       const [row] = await q.query(this.#sql.readVersion, [this.table]);
       const version = this.#checkVersion(row);
-      for (const step of this.#sql.migrations.slice(version))
+      const exists = (await q.query(this.#sql.tableExists, []))[0]?.[0] === true;
+      // A version row that outlived its table (dropped by hand): the table is made anew.
+      for (const step of this.#sql.migrations.slice(exists ? version : 0))
         for (const statement of step) await q.query(statement, []);
-      const namespace = typeof row?.[1] === "string" ? row[1] : newIdNamespace();
-      if (version !== SCHEMA_VERSION) {
+      // The namespace stays while the same ids go on; a version 1 row has no fence yet (null).
+      const fence = row?.[2];
+      const kept = exists && fence !== false && typeof row?.[1] === "string" ? row[1] : undefined;
+      const namespace = kept ?? newIdNamespace();
+      if (version !== SCHEMA_VERSION || kept === undefined || fence !== true) {
         await q.query(this.#sql.writeVersion, [this.table, SCHEMA_VERSION, namespace]);
       }
       return namespace;
     });
     this.#namespace = Promise.resolve(checkIdNamespace(namespace));
+  }
+
+  /**
+   * `value`, the namespace a statement read behind the id fence, when the fence held (and the
+   * ids it hands out are of that namespace). When the fence is broken (the ids started again),
+   * renews the namespace and returns undefined: the caller runs its statement again, once.
+   */
+  async #fenced(value: unknown, renewed: boolean): Promise<string | undefined> {
+    if (typeof value === "string") {
+      const namespace = checkIdNamespace(value);
+      this.#namespace = Promise.resolve(namespace);
+      return namespace;
+    }
+    if (renewed) {
+      throw new StoreError(
+        `table ${this.#sql.qualified} is not the one migrate() recorded (dropped and made again by hand?): run \`await store.migrate()\``,
+        { retryable: false },
+      );
+    }
+    await this.#read("renewing the id namespace", this.#sql.renewIds, [this.table, newIdNamespace()]);
+    return undefined;
   }
 
   /** The version a version row holds (0: none); throws when it is newer than this code's. */
@@ -221,7 +261,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * ```
    */
   async addMessage(tx: Tx, message: PreparedMessage): Promise<void> {
-    const target = txQueryable(tx);
+    const target = txQueryable(tx, this.#prepare);
     if (!(message?.value instanceof Uint8Array)) {
       throw new ValidationError(
         "message.value must be a Uint8Array (use Outbox.addMessage, which encodes it)",
@@ -301,6 +341,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     doing: string,
     outcome: Partial<PassOutcome> & { token: string },
     options: ClaimOptions | undefined,
+    renewed = false,
   ): Promise<RecordAndFetchResult> {
     const claim = options === undefined ? undefined : checkClaimOptions(options);
     const namespace = await this.#ids();
@@ -316,15 +357,19 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       statement.args.map((name) => values[name]),
     );
     const first = rows[0];
-    const messages: Message[] = claimedRows(rows, 3).map((row) => createMessage(toRecord(namespace, row, 3)));
-    return {
-      recorded: {
-        sent: Number(first?.[0] ?? 0),
-        failed: Number(first?.[1] ?? 0),
-        dead: Number(first?.[2] ?? 0),
-      },
-      claim: { token, messages },
+    const recorded = {
+      sent: Number(first?.[0] ?? 0),
+      failed: Number(first?.[1] ?? 0),
+      dead: Number(first?.[2] ?? 0),
     };
+    if (!shape.claim) return { recorded, claim: { token, messages: [] } };
+    const current = await this.#fenced(first?.[3], renewed);
+    if (current === undefined) {
+      // The marks are recorded; the claim, which took nothing, runs again under the new namespace.
+      return { recorded, claim: (await this.#pass(doing, { token: "" }, options, true)).claim };
+    }
+    const messages: Message[] = claimedRows(rows, 4).map((row) => createMessage(toRecord(current, row, 4)));
+    return { recorded, claim: { token, messages } };
   }
 
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
@@ -364,9 +409,14 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = deadListLimit(options?.limit);
-    const namespace = await this.#ids();
-    const rows = await this.#read("listing dead messages", this.#sql.listDead, [limit]);
-    return rows.map((row) => createMessage(toRecord(namespace, row), SendStatus.Dead));
+    await this.#ids();
+    for (let renewed = false; ; renewed = true) {
+      const rows = await this.#read("listing dead messages", this.#sql.listDead, [limit]);
+      if (rows.length === 0) return [];
+      const current = await this.#fenced(rows[0]?.[0], renewed);
+      if (current !== undefined)
+        return rows.map((row) => createMessage(toRecord(current, row, 1), SendStatus.Dead));
+    }
   }
 
   /** Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. */

@@ -6,6 +6,7 @@
 import type { LibsqlTx } from "../adapters/libsql.ts";
 import { Outbox } from "../mod.ts";
 import { type Benchmark, num, ratio, type Section } from "./lib/report.ts";
+import { latencySender } from "./lib/senders.ts";
 import { percentile, sleep } from "./lib/stats.ts";
 import { openStore } from "./lib/store.ts";
 import { orderMessage } from "./lib/workload.ts";
@@ -19,21 +20,10 @@ async function measure(dir: string, n: number, gapMs: number, wake: boolean): Pr
   await client.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
   const committedAt = new Map<string, number>();
   const latencies: number[] = [];
-  const outbox = new Outbox<LibsqlTx>(
-    store,
-    {
-      async send(messages) {
-        const now = performance.now();
-        for (const m of messages) {
-          const at = committedAt.get(m.key);
-          if (at !== undefined) latencies.push(now - at);
-          m.markAsSent();
-        }
-        return messages;
-      },
-    },
-    { period: PERIOD, batchSize: 100 },
-  );
+  const outbox = new Outbox<LibsqlTx>(store, latencySender(committedAt, latencies), {
+    period: PERIOD,
+    batchSize: 100,
+  });
   outbox.start();
   try {
     for (let i = 0; i < n; i++) {

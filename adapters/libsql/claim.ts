@@ -1,25 +1,22 @@
 /**
- * Running a relay pass's statements (built in pass.ts) on a store's runner: the claim with the
+ * Running a relay pass's statements (built in `../sqlite/pass.ts`) on a store's runner: the claim with the
  * marks before it in one write, and a mark alone.
  *
  * @module
  */
 import type { ClaimOptions, RecordAndFetchResult } from "../../mod.ts";
-import { isTooBig } from "./errors.ts";
 import {
   claimStatements,
-  INLINED_VALUE_BYTES,
   type MarkStatement,
   type MarkStatements,
   missingValues,
-  type PassRead,
-  passResult,
-  passSteps,
   toClaim,
-} from "./pass.ts";
-import { type IdSpace, rowIdsJson, toValues } from "./rows.ts";
+} from "../sqlite/pass.ts";
+import { type IdSpace, rowIdsJson, toValues } from "../sqlite/rows.ts";
+import type { Statements } from "../sqlite/sql.ts";
+import { isTooBig } from "./errors.ts";
+import { INLINED_VALUE_BYTES, type PassRead, passResult, passSteps } from "./pass.ts";
 import type { Runner } from "./runner.ts";
-import type { Statements } from "./sql.ts";
 
 /**
  * Runs `marks` and a claim in one write, then completes the claim's values; its messages get

@@ -6,10 +6,9 @@
  * @module
  */
 import type { InStatement, ResultSet, Transaction } from "@libsql/client";
-import { checkIdNamespace, newIdNamespace, OutboxError, StoreError } from "../../mod.ts";
-import { toStoreError } from "./errors.ts";
-import { type IdSpace, toNumber, versionOf } from "./rows.ts";
-import type { Runner } from "./runner.ts";
+import { newIdNamespace, OutboxError, StoreError } from "../../mod.ts";
+import { checkOwnRows, checkShape, needsMigrate, upToDate } from "../sqlite/migrate-checks.ts";
+import { type IdSpace, toNumber, versionOf } from "../sqlite/rows.ts";
 import {
   ADD_LEGACY_COLUMN,
   ADD_NAMESPACE_COLUMN,
@@ -17,7 +16,6 @@ import {
   CREATE_SCHEMA_TABLE,
   currentSchema,
   HAS_SEQUENCE_TABLE,
-  OUTBOX_COLUMNS,
   ownObjects,
   PROBE_LEGACY_COLUMN,
   PROBE_NAMESPACE_COLUMN,
@@ -28,7 +26,9 @@ import {
   tableColumns,
   v1IndexesOf,
   WRITE_VERSION,
-} from "./schema.ts";
+} from "../sqlite/schema.ts";
+import { toStoreError } from "./errors.ts";
+import type { Runner } from "./runner.ts";
 
 type InTransaction = <R>(fn: (tx: Transaction) => Promise<R>) => Promise<R>;
 
@@ -76,7 +76,8 @@ export async function migrateTable(
       for (const sql of currentSchema(table)) await tx.execute(sql);
       await checkOwnership(tx, table);
       await tx.execute({ sql: WRITE_VERSION, args: [table, SCHEMA_VERSION, newIdNamespace()] });
-      if (again !== undefined) await tx.execute({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace()] });
+      if (again !== undefined)
+        await tx.execute({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace(), again.namespace] });
       else if (columns !== undefined && versionOf(before).version < SCHEMA_VERSION) {
         // A table from before version 2: its rows keep the bare ids receivers saw.
         const sequence = toNumber((await tx.execute(HAS_SEQUENCE_TABLE)).rows[0]?.found) > 0;
@@ -111,35 +112,8 @@ export async function readNamespace(run: Runner, table: string): Promise<IdSpace
   return namespace;
 }
 
-function needsMigrate(table: string): StoreError {
-  return new StoreError(
-    `table "${table}" is not migrated to schema version ${SCHEMA_VERSION} (no id namespace yet); run \`await store.migrate()\` once (it upgrades older tables in place)`,
-    { retryable: false },
-  );
-}
-
 function versionQuery(table: string): InStatement {
   return { sql: READ_VERSION, args: [table] };
-}
-
-/** The id space when the table is at this code's version; throws when it is newer. */
-function upToDate(table: string, result: ResultSet): IdSpace | undefined {
-  const { version, namespace, legacyMax } = versionOf(result);
-  if (version > SCHEMA_VERSION) {
-    throw new StoreError(
-      `table "${table}" has schema version ${version}, newer than this edge-outbox supports (${SCHEMA_VERSION}); upgrade edge-outbox`,
-      { retryable: false },
-    );
-  }
-  if (version < SCHEMA_VERSION) return undefined;
-  try {
-    return { namespace: checkIdNamespace(namespace), legacyMax };
-  } catch (error) {
-    throw new StoreError(
-      `table "${table}" has a damaged id namespace in ${"edge_outbox_schema"} (${JSON.stringify(namespace)}); restore it: the ids receivers deduplicate on depend on it`,
-      { retryable: false, cause: error },
-    );
-  }
 }
 
 async function checkEncoding(run: Runner): Promise<void> {
@@ -173,29 +147,9 @@ async function columnsOf(select: () => Promise<ResultSet>): Promise<string[] | u
   }
 }
 
-/** An existing table of that name must be an outbox table, not an application's. */
-function checkShape(table: string, names: readonly string[] | undefined): void {
-  if (names === undefined) return;
-  const columns = new Set(names.map((name) => name.toLowerCase()));
-  const missing = OUTBOX_COLUMNS.filter((c) => !columns.has(c));
-  if (missing.length > 0) {
-    throw new StoreError(
-      `table "${table}" already exists and is not an edge-outbox table (it lacks ${missing.join(", ")}); choose another outbox table name`,
-      { retryable: false },
-    );
-  }
-}
-
 /** `CREATE INDEX IF NOT EXISTS` keeps an index of the same name on another table: refuse that. */
 async function checkOwnership(tx: Transaction, table: string): Promise<void> {
-  for (const row of (await tx.execute(ownObjects(table))).rows) {
-    if (row.type !== "index" || String(row.tbl_name).toLowerCase() !== table.toLowerCase()) {
-      throw new StoreError(
-        `the name "${String(row.name)}" that the outbox table "${table}" needs for its index is taken by the ${String(row.type)} on "${String(row.tbl_name)}"; rename that object or choose another outbox table name`,
-        { retryable: false },
-      );
-    }
-  }
+  checkOwnRows(table, (await tx.execute(ownObjects(table))).rows);
 }
 
 function migrationError(error: unknown, table: string): OutboxError {

@@ -9,7 +9,7 @@ import { checkMs, checkRetention, type RetentionOptions } from "../sql/retention
 
 export type { RetentionOptions };
 
-import { checkTableName } from "./schema.ts";
+import { checkTableName } from "../sqlite/schema.ts";
 
 /**
  * What `addMessage` writes into: a `Transaction` from `client.transaction("write")`, a `Client`

@@ -13,8 +13,8 @@
  * @module
  */
 import type { Client, InStatement, ResultSet, Transaction } from "@libsql/client";
+import { SCHEMA_TABLE } from "../sqlite/schema.ts";
 import { retryBusy } from "./errors.ts";
-import { SCHEMA_TABLE } from "./schema.ts";
 
 // A write that changes nothing but takes the write lock (tested: it fails busy while another
 // connection holds the lock). The schema table exists once `migrate()` has run.

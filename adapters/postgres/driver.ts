@@ -6,6 +6,7 @@
  * @module
  */
 import { ValidationError } from "../../mod.ts";
+import { shortHash } from "./options.ts";
 import type { Row } from "./rows.ts";
 
 /** Something that runs one statement: rows come back as arrays, by position. */
@@ -43,8 +44,27 @@ export function hasMethods(value: unknown, ...names: string[]): boolean {
 
 /** A postgres.js `sql` or transaction `tx`: a tagged-template function with `unsafe`. */
 export function isPostgresJs(value: unknown): value is PostgresJsQueryable {
-  return typeof value === "function" && hasMethods(value, "unsafe");
+  return typeof value === "function" && hasMethods(value, "unsafe") && !isNeonHttp(value);
 }
+
+/**
+ * Neon's HTTP query function (`neon(url)` of `@neondatabase/serverless`): a tagged-template
+ * function like postgres.js's `sql`, with `transaction` where postgres.js has `begin` (and
+ * its `tx` has `savepoint`). Each call is an HTTP request of its own: it cannot take part in a
+ * transaction that another statement opened, so it is refused wherever one is expected.
+ */
+export function isNeonHttp(value: unknown): boolean {
+  return (
+    typeof value === "function" &&
+    hasMethods(value, "unsafe", "transaction") &&
+    !hasMethods(value, "begin") &&
+    !hasMethods(value, "savepoint")
+  );
+}
+
+/** What to tell a user who passed `neon()`'s HTTP function. */
+export const NEON_HTTP_REFUSED =
+  "Neon's HTTP query function neon() cannot take part in a transaction (each call is a request of its own); use the Pool or Client of @neondatabase/serverless (WebSocket) and pass its PoolClient inside your transaction";
 
 /** A PGlite instance or its transaction: `query(text, params, options)` and `exec`. */
 export function isPglite(value: unknown): value is PgliteQueryable {
@@ -67,7 +87,9 @@ export interface PgliteQueryable {
 }
 /** The part of a node-postgres `Pool`/`Client`/`PoolClient` the store uses. */
 export interface PgQueryable {
-  query(config: { text: string; values?: unknown[]; rowMode?: "array" }): Promise<{ rows: unknown[] }>;
+  query(config: { text: string; values?: unknown[]; rowMode?: "array"; name?: string }): Promise<{
+    rows: unknown[];
+  }>;
 }
 
 /** Runs a statement on any of the three shapes (the caller has recognised it). */
@@ -82,15 +104,31 @@ export function runOn(target: unknown, text: string, args: readonly unknown[]): 
 }
 
 /**
- * The caller's transaction (or autocommit client) passed to `addMessage`, as a
- * {@link Queryable}; a `ValidationError` (code `INVALID_MESSAGE`) for anything else.
+ * Runs one of the store's statements on a node-postgres (or Neon) `target` as a named prepared
+ * statement: each connection parses and plans it once, then only binds and executes it (the
+ * claim's plan costs as much as running it). The name is derived from the text, so one text has
+ * one name on every connection and two texts never share one.
  */
-export function txQueryable(tx: unknown): Queryable {
+export function runPrepared(target: PgQueryable, text: string, args: readonly unknown[]): Promise<Row[]> {
+  const name = `edge_outbox_${shortHash(text)}_${text.length.toString(36)}`;
+  return target.query({ name, text, values: [...args], rowMode: "array" }).then((r) => r.rows as Row[]);
+}
+
+/**
+ * The caller's transaction (or autocommit client) passed to `addMessage`, as a
+ * {@link Queryable} (node-postgres and Neon: prepared when `prepare`); a `ValidationError`
+ * (code `INVALID_MESSAGE`) for anything else.
+ */
+export function txQueryable(tx: unknown, prepare = false): Queryable {
+  if (isNeonHttp(tx)) throw new ValidationError(NEON_HTTP_REFUSED, { code: "INVALID_MESSAGE" });
   if (!isPostgresJs(tx) && !isPglite(tx) && !isPg(tx)) {
     throw new ValidationError(
       "tx must be the driver's transaction or client: a node-postgres PoolClient/Client/Pool, a postgres.js sql or tx, a PGlite instance or tx, or a Neon Pool/Client",
       { code: "INVALID_MESSAGE" },
     );
+  }
+  if (prepare && !isPostgresJs(tx) && !isPglite(tx)) {
+    return { query: (text, args) => runPrepared(tx as PgQueryable, text, args) };
   }
   return { query: (text, args) => runOn(tx, text, args) };
 }

@@ -34,6 +34,20 @@ interface PgErrorLike {
   code?: unknown;
   message?: unknown;
   errno?: unknown;
+  severity?: unknown;
+}
+
+/**
+ * Whether `error` ended the connection it came from: a FATAL (or PANIC) report, after which
+ * the server closes the session (`pg_terminate_backend`, say), or a socket that dropped. A
+ * pool replaces such a connection; a single client is gone for good.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, message, severity } = error as PgErrorLike;
+  if (severity === "FATAL" || severity === "PANIC") return true;
+  if (typeof code === "string" && TRANSIENT_CODES.has(code)) return true;
+  return typeof message === "string" && DROPPED.test(message);
 }
 
 /** Whether `error` is a condition (see above) that a later attempt is expected to get past. */

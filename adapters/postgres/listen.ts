@@ -41,12 +41,15 @@ export async function listenOnPool(
     pause = Math.min(pause * 2, MAX_PAUSE);
   };
 
-  let detach = () => {};
+  // Takes the listener's handlers off its connection; `keepGuard` leaves the no-op 'error'
+  // handler on a connection being destroyed (a late 'error' with no handler ends the process),
+  // and takes it off one going back to the pool, where it would pile up checkout after checkout.
+  let detach = (_keepGuard: boolean) => {};
 
   const drop = (client: ListeningClient, error: Error | undefined) => {
     if (current !== client) return;
     current = undefined;
-    detach();
+    detach(true);
     // A dropped connection is destroyed, never handed back to the pool for reuse.
     client.release(error ?? true);
     if (stopped) return;
@@ -75,16 +78,16 @@ export async function listenOnPool(
     };
     const failed = (error?: Error) => drop(client, error);
     const ended = () => drop(client, undefined);
+    const guard = () => {};
     client.on("notification", notification);
-    // Kept for good: an 'error' emitted with no listener (after we let go) would end the process.
-    client.on("error", () => {});
+    client.on("error", guard);
     client.on("error", failed);
     client.on("end", ended);
-    // The connection goes back to the pool at stop: none of these may stay on it.
-    detach = () => {
+    detach = (keepGuard) => {
       client.off("notification", notification);
       client.off("error", failed);
       client.off("end", ended);
+      if (!keepGuard) client.off("error", guard);
     };
     try {
       await client.query({ text: `LISTEN ${quotedChannel(channel)}` });
@@ -101,9 +104,10 @@ export async function listenOnPool(
     const client = current;
     current = undefined;
     if (client === undefined) return;
-    detach();
+    detach(true);
     try {
       await client.query({ text: `UNLISTEN ${quotedChannel(channel)}` });
+      detach(false);
       client.release();
     } catch (error) {
       client.release(error as Error);

@@ -4,7 +4,7 @@
  * @module
  */
 import { ValidationError } from "../../mod.ts";
-import { checkMs, checkRetention, type RetentionOptions } from "../sql/retention.ts";
+import { checkRetention, type RetentionOptions } from "../sql/retention.ts";
 
 export type { RetentionOptions };
 
@@ -35,6 +35,15 @@ export interface PostgresStoreOptions {
    * Default false: a NOTIFY takes a database-wide lock at commit, which costs busy writers.
    */
   notify?: boolean;
+  /**
+   * node-postgres and Neon: run the store's statements (claims, marks, stats, and the INSERT
+   * `addMessage` runs in your transaction) as named prepared statements, planned once per
+   * connection. Default true. Set
+   * false behind a pooler in transaction mode that cannot carry prepared statements across
+   * connections (PgBouncer before 1.21, or without `max_prepared_statements`), as postgres.js's
+   * own `prepare: false`. postgres.js and PGlite keep their own behaviour.
+   */
+  prepare?: boolean;
 }
 
 /** Options with defaults filled in, checked. */
@@ -44,6 +53,7 @@ export interface ResolvedStoreOptions {
   /** Milliseconds sent rows are kept; undefined when they are deleted at once. */
   keepFor: number | undefined;
   notify: boolean;
+  prepare: boolean;
 }
 
 /**
@@ -73,11 +83,15 @@ export function resolveStoreOptions(options: PostgresStoreOptions): ResolvedStor
   if (options.notify !== undefined && typeof options.notify !== "boolean") {
     throw new ValidationError(`notify must be a boolean, got ${String(options.notify)}`);
   }
+  if (options.prepare !== undefined && typeof options.prepare !== "boolean") {
+    throw new ValidationError(`prepare must be a boolean, got ${String(options.prepare)}`);
+  }
   return {
     schema: checkIdentifier("schema", options.schema ?? "public"),
     table: checkIdentifier("table", options.table ?? "outbox_messages"),
     keepFor: checkRetention(options.retention),
     notify: options.notify ?? false,
+    prepare: options.prepare ?? true,
   };
 }
 

@@ -127,13 +127,18 @@ export function toRecord(namespace: string, row: Row, at = 0): MessageRecord {
   const lastError = row[at + 6];
   return {
     id: formatMessageId(namespace, String(row[at])),
-    key: String(row[at + 1]),
+    key: unguarded(row[at + 1]),
     value: toBytes(row[at + 2]),
     headers: storedHeaders(row[at + 3]),
     timestamp: new Date(Math.round(toNumber(row[at + 4]))),
     retries: toNumber(row[at + 5]),
-    lastError: typeof lastError === "string" ? lastError : undefined,
+    lastError: typeof lastError === "string" ? unguarded(lastError) : undefined,
   };
+}
+
+/** A text column read behind `RECORD`'s one-character guard (see sql.ts), without it. */
+function unguarded(value: unknown): string {
+  return String(value).slice(1);
 }
 
 /**

@@ -18,9 +18,25 @@ import { SCHEMA_TABLE, shortHash } from "./options.ts";
 /** Row states in the `status` column (the numbers of `SendStatus`; 2 is never stored). */
 export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
 
-/** The columns a claim and a listing return, in this order (see `rows.ts`). */
+/**
+ * The columns a claim and a listing return, in this order (see `rows.ts`). The key and the
+ * error text come behind a one-character guard (`'.' || ...`, which `toRecord` takes off):
+ * PGlite's wire-protocol reader decodes each text field with a BOM-stripping `TextDecoder`, so
+ * a text starting with U+FEFF would come back without it (the server's drivers keep it).
+ */
 const RECORD = (m: string) =>
-  `${m}.id::text, ${m}.key, ${m}.value, ${m}.headers::text, (extract(epoch from ${m}.created_at) * 1000)::float8, ${m}.retries, ${m}.last_error`;
+  `${m}.id::text, '.' || ${m}.key, ${m}.value, ${m}.headers::text, (extract(epoch from ${m}.created_at) * 1000)::float8, ${m}.retries, '.' || ${m}.last_error`;
+
+/** The hash the per-key index holds (see the version 2 migration). */
+const KEY_HASH = (key: string) => `hashtextextended(${key}, 0)`;
+
+/**
+ * Whether version row `v`'s id fence holds: its table's id sequence still has the storage it
+ * had when the namespace was chosen. `TRUNCATE ... RESTART IDENTITY` and `ALTER SEQUENCE ...
+ * RESTART` give the sequence new storage (so ids start again), and a dropped table takes its
+ * sequence with it (no storage: NULL). NULL when no fence is recorded (a version 1 row).
+ */
+const FENCE_HOLDS = (v: string) => `(${v}.id_filenode = pg_relation_filenode(${v}.id_sequence))`;
 
 /** Which marks one pass statement records, and how it claims. */
 export interface PassShape {
@@ -56,14 +72,33 @@ export interface Statements {
   createSchema: string;
   /** Runs inside migrate()'s transaction, after the schema exists: creates the version table. */
   prepare: readonly string[];
+  /** One row when the version table lacks version 2's id fence columns (made by version 1). */
+  fenceColumnsMissing: string;
+  /** Adds them. */
+  addFenceColumns: string;
+  /** One row, true when the outbox table exists. */
+  tableExists: string;
   /** Schema migrations: index i brings the schema from version i to version i + 1. */
   migrations: readonly (readonly string[])[];
   /** $1 the advisory lock's key text: taken for the rest of migrate()'s transaction. */
   lock: string;
-  /** $1 table: version and namespace. */
+  /**
+   * $1 table: version, namespace, and whether the id fence holds: true when the table's id
+   * sequence is the one recorded with the namespace, never reset since; false when it was
+   * reset or replaced (the namespace must be renewed); null when none is recorded yet.
+   */
   readVersion: string;
-  /** $1 table, $2 version, $3 namespace (kept if one is already there). */
+  /**
+   * $1 table, $2 version, $3 namespace: the version row, with the id fence of the table's
+   * sequence as it is now.
+   */
   writeVersion: string;
+  /**
+   * $1 table, $2 a fresh namespace: renews the namespace when the fence no longer holds (ids
+   * started again: `TRUNCATE ... RESTART IDENTITY`, `ALTER SEQUENCE ... RESTART`). A no-op
+   * when another process renewed it first, or when the sequence is gone with its table.
+   */
+  renewIds: string;
   /**
    * $1 key, $2 value, $3 headers (JSON text), $4 timestamp (ISO text). JSON goes in as `text`
    * and is cast: typed `jsonb`, postgres.js would encode the string as a JSON string.
@@ -77,7 +112,7 @@ export interface Statements {
   release: string;
   /** One row: unfinished, in flight, dead, oldest (ms). */
   stats: string;
-  /** $1 limit. */
+  /** $1 limit. Each row led by the namespace when the id fence holds (NULL: renew, re-read). */
   listDead: string;
   requeueAll: string;
   /** $1 ids. */
@@ -107,6 +142,9 @@ export function buildStatements(schema: string, table: string): Statements {
     );
   };
   const cache = new Map<string, PassSql>();
+  // The namespace, only while the id fence holds (see readVersion): read once per statement.
+  const fencedIds = `ids AS MATERIALIZED (SELECT v.id_namespace FROM ${versions} AS v
+  WHERE v.table_name = '${table}' AND ${FENCE_HOLDS("v")})`;
   return {
     qualified: t,
     // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists:
@@ -118,9 +156,15 @@ export function buildStatements(schema: string, table: string): Statements {
   table_name text PRIMARY KEY,
   version integer NOT NULL,
   id_namespace text NOT NULL,
-  migrated_at timestamptz NOT NULL DEFAULT now()
+  migrated_at timestamptz NOT NULL DEFAULT now(),
+  id_sequence oid,
+  id_filenode oid
 )`,
     ],
+    // Probed before altering: ALTER needs to own the table even when the columns are there.
+    fenceColumnsMissing: `SELECT 1 FROM pg_attribute WHERE attrelid = '${versions}'::regclass AND attname = 'id_filenode' AND NOT attisdropped HAVING count(*) = 0`,
+    addFenceColumns: `ALTER TABLE ${versions} ADD COLUMN IF NOT EXISTS id_sequence oid, ADD COLUMN IF NOT EXISTS id_filenode oid`,
+    tableExists: `SELECT to_regclass('${t}') IS NOT NULL`,
     migrations: [
       [
         `CREATE TABLE IF NOT EXISTS ${t} (
@@ -139,16 +183,31 @@ export function buildStatements(schema: string, table: string): Statements {
 )`,
         // Unfinished rows in claim order: the claim reads the first ready entries.
         `CREATE INDEX IF NOT EXISTS ${index("ready")} ON ${t} (created_at, id) WHERE status = 0`,
-        // Per-key predecessor lookups for ordering "key".
+        // Version 1's per-key index, replaced by version 2 (kept here as version 1 was).
         `CREATE INDEX IF NOT EXISTS ${index("key")} ON ${t} (key, id) WHERE status = 0`,
         `CREATE INDEX IF NOT EXISTS ${index("dead")} ON ${t} (id) WHERE status = 3`,
         `CREATE INDEX IF NOT EXISTS ${index("sent")} ON ${t} (sent_at) WHERE status = 1`,
       ],
+      [
+        // Per-key predecessor lookups for ordering "key", on a hash of the key: a btree entry
+        // holds at most ~2,700 bytes, and a key may be 1,024 characters of 3 UTF-8 bytes each
+        // (the INSERT, inside the caller's transaction, would fail). The claim compares the
+        // hashes, then the keys. hashtextextended rather than md5, which FIPS builds refuse.
+        `DROP INDEX IF EXISTS ${s}.${index("key")}`,
+        `CREATE INDEX ${index("key")} ON ${t} (${KEY_HASH("key")}, id) WHERE status = 0`,
+      ],
     ],
     lock: "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
-    readVersion: `SELECT version, id_namespace FROM ${versions} WHERE table_name = $1::text`,
-    writeVersion: `INSERT INTO ${versions} (table_name, version, id_namespace) VALUES ($1::text, $2::integer, $3::text)
-ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = now()`,
+    readVersion: `SELECT version, id_namespace,
+  CASE WHEN v.id_filenode IS NULL THEN NULL ELSE coalesce(${FENCE_HOLDS("v")}, false) END
+FROM ${versions} AS v WHERE table_name = $1::text`,
+    writeVersion: `WITH sequence AS (SELECT pg_get_serial_sequence('${t}', 'id')::regclass::oid AS oid)
+INSERT INTO ${versions} (table_name, version, id_namespace, id_sequence, id_filenode)
+SELECT $1::text, $2::integer, $3::text, oid, pg_relation_filenode(oid) FROM sequence
+ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, id_namespace = excluded.id_namespace,
+  id_sequence = excluded.id_sequence, id_filenode = excluded.id_filenode, migrated_at = now()`,
+    renewIds: `UPDATE ${versions} AS v SET id_namespace = $2::text, id_filenode = pg_relation_filenode(v.id_sequence), migrated_at = now()
+WHERE v.table_name = $1::text AND NOT ${FENCE_HOLDS("v")} AND pg_relation_filenode(v.id_sequence) IS NOT NULL`,
     insert: `INSERT INTO ${t} (key, value, headers, created_at) VALUES ($1::text, $2::bytea, $3::text::jsonb, $4::timestamptz)`,
     insertNotify: `WITH added AS (
   INSERT INTO ${t} (key, value, headers, created_at) VALUES ($1::text, $2::bytea, $3::text::jsonb, $4::timestamptz) RETURNING 1
@@ -158,7 +217,7 @@ SELECT pg_notify($5::text, '') FROM added`,
       const id = `${+shape.sent}${+shape.retry}${+shape.dead}${+shape.claim}${+shape.keyed}${+keep}`;
       let sql = cache.get(id);
       if (sql === undefined) {
-        sql = passStatement(t, shape, keep);
+        sql = passStatement(t, fencedIds, shape, keep);
         cache.set(id, sql);
       }
       return sql;
@@ -175,7 +234,8 @@ SELECT count(*)::integer FROM released`,
   (SELECT count(*) FROM ${t} WHERE status = 0 AND lease_until > now())::float8,
   (SELECT count(*) FROM ${t} WHERE status = 3)::float8,
   (SELECT (extract(epoch from min(created_at)) * 1000)::float8 FROM ${t} WHERE status = 0)`,
-    listDead: `SELECT ${RECORD("m")} FROM ${t} AS m WHERE m.status = 3 ORDER BY m.id LIMIT $1::bigint`,
+    listDead: `WITH ${fencedIds}
+SELECT (SELECT id_namespace FROM ids), ${RECORD("m")} FROM ${t} AS m WHERE m.status = 3 ORDER BY m.id LIMIT $1::bigint`,
     requeueAll: `WITH requeued AS (
   UPDATE ${t} SET status = 0, retries = 0, available_at = now(), lease_until = NULL, claim_token = NULL
   WHERE status = 3 RETURNING 1
@@ -201,13 +261,14 @@ SELECT count(*)::integer FROM purged`,
  * this statement marks are never claimed by it (`marked`), and, with ordering "key", rows it
  * marks sent or dead no longer hold back their key (`done`), exactly as if the claim ran after
  * the marks. The result has one row per claimed message (or one row of NULLs when none), each
- * led by the three mark counts.
+ * led by the three mark counts and, when it claims, the namespace of the ids it hands out
+ * (NULL, claiming nothing, when the id fence is broken).
  *
  * The claim's SELECT is a MATERIALIZED CTE so that it runs exactly once: `FOR UPDATE SKIP
  * LOCKED` skips rows another relay is claiming right now instead of waiting for them, and a row
  * another relay claimed and committed meanwhile fails the recheck of the readiness test.
  */
-function passStatement(t: string, shape: PassShape, keep: boolean): PassSql {
+function passStatement(t: string, fencedIds: string, shape: PassShape, keep: boolean): PassSql {
   const args: PassArg[] = [];
   const $ = (name: PassArg, type: string) => {
     let n = args.indexOf(name);
@@ -249,10 +310,14 @@ function passStatement(t: string, shape: PassShape, keep: boolean): PassSql {
       ? ` AND NOT (o.claim_token = ${$("token", "text")} AND o.id = ANY(${ids("done")}))`
       : "";
   const keyed = shape.keyed
-    ? `\n    AND NOT EXISTS (SELECT 1 FROM ${t} AS o WHERE o.status = 0 AND o.key = c.key AND o.id < c.id${doneHere()})`
+    ? `\n    AND NOT EXISTS (SELECT 1 FROM ${t} AS o WHERE o.status = 0 AND ${KEY_HASH("o.key")} = ${KEY_HASH("c.key")}
+      AND o.key = c.key AND o.id < c.id${doneHere()})`
     : "";
+  // No claim while the id fence is broken: the store renews the namespace, then claims.
+  ctes.push(fencedIds);
   ctes.push(`picked AS MATERIALIZED (SELECT c.id FROM ${t} AS c
-  WHERE c.status = 0 AND c.available_at <= now() AND (c.lease_until IS NULL OR c.lease_until <= now())${notMarked}${keyed}
+  WHERE c.status = 0 AND c.available_at <= now() AND (c.lease_until IS NULL OR c.lease_until <= now())
+    AND EXISTS (SELECT 1 FROM ids)${notMarked}${keyed}
   ORDER BY c.created_at, c.id LIMIT ${$("limit", "bigint")}
   FOR UPDATE OF c SKIP LOCKED)`);
   // A row whose lease ran out counts that lost attempt, exactly as MemoryStore does.
@@ -263,7 +328,7 @@ function passStatement(t: string, shape: PassShape, keep: boolean): PassSql {
   FROM picked WHERE m.id = picked.id
   RETURNING ${RECORD("m")})`);
   const text = `WITH ${ctes.join(",\n")}
-SELECT ${counts}, c.*
+SELECT ${counts}, (SELECT id_namespace FROM ids), c.*
 FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true`;
   return { text, args };
 }

@@ -1,6 +1,6 @@
 /** A database of its own on the PostgreSQL server for the PostgreSQL benchmarks, and filling it. */
 import pg from "pg";
-import type { PostgresStore } from "../../adapters/postgres.ts";
+import { PostgresStore } from "../../adapters/postgres.ts";
 import { prepareMessage } from "../../mod.ts";
 import { orderMessage } from "./workload.ts";
 
@@ -42,4 +42,14 @@ export async function fillStore(store: PostgresStore, n: number, first = 0): Pro
     });
     done += count;
   }
+}
+
+/** A store on an already migrated `table` of the database at `url`, for a child process; `close` ends its pool. */
+export function attachPostgresStore(
+  url: string,
+  table: string,
+): { store: PostgresStore; close: () => Promise<void> } {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on("error", () => {});
+  return { store: new PostgresStore(pool, { table }), close: () => pool.end() };
 }

@@ -1,17 +1,29 @@
 /**
- * One relay process of benchmark 7. Usage: relay-child.ts <db path> <batch size>.
+ * One relay process of benchmarks 7 and 16. Usage: relay-child.ts <db path> <batch size>, or
+ * relay-child.ts <postgres:// URL> <batch size> <table> for a PostgresStore on a pg Pool.
  * Prints `{"ready":true}`, waits for a line on stdin (the start barrier), drains the outbox
  * with a counting null sender, then prints `{"ids":[...],"startedAt":ms,"endedAt":ms,"errors":n}`.
  */
 import { createInterface } from "node:readline";
-import { Outbox, StoreError } from "../../mod.ts";
+import { Outbox, StoreError, type TransactionalStore } from "../../mod.ts";
+import { attachPostgresStore } from "./postgres.ts";
 import { countingSender } from "./senders.ts";
 import { sleep } from "./stats.ts";
 import { attachStore } from "./store.ts";
 
-const [path, batch] = process.argv.slice(2);
-if (!path || !batch) throw new Error("usage: relay-child.ts <db path> <batch size>");
-const { client, store } = attachStore(path);
+const [path, batch, table] = process.argv.slice(2);
+if (!path || !batch)
+  throw new Error("usage: relay-child.ts <db path | postgres:// URL> <batch size> [table]");
+const { store: attached, close } = /^postgres(ql)?:\/\//.test(path)
+  ? attachPostgresStore(path, table ?? "outbox_messages")
+  : attachLibsql(path);
+// The relay uses only the store's claims and marks: its transaction type is moot here.
+const store = attached as unknown as TransactionalStore<unknown>;
+
+function attachLibsql(file: string) {
+  const { client, store } = attachStore(file);
+  return { store, close: async () => client.close() };
+}
 const ids: string[] = [];
 let errors = 0;
 const outbox = new Outbox(
@@ -43,5 +55,5 @@ for (let attempt = 0; attempt < 200; attempt++) {
 }
 const endedAt = Date.now();
 console.log(JSON.stringify({ ids, startedAt, endedAt, errors }));
-client.close();
+await close();
 process.stdin.destroy();

@@ -21,3 +21,21 @@ export function countingSender(seen: (id: string) => void): Sender {
     },
   };
 }
+
+/**
+ * Marks every message sent and notes, for a message whose key has a commit time in
+ * `committedAt` (`performance.now()`), the time from that commit to now in `latencies`.
+ */
+export function latencySender(committedAt: ReadonlyMap<string, number>, latencies: number[]): Sender {
+  return {
+    async send(messages: Message[]) {
+      const now = performance.now();
+      for (const m of messages) {
+        const at = committedAt.get(m.key);
+        if (at !== undefined) latencies.push(now - at);
+        m.markAsSent();
+      }
+      return messages;
+    },
+  };
+}

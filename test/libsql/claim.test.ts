@@ -6,8 +6,9 @@
  */
 import { createClient } from "@libsql/client";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { INLINED_VALUE_BYTES, toClaim } from "../../adapters/libsql/pass.ts";
+import { INLINED_VALUE_BYTES } from "../../adapters/libsql/pass.ts";
 import { LibsqlStore } from "../../adapters/libsql.ts";
+import { toClaim } from "../../adapters/sqlite/pass.ts";
 import { type Message, Outbox, prepareMessage, StoreError } from "../../mod.ts";
 import { recordingSender } from "../support/senders.ts";
 import { dbPath, openStore, rowId, tempDir } from "./helpers.ts";

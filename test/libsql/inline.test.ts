@@ -1,7 +1,7 @@
 import { createClient } from "@libsql/client";
 import { afterAll, describe, expect, it } from "vitest";
 import { inlineStatement, sqlLiteral } from "../../adapters/libsql/inline.ts";
-import { buildStatements } from "../../adapters/libsql/sql.ts";
+import { buildStatements } from "../../adapters/sqlite/sql.ts";
 
 describe("inlining arguments into SQL", () => {
   it("writes in safe integers and plain strings only", () => {

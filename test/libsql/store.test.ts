@@ -1,7 +1,7 @@
 import type { Client, InStatement } from "@libsql/client";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { buildStatements } from "../../adapters/libsql/sql.ts";
 import { LibsqlStore, SCHEMA_VERSION } from "../../adapters/libsql.ts";
+import { buildStatements } from "../../adapters/sqlite/sql.ts";
 import { Outbox, prepareMessage, StoreError, ValidationError } from "../../mod.ts";
 import { commitMessages, describeStoreConformance } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { INLINED_VALUE_BYTES } from "../../adapters/libsql/pass.ts";
-import { MAX_ERROR_LENGTH } from "../../adapters/libsql/rows.ts";
+import { MAX_ERROR_LENGTH } from "../../adapters/sqlite/rows.ts";
 import { prepareMessage } from "../../mod.ts";
 import { dbPath, openStore, runFixture, tempDir } from "./helpers.ts";
 

@@ -102,6 +102,7 @@ export interface KnownFault {
  * its own (a database's), so it also runs the variant with relays whose clocks are off.
  * `refusesNul`: the store refuses NUL in keys and headers and keeps it as U+FFFD in error
  * texts (PostgreSQL): the model expects exactly that of it, and the usual of every other store.
+ * `keepsNewestRow`: the store never deletes its newest row (see {@link ModelStore.keepsNewestRow}).
  * `shareScale` scales every variant's time (a slow store, e.g. PGlite, may get less).
  */
 export function runStoreModel(
@@ -111,7 +112,10 @@ export function runStoreModel(
   known: Partial<Record<VariantName, KnownFault>> = {},
   options: { ownClock?: boolean; shareScale?: number } & StoreCapabilities = {},
 ): void {
-  const capabilities: StoreCapabilities = { refusesNul: options.refusesNul === true };
+  const capabilities: StoreCapabilities = {
+    refusesNul: options.refusesNul === true,
+    keepsNewestRow: options.keepsNewestRow === true,
+  };
   const scale = options.shareScale ?? 1;
   const share = (kind: Variant["kind"]) => SHARE[kind] * scale;
   const names = (Object.keys(VARIANTS) as VariantName[]).filter(

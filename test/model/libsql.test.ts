@@ -10,5 +10,5 @@ runStoreModel(
   { module: "test/model/stores.ts", factory: "libsqlStore" },
   "test/model/libsql.test.ts",
   {},
-  { ownClock: true },
+  { ownClock: true, keepsNewestRow: true },
 );

@@ -18,6 +18,12 @@ export interface ModelStore {
    * Set by the harness from `runStoreModel`'s options, never guessed from the store.
    */
   refusesNul?: boolean | undefined;
+  /**
+   * The store never deletes its newest row, not even once it is sent and past retention: ids
+   * are `max(id) + 1`, and keeping that row keeps ids from coming back (SQLite stores without
+   * AUTOINCREMENT). A purge then leaves the newest message if it is sent.
+   */
+  keepsNewestRow?: boolean | undefined;
   close: () => Promise<void>;
 }
 
@@ -28,6 +34,8 @@ export type ModelStoreFactory = (options: { keepSent: boolean }) => Promise<Mode
 export interface StoreCapabilities {
   /** See {@link ModelStore.refusesNul}. */
   refusesNul?: boolean | undefined;
+  /** See {@link ModelStore.keepsNewestRow}. */
+  keepsNewestRow?: boolean | undefined;
 }
 
 /** `factory`, whose stores carry `capabilities`. */
@@ -35,7 +43,11 @@ export function withCapabilities(
   factory: ModelStoreFactory,
   capabilities: StoreCapabilities,
 ): ModelStoreFactory {
-  return async (options) => ({ ...(await factory(options)), refusesNul: capabilities.refusesNul === true });
+  return async (options) => ({
+    ...(await factory(options)),
+    refusesNul: capabilities.refusesNul === true,
+    keepsNewestRow: capabilities.keepsNewestRow === true,
+  });
 }
 
 /** What the commands act on. */

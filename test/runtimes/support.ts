@@ -120,6 +120,7 @@ export const SUBPATHS: Readonly<Record<string, string>> = {
   "edge-outbox/qstash": "adapters/qstash.ts",
   "edge-outbox/memory": "adapters/memory.ts",
   "edge-outbox/postgres": "adapters/postgres.ts",
+  "edge-outbox/d1": "adapters/d1.ts",
   "edge-outbox/queues": "adapters/queues.ts",
 };
 

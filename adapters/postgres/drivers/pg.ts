@@ -7,8 +7,10 @@
  *
  * @module
  */
-import { type Driver, type PgQueryable, runOn } from "../driver.ts";
-import { toStoreError } from "../errors.ts";
+
+import { StoreError } from "../../../mod.ts";
+import { type Driver, type PgQueryable, runOn, runPrepared } from "../driver.ts";
+import { isConnectionLost, toStoreError } from "../errors.ts";
 import { listenOnPool, quotedChannel } from "../listen.ts";
 import type { Row } from "../rows.ts";
 
@@ -20,6 +22,11 @@ export interface PgPoolClientLike extends PgQueryable {
 /** The part of a `pg.Pool` the driver uses. */
 export interface PgPoolLike extends PgQueryable {
   connect(): Promise<PgPoolClientLike>;
+}
+
+/** The events of a `pg.Client` the driver listens to. */
+interface EventSource {
+  on(event: "end", listener: () => void): unknown;
 }
 
 /** The part of a `pg.Client` the driver uses (events for LISTEN). */
@@ -76,10 +83,10 @@ async function inTransaction<R>(
 }
 
 /** The driver of a `pg.Pool` or Neon `Pool`. */
-export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool"): Driver {
+export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prepare = true): Driver {
   return {
     name,
-    query: (text, args) => runOn(pool, text, args),
+    query: (text, args) => (prepare ? runPrepared : runOn)(pool, text, args),
     async transaction(fn) {
       let client: PgPoolClientLike;
       try {
@@ -102,17 +109,40 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool"): Dri
 }
 
 /** The driver of one connection: a `pg.Client`, Neon `Client`, or a `PoolClient` kept for it. */
-export function pgClientDriver(client: PgClientLike, name = "node-postgres Client"): Driver {
+export function pgClientDriver(client: PgClientLike, name = "node-postgres Client", prepare = true): Driver {
+  // A Client whose connection ended (closed, or killed by the server) never reconnects: every
+  // later statement would fail "not queryable", which alone reads as a dropped connection a
+  // retry gets past. So once 'end' came, or a statement failed with the connection, it is gone.
+  let ended = false;
+  (client as Partial<EventSource>).on?.("end", () => {
+    ended = true;
+  });
+  const gone = (error?: unknown) =>
+    new StoreError(
+      `the ${name}'s connection has ended (closed, or terminated by the server) and a Client never reconnects: create a new Client and PostgresStore, or pass a Pool, which replaces dropped connections`,
+      { retryable: false, code: "STORE_ERROR", cause: error },
+    );
   // The store's work on this connection, one thing at a time (see the module comment).
   let queue: Promise<unknown> = Promise.resolve();
   const exclusive = <R>(work: () => Promise<R>): Promise<R> => {
-    const run = queue.then(work, work);
+    const guarded = async () => {
+      if (ended) throw gone();
+      try {
+        return await work();
+      } catch (error) {
+        // The failure that killed the connection comes before 'end' does.
+        ended ||= isConnectionLost(error);
+        throw ended ? gone(error) : error;
+      }
+    };
+    const run = queue.then(guarded, guarded);
     queue = run.catch(() => {});
     return run;
   };
   return {
     name,
-    query: (text, args) => exclusive((): Promise<Row[]> => runOn(client, text, args)),
+    query: (text, args) =>
+      exclusive((): Promise<Row[]> => (prepare ? runPrepared : runOn)(client, text, args)),
     transaction: (fn) => exclusive(() => inTransaction(client, fn, () => {})),
     // One connection, which cannot come back once dropped: listen on it, no reconnection.
     async listen(channel, onNotify) {

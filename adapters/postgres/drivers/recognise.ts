@@ -4,21 +4,23 @@
  * @module
  */
 import { ValidationError } from "../../../mod.ts";
-import type { Driver } from "../driver.ts";
+import { type Driver, isNeonHttp, NEON_HTTP_REFUSED } from "../driver.ts";
 import { isPgClient, isPgPool, pgClientDriver, pgPoolDriver } from "./pg.ts";
 import { isPgliteDb, pgliteDriver } from "./pglite.ts";
 import { isPostgresJsSql, postgresJsDriver } from "./postgres-js.ts";
 
 /**
- * The driver for `db`: a postgres.js `sql`, a PGlite instance, a node-postgres or Neon `Pool`,
+ * The driver for `db` (`prepare`: node-postgres and Neon run the store's statements as named
+ * prepared statements): a postgres.js `sql`, a PGlite instance, a node-postgres or Neon `Pool`,
  * or a node-postgres or Neon `Client`. Anything else (a transaction, a connection string, an
  * HTTP-only `neon()` query function) is a `ValidationError` (code `INVALID_OPTIONS`).
  */
-export function driverFor(db: unknown): Driver {
+export function driverFor(db: unknown, prepare = true): Driver {
+  if (isNeonHttp(db)) throw new ValidationError(NEON_HTTP_REFUSED);
   if (isPostgresJsSql(db)) return postgresJsDriver(db);
   if (isPgliteDb(db)) return pgliteDriver(db);
-  if (isPgPool(db)) return pgPoolDriver(db, `${constructorName(db) ?? "pg"} Pool`);
-  if (isPgClient(db)) return pgClientDriver(db, `${constructorName(db) ?? "pg"} Client`);
+  if (isPgPool(db)) return pgPoolDriver(db, `${constructorName(db) ?? "pg"} Pool`, prepare);
+  if (isPgClient(db)) return pgClientDriver(db, `${constructorName(db) ?? "pg"} Client`, prepare);
   throw new ValidationError(
     `db must be a node-postgres Pool or Client, a postgres.js sql, a PGlite instance, or a Neon Pool or Client, got ${describe(db)}`,
   );

@@ -1,12 +1,11 @@
 /**
- * Between JavaScript values and libSQL rows and arguments: decoding claimed rows into message
- * records and the stats and version rows into values, and encoding id lists and per-row
- * updates as JSON for `json_each`.
+ * Between JavaScript values and SQLite rows and arguments, for every SQLite driver (libSQL,
+ * D1): decoding claimed rows into message records and the stats and version rows into values,
+ * and encoding id lists and per-row updates as JSON for `json_each`.
  *
  * @module
  */
 
-import type { ResultSet, Row, Value } from "@libsql/client";
 import {
   type DeadUpdate,
   formatMessageId,
@@ -18,6 +17,18 @@ import {
   wellFormedText,
 } from "../../mod.ts";
 import { storedHeaders } from "../sql/headers.ts";
+
+/**
+ * A column value as a SQLite driver hands it back: libSQL gives numbers, bigints, strings and
+ * ArrayBuffers; D1 gives numbers, strings and BLOBs as arrays of byte values.
+ */
+type Value = unknown;
+/** One row of a result, by column name. */
+export type Row = Readonly<Record<string, Value>>;
+/** What the decoders read of a driver's result: its rows. */
+export interface ResultSet {
+  readonly rows: readonly Row[];
+}
 
 /**
  * How a table's row ids become public ids: `msg_<namespace>_<row>`, except rows up to
@@ -126,6 +137,7 @@ export function toText(value: Value | undefined): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === "string") return value;
   if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return decoder.decode(value);
+  if (Array.isArray(value)) return decoder.decode(toBytes(value));
   return String(value);
 }
 
@@ -141,6 +153,8 @@ function toBytes(value: Value | undefined): Uint8Array<ArrayBuffer> {
     const view = value as ArrayBufferView;
     return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
   }
+  // D1 hands a BLOB back as an array of byte values.
+  if (Array.isArray(value)) return Uint8Array.from(value as number[]);
   // A value written as text by hand (not through the store) still comes back as its UTF-8 bytes.
   if (typeof value === "string") return new TextEncoder().encode(value);
   return new Uint8Array(0);

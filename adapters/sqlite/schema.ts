@@ -209,8 +209,10 @@ VALUES (?1, ?2, CAST(unixepoch('subsec') * 1000 AS INTEGER), ?3)
 ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at,
   id_namespace = coalesce(${SCHEMA_TABLE}.id_namespace, excluded.id_namespace)`;
 /**
- * ?1 table name, ?2 a fresh namespace: for a table created anew under a version row that
- * outlived the old table (dropped by hand). Its row ids start again at 1, so its ids must not
- * reuse the old namespace, nor be read as the old table's bare ids (no legacy rows).
+ * ?1 table name, ?2 a fresh namespace, ?3 the namespace the migrator read: for a table created
+ * anew under a version row that outlived the old table (dropped by hand). Its row ids start
+ * again at 1, so its ids must not reuse the old namespace, nor be read as the old table's bare
+ * ids (no legacy rows). Only the namespace read is replaced: a concurrent migrator (D1 has no
+ * interactive transaction to serialize them) that renewed it first keeps its own.
  */
-export const RENEW_NAMESPACE = `UPDATE ${SCHEMA_TABLE} SET id_namespace = ?2, legacy_max_id = NULL WHERE table_name = ?1`;
+export const RENEW_NAMESPACE = `UPDATE ${SCHEMA_TABLE} SET id_namespace = ?2, legacy_max_id = NULL WHERE table_name = ?1 AND id_namespace = ?3`;

@@ -1,0 +1,83 @@
+/**
+ * Cloudflare D1's limits that the store relies on, and the checks that keep its statements
+ * inside them.
+ *
+ * Source: https://developers.cloudflare.com/d1/platform/limits/ (last updated 2026-04-21):
+ * - maximum string, BLOB or table row size: 2,000,000 bytes;
+ * - maximum SQL statement length: 100,000 bytes;
+ * - maximum bound parameters per query: 100; maximum arguments per SQL function: 32;
+ * - maximum SQL query duration: 30 s; maximum query result size: 50 MB;
+ * - queries per Worker invocation: 1,000 (Workers Paid) / 50 (Free). A relay pass is one
+ *   batch call of 2 to 7 statements (more only when a mark is split, see {@link MARK_CHUNK}),
+ *   a claim of large values one more query per {@link VALUE_READ_CHUNK} of them; the page does
+ *   not say whether a batch counts once or per statement.
+ *
+ * How the store stays inside them: its statements are fixed text of a few kilobytes at most
+ * (the longest, a claim, is under 2 KB) with at most 4 bound parameters (id lists and
+ * per-message updates travel as ONE JSON parameter); a message whose row would exceed the row
+ * size is refused before anything is written; marks are split so that no JSON parameter
+ * approaches the string limit; a claim carries small values in its one-row read and reads
+ * larger ones by id afterwards, and halves its batch when a read still comes out too big.
+ *
+ * @module
+ */
+import { type PreparedMessage, ValidationError } from "../../mod.ts";
+
+/** D1's maximum string, BLOB or row size, in bytes. */
+export const MAX_ROW_BYTES = 2_000_000;
+
+/**
+ * Room kept in a row for the integer columns, the record header and the headers' and error's
+ * framing: a message is refused when its key, value and headers need more than
+ * `MAX_ROW_BYTES - ROW_OVERHEAD` bytes.
+ */
+const ROW_OVERHEAD = 1024;
+
+/**
+ * Most messages a mark statement names. A retry entry holds at most a 2,000-code-unit error
+ * escaped as JSON (at most 6 bytes per unit, `\u0001`) plus its id and delay: under 12.1 KB,
+ * so 100 of them stay under 1.3 MB, inside the 2 MB string limit.
+ */
+export const MARK_CHUNK = 100;
+
+/**
+ * Most large values (those a claim's read does not carry) read in one query. D1 returns a BLOB
+ * as a JSON array of byte values, up to 4 characters a byte: 5 values of at most 2 MB stay
+ * under 40 MB, inside the 50 MB result limit.
+ */
+export const VALUE_READ_CHUNK = 5;
+
+/**
+ * The largest value a claim's one-row read carries, for a batch of `batchSize`: the values it
+ * carries together stay under 1 MB (half the string limit, leaving the other half to the
+ * read's JSON of keys, headers and errors). Larger values are read by id after the claim.
+ */
+export function inlinedValueBytes(batchSize: number): number {
+  return Math.floor(1_000_000 / batchSize);
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Throws a `ValidationError` (code `INVALID_MESSAGE`) when `message`'s row would exceed D1's
+ * row size; nothing is written then.
+ */
+export function checkRowSize(message: PreparedMessage, headersJson: string): void {
+  const bytes =
+    encoder.encode(message.key).byteLength +
+    message.value.byteLength +
+    encoder.encode(headersJson).byteLength;
+  if (bytes > MAX_ROW_BYTES - ROW_OVERHEAD) {
+    throw new ValidationError(
+      `message too large for D1: key, value and headers take ${bytes} bytes, D1 stores at most ${MAX_ROW_BYTES} bytes per row (${MAX_ROW_BYTES - ROW_OVERHEAD} for them); keep large payloads in R2 and send a reference`,
+      { code: "INVALID_MESSAGE" },
+    );
+  }
+}
+
+/** `items` in consecutive groups of at most `size`. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const groups: T[][] = [];
+  for (let i = 0; i < items.length; i += size) groups.push(items.slice(i, i + size));
+  return groups;
+}

@@ -1,0 +1,136 @@
+/**
+ * `D1Store.migrate()` and `D1Store.migrationSql()`: the schema of the shared SQLite dialect
+ * (`../sqlite/schema.ts`, the very DDL LibsqlStore runs) applied through D1, which has no
+ * interactive transactions. What to do is decided from reads, then done in ONE batch (D1 runs
+ * a batch as one transaction, so a failed migration leaves nothing half-made). Concurrent
+ * migrators are safe: every statement is idempotent (`IF NOT EXISTS`, a version row that keeps
+ * the first namespace written, a renewal only of the namespace it read).
+ *
+ * @module
+ */
+import { newIdNamespace, OutboxError, StoreError } from "../../mod.ts";
+import { checkOwnRows, checkShape, needsMigrate, upToDate } from "../sqlite/migrate-checks.ts";
+import type { SqlStatement } from "../sqlite/pass.ts";
+import { type IdSpace, type Row, toNumber, versionOf } from "../sqlite/rows.ts";
+import {
+  ADD_LEGACY_COLUMN,
+  ADD_NAMESPACE_COLUMN,
+  BYTES_SURVIVE_CONCAT,
+  CREATE_SCHEMA_TABLE,
+  currentSchema,
+  HAS_SEQUENCE_TABLE,
+  ownObjects,
+  READ_VERSION,
+  RENEW_NAMESPACE,
+  recordLegacyMax,
+  SCHEMA_TABLE,
+  SCHEMA_VERSION,
+  v1IndexesOf,
+  WRITE_VERSION,
+} from "../sqlite/schema.ts";
+import type { D1Runner } from "./runner.ts";
+
+const columnsQuery = (table: string): SqlStatement => ({
+  sql: "SELECT name FROM pragma_table_info(?1)",
+  args: [table],
+});
+const versionQuery = (table: string): SqlStatement => ({ sql: READ_VERSION, args: [table] });
+
+/**
+ * A fresh id namespace drawn by SQLite itself (16 characters of the alphabet of `src/ids.ts`):
+ * a migration file applied to several databases (staging, production) gives each its own.
+ */
+const SQL_NAMESPACE = `(SELECT group_concat(substr('0123456789abcdefghjkmnpqrstvwxyz', (abs(random()) % 32) + 1, 1), '')
+  FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 16) SELECT i FROM n))`;
+
+/**
+ * The DDL of a new outbox table at the current schema version, as one SQL text for a file under
+ * `migrations/` (`wrangler d1 migrations apply`): the same statements `migrate()` runs, plus
+ * the version row with a namespace drawn in SQL. Idempotent; it does not upgrade a table of
+ * schema version 1 (only `migrate()` does: D1Store never made one).
+ */
+export function migrationSql(table: string): string {
+  const version = `INSERT INTO ${SCHEMA_TABLE} (table_name, version, migrated_at, id_namespace)
+VALUES ('${table}', ${SCHEMA_VERSION}, CAST(unixepoch('subsec') * 1000 AS INTEGER), ${SQL_NAMESPACE})
+ON CONFLICT (table_name) DO NOTHING`;
+  return `${[CREATE_SCHEMA_TABLE, ...currentSchema(table), version].join(";\n\n")};\n`;
+}
+
+/** The column names of a table (none when it does not exist). */
+async function _columnsOf(run: D1Runner, table: string): Promise<string[]> {
+  return (await run.rows("reading the table's columns", columnsQuery(table))).map((row) => String(row.name));
+}
+
+/** Brings `table` to {@link SCHEMA_VERSION} and returns its id space. See the module comment. */
+export async function migrateD1(run: D1Runner, table: string): Promise<IdSpace> {
+  try {
+    // Checked for LibsqlStore's sake (a moved database): D1 databases are always UTF-8.
+    const [encoding, schemaColumns, tableColumns] = await run.batch("reading the schema", [
+      BYTES_SURVIVE_CONCAT,
+      columnsQuery(SCHEMA_TABLE),
+      columnsQuery(table),
+    ]);
+    if (toNumber(encoding?.results[0]?.kept) !== 1)
+      throw new StoreError("the database's text encoding is not UTF-8", { retryable: false });
+    const names = new Set((schemaColumns?.results ?? []).map((row) => String(row.name)));
+    const columns = (tableColumns?.results ?? []).map((row) => String(row.name));
+    const before = names.size > 0 && names.has("id_namespace") && names.has("legacy_max_id");
+    const read = before ? await run.rows("reading the schema version", versionQuery(table)) : [];
+    const known = upToDate(table, { rows: read });
+    if (known !== undefined && columns.length > 0) return known;
+    checkShape(table, columns.length > 0 ? columns : undefined);
+    // Objects named like the store's indexes must be its own (on this table) before any write.
+    checkOwnRows(table, await run.rows("reading the schema", ownObjects(table)));
+    const writes: (SqlStatement | string)[] = [CREATE_SCHEMA_TABLE];
+    if (names.size > 0 && !names.has("id_namespace")) writes.push(ADD_NAMESPACE_COLUMN);
+    if (names.size > 0 && !names.has("legacy_max_id")) writes.push(ADD_LEGACY_COLUMN);
+    if (columns.length > 0) {
+      for (const row of await run.rows("reading the schema", v1IndexesOf(table)))
+        writes.push(`DROP INDEX IF EXISTS "${String(row.name)}"`);
+    }
+    writes.push(...currentSchema(table), {
+      sql: WRITE_VERSION,
+      args: [table, SCHEMA_VERSION, newIdNamespace()],
+    });
+    if (known !== undefined) {
+      // The version row outlived its table (dropped by hand): the new table's row ids start
+      // again at 1, so they get a new namespace (only if no concurrent migrator renewed it).
+      writes.push({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace(), known.namespace] });
+    } else if (columns.length > 0 && versionOf({ rows: read }).version < SCHEMA_VERSION) {
+      // A table from before version 2 (made by LibsqlStore): its rows keep the bare ids receivers saw.
+      const sequence = await run.rows("reading the schema", HAS_SEQUENCE_TABLE);
+      writes.push({ sql: recordLegacyMax(table, toNumber(sequence[0]?.found) > 0), args: [table] });
+    }
+    await run.batch(`migrating table "${table}"`, writes);
+    const written = upToDate(table, {
+      rows: await run.rows("reading the schema version", versionQuery(table)),
+    });
+    if (written === undefined)
+      throw new StoreError(`migrating table "${table}" recorded no version`, { retryable: false });
+    return written;
+  } catch (error) {
+    if (error instanceof OutboxError) throw error;
+    throw new StoreError(`D1 failed while migrating table "${table}": ${String(error)}`, {
+      retryable: false,
+      cause: error,
+    });
+  }
+}
+
+/**
+ * The id space of a table migrated to the current version, for a store that did not migrate
+ * it itself. A `StoreError` when the table needs `migrate()`.
+ */
+export async function readNamespaceD1(run: D1Runner, table: string): Promise<IdSpace> {
+  let rows: Row[];
+  try {
+    rows = await run.rows("reading the id namespace", versionQuery(table));
+  } catch (error) {
+    if (error instanceof OutboxError && /no such (column|table)/i.test(error.message))
+      throw needsMigrate(table);
+    throw error;
+  }
+  const space = upToDate(table, { rows });
+  if (space === undefined) throw needsMigrate(table);
+  return space;
+}

@@ -1,0 +1,267 @@
+/**
+ * What D1Store adds to the conformance suite: bad input refused before anything is written,
+ * D1's limits (a row over 2,000,000 bytes refused; marks over many ids split; a claim whose
+ * read would exceed the string limit halved), `withTransaction` as one batch, and one schema
+ * with LibsqlStore (`migrationSql()` applied by hand, by libSQL, the DDL both make).
+ */
+import { createClient } from "@libsql/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type D1Database, D1Store, MAX_ROW_BYTES } from "../../adapters/d1.ts";
+import { LibsqlStore } from "../../adapters/libsql.ts";
+import {
+  type ClaimOptions,
+  type PreparedMessage,
+  prepareMessage,
+  StoreError,
+  ValidationError,
+} from "../../mod.ts";
+import { type D1Fixture, freshTable, migratedStore, startD1 } from "./helpers.ts";
+
+const claim: ClaimOptions = { batchSize: 10, leaseDuration: 30_000, ordering: "none" };
+const message = (
+  key: string,
+  value: string | Uint8Array = "{}",
+  headers?: Record<string, string>,
+): PreparedMessage => prepareMessage({ key, value, headers }, { maxMessageBytes: 4 << 20 });
+
+let d1: D1Fixture;
+beforeAll(async () => {
+  d1 = await startD1();
+}, 60_000);
+afterAll(async () => {
+  await d1?.mf.dispose();
+});
+
+/** Names of the tables and indexes in the database (D1's own `_cf_` tables left out). */
+async function schemaNames(db: D1Database): Promise<string[]> {
+  const { results } = await db
+    .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE '_cf_%' ORDER BY name")
+    .all<{ name: string }>();
+  return results.map((row) => row.name);
+}
+
+/** Applies a migration file's text as wrangler does: the whole text, statement after statement. */
+async function applyFile(db: D1Database, text: string): Promise<void> {
+  await (db as D1Database & { exec(sql: string): Promise<unknown> }).exec(text.replaceAll("\n", " "));
+}
+
+describe("D1Store: bad input", () => {
+  it("refuses a binding that is not a D1 database, and an unsafe table name, before any SQL", async () => {
+    for (const db of [undefined, null, {}, { prepare() {} }, { execute() {}, transaction() {} }, "DB"]) {
+      expect(() => new D1Store(db as unknown as D1Database)).toThrow(ValidationError);
+    }
+    expect(() => new D1Store(d1.db)).not.toThrow();
+    const before = await schemaNames(d1.db);
+    for (const table of [
+      'x"; DROP TABLE y; --',
+      "sqlite_master",
+      "edge_outbox_schema",
+      "",
+      "1abc",
+      "a".repeat(64),
+    ]) {
+      expect(() => new D1Store(d1.db, { table })).toThrow(ValidationError);
+      expect(() => D1Store.migrationSql(table)).toThrow(ValidationError);
+    }
+    expect(() => new D1Store(d1.db, { retention: { sent: "keep", keepFor: -1 } as never })).toThrow(
+      ValidationError,
+    );
+    expect(await schemaNames(d1.db)).toEqual(before);
+  });
+
+  it("refuses a message over D1's row size before anything is written; one just under it round-trips", async () => {
+    const store = await migratedStore(d1.db);
+    const tooBig = message("big", new Uint8Array(MAX_ROW_BYTES));
+    const statements: ReturnType<D1Store["insertStatement"]>[] = [];
+    await expect(store.addMessage(statements, tooBig)).rejects.toMatchObject({ code: "INVALID_MESSAGE" });
+    expect(statements).toHaveLength(0);
+    await expect(store.addMessage(d1.db, tooBig)).rejects.toBeInstanceOf(ValidationError);
+    // Headers count too.
+    const bigHeaders = message("h", "{}", { "x-big": "a".repeat(MAX_ROW_BYTES) });
+    await expect(store.addMessage(d1.db, bigHeaders)).rejects.toBeInstanceOf(ValidationError);
+    expect((await store.stats()).pending).toBe(0);
+
+    const value = crypto.getRandomValues(new Uint8Array(65_536)).map((b, i) => (i % 7 === 0 ? 0 : b));
+    const large = new Uint8Array(MAX_ROW_BYTES - 4096);
+    large.set(value);
+    await store.addMessage(d1.db, message("fits", large));
+    const { messages } = await store.fetchAndLock(claim);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.value.byteLength).toBe(large.byteLength);
+    expect(Buffer.compare(Buffer.from(messages[0]!.value), Buffer.from(large))).toBe(0);
+  });
+
+  it("refuses a tx that is neither an array of statements nor a D1 binding", async () => {
+    const store = await migratedStore(d1.db);
+    for (const tx of [null, {}, "tx", { execute() {} }]) {
+      await expect(store.addMessage(tx as never, message("k"))).rejects.toMatchObject({
+        code: "INVALID_MESSAGE",
+      });
+    }
+    expect((await store.stats()).pending).toBe(0);
+  });
+
+  it("says to run migrate() on a table that has none", async () => {
+    const store = new D1Store(d1.db, { table: freshTable() });
+    await expect(store.fetchAndLock(claim)).rejects.toThrow(/migrate\(\)/);
+    await expect(store.fetchAndLock(claim)).rejects.toBeInstanceOf(StoreError);
+  });
+});
+
+describe("D1Store: batches", () => {
+  it("addMessage(stmts) commits with the caller's writes in one batch, or not at all", async () => {
+    const store = await migratedStore(d1.db);
+    const orders = `orders_${freshTable()}`;
+    await d1.db.prepare(`CREATE TABLE ${orders} (id TEXT PRIMARY KEY)`).run();
+    const ok = [d1.db.prepare(`INSERT INTO ${orders} (id) VALUES ('a')`)];
+    await store.addMessage(ok, message("order:a"));
+    expect(ok).toHaveLength(2);
+    await d1.db.batch(ok);
+    const failing = [d1.db.prepare(`INSERT INTO ${orders} (id) VALUES ('b')`)];
+    await store.addMessage(failing, message("order:b"));
+    failing.push(d1.db.prepare(`INSERT INTO ${orders} (id) VALUES ('a')`)); // violates the key
+    await expect(d1.db.batch(failing)).rejects.toThrow();
+    const { messages } = await store.fetchAndLock(claim);
+    expect(messages.map((m) => m.key)).toEqual(["order:a"]);
+  });
+
+  it("withTransaction runs the statements as one batch when fn resolves, and none when it throws", async () => {
+    const store = await migratedStore(d1.db);
+    await expect(
+      store.withTransaction(async (tx) => {
+        await store.addMessage(tx, message("rolled back"));
+        throw new Error("no");
+      }),
+    ).rejects.toThrow("no");
+    expect(await store.withTransaction(async () => 42)).toBe(42);
+    expect(
+      await store.withTransaction(async (tx) => {
+        await store.addMessage(tx, message("one"));
+        await store.addMessage(tx, message("two"));
+        return tx.length;
+      }),
+    ).toBe(2);
+    expect((await store.fetchAndLock(claim)).messages.map((m) => m.key)).toEqual(["one", "two"]);
+  });
+
+  it("marks and requeues hundreds of ids (split into statements D1 accepts), with long error texts", async () => {
+    const store = await migratedStore(d1.db);
+    const count = 250;
+    await store.withTransaction(async (tx) => {
+      for (let i = 0; i < count; i++) await store.addMessage(tx, message(`k${i}`));
+    });
+    const first = await store.fetchAndLock({ ...claim, batchSize: count });
+    expect(first.messages).toHaveLength(count);
+    const error = "\u0001".repeat(5000); // escapes to 6 bytes a unit in JSON
+    const dead = first.messages.slice(0, 150).map((m) => ({ id: m.id, error }));
+    const retry = first.messages
+      .slice(150)
+      .map((m) => ({ id: m.id, availableAt: new Date(), delay: 0, error }));
+    const result = await store.recordAndFetch(
+      { token: first.token, sent: [], retry, dead },
+      { ...claim, batchSize: count },
+    );
+    expect(result.recorded).toEqual({ sent: 0, failed: 100, dead: 150 });
+    expect(result.claim.messages).toHaveLength(100);
+    const listed = await store.listDead({ limit: 1000 });
+    expect(listed).toHaveLength(150);
+    expect(listed[0]!.lastError?.length).toBeLessThanOrEqual(2000);
+    expect(await store.requeueDead(listed.map((m) => m.id))).toBe(150);
+    expect(
+      await store.markAsSent(
+        result.claim.token,
+        result.claim.messages.map((m) => m.id),
+      ),
+    ).toBe(100);
+    const again = await store.fetchAndLock({ ...claim, batchSize: count });
+    expect(again.messages).toHaveLength(150);
+    expect(
+      await store.release(
+        again.token,
+        again.messages.map((m) => m.id),
+      ),
+    ).toBe(150);
+    expect(await store.stats()).toMatchObject({ pending: 150, inFlight: 0, dead: 0 });
+  });
+
+  it("a claim reads values too large for its one-row read by id afterwards, a few at a time, intact", async () => {
+    const store = await migratedStore(d1.db);
+    // Batch 10 carries values up to 100 KB in its read: these 300 KB values are read by id.
+    const values = Array.from({ length: 12 }, (_, i) => new Uint8Array(300_000).fill(i + 1));
+    values[3]![0] = 0;
+    await store.withTransaction(async (tx) => {
+      for (const [i, value] of values.entries()) await store.addMessage(tx, message(`big${i}`, value));
+    });
+    const first = await store.fetchAndLock(claim);
+    const rest = await store.fetchAndLock(claim);
+    const claimed = [...first.messages, ...rest.messages];
+    expect(claimed.map((m) => m.key)).toEqual(values.map((_, i) => `big${i}`));
+    for (const [i, m] of claimed.entries())
+      expect(Buffer.compare(Buffer.from(m.value), Buffer.from(values[i]!))).toBe(0);
+  });
+
+  it("a claim whose one-row read would exceed D1's string limit is halved until it fits", async () => {
+    const store = await migratedStore(d1.db);
+    // Six messages with 400 KB headers: a read of all of them is 2.4 MB, over the 2 MB limit.
+    await store.withTransaction(async (tx) => {
+      for (let i = 0; i < 6; i++)
+        await store.addMessage(tx, message(`k${i}`, "{}", { "x-pad": String(i).repeat(400_000) }));
+    });
+    const first = await store.fetchAndLock(claim);
+    expect(first.messages.length).toBeGreaterThan(0);
+    expect(first.messages.length).toBeLessThan(6);
+    expect(first.messages[0]!.headers["x-pad"]).toHaveLength(400_000);
+    const rest = await store.fetchAndLock(claim);
+    expect(first.messages.length + rest.messages.length).toBe(6);
+  });
+});
+
+describe("D1Store and LibsqlStore: one schema", () => {
+  it("create the same tables and indexes, to the letter", async () => {
+    const table = freshTable();
+    await new D1Store(d1.db, { table }).migrate();
+    const client = createClient({ url: ":memory:" });
+    await new LibsqlStore(client, { table }).migrate();
+    const query = `SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE tbl_name IN ('${table}', 'edge_outbox_schema') ORDER BY name`;
+    const fromD1 = (await d1.db.prepare(query).all()).results;
+    const fromLibsql = (await client.execute(query)).rows.map((row) => ({ ...row }));
+    expect(fromD1).toEqual(fromLibsql);
+    client.close();
+  });
+
+  it("migrationSql(), applied as a migration file, makes a table the store uses without migrate()", async () => {
+    const table = freshTable();
+    const text = D1Store.migrationSql(table);
+    expect(text).not.toMatch(/BEGIN|COMMIT/i); // wrangler refuses transactions in migration files
+    await applyFile(d1.db, text);
+    await applyFile(d1.db, text); // idempotent
+    const store = new D1Store(d1.db, { table });
+    await store.addMessage(d1.db, message("k"));
+    const { messages } = await store.fetchAndLock(claim);
+    expect(messages[0]!.id).toMatch(/^msg_[0-9a-z]{16}_1$/);
+    // migrate() afterwards changes nothing: the same namespace, the same ids.
+    await store.migrate();
+    const other = new D1Store(d1.db, { table });
+    await other.migrate();
+    await other.addMessage(d1.db, message("k2"));
+    const next = await other.fetchAndLock(claim);
+    expect(next.messages[0]!.id.split("_")[1]).toBe(messages[0]!.id.split("_")[1]);
+  });
+
+  it("each database the file is applied to gets its own id namespace; LibsqlStore uses the file too", async () => {
+    const text = D1Store.migrationSql();
+    const namespaces = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const client = createClient({ url: ":memory:" });
+      await client.executeMultiple(text);
+      const store = new LibsqlStore(client);
+      await store.addMessage(client, message("k"));
+      const { messages } = await store.fetchAndLock(claim);
+      expect(messages).toHaveLength(1);
+      namespaces.add(messages[0]!.id.split("_")[1]!);
+      await store.migrate(); // up to date: nothing to do
+      client.close();
+    }
+    expect(namespaces.size).toBe(3);
+  });
+});
