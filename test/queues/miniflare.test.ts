@@ -7,8 +7,8 @@
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Receiver, startReceiver } from "../runtimes/support.ts";
-import { bundle } from "../runtimes/workerd/bundle.ts";
 import { waitFor } from "../support/senders.ts";
+import { bundleWorker } from "../support/worker-bundle.ts";
 import type { Consumed } from "./fixtures/consumer-worker.ts";
 import type { AddRequest, TickResponse } from "./fixtures/producer-worker.ts";
 
@@ -27,13 +27,13 @@ describe("queueSender with a Miniflare queue", { timeout: 90_000 }, () => {
         {
           name: "producer",
           modules: true,
-          script: await bundle("test/queues/fixtures/producer-worker.ts"),
+          script: await bundleWorker("test/queues/fixtures/producer-worker.ts"),
           queueProducers: { QUEUE: "outbox" },
         },
         {
           name: "consumer",
           modules: true,
-          script: await bundle("test/queues/fixtures/consumer-worker.ts"),
+          script: await bundleWorker("test/queues/fixtures/consumer-worker.ts"),
           bindings: { RECEIVER_URL: `${receiver.url}/consumed` },
           queueConsumers: { outbox: { maxBatchSize: 100, maxBatchTimeout: 0 } },
         },

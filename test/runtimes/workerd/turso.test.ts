@@ -12,8 +12,8 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HranaServer, startHranaServer } from "../../support/hrana-server.ts";
 import { type HttpReceiver, startHttpReceiver } from "../../support/http-receiver.ts";
+import { bundleWorker } from "../../support/worker-bundle.ts";
 import { webhookSecret } from "../support.ts";
-import { bundle } from "./bundle.ts";
 
 interface WorkerFetcher {
   fetch(url: string, init?: RequestInit): Promise<Response>;
@@ -34,7 +34,7 @@ describe("LibsqlStore over @libsql/client/web in workerd", { timeout: 120_000 },
   beforeAll(async () => {
     hrana = await startHranaServer(join(dir, "turso.db"));
     receiver = await startHttpReceiver();
-    const script = await bundle("test/runtimes/workerd/turso-worker.ts");
+    const script = await bundleWorker("test/runtimes/workerd/turso-worker.ts");
     const bindings = { DATABASE_URL: hrana.url, WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: secret };
     mf = new Miniflare({
       compatibilityDate: "2025-01-01",
