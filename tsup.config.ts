@@ -16,6 +16,7 @@ const entries = {
   memory: "adapters/memory.ts",
   postgres: "adapters/postgres.ts",
   d1: "adapters/d1.ts",
+  queues: "adapters/queues.ts",
 } as const;
 
 export default defineConfig({

@@ -36,6 +36,7 @@ const EXPECTED: Record<string, string[]> = {
   "edge-outbox/qstash": ["qstashSender"],
   "edge-outbox/memory": ["MemoryStore"],
   "edge-outbox/d1": ["D1Store"],
+  "edge-outbox/queues": ["queueSender", "readQueuedMessage"],
 };
 
 // Imports every subpath, checks its exports, and relays one message through the built core, so

@@ -3,6 +3,9 @@
  * `v1,` + base64 HMAC-SHA256 of `${id}.${timestamp}.${body}`, keyed by a `whsec_` secret.
  */
 import { ValidationError } from "../../mod.ts";
+import { decodeBase64, encodeBase64 } from "../shared/base64.ts";
+
+export { decodeBase64, encodeBase64 };
 
 /**
  * A signing secret: a Standard Webhooks string (`whsec_` + base64 of the key; the prefix is
@@ -21,21 +24,6 @@ const SECRET_PREFIX = "whsec_";
 export const MIN_KEY_BYTES = 16;
 const HMAC = { name: "HMAC", hash: "SHA-256" } as const;
 const encoder = new TextEncoder();
-
-/** Base64 (standard alphabet, padded) of `bytes`, without `Buffer`. */
-export function encodeBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!);
-  return btoa(binary);
-}
-
-/** Bytes of a base64 string; throws on characters outside the alphabet. */
-export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
 
 /**
  * The key bytes of each secret. Throws a {@link ValidationError} naming `label` (never the

@@ -1,16 +1,19 @@
 /**
- * edge-outbox on Cloudflare Workers.
+ * edge-outbox on Cloudflare Workers, with the outbox in D1.
  *
- * `POST /orders` records an order and its outbox message in one transaction; the cron trigger
- * (wrangler.toml) relays pending messages to `WEBHOOK_URL`, signed with `WEBHOOK_SECRET`.
- * `GET /stats` shows the backlog.
+ * `POST /orders` writes the order row and its outbox message in one `env.DB.batch` (all or
+ * nothing), answers, and delivers at once in the background (`ctx.waitUntil(outbox.tick())`).
+ * The cron trigger (wrangler.toml) drains whatever is left: messages whose first attempt failed,
+ * or whose immediate tick never ran. `GET /stats` shows the backlog. Webhooks go to
+ * `WEBHOOK_URL`, signed (Standard Webhooks) with `WEBHOOK_SECRET`.
  */
 import { Outbox } from "edge-outbox";
+import { type D1Database, D1Store, type D1Tx } from "edge-outbox/d1";
 import { httpSender } from "edge-outbox/http";
-import { MemoryStore, type MemoryTransaction } from "edge-outbox/memory";
 
-/** Bindings from wrangler.toml (`[vars]`) and `wrangler secret put`. */
+/** Bindings from wrangler.toml (`[[d1_databases]]`, `[vars]`) and `wrangler secret put`. */
 export interface Env {
+  DB: D1Database;
   WEBHOOK_URL: string;
   WEBHOOK_SECRET: string;
 }
@@ -26,49 +29,100 @@ interface ScheduledController {
 }
 
 /**
- * A Worker gets 30 s of CPU time per invocation by default on Workers Paid (`limits.cpu_ms`
- * raises it up to 5 min; the Free plan allows 10 ms). Waiting on fetch is not CPU time, so this
- * budget is conservative: no new pass starts after 20 s, which leaves room for the pass in
- * flight (up to `sendTimeout`) and the writes that record its outcome.
+ * The tick after a request: a Worker may keep running `waitUntil` work for 30 s after its
+ * response, so a short budget delivers the new order now and leaves stragglers to the cron.
  */
-const TICK_BUDGET_MS = 20_000;
+const REQUEST_TICK_BUDGET_MS = 5_000;
+/**
+ * The cron tick: a Worker gets 30 s of CPU time per invocation by default on Workers Paid
+ * (`limits.cpu_ms` raises it up to 5 min). Waiting on fetch or D1 is not CPU time, so this is
+ * conservative: no new pass starts after 20 s, which leaves room for the pass in flight (up to
+ * `sendTimeout`) and the writes that record its outcome.
+ */
+const CRON_TICK_BUDGET_MS = 20_000;
 
-// A demo store: it lives in one isolate. For production put the outbox in your database,
-// e.g. `new LibsqlStore(createClient({ url, authToken }))` from edge-outbox/libsql over Turso
-// (import createClient from "@libsql/client/web"), or D1. See README.md.
-const store = new MemoryStore();
-let outbox: Outbox<MemoryTransaction> | undefined;
+interface Order {
+  id: string;
+  total: number;
+}
 
-function getOutbox(env: Env): Outbox<MemoryTransaction> {
-  outbox ??= new Outbox(store, httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }), {
+/**
+ * An outbox for one invocation. Workers do not let one request wait on another's I/O, and one
+ * Outbox runs one pass at a time (a second tick waits for the first), so each request and each
+ * cron run gets its own, disposed of when its work is done (which unregisters its gauges).
+ */
+function openOutbox(env: Env): Outbox<D1Tx> {
+  return new Outbox(new D1Store(env.DB), httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }), {
     sendTimeout: 5_000,
     onError: (error) => console.error("[outbox]", error),
   });
-  return outbox;
+}
+
+/** Relays until the outbox is empty or `budgetMs` is spent, logs the result, then disposes of it. */
+async function relay(outbox: Outbox<D1Tx>, budgetMs: number, trigger: string): Promise<void> {
+  try {
+    const result = await outbox.tick({ budgetMs });
+    console.log(`[outbox] ${trigger} tick`, JSON.stringify(result));
+  } catch (error) {
+    // The store failed (D1 unavailable, say): the messages stay pending for the next tick.
+    console.error(`[outbox] ${trigger} tick failed`, error);
+  } finally {
+    await outbox[Symbol.asyncDispose]();
+  }
+}
+
+function readOrder(body: unknown): Order | undefined {
+  const { id, total } = (body ?? {}) as Partial<Order>;
+  if (typeof id !== "string" || id === "" || id.length > 100) return undefined;
+  if (typeof total !== "number" || !Number.isFinite(total) || total < 0) return undefined;
+  return { id, total };
+}
+
+async function placeOrder(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  const order = readOrder(await request.json().catch(() => undefined));
+  if (order === undefined) {
+    return Response.json({ error: "expected { id: non-empty string, total: number >= 0 }" }, { status: 400 });
+  }
+  const outbox = openOutbox(env);
+  const statements = [
+    env.DB.prepare("INSERT INTO orders (id, total, created_at) VALUES (?1, ?2, ?3)").bind(
+      order.id,
+      order.total,
+      Date.now(),
+    ),
+  ];
+  try {
+    // Pushes the message's INSERT onto the same array: one batch, one implicit transaction.
+    await outbox.addMessage(statements, {
+      key: `order:${order.id}`,
+      value: JSON.stringify({ type: "order.placed", order }),
+      headers: { "content-type": "application/json" },
+    });
+    await env.DB.batch(statements);
+  } catch (error) {
+    await outbox[Symbol.asyncDispose]();
+    // The order row failed, so its message was never written either.
+    if (/UNIQUE constraint failed/.test(String(error))) {
+      return Response.json({ error: `order ${order.id} exists` }, { status: 409 });
+    }
+    throw error;
+  }
+  // Deliver now, after the response has gone; the cron delivers whatever this leaves.
+  ctx.waitUntil(relay(outbox, REQUEST_TICK_BUDGET_MS, "request"));
+  return Response.json({ placed: order.id }, { status: 201 });
 }
 
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const { pathname } = new URL(request.url);
-    const outbox = getOutbox(env);
-    if (request.method === "POST" && pathname === "/orders") {
-      const order = (await request.json()) as { id: string; total: number };
-      await store.withTransaction(async (tx) => {
-        // Write the order itself with the same transaction here.
-        await outbox.addMessage(tx, { key: `order:${order.id}`, value: JSON.stringify(order) });
-      });
-      return Response.json({ accepted: order.id }, { status: 202 });
-    }
-    if (request.method === "GET" && pathname === "/stats") return Response.json(await outbox.stats());
+    if (request.method === "POST" && pathname === "/orders") return placeOrder(request, env, ctx);
+    if (request.method === "GET" && pathname === "/stats")
+      return Response.json(await new D1Store(env.DB).stats());
     return new Response("not found", { status: 404 });
   },
 
   async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
     // waitUntil keeps the invocation alive until the tick has recorded every outcome.
-    ctx.waitUntil(
-      getOutbox(env)
-        .tick({ budgetMs: TICK_BUDGET_MS })
-        .then((result) => console.log("[outbox] tick", JSON.stringify(result))),
-    );
+    ctx.waitUntil(relay(openOutbox(env), CRON_TICK_BUDGET_MS, "cron"));
   },
 };

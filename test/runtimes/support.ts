@@ -121,6 +121,7 @@ export const SUBPATHS: Readonly<Record<string, string>> = {
   "edge-outbox/memory": "adapters/memory.ts",
   "edge-outbox/postgres": "adapters/postgres.ts",
   "edge-outbox/d1": "adapters/d1.ts",
+  "edge-outbox/queues": "adapters/queues.ts",
 };
 
 /** A whsec_ signing secret for the examples' httpSender (Standard Webhooks format). */
