@@ -23,8 +23,18 @@ describe("error classes", () => {
       [new StoreError("x", { retryable: false }), "StoreError", "STORE_ERROR", [OutboxError, StoreError]],
       [new LeaseLostError(["a"]), "LeaseLostError", "LEASE_LOST", [OutboxError, LeaseLostError]],
       [new SendError("x"), "SendError", "SEND_FAILED", [OutboxError, SendError]],
-      [new SendTimeoutError(50), "SendTimeoutError", "SEND_TIMEOUT", [OutboxError, SendError, SendTimeoutError]],
-      [new CallbackError("span.end", new Error("x")), "CallbackError", "CALLBACK_FAILED", [OutboxError, CallbackError]],
+      [
+        new SendTimeoutError(50),
+        "SendTimeoutError",
+        "SEND_TIMEOUT",
+        [OutboxError, SendError, SendTimeoutError],
+      ],
+      [
+        new CallbackError("span.end", new Error("x")),
+        "CallbackError",
+        "CALLBACK_FAILED",
+        [OutboxError, CallbackError],
+      ],
     ];
     for (const [error, name, code, types] of cases) {
       expect(error.name).toBe(name);
@@ -51,8 +61,18 @@ describe("error classes", () => {
     expect(error.status).toBeUndefined();
     expect(error.messageId).toBeUndefined();
     expect(error.cause).toBeUndefined();
-    const full = new SendError("429", { status: 429, messageId: "msg_1", cause: "busy", code: "MALFORMED_SEND_RESULT" });
-    expect([full.status, full.messageId, full.cause, full.code]).toEqual([429, "msg_1", "busy", "MALFORMED_SEND_RESULT"]);
+    const full = new SendError("429", {
+      status: 429,
+      messageId: "msg_1",
+      cause: "busy",
+      code: "MALFORMED_SEND_RESULT",
+    });
+    expect([full.status, full.messageId, full.cause, full.code]).toEqual([
+      429,
+      "msg_1",
+      "busy",
+      "MALFORMED_SEND_RESULT",
+    ]);
   });
 
   it("SendTimeoutError names the timeout and keeps the cause", () => {

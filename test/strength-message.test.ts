@@ -29,17 +29,21 @@ const record = (): MessageRecord => ({
 
 describe("prepareMessage limits are inclusive", () => {
   it("accepts a key of exactly 1024 characters and refuses 1025", () => {
-    expect(prepareMessage({ key: "k".repeat(1024), value: "" }, { maxMessageBytes: 16 }).key).toHaveLength(1024);
+    expect(prepareMessage({ key: "k".repeat(1024), value: "" }, { maxMessageBytes: 16 }).key).toHaveLength(
+      1024,
+    );
     expect(refusal({ key: "k".repeat(1025), value: "" }).message).toBe(
       "message.key must be at most 1024 characters, got 1025",
     );
   });
 
   it("accepts a value of exactly maxMessageBytes and refuses one byte more", () => {
-    expect(prepareMessage({ key: "k", value: "x".repeat(16) }, { maxMessageBytes: 16 }).value.byteLength).toBe(16);
-    expect(prepareMessage({ key: "k", value: new Uint8Array(16) }, { maxMessageBytes: 16 }).value.byteLength).toBe(
-      16,
-    );
+    expect(
+      prepareMessage({ key: "k", value: "x".repeat(16) }, { maxMessageBytes: 16 }).value.byteLength,
+    ).toBe(16);
+    expect(
+      prepareMessage({ key: "k", value: new Uint8Array(16) }, { maxMessageBytes: 16 }).value.byteLength,
+    ).toBe(16);
     expect(refusal({ key: "k", value: new Uint8Array(17) }).message).toBe(
       "message.value must be at most 16 bytes (maxMessageBytes), got 17",
     );
@@ -49,7 +53,9 @@ describe("prepareMessage limits are inclusive", () => {
 describe("prepareMessage refusal texts", () => {
   it("names null as null", () => {
     expect(refusal(null).message).toBe("message must be an object { key, value, headers? }, got null");
-    expect(refusal({ key: null, value: "x" }).message).toBe("message.key must be a non-empty string, got null");
+    expect(refusal({ key: null, value: "x" }).message).toBe(
+      "message.key must be a non-empty string, got null",
+    );
     expect(refusal({ key: "k", value: null }).message).toBe(
       "message.value must be a Uint8Array or a string, got null",
     );
