@@ -115,7 +115,10 @@ describe("D1Store: bad input", () => {
     );
     // Quotes: 2 bytes each as stored JSON (1.1 MB), 4 escaped again (2.2 MB).
     const quoted = message("k", "{}", { "x-q": '"'.repeat(550_000) });
-    await expect(store.addMessage(d1.db, quoted)).rejects.toThrow(/escaped as JSON in a claim's read/);
+    await expect(store.addMessage(d1.db, quoted)).rejects.toMatchObject({
+      code: "INVALID_MESSAGE",
+      message: expect.stringContaining("in one value of at most 2000000 bytes (1983616 for them)"),
+    });
     expect((await store.stats()).pending).toBe(0);
     // Large but claimable: 300,000 plain characters in a header.
     await store.addMessage(d1.db, message("k", "{}", { "x-pad": "a".repeat(300_000) }));
