@@ -23,7 +23,7 @@ import {
   wellFormedText,
 } from "../mod.ts";
 import { checkD1Database, type D1Database, type D1PreparedStatement, isD1Database } from "./d1/binding.ts";
-import { checkRowSize, chunks, MARK_CHUNK } from "./d1/limits.ts";
+import { checkMessageSize, chunks, MARK_CHUNK } from "./d1/limits.ts";
 import { migrateD1, migrationSql, readNamespaceD1 } from "./d1/migrate.ts";
 import { type D1StoreOptions, type D1Tx, resolveD1Options } from "./d1/options.ts";
 import { type D1MarkStep, d1MarkSteps, type MarkContext, runMarks, runPass } from "./d1/pass.ts";
@@ -130,7 +130,7 @@ export class D1Store implements TransactionalStore<D1Tx> {
 
   #insert(message: PreparedMessage): SqlStatement {
     const headers = headersJson(message.headers);
-    checkRowSize(message, headers);
+    checkMessageSize(message, headers);
     return {
       sql: this.#sql.insert,
       args: [wellFormedText(message.key), message.value, headers, message.timestamp.getTime()],

@@ -56,20 +56,38 @@ export function inlinedValueBytes(batchSize: number): number {
   return Math.floor(1_000_000 / batchSize);
 }
 
+/**
+ * Room a claim's one-row read needs for one message besides its key and headers: the id,
+ * numbers and JSON framing, and a last error of at most 2,000 code units escaped as JSON (at
+ * most 6 bytes each).
+ */
+const CLAIM_ENTRY_OVERHEAD = 16_384;
+
 const encoder = new TextEncoder();
+const utf8Bytes = (text: string) => encoder.encode(text).byteLength;
 
 /**
- * Throws a `ValidationError` (code `INVALID_MESSAGE`) when `message`'s row would exceed D1's
- * row size; nothing is written then.
+ * Throws a `ValidationError` (code `INVALID_MESSAGE`) when `message` does not fit D1: its row
+ * would exceed the row size, or its key and headers, which a claim's read carries escaped as
+ * JSON strings (a `"` or `\` doubles, a control character takes 6 bytes), would exceed the
+ * string limit even in a claim of one message. Such a message could never be claimed, and
+ * would hold back every claim behind it; nothing is written then.
  */
-export function checkRowSize(message: PreparedMessage, headersJson: string): void {
-  const bytes =
-    encoder.encode(message.key).byteLength +
-    message.value.byteLength +
-    encoder.encode(headersJson).byteLength;
+export function checkMessageSize(message: PreparedMessage, headersJson: string): void {
+  const text = utf8Bytes(message.key) + utf8Bytes(headersJson);
+  const bytes = text + message.value.byteLength;
   if (bytes > MAX_ROW_BYTES - ROW_OVERHEAD) {
     throw new ValidationError(
       `message too large for D1: key, value and headers take ${bytes} bytes, D1 stores at most ${MAX_ROW_BYTES} bytes per row (${MAX_ROW_BYTES - ROW_OVERHEAD} for them); keep large payloads in R2 and send a reference`,
+      { code: "INVALID_MESSAGE" },
+    );
+  }
+  // Escaping grows text at most 6 times: below that, the escaped form surely fits.
+  if (text * 6 + CLAIM_ENTRY_OVERHEAD <= MAX_ROW_BYTES) return;
+  const escaped = utf8Bytes(JSON.stringify(message.key)) + utf8Bytes(JSON.stringify(headersJson));
+  if (escaped + CLAIM_ENTRY_OVERHEAD > MAX_ROW_BYTES) {
+    throw new ValidationError(
+      `message too large for D1: its key and headers take ${escaped} bytes escaped as JSON in a claim's read, which D1 holds in one value of at most ${MAX_ROW_BYTES} bytes (${MAX_ROW_BYTES - CLAIM_ENTRY_OVERHEAD} for them); shorten the headers or the key`,
       { code: "INVALID_MESSAGE" },
     );
   }

@@ -1,7 +1,8 @@
 /**
- * The libSQL store's schema as SQL text: table-name validation, the names of the store's own
- * objects, the DDL of the current version, the steps that upgrade older versions, and the
- * version table. SQLite dialect only (no driver calls), so a D1 store can share it.
+ * The SQLite stores' schema as SQL text (LibsqlStore and D1Store share it, so a database moves
+ * between them): table-name validation, the names of the store's own objects, the DDL of the
+ * current version, the steps that upgrade older versions, and the version table. SQLite
+ * dialect only, no driver calls.
  *
  * Schema versions:
  * - 1: the table with `AUTOINCREMENT`, indexes named `<table>_ready`, `_key`, `_dead`, `_sent`.

@@ -1,6 +1,6 @@
 /**
- * Every statement the libSQL store runs at run time (the schema is in schema.ts), built once
- * per store so the hot path never assembles SQL. SQLite dialect only, no driver calls.
+ * Every statement the SQLite stores (LibsqlStore, D1Store) run at run time (the schema is in
+ * schema.ts), built once per store so the hot path never assembles SQL. SQLite dialect only, no driver calls.
  *
  * One clock per database: every lease and readiness decision reads the database's own clock
  * ({@link DB_NOW}) inside the statement that makes it, never a relay's `Date.now()`, so relays

@@ -35,6 +35,9 @@ describe("D1 errors", () => {
     expect((missing as StoreError).retryable).toBe(false);
     expect(missing.code).toBe("STORE_ERROR");
     expect(missing.message).toMatch(/store\.migrate\(\)/);
+    expect(toStoreError(new Error("D1_ERROR: boom"), "reading stats").message).toBe(
+      "D1 failed while reading stats: D1_ERROR: boom",
+    );
     expect((toStoreError("a string", "x") as StoreError).retryable).toBe(false);
     const own = new ValidationError("bad");
     expect(toStoreError(own, "x")).toBe(own);

@@ -50,6 +50,9 @@ describe("D1Store: bad input", () => {
     for (const db of [undefined, null, {}, { prepare() {} }, { execute() {}, transaction() {} }, "DB"]) {
       expect(() => new D1Store(db as unknown as D1Database)).toThrow(ValidationError);
     }
+    expect(() => new D1Store(null as never)).toThrow(/must be a D1 database binding .*got null$/);
+    expect(() => new D1Store({} as never)).toThrow(/got object$/);
+    expect(() => new D1Store("DB" as never)).toThrow(/got string$/);
     expect(() => new D1Store(d1.db)).not.toThrow();
     const before = await schemaNames(d1.db);
     for (const table of [
@@ -89,6 +92,37 @@ describe("D1Store: bad input", () => {
     expect(messages).toHaveLength(1);
     expect(messages[0]!.value.byteLength).toBe(large.byteLength);
     expect(Buffer.compare(Buffer.from(messages[0]!.value), Buffer.from(large))).toBe(0);
+  });
+
+  it("accepts a row of exactly the room D1 leaves, refuses one byte more, saying how much is allowed", async () => {
+    const store = await migratedStore(d1.db);
+    // key "k" (1 byte) and headers "{}" (2 bytes) besides the value.
+    const room = MAX_ROW_BYTES - 1024 - 3;
+    await expect(store.addMessage(d1.db, message("k", new Uint8Array(room + 1)))).rejects.toThrow(
+      `message too large for D1: key, value and headers take ${room + 4} bytes, D1 stores at most 2000000 bytes per row (1998976 for them)`,
+    );
+    await store.addMessage(d1.db, message("k", new Uint8Array(room)));
+    expect((await store.stats()).pending).toBe(1);
+  });
+
+  it("refuses a message whose key and headers, escaped in a claim's read, could never be claimed", async () => {
+    const store = await migratedStore(d1.db);
+    // 700,000 backslashes: 1.4 MB as stored headers JSON (the row fits), 2.8 MB escaped again in
+    // a claim's read, over D1's 2 MB string limit even for a claim of one.
+    const headers = { "x-path": "\\".repeat(700_000) };
+    await expect(store.addMessage(d1.db, message("k", "{}", headers))).rejects.toThrow(
+      /escaped as JSON in a claim's read/,
+    );
+    // Quotes: 2 bytes each as stored JSON (1.1 MB), 4 escaped again (2.2 MB).
+    const quoted = message("k", "{}", { "x-q": '"'.repeat(550_000) });
+    await expect(store.addMessage(d1.db, quoted)).rejects.toMatchObject({
+      code: "INVALID_MESSAGE",
+      message: expect.stringContaining("in one value of at most 2000000 bytes (1983616 for them)"),
+    });
+    expect((await store.stats()).pending).toBe(0);
+    // Large but claimable: 300,000 plain characters in a header.
+    await store.addMessage(d1.db, message("k", "{}", { "x-pad": "a".repeat(300_000) }));
+    expect((await store.fetchAndLock(claim)).messages[0]!.headers["x-pad"]).toHaveLength(300_000);
   });
 
   it("refuses a tx that is neither an array of statements nor a D1 binding", async () => {
@@ -213,6 +247,80 @@ describe("D1Store: batches", () => {
     expect(first.messages[0]!.headers["x-pad"]).toHaveLength(400_000);
     const rest = await store.fetchAndLock(claim);
     expect(first.messages.length + rest.messages.length).toBe(6);
+  });
+});
+
+/** The binding, counting its `batch` calls (every call still goes to the real D1). */
+function counting(db: D1Database): { db: D1Database; batches: () => number } {
+  let batches = 0;
+  return {
+    db: {
+      prepare: (query) => db.prepare(query),
+      batch: (statements) => {
+        batches++;
+        return db.batch(statements);
+      },
+    },
+    batches: () => batches,
+  };
+}
+
+describe("D1Store: claims that fail", () => {
+  it("a failure other than a too-big read fails the claim at once, after one batch", async () => {
+    const table = freshTable();
+    await new D1Store(d1.db, { table }).migrate();
+    const watched = counting(d1.db);
+    const store = new D1Store(watched.db, { table });
+    await store.addMessage(d1.db, message("k"));
+    await store.stats(); // reads the namespace before the table goes
+    await store.fetchAndLock({ ...claim, batchSize: 1 }).then((c) => store.release(c.token, []));
+    const before = watched.batches();
+    await d1.db.prepare(`DROP TABLE "${table}"`).run();
+    await expect(store.fetchAndLock(claim)).rejects.toThrow(/no such table/);
+    expect(watched.batches() - before).toBe(1);
+  });
+
+  it("a row edited by hand too big to read even alone fails the claim after halving to one, never loops", async () => {
+    const table = freshTable();
+    await new D1Store(d1.db, { table }).migrate();
+    const watched = counting(d1.db);
+    const store = new D1Store(watched.db, { table });
+    // Headers the store would refuse (see above), written around it.
+    await d1.db
+      .prepare(
+        `INSERT INTO "${table}" (key, value, headers, created_at, available_at) VALUES ('k', x'00', ?1, 0, 0)`,
+      )
+      .bind(JSON.stringify({ p: "\\".repeat(700_000) }))
+      .run();
+    await store.stats();
+    const error = await store.fetchAndLock({ ...claim, batchSize: 4 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(String(error)).toMatch(/too big/);
+    expect(watched.batches()).toBe(3); // batch sizes 4, 2, 1
+  });
+
+  it("marks, release and requeue with only another outbox's ids change nothing and run nothing", async () => {
+    const store = await migratedStore(d1.db);
+    await store.addMessage(d1.db, message("k"));
+    const { token, messages } = await store.fetchAndLock(claim);
+    const foreign = [`msg_${"0".repeat(16)}_1`, "not an id"];
+    expect(
+      await store.updateRetryCount(
+        token,
+        foreign.map((id) => ({ id, availableAt: new Date(), delay: 0 })),
+      ),
+    ).toBe(0);
+    expect(
+      await store.markAsDead(
+        token,
+        foreign.map((id) => ({ id })),
+      ),
+    ).toBe(0);
+    expect(await store.markAsSent(token, foreign)).toBe(0);
+    expect(await store.release(token, foreign)).toBe(0);
+    expect(await store.requeueDead(foreign)).toBe(0);
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 1 });
+    expect(await store.markAsSent(token, [...foreign, messages[0]!.id])).toBe(1);
   });
 });
 
