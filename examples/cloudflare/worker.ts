@@ -101,7 +101,7 @@ async function placeOrder(request: Request, env: Env, ctx: ExecutionContext): Pr
     await env.DB.batch(statements);
   } catch (error) {
     await outbox[Symbol.asyncDispose]();
-    // The order row failed, so its message was never written either.
+    // The batch failed as a whole: neither the order nor its message was written.
     if (/UNIQUE constraint failed/.test(String(error))) {
       return Response.json({ error: `order ${order.id} exists` }, { status: 409 });
     }
