@@ -47,9 +47,10 @@ interface Order {
 }
 
 /**
- * An outbox for one invocation. Workers do not let one request wait on another's I/O, and one
- * Outbox runs one pass at a time (a second tick waits for the first), so each request and each
- * cron run gets its own, disposed of when its work is done (which unregisters its gauges).
+ * An outbox for one invocation, disposed of when its work is done (which unregisters its
+ * gauges). Cloudflare does not let one request's handler use I/O objects made by another, and
+ * one Outbox runs one pass at a time (a second tick waits for the first), so a shared outbox
+ * would tie each request to another's pass: each request and each cron run gets its own.
  */
 function openOutbox(env: Env): Outbox<D1Tx> {
   return new Outbox(new D1Store(env.DB), httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }), {
