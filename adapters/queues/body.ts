@@ -113,7 +113,7 @@ export function jsonBytes(body: QueuedMessageBody): number {
  * Reads the body of a message that `queueSender` queued: in a consumer Worker,
  * `readQueuedMessage(message.body)` for each message of the batch (or the parsed JSON body a
  * pull consumer gets). Strict, as the sender writes it: a plain object whose own properties are
- * a non-empty `id`, a `key`, `headers` (a plain object of string values), a `timestamp` as
+ * a non-empty `id` and `key`, `headers` (a plain object of string values), a `timestamp` as
  * `toISOString` writes it, and a `value` that is well-formed text (`"utf8"`) or padded base64
  * (`"base64"`). Anything else, inherited properties and getters included, is a
  * {@link ValidationError} (code `INVALID_MESSAGE`) naming the field that is wrong.
@@ -145,6 +145,7 @@ export function readQueuedMessage(body: unknown): QueuedMessage {
   const id = ownString(body, "id");
   if (id === "") throw invalid("id is empty");
   const key = ownString(body, "key");
+  if (key === "") throw invalid("key is empty");
   const value = ownString(body, "value");
   const timestamp = readTimestamp(ownString(body, "timestamp"));
   const headers = readHeaders(own(body, "headers"));

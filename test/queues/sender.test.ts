@@ -286,6 +286,7 @@ describe("readQueuedMessage", () => {
     ["a Map", new Map(Object.entries(good))],
     ["no id", { ...good, id: undefined }],
     ["an empty id", { ...good, id: "" }],
+    ["an empty key", { ...good, key: "" }],
     ["a numeric id", { ...good, id: 1 }],
     ["an id from a prototype getter", Object.assign(new WithGetter(), without("id"))],
     ["an inherited id", Object.assign(Object.create({ id: "1" }), without("id"))],
