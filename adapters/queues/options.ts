@@ -27,7 +27,13 @@ export interface QueueProducer {
  * Cloudflare Queues limits, from https://developers.cloudflare.com/queues/platform/limits/
  * (read 2 December 2026): a message is at most 128 KB, a `sendBatch` call at most 100 messages
  * or 256 KB in total, where 1 KB is 1000 bytes and each message may carry up to ~100 bytes of
- * internal metadata that counts towards both limits. Miniflare 4 enforces the same numbers.
+ * internal metadata that counts towards both limits.
+ *
+ * Miniflare is looser, so passing there proves nothing about these numbers: Miniflare 4
+ * (4.20260426.0) refuses a message over 128,000 bytes of body and a call over 100 messages or
+ * 288,000 bytes of bodies, metadata not counted (its error still says "limit of 256000").
+ * test/queues checks the split against Cloudflare's numbers by recording the calls the sender
+ * makes on the real binding.
  */
 export const QUEUE_LIMITS = {
   /** Messages per `sendBatch` call. */

@@ -36,10 +36,13 @@ const RATE_LIMIT_WAIT = 1000;
  *   message the platform counts larger than we do cannot hold back the others;
  * - a message over the per-message limit is dead at once with an error giving its size: its
  *   size never changes, so every retry would fail alike (requeue it once it fits, say with
- *   another sender). Keep values well under 128 KB (binary values grow by a third in base64).
+ *   another sender). The value goes as text or base64, whichever is smaller as JSON, so a
+ *   message is dead only when neither fits.
  *
  * `sendBatch` takes no abort signal: a call still running at `sendTimeout` is abandoned by the
- * relay and its messages retried, so a consumer can see an id twice: deduplicate on `id`.
+ * relay and its messages retried, so a consumer can see an id twice: deduplicate on `id`. Once
+ * the signal has aborted no further call starts (a split's later halves included): what is left
+ * fails without being handed over.
  *
  * @throws {ValidationError} when `queue` is not a Queue producer binding or `limits` is invalid.
  * @example
@@ -51,15 +54,26 @@ const RATE_LIMIT_WAIT = 1000;
 export function queueSender(options: QueueSenderOptions): Sender {
   const { queue, limits } = resolveQueueOptions(options);
 
-  async function hand(entries: Entry[]): Promise<void> {
+  /**
+   * Hands `entries` over in one `sendBatch` call, halving on a limit error. The signal is checked
+   * before every call, the halves' included: once the relay has sealed the batch at `sendTimeout`,
+   * a message queued anyway would be queued again by its retry.
+   */
+  async function hand(entries: Entry[], signal: AbortSignal): Promise<void> {
+    if (signal.aborted) {
+      for (const { message } of entries) {
+        message.markAsFailed({ error: `aborted before the handoff to the queue (message ${message.id})` });
+      }
+      return;
+    }
     try {
       await queue.sendBatch(entries.map((entry) => ({ body: entry.body, contentType: "json" })));
     } catch (error) {
       const reason = describeThrown(error);
       if (OVER_LIMIT.test(reason) && entries.length > 1) {
         const half = Math.ceil(entries.length / 2);
-        await hand(entries.slice(0, half));
-        await hand(entries.slice(half));
+        await hand(entries.slice(0, half), signal);
+        await hand(entries.slice(half), signal);
         return;
       }
       const retryAfter = RATE_LIMITED.test(reason) ? RATE_LIMIT_WAIT : undefined;
@@ -84,13 +98,7 @@ export function queueSender(options: QueueSenderOptions): Sender {
         } else entries.push({ message, body, bytes });
       }
       for (const batch of splitToLimits(entries, limits.batchMessages, limits.batchBytes)) {
-        if (signal.aborted) {
-          for (const { message } of batch) {
-            message.markAsFailed({
-              error: `aborted before the handoff to the queue (message ${message.id})`,
-            });
-          }
-        } else await hand(batch);
+        await hand(batch, signal);
       }
       return messages;
     },

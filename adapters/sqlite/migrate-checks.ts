@@ -11,7 +11,7 @@ import { OUTBOX_COLUMNS, SCHEMA_TABLE, SCHEMA_VERSION } from "./schema.ts";
 /** The error of a store used on a table that needs `migrate()` first. */
 export function needsMigrate(table: string): StoreError {
   return new StoreError(
-    `table "${table}" is not migrated to schema version ${SCHEMA_VERSION} (no id namespace yet); run \`await store.migrate()\` once (it upgrades older tables in place)`,
+    `table "${table}" is not migrated to schema version ${SCHEMA_VERSION} (its version row is missing or older); run \`await store.migrate()\` once (it upgrades older tables in place)`,
     { retryable: false },
   );
 }

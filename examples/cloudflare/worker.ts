@@ -47,9 +47,10 @@ interface Order {
 }
 
 /**
- * An outbox for one invocation. Workers do not let one request wait on another's I/O, and one
- * Outbox runs one pass at a time (a second tick waits for the first), so each request and each
- * cron run gets its own, disposed of when its work is done (which unregisters its gauges).
+ * An outbox for one invocation, disposed of when its work is done (which unregisters its
+ * gauges). Cloudflare does not let one request's handler use I/O objects made by another, and
+ * one Outbox runs one pass at a time (a second tick waits for the first), so a shared outbox
+ * would tie each request to another's pass: each request and each cron run gets its own.
  */
 function openOutbox(env: Env): Outbox<D1Tx> {
   return new Outbox(new D1Store(env.DB), httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }), {
@@ -101,7 +102,7 @@ async function placeOrder(request: Request, env: Env, ctx: ExecutionContext): Pr
     await env.DB.batch(statements);
   } catch (error) {
     await outbox[Symbol.asyncDispose]();
-    // The order row failed, so its message was never written either.
+    // The batch failed as a whole: neither the order nor its message was written.
     if (/UNIQUE constraint failed/.test(String(error))) {
       return Response.json({ error: `order ${order.id} exists` }, { status: 409 });
     }

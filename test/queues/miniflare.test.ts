@@ -127,6 +127,53 @@ describe("queueSender with a Miniflare queue", { timeout: 90_000 }, () => {
     expect(got.map((c) => c.key).sort()).toEqual(["split:0", "split:1", "split:2", "split:3", "split:4"]);
   });
 
+  it("splits to Cloudflare's 256 KB although Miniflare would take up to 288,000 bytes in one call", async () => {
+    // Three 90 KB values: 270,750 counted bytes (bodies plus metadata), over Cloudflare's 256 KB
+    // per call and under the 288,000 bytes of bodies Miniflare lets through.
+    const value = "m".repeat(90_000);
+    await add(Array.from({ length: 3 }, (_, i) => ({ key: `mf-limit:loose:${i}`, value })));
+    const loose = await tick("?sender=loose");
+    expect(loose.result).toMatchObject({ sent: 3, failed: 0, dead: 0 });
+    expect(loose.calls).toEqual([3]); // Miniflare accepted the whole batch: it cannot catch this
+    expect(loose.callBytes[0]).toBeGreaterThan(256_000);
+    expect(loose.callBytes[0]! - 3 * 100).toBeLessThanOrEqual(288_000);
+
+    await add(Array.from({ length: 3 }, (_, i) => ({ key: `mf-limit:default:${i}`, value })));
+    const { result, calls, callBytes } = await tick();
+    expect(result).toMatchObject({ sent: 3, failed: 0, dead: 0 });
+    expect(calls).toEqual([2, 1]);
+    for (const bytes of callBytes) expect(bytes).toBeLessThanOrEqual(256_000);
+    const got = await consumedKeys("mf-limit:default:", 3);
+    expect(got).toHaveLength(3);
+  });
+
+  it("delivers values whose JSON text would be over 128 KB as base64, byte for byte", async () => {
+    // Valid UTF-8 all: NULs and control characters cost 6 bytes each as JSON text.
+    const messages: AddRequest[] = [
+      { key: "escape:nul", value: "\u0000".repeat(25_000) },
+      { key: "escape:control", value: "\u0001\u001f".repeat(15_000) },
+      {
+        key: "escape:protobuf",
+        value: Buffer.from(
+          new Uint8Array(90_000).map(
+            (_, i) => [0x08, 0x16, 0x10, 0x02, 0x1a, 0x03, 0x61, 0x62, 0x63][i % 9]!,
+          ),
+        ).toString("base64"),
+        binary: true,
+      },
+    ];
+    await add(messages);
+    const { result, dead } = await tick();
+    expect(dead.filter((d) => d.key.startsWith("escape:"))).toEqual([]);
+    expect(result).toMatchObject({ sent: 3, failed: 0, dead: 0 });
+    const got = await consumedKeys("escape:", 3);
+    const byKey = new Map(got.map((c) => [c.key, c]));
+    for (const sent of messages) {
+      const bytes = sent.binary ? Buffer.from(sent.value, "base64") : Buffer.from(sent.value, "utf8");
+      expect(Buffer.from(byKey.get(sent.key)!.value, "base64").equals(bytes), sent.key).toBe(true);
+    }
+  });
+
   it("kills a message over 128 KB at once, without handing it to the queue, and sends the rest", async () => {
     await add([
       { key: "huge:before", value: "small" },

@@ -4,6 +4,7 @@
  * run in-process); test/queues/miniflare.test.ts runs the same sender against a real queue.
  */
 import { describe, expect, it } from "vitest";
+import { jsonBytes, jsonTextBytes, queuedBody } from "../../adapters/queues/body.ts";
 import { splitToLimits } from "../../adapters/queues/sender.ts";
 import {
   QUEUE_LIMITS,
@@ -152,6 +153,102 @@ describe("queueSender sends", () => {
   });
 });
 
+describe("queueSender and the abort signal", () => {
+  it("starts no halving call once the signal has aborted: the rest fail, never handed over", async () => {
+    const controller = new AbortController();
+    // Every call of more than one message is refused as over a limit, as workerd does when one
+    // message is larger than it may be; the relay's sendTimeout fires during the first call.
+    const queue = recordingQueue((call) => {
+      if (call === 1) controller.abort();
+      return queue.calls[call - 1]!.length > 1 ? new Error("sendBatch() exceeds limit") : undefined;
+    });
+    const messages = Array.from({ length: 8 }, (_, i) => testMessage(String(i)));
+    await queueSender({ queue }).send(messages, controller.signal);
+    expect(queue.calls.map((c) => c.length)).toEqual([8]);
+    expect(messages.map((m) => m.status)).toEqual(Array(8).fill(SendStatus.Fail));
+    expect(messages[0]!.error).toBe("aborted before the handoff to the queue (message 0)");
+  });
+
+  it("stops between the halves of a split when the signal aborts during one", async () => {
+    const controller = new AbortController();
+    const queue = recordingQueue((call) => {
+      const sent = queue.calls[call - 1]!;
+      if (call === 3) controller.abort(); // during the first half's first quarter
+      return sent.length > 2 ? new Error("sendBatch() exceeds limit") : undefined;
+    });
+    const messages = Array.from({ length: 8 }, (_, i) => testMessage(String(i)));
+    await queueSender({ queue }).send(messages, controller.signal);
+    expect(queue.calls.map((c) => c.length)).toEqual([8, 4, 2]);
+    expect(messages.map((m) => m.status)).toEqual([1, 1, 2, 2, 2, 2, 2, 2]);
+    expect(messages.slice(2).every((m) => m.error?.startsWith("aborted before the handoff"))).toBe(true);
+  });
+});
+
+describe("the value's encoding", () => {
+  const body = (value: Uint8Array<ArrayBuffer> | string) => queuedBody(testMessage("1", value));
+
+  it("counts the JSON text of UTF-8 bytes exactly as JSON.stringify writes it", () => {
+    const encoder = new TextEncoder();
+    const samples = [
+      "",
+      "plain",
+      '"quoted" \\ back',
+      "\b\t\n\f\r\u0000\u0001\u001f\u007f",
+      "漢字 ✓ \u{1F389} naïve \u2028\u2029",
+      Array.from({ length: 128 }, (_, i) => String.fromCharCode(i)).join(""),
+    ];
+    for (let seed = 1; seed <= 200; seed++) {
+      let text = "";
+      for (let i = 0; i < 40; i++)
+        text += String.fromCodePoint(((seed * 7919 + i * 104_729) % 0x2000) + (i % 3) * 0x30);
+      samples.push(text);
+    }
+    for (const text of samples) {
+      expect(jsonTextBytes(encoder.encode(text)), JSON.stringify(text)).toBe(
+        encoder.encode(JSON.stringify(text)).byteLength - 2,
+      );
+    }
+  });
+
+  it("sends text when its JSON is no larger than base64, and base64 when it is", () => {
+    expect(body("order 42 ✓")).toMatchObject({ encoding: "utf8", value: "order 42 ✓" });
+    expect(body('{"order":42,"city":"Zürich","paid":true}')).toMatchObject({ encoding: "utf8" });
+    // Short JSON is mostly quotes, each 2 bytes as JSON text: base64 is smaller.
+    expect(body('{"a":"b"}')).toMatchObject({ encoding: "base64" });
+    // NULs are 6 bytes each as JSON text, 4/3 as base64.
+    expect(body("\u0000".repeat(30))).toMatchObject({ encoding: "base64", value: "A".repeat(40) });
+    // Protobuf-like fields, all bytes under 0x80: valid UTF-8, smaller as base64.
+    const protobuf = new Uint8Array(9000).map(
+      (_, i) => [0x08, 0x16, 0x10, 0x02, 0x1a, 0x03, 0x61, 0x62, 0x63][i % 9]!,
+    );
+    expect(body(protobuf).encoding).toBe("base64");
+    // A few newlines in text cost less than base64's third.
+    expect(body("line\n".repeat(100)).encoding).toBe("utf8");
+  });
+
+  it("sends a 25 KB value of control characters that text would blow past 128 KB, and reads it back", async () => {
+    const queue = recordingQueue();
+    const nul = testMessage("1", "\u0000".repeat(25_000));
+    const control = testMessage("2", "\u0001\u001f".repeat(15_000));
+    await queueSender({ queue }).send([nul, control], signal);
+    expect([nul.status, control.status]).toEqual([SendStatus.Sent, SendStatus.Sent]);
+    const [first, second] = queue.calls[0]!;
+    expect(jsonBytes(first!.body as never)).toBeLessThan(40_000);
+    expect(readQueuedMessage(JSON.parse(JSON.stringify(first!.body))).text()).toBe("\u0000".repeat(25_000));
+    expect([...readQueuedMessage(JSON.parse(JSON.stringify(second!.body))).value]).toEqual([
+      ...control.value,
+    ]);
+  });
+
+  it("kills a message only when no encoding fits", async () => {
+    const queue = recordingQueue();
+    const nul = testMessage("1", "\u0000".repeat(99_000)); // 132,000 bytes as base64
+    await queueSender({ queue }).send([nul], signal);
+    expect(nul.status).toBe(SendStatus.Dead);
+    expect(queue.calls).toHaveLength(0);
+  });
+});
+
 describe("splitToLimits", () => {
   const sized = (...bytes: number[]) => bytes.map((b) => ({ bytes: b }));
   it("keeps order and respects both the count and the byte limit", () => {
@@ -175,17 +272,50 @@ describe("readQueuedMessage", () => {
     value: "v",
     encoding: "utf8",
   };
+  const without = (name: keyof typeof good) =>
+    Object.fromEntries(Object.entries(good).filter(([k]) => k !== name));
+  class WithGetter {
+    get id() {
+      return "inherited";
+    }
+  }
   it.each([
     ["null", null],
     ["a string", "hello"],
     ["an array", []],
+    ["a Map", new Map(Object.entries(good))],
     ["no id", { ...good, id: undefined }],
+    ["an empty id", { ...good, id: "" }],
+    ["an empty key", { ...good, key: "" }],
     ["a numeric id", { ...good, id: 1 }],
+    ["an id from a prototype getter", Object.assign(new WithGetter(), without("id"))],
+    ["an inherited id", Object.assign(Object.create({ id: "1" }), without("id"))],
+    ["an own getter for id", Object.defineProperty({ ...good }, "id", { get: () => "1", enumerable: true })],
     ["a bad timestamp", { ...good, timestamp: "yesterday" }],
+    ["a timestamp of 0", { ...good, timestamp: "0" }],
+    ["a timestamp of 12", { ...good, timestamp: "12" }],
+    ["a date in words", { ...good, timestamp: "Tue Mar 1 2022" }],
+    ["a date without time", { ...good, timestamp: "2026-01-01" }],
+    ["a timestamp without milliseconds", { ...good, timestamp: "2026-01-01T00:00:00Z" }],
+    ["a timestamp with an offset", { ...good, timestamp: "2026-01-01T00:00:00.000+01:00" }],
+    ["a day no calendar has", { ...good, timestamp: "2026-02-30T00:00:00.000Z" }],
     ["headers not an object", { ...good, headers: "x" }],
+    ["headers an array", { ...good, headers: [] }],
+    ["headers a Map", { ...good, headers: new Map([["a", "1"]]) }],
+    ["headers a Date", { ...good, headers: new Date() }],
     ["a header not a string", { ...good, headers: { a: 1 } }],
+    [
+      "a header behind a getter",
+      { ...good, headers: Object.defineProperty({}, "a", { get: () => "1", enumerable: true }) },
+    ],
     ["an unknown encoding", { ...good, encoding: "hex" }],
+    ["an inherited encoding", Object.assign(Object.create({ encoding: "utf8" }), without("encoding"))],
     ["bad base64", { ...good, encoding: "base64", value: "not base64!" }],
+    ["base64 with spaces", { ...good, encoding: "base64", value: " aG k " }],
+    ["base64 without padding", { ...good, encoding: "base64", value: "aGk" }],
+    ["base64 with bits after the last byte", { ...good, encoding: "base64", value: "aGl=" }],
+    ["base64url", { ...good, encoding: "base64", value: "__8=" }],
+    ["text with a lone surrogate", { ...good, value: "a\ud800b" }],
   ])("refuses %s with a ValidationError (INVALID_MESSAGE)", (_, body) => {
     try {
       readQueuedMessage(body);
@@ -202,5 +332,31 @@ describe("readQueuedMessage", () => {
     expect(message.json()).toEqual({ a: 1 });
     expect(message.timestamp.getTime()).toBe(0);
     expect(readQueuedMessage({ ...good, encoding: "base64", value: "/w==" }).text()).toBe("\uFFFD");
+    expect([...readQueuedMessage({ ...good, encoding: "base64", value: "" }).value]).toEqual([]);
+    expect([...readQueuedMessage({ ...good, encoding: "base64", value: "aGk=" }).value]).toEqual([104, 105]);
+  });
+
+  it("reads what queueSender writes for any timestamp, the extended years included", () => {
+    for (const time of [0, Date.UTC(2026, 1, 28, 23, 59, 59, 999), -62_198_755_200_000, 8.64e15, -8.64e15]) {
+      const written = queuedBody(testMessage("1", "v"));
+      written.timestamp = new Date(time).toISOString();
+      expect(readQueuedMessage(JSON.parse(JSON.stringify(written))).timestamp.getTime()).toBe(time);
+    }
+  });
+
+  it("keeps text() and value the same text, and header names such as __proto__ as plain keys", () => {
+    const message = readQueuedMessage({ ...good, value: "naïve 🎉" });
+    expect(new TextDecoder().decode(message.value)).toBe(message.text());
+    const json = (headers: string) =>
+      JSON.parse(
+        `{"id":"1","key":"k","headers":${headers},"timestamp":"2026-01-01T00:00:00.000Z","value":"a","encoding":"utf8"}`,
+      );
+    const headers = readQueuedMessage(json('{"__proto__":"x","traceparent":"y"}')).headers;
+    expect(Object.keys(headers)).toEqual(["__proto__", "traceparent"]);
+    expect(Object.getPrototypeOf(headers)).toBe(Object.prototype);
+    expect(() => readQueuedMessage(json('{"__proto__":{"polluted":"1"}}'))).toThrow(
+      /header "__proto__" is not a string/,
+    );
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

@@ -157,10 +157,37 @@ describe("examples/cloudflare in workerd (Miniflare, D1)", { timeout: 90_000 }, 
     expect(await stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
   });
 
+  it("commits no order when its message's INSERT fails: the batch is one transaction", async () => {
+    // The order's INSERT runs first in the batch and succeeds; the message's INSERT, second, is
+    // refused by a trigger. Statements run one by one would leave the order without its message.
+    await db.batch([
+      db.prepare(
+        "CREATE TRIGGER refuse_bad_message BEFORE INSERT ON outbox_messages WHEN NEW.key = 'order:BAD' BEGIN SELECT RAISE(ABORT, 'message refused'); END",
+      ),
+    ]);
+    try {
+      const before = await stats();
+      const response = await postOrder("BAD");
+      await response.arrayBuffer();
+      expect(response.status).toBe(500);
+      expect(
+        await db.prepare("SELECT COUNT(*) AS n FROM orders WHERE id = 'BAD'").first<{ n: number }>(),
+      ).toEqual({ n: 0 });
+      expect(await stats()).toEqual(before);
+      // The same order goes through once the database takes its message.
+      await db.batch([db.prepare("DROP TRIGGER refuse_bad_message")]);
+      const retried = await postOrder("BAD");
+      expect(retried.status, await retried.text()).toBe(201);
+      await waitFor(() => accepted().includes("BAD"), 30_000);
+    } finally {
+      await db.batch([db.prepare("DROP TRIGGER IF EXISTS refuse_bad_message")]);
+    }
+  });
+
   it("answers 400 to an order it cannot read, writing nothing", async () => {
     const response = await mf.dispatchFetch("http://worker/orders", { method: "POST", body: "{" });
     expect(response.status).toBe(400);
     await response.arrayBuffer();
-    expect(await db.prepare("SELECT COUNT(*) AS n FROM orders").first<{ n: number }>()).toEqual({ n: 4 });
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM orders").first<{ n: number }>()).toEqual({ n: 5 });
   });
 });
