@@ -39,6 +39,11 @@ export interface RelayContext {
   /** `onError` is the guarded one: it never throws. */
   options: ResolvedOptions;
   telemetry: RelayTelemetry;
+  /**
+   * The sender's `window`, checked (see `Sender.window`): the drain then streams through
+   * `relayWindow` instead of batch passes. Undefined for a batch sender.
+   */
+  window?: number | undefined;
   /** With the default `onError`: logs a batch whose messages the sender failed. */
   logFailedBatch?: ((messages: readonly Message[]) => void) | undefined;
 }
