@@ -9,6 +9,7 @@ import type { Benchmark } from "./lib/report.ts";
 import { memoryBenchmark } from "./memory.ts";
 import { postgresAddMessageBenchmark, postgresRelayBenchmark } from "./postgres.ts";
 import { processesBenchmark } from "./processes.ts";
+import { slowReceiverBenchmark } from "./slow-receiver.ts";
 import { telemetryBenchmark } from "./telemetry.ts";
 import { throughputBenchmark } from "./throughput.ts";
 
@@ -24,4 +25,5 @@ export const benchmarks: Benchmark[] = [
   httpRelayBenchmark,
   postgresRelayBenchmark,
   postgresAddMessageBenchmark,
+  slowReceiverBenchmark,
 ];

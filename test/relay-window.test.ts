@@ -225,7 +225,7 @@ describe.each(stores)("the send window (%s)", (_, make) => {
   it("markAsFailed({ attempted: false }) spends no attempt and waits its retryAfter", async () => {
     const store = await open(make);
     await commitMessages(store, numbered(4));
-    const planned = plannedSender(4, (m, attempt) => ({
+    const planned = plannedSender(4, (_m, attempt) => ({
       mark: (x) =>
         x.text() === "m1" && attempt <= 2
           ? x.markAsFailed({ attempted: false, retryAfter: 150, error: "circuit open" })
