@@ -8,6 +8,8 @@
 import type { TickResult } from "./drain.ts";
 import { type Message, SendStatus } from "./message.ts";
 import {
+  checkLease,
+  idOf,
   outcomeOf,
   type RecordContext,
   recordMarks,
@@ -18,7 +20,7 @@ import {
 } from "./outcome.ts";
 import type { RelayContext } from "./relay.ts";
 import { sendBatch } from "./send.ts";
-import type { DeadUpdate } from "./store.ts";
+import type { Claim, ClaimOptions, DeadUpdate } from "./store.ts";
 import type { BatchOutcome, BatchSpan, TickSpan } from "./telemetry.ts";
 import type { LoopTurns } from "./turns.ts";
 
@@ -85,7 +87,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   const { store, options, telemetry } = context;
   const recording: RecordContext = { store, onError: options.onError };
   const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
-  const group = Math.max(1, Math.ceil(window / 4));
+  const group = Math.max(1, Math.ceil(window / 2));
   const open = new Set<OpenClaim>();
   let buffer: Finished[] = [];
   let oldest = 0;
@@ -117,10 +119,15 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       });
   };
 
-  /** Claims what can start now and starts it; false when nothing was ready. */
-  const refill = async (): Promise<boolean> => {
-    const wanted = Math.min(window - inFlight, options.batchSize);
-    const claim = await openClaim(context, run.tick, wanted, open);
+  const claimOptions = (wanted: number) => ({
+    batchSize: wanted,
+    leaseDuration: options.leaseDuration,
+    ordering: options.ordering,
+  });
+
+  /** Claims with `fetch` and starts what it got at once; false when nothing was ready. */
+  const claimAndStart = async (fetch: () => Promise<Claim>): Promise<boolean> => {
+    const claim = await openClaim(context, run.tick, open, fetch);
     if (claim === undefined) return false;
     const { entry, messages } = claim;
     const { toSend, exhausted } = sortClaimed(messages, options.maxRetries);
@@ -144,8 +151,29 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     return true;
   };
 
-  /** Records every finished message, one group of writes per claim token. */
-  const flush = async () => {
+  const fail = (claim: OpenClaim | undefined, error: unknown) => {
+    if (claim !== undefined) claim.storeError ??= error;
+    if (failure === undefined) failure = { error };
+    else options.onError(error);
+  };
+
+  /** Counts a claim's group as recorded (`counts`), or as dropped by a failed write. */
+  const settleGroup = (claim: OpenClaim, size: number, counts: BatchOutcome | undefined) => {
+    if (counts !== undefined) {
+      addCounts(claim.totals, counts);
+      addCounts(run.result, counts);
+    }
+    claim.unrecorded -= size;
+    claim.settle();
+  };
+
+  /**
+   * Records every finished message, one group of writes per claim token, and, when `refill`
+   * is > 0, claims that many more. With `recordAndFetch`, the last group's marks and the claim
+   * are one write (the claim then sees every outcome recorded, so a key just finished frees its
+   * next message). Answers whether the claim found messages (undefined: none was made).
+   */
+  const flush = async (refill: number): Promise<boolean | undefined> => {
     const finished = buffer;
     buffer = [];
     const byClaim = new Map<OpenClaim, Finished[]>();
@@ -154,19 +182,43 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       if (list === undefined) byClaim.set(item.claim, [item]);
       else list.push(item);
     }
-    for (const [claim, items] of byClaim) {
+    const groups = [...byClaim];
+    const pipelined = refill > 0 && store.recordAndFetch !== undefined ? groups.pop() : undefined;
+    for (const [claim, items] of groups) {
+      let counts: BatchOutcome | undefined;
       try {
-        const counts = await recordGroup(context, recording, claim.token, items);
-        addCounts(claim.totals, counts);
-        addCounts(run.result, counts);
+        counts = (await recordGroup(context, recording, claim.token, items)).counts;
       } catch (error) {
         // Dropped: their leases run out and the rows come back. The drain ends with this error.
-        claim.storeError ??= error;
-        if (failure === undefined) failure = { error };
-        else options.onError(error);
+        fail(claim, error);
       }
-      claim.unrecorded -= items.length;
-      claim.settle();
+      settleGroup(claim, items.length, counts);
+    }
+    if (refill === 0 || failure !== undefined) {
+      if (pipelined !== undefined) settleGroup(pipelined[0], 0, undefined);
+      return undefined;
+    }
+    if (pipelined === undefined) {
+      try {
+        return await claimAndStart(() => store.fetchAndLock(claimOptions(refill)));
+      } catch (error) {
+        fail(undefined, error);
+        return undefined;
+      }
+    }
+    const [claim, items] = pipelined;
+    let counts: BatchOutcome | undefined;
+    try {
+      return await claimAndStart(async () => {
+        const recorded = await recordGroup(context, recording, claim.token, items, claimOptions(refill));
+        counts = recorded.counts;
+        return recorded.claim ?? { token: "", messages: [] };
+      });
+    } catch (error) {
+      fail(claim, error);
+      return undefined;
+    } finally {
+      settleGroup(claim, items.length, counts);
     }
   };
 
@@ -184,30 +236,34 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   };
 
   try {
-    // Bounded: every turn claims, writes, waits for a send (each ends by sendTimeout) or the
+    // Bounded: every turn writes, claims, waits for a send (each ends by sendTimeout) or the
     // flush timer, or ends the loop; the loop ends once claims stop and the window is empty.
     for (;;) {
-      const claiming = failure === undefined && !idle && run.continues();
-      // Claims come a quarter of the window at a time: one write refills several slots.
-      if (claiming && window - inFlight >= group) {
-        try {
-          idle = !(await refill());
-        } catch (error) {
-          failure = { error };
-        }
-      }
-      if (inFlight === 0 && buffer.length === 0) {
-        if (idle || failure !== undefined || !run.continues()) break;
-        continue;
-      }
+      let acted = false;
+      const wanted = Math.min(window - inFlight, options.batchSize);
+      // Refills come half a window at a time: one write records and refills several slots.
+      const refillDue: boolean =
+        failure === undefined && !idle && run.continues() && window - inFlight >= group;
       const age = performance.now() - oldest;
-      if (buffer.length > 0 && (buffer.length >= group || inFlight === 0 || age >= WINDOW_FLUSH_MS)) {
-        await flush();
-        // What was recorded may have freed a key, or new messages were committed meanwhile.
-        idle = false;
-      } else {
-        // With a finished outcome waiting, wake for its flush; with the store idle, look again
-        // after a quiet interval (new messages may come while a slow send holds its slot).
+      if (buffer.length > 0 && (refillDue || inFlight === 0 || age >= WINDOW_FLUSH_MS)) {
+        // What is recorded may free a key, and new messages may have come: not idle any more
+        // unless the claim made with the write found nothing.
+        idle = (await flush(refillDue ? wanted : 0)) === false;
+        acted = true;
+      } else if (refillDue) {
+        try {
+          idle = !(await claimAndStart(() => store.fetchAndLock(claimOptions(wanted))));
+        } catch (error) {
+          fail(undefined, error);
+        }
+        acted = true;
+      }
+      if (inFlight === 0 && buffer.length === 0 && (idle || failure !== undefined || !run.continues())) {
+        break;
+      }
+      if (!acted) {
+        // With an outcome waiting, wake for its flush; with the store idle, look again after a
+        // quiet interval (new messages may come while a slow send holds its slot).
         const due = buffer.length > 0 ? WINDOW_FLUSH_MS - age : idle ? WINDOW_FLUSH_MS : undefined;
         await waitForWork(due);
         if (idle && buffer.length === 0) idle = false;
@@ -228,25 +284,21 @@ function addCounts(into: BatchOutcome, counts: BatchOutcome): void {
 }
 
 /**
- * Claims up to `wanted` messages inside a batch span that stays open until the claim's last
+ * Claims with `fetch` inside a batch span that stays open until the claim's last
  * message is recorded (`settle`). Undefined when nothing was ready. A store error rejects.
  */
 function openClaim(
   context: RelayContext,
   tick: TickSpan,
-  wanted: number,
   open: Set<OpenClaim>,
+  fetch: () => Promise<Claim>,
 ): Promise<{ entry: OpenClaim; messages: Message[] } | undefined> {
-  const { store, options, telemetry } = context;
+  const { telemetry } = context;
   return new Promise((resolve, reject) => {
     telemetry
       .batch(tick, async (span) => {
         const started = performance.now();
-        const claim = await store.fetchAndLock({
-          batchSize: wanted,
-          leaseDuration: options.leaseDuration,
-          ordering: options.ordering,
-        });
+        const claim = await fetch();
         if (claim.messages.length === 0) {
           resolve(undefined);
           return;
@@ -282,13 +334,17 @@ function openClaim(
   });
 }
 
-/** Records one claim's finished messages: marks and releases. Store errors propagate. */
+/**
+ * Records one claim's finished messages: releases, then the marks, or, with `next`, the marks
+ * and the next claim in one `recordAndFetch`. Store errors propagate.
+ */
 async function recordGroup(
   context: RelayContext,
   recording: RecordContext,
   token: string,
   items: readonly Finished[],
-): Promise<BatchOutcome> {
+  next?: ClaimOptions,
+): Promise<{ counts: BatchOutcome; claim?: Claim }> {
   const sent: SentMessage[] = [];
   const exhausted: DeadUpdate[] = [];
   for (const item of items) {
@@ -297,9 +353,19 @@ async function recordGroup(
   }
   const outcome = outcomeOf(token, exhausted, sent, context.options);
   const released = await recordReleases(recording, token, outcome.release);
-  const { retry, dead } = outcome;
-  const marks = await recordMarks(recording, { token, sent: outcome.sent, retry, dead });
+  const marks = { token, sent: outcome.sent, retry: outcome.retry, dead: outcome.dead };
+  let counts: BatchOutcome;
+  let claim: Claim | undefined;
+  if (next !== undefined && context.store.recordAndFetch !== undefined) {
+    const result = await context.store.recordAndFetch(marks, next);
+    claim = result.claim;
+    counts = {
+      sent: checkLease(recording, marks.sent, result.recorded.sent),
+      failed: checkLease(recording, marks.retry.map(idOf), result.recorded.failed),
+      dead: checkLease(recording, marks.dead.map(idOf), result.recorded.dead),
+    };
+  } else counts = await recordMarks(recording, marks);
   const messages = sent.map((s) => s.message);
   if (messages.some((m) => m.status !== SendStatus.Sent)) context.logFailedBatch?.(messages);
-  return { ...marks, failed: marks.failed + released };
+  return { counts: { ...counts, failed: counts.failed + released }, claim };
 }
