@@ -75,7 +75,7 @@ type Finished =
  * and at most {@link WINDOW_FLUSH_MS} plus one write before its outcome is stored.
  *
  * Outcomes are recorded per claim token (marks apply only to rows still holding it; a short
- * count is a `LeaseLostError` for `onError`), grouped: when a quarter of the window has
+ * count is a `LeaseLostError` for `onError`), grouped: when half the window (or `batchSize`) has
  * finished, when the oldest waited {@link WINDOW_FLUSH_MS}, or when nothing else is in flight.
  * With `ordering: "key"` the store never claims a key's next message while one is leased, so a
  * key's next message starts only after the previous outcome is stored. Each claim has its own
@@ -87,7 +87,9 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   const { store, options, telemetry } = context;
   const recording: RecordContext = { store, onError: options.onError };
   const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
-  const group = Math.max(1, Math.ceil(window / 2));
+  // Refills come half a window at a time (one write records and refills several slots), or a
+  // claim's worth when `batchSize` is smaller.
+  const group = Math.max(1, Math.min(Math.ceil(window / 2), options.batchSize));
   const open = new Set<OpenClaim>();
   let buffer: Finished[] = [];
   let oldest = 0;
@@ -184,7 +186,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     }
     const groups = [...byClaim];
     const pipelined = refill > 0 && store.recordAndFetch !== undefined ? groups.pop() : undefined;
-    for (const [claim, items] of groups) {
+    const recordAlone = async ([claim, items]: [OpenClaim, Finished[]]) => {
       let counts: BatchOutcome | undefined;
       try {
         counts = (await recordGroup(context, recording, claim.token, items)).counts;
@@ -193,9 +195,11 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         fail(claim, error);
       }
       settleGroup(claim, items.length, counts);
-    }
+    };
+    for (const entry of groups) await recordAlone(entry);
     if (refill === 0 || failure !== undefined) {
-      if (pipelined !== undefined) settleGroup(pipelined[0], 0, undefined);
+      // No claim after a store error: the last group is recorded on its own.
+      if (pipelined !== undefined) await recordAlone(pipelined);
       return undefined;
     }
     if (pipelined === undefined) {
@@ -241,7 +245,6 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     for (;;) {
       let acted = false;
       const wanted = Math.min(window - inFlight, options.batchSize);
-      // Refills come half a window at a time: one write records and refills several slots.
       const refillDue: boolean =
         failure === undefined && !idle && run.continues() && window - inFlight >= group;
       const age = performance.now() - oldest;

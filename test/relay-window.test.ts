@@ -7,7 +7,14 @@
  */
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { httpSender } from "../adapters/http.ts";
-import { type Message, Outbox, type OutboxOptions, type Sender, ValidationError } from "../mod.ts";
+import {
+  type Message,
+  Outbox,
+  type OutboxOptions,
+  type Sender,
+  StoreError,
+  ValidationError,
+} from "../mod.ts";
 import { commitMessages } from "./conformance/store-conformance.ts";
 import { tempDir } from "./libsql/helpers.ts";
 import { type HttpReceiver, startHttpReceiver } from "./support/http-receiver.ts";
@@ -280,6 +287,77 @@ describe.each(stores)("the send window (%s)", (_, make) => {
     });
     expect(await outbox.tick()).toMatchObject({ sent: 11, failed: 1 });
     expect(errors).toEqual([expect.objectContaining({ code: "SEND_TIMEOUT" })]);
+  });
+});
+
+describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
+  it("a batch sender's attempted: false spends no attempt either; without release it is a failed attempt", async () => {
+    const store = await open(make);
+    await commitMessages(store, numbered(2));
+    const seen: number[] = [];
+    const sender: Sender = {
+      async send(messages) {
+        for (const m of messages) {
+          seen.push(m.retries);
+          m.markAsFailed({ attempted: false, retryAfter: 0 });
+        }
+        return messages;
+      },
+    };
+    const outbox = new Outbox(store, sender, { maxRetries: 0 });
+    expect(await outbox.tick()).toMatchObject({ sent: 0, failed: 2, dead: 0 });
+    // retryAfter 0 still waits the 100 ms floor: an open breaker cannot spin the relay.
+    expect(await outbox.tick()).toMatchObject({ batches: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await outbox.tick()).toMatchObject({ failed: 2, dead: 0 });
+    expect(seen).toEqual([0, 0, 0, 0]);
+
+    // The same store without release: today's behaviour, an attempt spent (and maxRetries 0 kills).
+    const withoutRelease = new Proxy(store, {
+      get: (target, name) =>
+        name === "release"
+          ? undefined
+          : typeof Reflect.get(target, name) === "function"
+            ? Reflect.get(target, name).bind(target)
+            : Reflect.get(target, name),
+    });
+    const plain = new Outbox(withoutRelease, sender, { maxRetries: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await plain.tick()).toMatchObject({ failed: 2, dead: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect((await remaining(store)).map((m) => m.retries)).toEqual([1, 1]);
+  });
+
+  it("a store error ends the window's drain after what is in flight is recorded; nothing is lost", async () => {
+    const store = await open(make);
+    await commitMessages(store, numbered(12));
+    let recordsLeft = 1;
+    // The first refill write fails: the messages already in flight are still recorded.
+    const flaky = new Proxy(store, {
+      get(target, name) {
+        const value = Reflect.get(target, name);
+        if (typeof value !== "function") return value;
+        if (name === "fetchAndLock" || name === "recordAndFetch") {
+          return async (...args: unknown[]) => {
+            if (name === "recordAndFetch" && recordsLeft-- === 1) {
+              throw new StoreError("database is locked", { retryable: true });
+            }
+            return value.apply(target, args);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+    const planned = plannedSender(4, () => ({ delayMs: 5, mark: (x) => x.markAsSent() }));
+    const outbox = new Outbox(flaky, planned.sender, { leaseDuration: 400, sendTimeout: 200 });
+    await expect(outbox.tick()).rejects.toBeInstanceOf(StoreError);
+    // Whatever the failed write dropped comes back when its lease ends; then all are delivered.
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    let sent = 0;
+    for (let i = 0; i < 10 && (await store.stats()).pending > 0; i++) sent += (await outbox.tick()).sent;
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+    expect(new Set(planned.log.map((l) => l.text)).size).toBe(12);
+    expect(sent).toBeGreaterThan(0);
   });
 });
 
