@@ -14,7 +14,7 @@
  * requests. Until `httpSender` gets its own `requestTimeout`, the window's per-message
  * `sendTimeout` (500 ms) is the per-request deadline; the batch relay keeps the issue's 1000 ms.
  */
-import { httpSender } from "../adapters/http.ts";
+import { httpSender } from "../adapters/http-node.ts";
 import { LibsqlStore } from "../adapters/libsql.ts";
 import { Outbox, type Sender } from "../mod.ts";
 import { benchFile, nextJson, spawnTs, stopChild } from "./lib/child.ts";
@@ -190,7 +190,7 @@ export const slowReceiverBenchmark: Benchmark = {
       notes: [
         `Producer: ${plan.rate} messages/s for ${plan.seconds} s (10 commits/s) on a libSQL file; the producer in its own process; one relay here (start() loop, a pass every 50 ms).`,
         `Receiver (own process, 127.0.0.1): 10% answered 500, 2% connections reset, and in the hanging runs 4% held ${HANG_MS} ms; every other request answered 204 at once. Rates count distinct messages answered 2xx, from the first commit until 99% of them were (or, when that never happens, what was delivered by the cut-off ${plan.tail} s after the producer stops): the last 1% wait out retry backoffs, noise on a 10 s run.`,
-        `httpSender with ${IN_FLIGHT} requests in flight on both sides. Window: Sender.window = ${IN_FLIGHT}, sendTimeout 500 ms standing in for httpSender's requestTimeout (not on this branch yet). Batch: batchSize 25, sendTimeout 1000 ms, as in the issue.`,
+        `httpSender (the Node build: node:http keep-alive agents) with ${IN_FLIGHT} requests in flight on both sides. Window: Sender.window = ${IN_FLIGHT}, sendTimeout 500 ms standing in for httpSender's requestTimeout (not on this branch yet). Batch: batchSize 25, sendTimeout 1000 ms, as in the issue.`,
       ],
     };
   },
