@@ -8,6 +8,7 @@
  * and clears the counts.
  */
 import { createServer } from "node:http";
+import { announceOnLoopback } from "./announce.ts";
 
 let mix = { fail: 0, reset: 0, hang: 0, hangMs: 0 };
 let requests = 0;
@@ -61,10 +62,4 @@ const server = createServer((req, res) => {
     } else answer();
   });
 });
-server.keepAliveTimeout = 60_000;
-server.listen(0, "127.0.0.1", () => {
-  const address = server.address();
-  if (address && typeof address === "object") console.log(JSON.stringify({ port: address.port }));
-});
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
-process.on("disconnect", () => process.exit(0));
+announceOnLoopback(server);
