@@ -27,7 +27,8 @@ export interface TickOptions {
    * Starts no new pass after this many milliseconds (counted from the call, so including a wait
    * for a drain already running: when the budget ends during that wait, the tick returns with
    * `batches: 0` without running a pass). A pass already sending finishes, so a tick may overrun
-   * by one pass (at most `sendTimeout` plus the database work).
+   * by one pass (at most `sendTimeout` plus the database work). With a windowed sender
+   * (`Sender.window`) the claims stop, and the messages in flight finish and are recorded.
    */
   budgetMs?: number;
 }
