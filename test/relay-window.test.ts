@@ -376,3 +376,44 @@ describe("Sender.window validation", () => {
     expect(() => new Outbox(new MemoryStore(), { send: sender.send }, options)).not.toThrow();
   });
 });
+
+describe("the default log", () => {
+  it("names no message failed with attempted: false, and writes no empty line", async () => {
+    const { failedBatchLine } = await import("../src/report.ts");
+    const { createMessage } = await import("../mod.ts");
+    const record = (id: string) => ({
+      id,
+      key: "k",
+      value: new Uint8Array(),
+      headers: {},
+      timestamp: new Date(0),
+      retries: 0,
+    });
+    const deferred = createMessage(record("a"));
+    deferred.markAsFailed({ attempted: false, error: "circuit open" });
+    const failed = createMessage(record("b"));
+    failed.markAsFailed({ error: "HTTP 503" });
+    expect(failedBatchLine([deferred])).toBe("");
+    expect(failedBatchLine([deferred, failed])).toBe(
+      "delivery failed for 1 of 2 message(s) (1 will be retried, 0 dead): b: HTTP 503",
+    );
+    const lines: unknown[][] = [];
+    const original = console.error;
+    console.error = (...parts: unknown[]) => lines.push(parts);
+    try {
+      const store = new (await import("../adapters/memory.ts")).MemoryStore();
+      await commitMessages(store as unknown as AnyStore, numbered(2));
+      const sender: Sender = {
+        window: 2,
+        async send(messages) {
+          for (const m of messages) m.markAsFailed({ attempted: false });
+          return messages;
+        },
+      };
+      expect(await new Outbox(store, sender).tick()).toMatchObject({ failed: 2 });
+    } finally {
+      console.error = original;
+    }
+    expect(lines).toEqual([]);
+  });
+});
