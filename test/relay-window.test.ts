@@ -328,6 +328,36 @@ describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
     expect((await remaining(store)).map((m) => m.retries)).toEqual([1, 1]);
   });
 
+  it("a release that throws is reported, and the message not attempted is recorded as a failed attempt", async () => {
+    const store = await open(make);
+    await commitMessages(store, numbered(3));
+    const broken = new Proxy(store, {
+      get(target, name) {
+        if (name === "release") {
+          return async () => {
+            throw new StoreError("database is locked", { retryable: true });
+          };
+        }
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const planned = plannedSender(3, (m) => ({
+      mark: (x) =>
+        m.text() === "m1" ? x.markAsFailed({ attempted: false, retryAfter: 200 }) : x.markAsSent(),
+    }));
+    const errors: unknown[] = [];
+    const outbox = new Outbox(broken, planned.sender, { onError: (e) => errors.push(e) });
+    expect(await outbox.tick()).toMatchObject({ sent: 2, failed: 1, dead: 0 });
+    expect(errors).toEqual([expect.any(StoreError)]);
+    // Not claimable before its retryAfter, even so; then claimed with the attempt counted.
+    expect(
+      (await store.fetchAndLock({ batchSize: 5, leaseDuration: 1000, ordering: "none" })).messages,
+    ).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect((await remaining(store)).map((m) => [m.text(), m.retries])).toEqual([["m1", 1]]);
+  });
+
   it("a store error ends the window's drain after what is in flight is recorded; nothing is lost", async () => {
     const store = await open(make);
     await commitMessages(store, numbered(12));
