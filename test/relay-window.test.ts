@@ -328,6 +328,30 @@ describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
     expect((await remaining(store)).map((m) => m.retries)).toEqual([1, 1]);
   });
 
+  it("a claim that lands after the signal aborted is given back unsent, no attempt spent", async () => {
+    const store = await open(make);
+    await commitMessages(store, numbered(3));
+    const abort = new AbortController();
+    const hooked = new Proxy(store, {
+      get(target, name) {
+        const value = Reflect.get(target, name);
+        if (typeof value !== "function") return value;
+        if (name !== "fetchAndLock") return value.bind(target);
+        return async (...args: unknown[]) => {
+          const claim = await value.apply(target, args);
+          abort.abort();
+          return claim;
+        };
+      },
+    });
+    const planned = plannedSender(3, () => ({ mark: (x) => x.markAsSent() }));
+    const outbox = new Outbox(hooked, planned.sender);
+    expect(await outbox.tick({ signal: abort.signal })).toMatchObject({ batches: 0, sent: 0, failed: 0 });
+    expect(planned.stats().calls).toBe(0);
+    expect(await store.stats()).toMatchObject({ pending: 3, inFlight: 0 });
+    expect((await remaining(store)).map((m) => m.retries)).toEqual([0, 0, 0]);
+  });
+
   it("a release that throws is reported, and the message not attempted is recorded as a failed attempt", async () => {
     const store = await open(make);
     await commitMessages(store, numbered(3));
