@@ -269,13 +269,15 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   /**
-   * Gives back claimed messages never handed to a sender: lease and token cleared, `retries` and
-   * the last error untouched, claimable at once. Only rows still holding `token` change.
+   * Gives back claimed messages never handed to a sender (or not attempted by it): lease and
+   * token cleared, `retries` and the last error untouched, claimable again `delay` ms after the
+   * database's now (default 0: at once). Only rows still holding `token` change.
    */
-  async release(token: string, ids: readonly string[]): Promise<number> {
+  async release(token: string, ids: readonly string[], delay = 0): Promise<number> {
     const json = idsJson((await this.#ns()).namespace, ids);
     if (json === undefined) return 0;
-    return this.#change("releasing claimed messages", { sql: this.#sql.release, args: [json, token] });
+    const wait = Number.isFinite(delay) && delay > 0 ? Math.ceil(delay) : 0;
+    return this.#change("releasing claimed messages", { sql: this.#sql.release, args: [json, token, wait] });
   }
 
   #marks(namespace: string, outcome: Partial<PassOutcome> & { token: string }): MarkStatements {

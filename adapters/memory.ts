@@ -179,9 +179,17 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
     return changed;
   }
 
-  /** Gives back claimed messages never handed to a sender: claimable at once, attempts kept. */
-  async release(token: string, ids: readonly string[]): Promise<number> {
-    return this.#update(token, ids, release);
+  /**
+   * Gives back claimed messages never handed to a sender, or not attempted by it: attempts and
+   * last error kept, claimable again after `delay` ms (default 0: at once).
+   */
+  async release(token: string, ids: readonly string[], delay = 0): Promise<number> {
+    const wait = releaseDelay(delay);
+    const now = Date.now();
+    return this.#update(token, ids, (row) => {
+      if (wait > 0) row.availableAt = now + wait;
+      release(row);
+    });
   }
 
   /**
@@ -293,6 +301,11 @@ function retryDelay(update: RetryUpdate): number {
   if (Number.isFinite(update.delay) && update.delay >= 0) return update.delay;
   const at = update.availableAt?.getTime?.();
   return typeof at === "number" && at >= Date.now() ? at - Date.now() : 0;
+}
+
+/** A release's delay as `RetryUpdate.delay` is taken: a finite number >= 0, else 0. */
+function releaseDelay(delay: unknown): number {
+  return typeof delay === "number" && Number.isFinite(delay) && delay > 0 ? delay : 0;
 }
 
 function errorText(error: string | undefined): string | undefined {

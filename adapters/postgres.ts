@@ -391,13 +391,15 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   }
 
   /**
-   * Gives back claimed messages never handed to a sender: lease and token cleared, `retries`
-   * and `last_error` untouched, claimable at once. Only rows still holding `token` change.
+   * Gives back claimed messages never handed to a sender (or not attempted by it): lease and
+   * token cleared, `retries` and `last_error` untouched, claimable again `delay` ms after the
+   * database's now (default 0: at once). Only rows still holding `token` change.
    */
-  async release(token: string, ids: readonly string[]): Promise<number> {
+  async release(token: string, ids: readonly string[], delay = 0): Promise<number> {
     const rows = rowIds(await this.#ids(), ids);
     if (rows === undefined) return 0;
-    return countOf(await this.#read("releasing messages", this.#sql.release, [String(token), rows]));
+    const wait = Number.isFinite(delay) && delay > 0 ? Math.min(Math.ceil(delay), 2 ** 31 - 1) : 0;
+    return countOf(await this.#read("releasing messages", this.#sql.release, [String(token), rows, wait]));
   }
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */

@@ -12,6 +12,7 @@ import { postgresLatencyBenchmark } from "./pg-latency.ts";
 import { postgresProcessesBenchmark } from "./pg-processes.ts";
 import { postgresAddMessageBenchmark, postgresRelayBenchmark } from "./postgres.ts";
 import { processesBenchmark } from "./processes.ts";
+import { slowReceiverBenchmark } from "./slow-receiver.ts";
 import { telemetryBenchmark } from "./telemetry.ts";
 import { throughputBenchmark } from "./throughput.ts";
 
@@ -31,4 +32,5 @@ export const benchmarks: Benchmark[] = [
   postgresProcessesBenchmark,
   d1RelayBenchmark,
   d1AddMessageBenchmark,
+  slowReceiverBenchmark,
 ];

@@ -48,7 +48,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 export const d1RelayBenchmark: Benchmark = {
-  id: 15,
+  id: 17,
   slug: "d1-relay",
   title: "D1 relay throughput (Miniflare): D1Store vs a minimal hand-written D1 relay",
   async run({ quick }): Promise<Section> {
@@ -74,7 +74,7 @@ export const d1RelayBenchmark: Benchmark = {
       // edge-outbox's throughput over the minimal relay's, round by round.
       const paired = pairedRatio(ours!, minimal!);
       return {
-        id: 15,
+        id: 17,
         title: this.title,
         target: "edge-outbox >= 1.0x the minimal relay",
         verdict: paired >= 1 ? "met" : "missed",
@@ -99,7 +99,7 @@ export const d1RelayBenchmark: Benchmark = {
 };
 
 export const d1AddMessageBenchmark: Benchmark = {
-  id: 16,
+  id: 18,
   slug: "d1-add",
   title: "D1 addMessage into a batch vs a raw INSERT of the same row in the same batch (Miniflare)",
   async run({ quick }): Promise<Section> {
@@ -126,7 +126,7 @@ export const d1AddMessageBenchmark: Benchmark = {
         rows.push([String(per), num(oursMs, 3), num(rawMs, 3), ratio(rawMs / oursMs)]);
       }
       return {
-        id: 16,
+        id: 18,
         title: this.title,
         target: "addMessage >= 0.9x a raw INSERT (throughput)",
         verdict: worst >= 0.9 ? "met" : "missed",

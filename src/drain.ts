@@ -3,15 +3,23 @@ import { isInstanceOf, ValidationError } from "./errors.ts";
 import { checkBudget } from "./options.ts";
 import { type RelayContext, relayPass } from "./relay.ts";
 import type { Claim } from "./store.ts";
+import type { TickSpan } from "./telemetry.ts";
 import { LoopTurns } from "./turns.ts";
+import { relayWindow } from "./window.ts";
 
 /** Counts of one `tick()`. */
 export interface TickResult {
-  /** Relay passes that handed at least one message to the sender (or declared it dead). */
+  /**
+   * Relay passes that handed at least one message to the sender (or declared it dead); with a
+   * windowed sender (`Sender.window`), claims that did.
+   */
   batches: number;
   /** Messages delivered. */
   sent: number;
-  /** Messages that failed and wait for a retry. */
+  /**
+   * Messages that failed and wait for a retry, including those the sender did not attempt
+   * (`markAsFailed({ attempted: false })`), given back without spending an attempt.
+   */
   failed: number;
   /** Messages given up on (retries spent, or a permanent failure). */
   dead: number;
@@ -55,6 +63,10 @@ export async function drain(context: RelayContext, options: DrainOptions): Promi
     !signal?.aborted && !stopping() && (budgetMs === undefined || performance.now() - started < budgetMs);
   let next: Claim | undefined;
   try {
+    if (context.window !== undefined) {
+      await relayWindow(context, context.window, { signal, continues, tick, turns, result });
+      return finish(result, started, tick);
+    }
     // Bounded: every pass claims nothing (and ends the loop), gives its claim back (and ends
     // the loop), or moves messages forward.
     while (next !== undefined || continues()) {
@@ -78,6 +90,10 @@ export async function drain(context: RelayContext, options: DrainOptions): Promi
     turns.dispose();
     deadlines.dispose();
   }
+  return finish(result, started, tick);
+}
+
+function finish(result: TickResult, started: number, tick: TickSpan): TickResult {
   result.durationMs = performance.now() - started;
   tick.end(result);
   return result;

@@ -65,13 +65,34 @@ export interface Message extends Readonly<MessageRecord> {
   readonly retryAfter: number | undefined;
   /** Why the sender failed or killed this message, when it said. */
   readonly error: string | undefined;
+  /**
+   * False when the sender failed this message without really trying it
+   * (`markAsFailed({ attempted: false })`); true otherwise.
+   */
+  readonly attempted: boolean;
   /** Delivered: it will not be sent again. */
   markAsSent(): void;
   /**
    * Failed for now: retried after a backoff, or after `retryAfter` ms when given, until
    * `maxRetries` is spent.
+   *
+   * `attempted: false` says the sender never really tried this message: nothing of it left
+   * the process (say, its endpoint's circuit breaker is open, or a local rate limit has no
+   * slot). An attempt is a try that may have reached the receiver: a request written to the
+   * wire counts, even if it then timed out, since the receiver may have acted on it. A
+   * message not attempted spends none of its `maxRetries`: the relay gives it back to the
+   * store (`MessageStore.release`, `retries` untouched) and it is claimable again after
+   * `retryAfter` ms (cut to `backoff.maxRetryAfter`, at least 100 ms so an open breaker
+   * cannot spin the relay; 1000 ms when not given). Its `error` is reported to nobody and
+   * not stored (the store keeps the last real attempt's error). A store without `release`
+   * records it as a failed attempt, as before.
+   *
+   * @example
+   * ```ts
+   * if (breaker.isOpen(url)) message.markAsFailed({ attempted: false, retryAfter: breaker.retryIn(url) });
+   * ```
    */
-  markAsFailed(options?: { retryAfter?: number; error?: string }): void;
+  markAsFailed(options?: { retryAfter?: number; error?: string; attempted?: boolean }): void;
   /** Failed for good (say, a 4xx that no retry will mend): dead at once, no more attempts. */
   markAsDead(options?: { error?: string }): void;
   /**
@@ -104,6 +125,7 @@ class OutboxMessage implements Message {
   #status: SendStatus;
   #retryAfter: number | undefined = undefined;
   #error: string | undefined = undefined;
+  #attempted = true;
   #sealed = false;
 
   /** See {@link sealMessage}. */
@@ -134,14 +156,22 @@ class OutboxMessage implements Message {
     return this.#error;
   }
 
+  get attempted(): boolean {
+    return this.#attempted;
+  }
+
   markAsSent(): void {
     if (this.#sealed) return;
     this.#status = SendStatus.Sent;
+    this.#attempted = true;
   }
 
-  markAsFailed(options?: { retryAfter?: number; error?: string }): void {
+  markAsFailed(options?: { retryAfter?: number; error?: string; attempted?: boolean }): void {
     if (this.#sealed) return;
     this.#status = SendStatus.Fail;
+    // Only an explicit false: anything else (undefined, a truthy non-boolean) is an attempt,
+    // the side that can never lose a retry count.
+    this.#attempted = options?.attempted !== false;
     const retryAfter = options?.retryAfter;
     // Kept as given when it is a wait at all (Infinity included); the relay clamps it to
     // `backoff.maxRetryAfter`. NaN, negatives and non-numbers fall back to the backoff.
@@ -152,6 +182,7 @@ class OutboxMessage implements Message {
   markAsDead(options?: { error?: string }): void {
     if (this.#sealed) return;
     this.#status = SendStatus.Dead;
+    this.#attempted = true;
     this.#error = errorText(options?.error);
   }
 

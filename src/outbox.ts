@@ -11,6 +11,7 @@ import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
 import { observeStats } from "./telemetry-stats.ts";
 import { injectTraceContext } from "./trace-context.ts";
+import { MAX_WINDOW, WINDOW_FLUSH_MS } from "./window.ts";
 
 export type { TickResult } from "./drain.ts";
 
@@ -26,7 +27,8 @@ export interface TickOptions {
    * Starts no new pass after this many milliseconds (counted from the call, so including a wait
    * for a drain already running: when the budget ends during that wait, the tick returns with
    * `batches: 0` without running a pass). A pass already sending finishes, so a tick may overrun
-   * by one pass (at most `sendTimeout` plus the database work).
+   * by one pass (at most `sendTimeout` plus the database work). With a windowed sender
+   * (`Sender.window`) the claims stop, and the messages in flight finish and are recorded.
    */
   budgetMs?: number;
 }
@@ -63,6 +65,7 @@ export class Outbox<T> {
       throw new ValidationError("sender must have a send(messages, signal) method");
     const defaultName = storeName(store);
     const resolved = resolveOptions(options, defaultName);
+    const window = senderWindow(sender, resolved);
     const metricName = claimMetricName(
       store,
       resolved.meter,
@@ -83,6 +86,7 @@ export class Outbox<T> {
     this.#context = {
       store,
       sender,
+      window,
       options: this.options,
       telemetry,
       logFailedBatch: failedBatchLog(onError),
@@ -195,6 +199,32 @@ export class Outbox<T> {
       this.options.onError(error);
     }
   }
+}
+
+/**
+ * The sender's `window` (see `Sender.window`), checked: undefined, or an integer from 1 to
+ * {@link MAX_WINDOW}, and then the lease must cover a send and the wait for its grouped write.
+ */
+function senderWindow(sender: Sender, options: ResolvedOptions): number | undefined {
+  let window: unknown;
+  try {
+    window = sender.window;
+  } catch (error) {
+    throw new ValidationError("sender.window threw when read", { cause: error });
+  }
+  if (window === undefined) return undefined;
+  if (typeof window !== "number" || !Number.isSafeInteger(window) || window < 1 || window > MAX_WINDOW) {
+    throw new ValidationError(
+      `sender.window must be an integer from 1 to ${MAX_WINDOW}, got ${typeof window === "number" ? window : typeof window}`,
+    );
+  }
+  const needed = options.sendTimeout + WINDOW_FLUSH_MS;
+  if (options.leaseDuration <= needed) {
+    throw new ValidationError(
+      `leaseDuration must exceed sendTimeout + ${WINDOW_FLUSH_MS} ms (${needed} ms) with a windowed sender: an outcome waits up to ${WINDOW_FLUSH_MS} ms for its grouped write; got ${options.leaseDuration}`,
+    );
+  }
+  return window;
 }
 
 /** The default `name`: the store's `name` or `table` property when it is a non-empty string. */

@@ -1,11 +1,19 @@
 import type { SendDeadlines } from "./abort.ts";
-import { retryDelay } from "./backoff.ts";
-import { LeaseLostError } from "./errors.ts";
 import { type Message, SendStatus } from "./message.ts";
 import type { ResolvedOptions } from "./options.ts";
+import {
+  checkLease,
+  idOf,
+  outcomeOf,
+  type RelayOutcome,
+  recordMarks,
+  recordReleases,
+  releaseUnsent,
+  sortClaimed,
+} from "./outcome.ts";
 import { sendBatch } from "./send.ts";
 import type { Sender } from "./sender.ts";
-import type { Claim, ClaimOptions, DeadUpdate, MessageStore, PassOutcome, RetryUpdate } from "./store.ts";
+import type { Claim, ClaimOptions, MessageStore } from "./store.ts";
 import type { BatchOutcome, RelayTelemetry, TickSpan } from "./telemetry.ts";
 
 /** What one pass claimed and what it recorded. */
@@ -31,6 +39,11 @@ export interface RelayContext {
   /** `onError` is the guarded one: it never throws. */
   options: ResolvedOptions;
   telemetry: RelayTelemetry;
+  /**
+   * The sender's `window`, checked (see `Sender.window`): the drain then streams through
+   * `relayWindow` instead of batch passes. Undefined for a batch sender.
+   */
+  window?: number | undefined;
   /** With the default `onError`: logs a batch whose messages the sender failed. */
   logFailedBatch?: ((messages: readonly Message[]) => void) | undefined;
 }
@@ -76,7 +89,9 @@ export function relayPass(
     if (claimed === 0) return { claimed, sent: 0, failed: 0, dead: 0 };
     let sendSignal = signal;
     if (plan.continues?.() === false) {
-      if (store.release !== undefined && (await release(context, claim))) {
+      const ids = claim.messages.map((m) => m.id);
+      const recording = { store, onError: options.onError };
+      if (store.release !== undefined && (await releaseUnsent(recording, claim.token, ids))) {
         return { claimed, released: true, sent: 0, failed: 0, dead: 0 };
       }
       // No release, or it failed: the claim is still ours, and waiting out its lease would count
@@ -85,31 +100,22 @@ export function relayPass(
     }
     context.telemetry.claimed(span, claim.messages);
 
-    // A message reclaimed after lost leases may have spent its attempts without an outcome
-    // (a relay crashed or hung on it every time): it dies here instead of being sent again.
-    const exhausted: Message[] = [];
-    const toSend: Message[] = [];
-    for (const message of claim.messages) {
-      (message.retries > options.maxRetries ? exhausted : toSend).push(message);
-    }
-    // Outcomes are recorded under the ids and attempt counts the store gave, whatever the
-    // sender does to its copy.
-    const ids = toSend.map((m) => m.id);
-    const retries = toSend.map((m) => m.retries);
+    const { toSend, exhausted } = sortClaimed(claim.messages, options.maxRetries);
     const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
+    const messages = toSend.map((s) => s.message);
     const sendError =
       toSend.length > 0
         ? await context.telemetry.within(span, () =>
-            sendBatch(sending, toSend.slice(), sendSignal, plan.deadlines),
+            sendBatch(sending, messages.slice(), sendSignal, plan.deadlines),
           )
         : undefined;
 
-    const outcome = outcomeOf(claim.token, exhausted, toSend, { ids, retries }, options);
+    const outcome = outcomeOf(claim.token, exhausted, toSend, options);
     const result = await recordOutcome(context, outcome, plan);
     context.telemetry.recorded(span, claimed, result, performance.now() - started, sendError);
     // A batch-wide error went to onError already; this is the sender's own per-message verdict.
-    if (sendError === undefined && toSend.some((m) => m.status !== SendStatus.Sent)) {
-      context.logFailedBatch?.(toSend);
+    if (sendError === undefined && messages.some((m) => m.status !== SendStatus.Sent)) {
+      context.logFailedBatch?.(messages);
     }
     return { claimed, ...result };
   });
@@ -120,96 +126,32 @@ function claimOptions(options: ResolvedOptions): ClaimOptions {
 }
 
 /**
- * Gives a claim back unsent: true when it went back. A failure is reported and answers false:
- * the claim is then still held, and the caller sends it rather than leave it to expire.
- */
-async function release(context: RelayContext, claim: Claim): Promise<boolean> {
-  try {
-    await context.store.release?.(
-      claim.token,
-      claim.messages.map((m) => m.id),
-    );
-    return true;
-  } catch (error) {
-    context.options.onError(error);
-    return false;
-  }
-}
-
-/** Sorts the pass's messages into the three marks, by the status the send left on them. */
-function outcomeOf(
-  token: string,
-  exhausted: Message[],
-  toSend: Message[],
-  given: { ids: readonly string[]; retries: readonly number[] },
-  options: ResolvedOptions,
-): PassOutcome {
-  const sent: string[] = [];
-  const retry: RetryUpdate[] = [];
-  const dead: DeadUpdate[] = exhausted.map((m) => ({
-    id: m.id,
-    error: `attempts exhausted: ${m.retries} attempt(s) ended without an outcome (lease expired)`,
-  }));
-  const now = Date.now();
-  toSend.forEach((message, i) => {
-    const id = given.ids[i] as string;
-    const attempts = given.retries[i] as number;
-    const status = message.status;
-    if (status === SendStatus.Sent) sent.push(id);
-    else if (status === SendStatus.Dead) dead.push({ id, error: message.error });
-    // sendBatch turned every unmarked message into a failure, so this is a failed one.
-    else if (attempts >= options.maxRetries) dead.push({ id, error: message.error });
-    else {
-      // The one clamp for every sender's retryAfter: an integer number of ms, at most maxRetryAfter.
-      const delay = retryDelay(attempts, message.retryAfter, options.backoff);
-      retry.push({ id, availableAt: new Date(now + delay), delay, error: message.error });
-    }
-  });
-  return { token, sent, retry, dead };
-}
-
-/**
  * Stores the outcome: with the next claim in one `recordAndFetch` when the store has it and the
  * drain continues (asked only now, after the send, so a stop or abort during the send is seen),
- * else with the separate marks. Short counts go to `onError` as `LeaseLostError`s either way.
+ * else with the separate marks. Messages the sender did not attempt are released first (their
+ * delay keeps them out of that next claim); they count as failed. Short counts go to `onError`
+ * as `LeaseLostError`s either way.
  */
 async function recordOutcome(
   context: RelayContext,
-  outcome: PassOutcome,
+  outcome: RelayOutcome,
   plan: PassPlan,
 ): Promise<BatchOutcome & { next?: Claim }> {
   const { store } = context;
-  const { token, sent, retry, dead } = outcome;
+  const recording = { store, onError: context.options.onError };
+  const released = await recordReleases(recording, outcome.token, outcome.release);
   if (store.recordAndFetch !== undefined && plan.continues?.() === true) {
-    const { recorded, claim } = await store.recordAndFetch(outcome, claimOptions(context.options));
+    const { token, sent, retry, dead } = outcome;
+    const marks = { token, sent, retry, dead };
+    const { recorded, claim } = await store.recordAndFetch(marks, claimOptions(context.options));
     return {
-      sent: checkLease(context, sent, recorded.sent),
-      failed: checkLease(context, retry.map(idOf), recorded.failed),
-      dead: checkLease(context, dead.map(idOf), recorded.dead),
+      sent: checkLease(recording, sent, recorded.sent),
+      failed: checkLease(recording, retry.map(idOf), recorded.failed) + released,
+      dead: checkLease(recording, dead.map(idOf), recorded.dead),
       next: claim,
     };
   }
-  return {
-    sent: await record(context, sent, () => store.markAsSent(token, sent)),
-    failed: await record(context, retry.map(idOf), () => store.updateRetryCount(token, retry)),
-    dead: await record(context, dead.map(idOf), () => store.markAsDead(token, dead)),
-  };
-}
-
-const idOf = (update: { id: string }): string => update.id;
-
-/** Applies one mark (none for no ids). */
-async function record(
-  context: RelayContext,
-  ids: readonly string[],
-  apply: () => Promise<number>,
-): Promise<number> {
-  if (ids.length === 0) return 0;
-  return checkLease(context, ids, await apply());
-}
-
-/** A short count means another relay took some of these over: reported, never thrown. */
-function checkLease(context: RelayContext, ids: readonly string[], changed: number): number {
-  if (changed < ids.length) context.options.onError(new LeaseLostError(ids, ids.length - changed));
-  return changed;
+  const { token, sent, retry, dead } = outcome;
+  const recorded = await recordMarks(recording, { token, sent, retry, dead });
+  return { ...recorded, failed: recorded.failed + released };
 }

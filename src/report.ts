@@ -103,7 +103,8 @@ class DefaultLog {
   };
 
   readonly failedBatch = (messages: readonly Message[]): void => {
-    this.#batches.write(failedBatchLine(messages));
+    const line = failedBatchLine(messages);
+    if (line !== "") this.#batches.write(line);
   };
 
   readonly flush = (): void => {
@@ -114,10 +115,12 @@ class DefaultLog {
 
 /**
  * One line about the messages of a batch that the sender failed or killed: how many, and the
- * ids and reasons of the first few. Empty when none did.
+ * ids and reasons of the first few. Empty when none did. Messages failed without an attempt
+ * (`attempted: false`, an open breaker) are left out: nothing was delivered wrong, and a
+ * breaker reports its own state.
  */
 export function failedBatchLine(messages: readonly Message[]): string {
-  const failed = messages.filter((m) => m.status === SendStatus.Fail);
+  const failed = messages.filter((m) => m.status === SendStatus.Fail && m.attempted);
   const dead = messages.filter((m) => m.status === SendStatus.Dead);
   if (failed.length + dead.length === 0) return "";
   const named = [...failed, ...dead].slice(0, LINE_MESSAGES).map((m) => {

@@ -143,12 +143,15 @@ export interface MessageStore {
   recordAndFetch?(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult>;
   /**
    * Optional: gives back claimed messages that were never handed to a sender (the pass was
-   * aborted, or its budget ran out, between the claim and the send). Only rows still holding
-   * `token` change: lease and token cleared, `retries` and `last_error` untouched, claimable at
-   * once. Returns the rows changed. Without it, such messages wait out their lease and the next
-   * claim counts a lost attempt.
+   * aborted, or its budget ran out, between the claim and the send), or that the sender did not
+   * attempt (`markAsFailed({ attempted: false })`). Only rows still holding `token` change:
+   * lease and token cleared, `retries` and `last_error` untouched, claimable again `delay` ms
+   * (an integer >= 0, default 0: at once) after the store's own now, counted on the same clock
+   * as {@link RetryUpdate.delay}. Returns the rows changed. Without it, messages given back at
+   * the end of a drain are sent anyway, and messages not attempted are recorded as failed
+   * attempts (`updateRetryCount`), as before `release` existed.
    */
-  release?(token: string, ids: readonly string[]): Promise<number>;
+  release?(token: string, ids: readonly string[], delay?: number): Promise<number>;
   /** Counts for dashboards and alerts. */
   stats(): Promise<OutboxStats>;
   /** Dead messages, oldest first (default limit 100). */

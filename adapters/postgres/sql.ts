@@ -223,7 +223,8 @@ SELECT pg_notify($5::text, '') FROM added`,
       return sql;
     },
     release: `WITH released AS (
-  UPDATE ${t} SET lease_until = NULL, claim_token = NULL
+  UPDATE ${t} SET lease_until = NULL, claim_token = NULL,
+    available_at = greatest(available_at, now() + $3::integer * interval '1 millisecond')
   WHERE id = ANY(string_to_array($2::text, ',')::bigint[]) AND claim_token = $1::text AND status = 0
   RETURNING 1
 )

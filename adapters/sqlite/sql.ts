@@ -165,7 +165,7 @@ WHERE id IN (SELECT value FROM json_each(?3))`,
 ${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS delay, json_extract(value, '$[2]') AS e")}`,
     dead: `UPDATE ${q} AS m SET status = 3, last_error = u.e, lease_until = NULL, claim_token = NULL
 ${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS e")}`,
-    release: `UPDATE ${q} SET lease_until = NULL, claim_token = NULL WHERE ${mine}`,
+    release: `UPDATE ${q} SET lease_until = NULL, claim_token = NULL, available_at = max(available_at, ${DB_NOW} + ?3) WHERE ${mine}`,
     // Each count reads one partial index; the oldest is the first ready-index entry.
     stats: `SELECT
   (SELECT COUNT(*) FROM ${q} WHERE status = 0) AS unfinished,

@@ -5,6 +5,7 @@
  * `{"requests":N,"unique":N,"duplicates":N}`; `POST /reset` clears the counts.
  */
 import { createServer } from "node:http";
+import { announceOnLoopback } from "./announce.ts";
 
 let requests = 0;
 const seen = new Map<string, number>();
@@ -36,10 +37,4 @@ const server = createServer((req, res) => {
     res.writeHead(204).end();
   });
 });
-server.keepAliveTimeout = 60_000;
-server.listen(0, "127.0.0.1", () => {
-  const address = server.address();
-  if (address && typeof address === "object") console.log(JSON.stringify({ port: address.port }));
-});
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
-process.on("disconnect", () => process.exit(0));
+announceOnLoopback(server);

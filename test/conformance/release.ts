@@ -118,5 +118,49 @@ export function describeReleaseConformance<T>(name: string, makeStore: () => Pro
       const again = await store.fetchAndLock(keyed);
       expect(again.messages.map((m) => m.text())).toEqual(["x1"]);
     });
+
+    it("with a delay: not claimable before it passes, then claimed with retries and last error untouched", async () => {
+      const store = await open();
+      if (store === undefined) return;
+      await commitMessages(store, [
+        { key: "a", value: "1" },
+        { key: "b", value: "2" },
+      ]);
+      const first = await store.fetchAndLock(claimDefaults);
+      const [a, b] = first.messages.map((m) => m.id);
+      await store.updateRetryCount(first.token, [
+        { id: a!, availableAt: new Date(), delay: 0, error: "HTTP 503" },
+      ]);
+      expect(await store.release(first.token, [b!], 400)).toBe(1);
+      const second = await store.fetchAndLock(claimDefaults);
+      // Only a is ready: b waits out its delay, counted on the store's clock.
+      expect(second.messages.map((m) => m.id)).toEqual([a]);
+      expect(await store.release(second.token, [a!], 400)).toBe(1);
+      expect((await store.fetchAndLock(claimDefaults)).messages).toEqual([]);
+      expect(await store.stats()).toMatchObject({ pending: 2, inFlight: 0 });
+      await sleep(600);
+      const third = await store.fetchAndLock(claimDefaults);
+      expect(third.messages.map((m) => [m.id, m.retries, m.lastError])).toEqual([
+        [a, 1, "HTTP 503"],
+        [b, 0, undefined],
+      ]);
+    });
+
+    it('with ordering "key" a message released with a delay holds back the later ones of its key', async () => {
+      const store = await open();
+      if (store === undefined) return;
+      await commitMessages(store, [
+        { key: "x", value: "x1" },
+        { key: "x", value: "x2" },
+        { key: "y", value: "y1" },
+      ]);
+      const keyed: ClaimOptions = { ...claimDefaults, ordering: "key" };
+      const first = await store.fetchAndLock(keyed);
+      expect(first.messages.map((m) => m.text())).toEqual(["x1", "y1"]);
+      expect(await store.release(first.token, [first.messages[0]!.id], 400)).toBe(1);
+      expect((await store.fetchAndLock(keyed)).messages).toEqual([]);
+      await sleep(600);
+      expect((await store.fetchAndLock(keyed)).messages.map((m) => m.text())).toEqual(["x1"]);
+    });
   });
 }

@@ -101,67 +101,78 @@ describe("LibsqlStore across processes", () => {
     }
   });
 
-  it("relays SIGKILLed mid-batch again and again lose nothing; duplicates stay within what was in flight", {
-    timeout: 240_000,
-  }, async () => {
-    const total = 400;
-    const batchSize = 10;
-    const { path, store, close } = await preparedDatabase();
-    // A slow receiver keeps relays inside their send for a while: each kill lands mid-batch,
-    // even when relays take seconds to boot between kills (200 ms: the backlog outlasts 8 rounds).
-    const receiver = await startReceiver(200);
-    try {
-      const names = ["r1", "r2", "r3"];
-      const everyRelay: Child[] = [];
-      const relay = (name: string) => {
-        const child = run("relay.ts", [path, receiver.url, name, "1000", "500"]);
-        everyRelay.push(child);
-        return child;
-      };
-      const relays = new Map(names.map((name) => [name, relay(name)]));
-      // On a loaded machine a relay takes seconds to boot: kill only relays that are running.
-      const booted = (child: Child) => waitFor(() => child.output.includes("ready"), 60_000);
-      await Promise.all([...relays.values()].map(booted));
-      const producer = run("producer.ts", [path, String(total)]);
-      const rounds = 8;
-      let midBatch = 0;
-      for (let round = 0; round < rounds; round++) {
-        await sleep(150);
-        // Prefer a relay whose batch the receiver holds (delivered, not yet recorded as sent).
-        await waitFor(() => receiver.answering.size > 0, 2_000).catch(() => {});
-        const busy = names.find((name) => receiver.answering.has(name));
-        if (busy) midBatch += 1;
-        const victim = busy ?? names[round % names.length]!;
-        relays.get(victim)!.process.kill("SIGKILL");
-        await relays.get(victim)!.exited;
-        relays.set(victim, relay(victim));
-        await booted(relays.get(victim)!);
-      }
-      expect(await producer.exited, producer.output).toBe(0);
-      await waitFor(async () => {
-        const stats = await store.stats();
-        return stats.pending + stats.inFlight === 0;
-      }, 90_000);
-      for (const child of relays.values()) child.process.kill("SIGTERM");
-      await Promise.all([...relays.values()].map((child) => child.exited));
+  // "window": the sender opts in to the streaming send window (up to 10 messages in flight, one
+  // per POST), so kills land with messages of several claims in the window.
+  it.each([
+    ["mid-batch", undefined],
+    ["with messages in the send window", 10],
+  ])(
+    "relays SIGKILLed %s again and again lose nothing; duplicates stay within what was in flight",
+    {
+      timeout: 240_000,
+    },
+    async (_, window) => {
+      const total = 400;
+      // What one relay holds at most: a batch, or a full window.
+      const batchSize = 10;
+      const windowArgs = window === undefined ? [] : [String(window)];
+      const { path, store, close } = await preparedDatabase();
+      // A slow receiver keeps relays inside their send for a while: each kill lands mid-batch,
+      // even when relays take seconds to boot between kills (200 ms: the backlog outlasts 8 rounds).
+      const receiver = await startReceiver(200);
+      try {
+        const names = ["r1", "r2", "r3"];
+        const everyRelay: Child[] = [];
+        const relay = (name: string) => {
+          const child = run("relay.ts", [path, receiver.url, name, "1000", "500", ...windowArgs]);
+          everyRelay.push(child);
+          return child;
+        };
+        const relays = new Map(names.map((name) => [name, relay(name)]));
+        // On a loaded machine a relay takes seconds to boot: kill only relays that are running.
+        const booted = (child: Child) => waitFor(() => child.output.includes("ready"), 60_000);
+        await Promise.all([...relays.values()].map(booted));
+        const producer = run("producer.ts", [path, String(total)]);
+        const rounds = 8;
+        let midBatch = 0;
+        for (let round = 0; round < rounds; round++) {
+          await sleep(150);
+          // Prefer a relay whose batch the receiver holds (delivered, not yet recorded as sent).
+          await waitFor(() => receiver.answering.size > 0, 2_000).catch(() => {});
+          const busy = names.find((name) => receiver.answering.has(name));
+          if (busy) midBatch += 1;
+          const victim = busy ?? names[round % names.length]!;
+          relays.get(victim)!.process.kill("SIGKILL");
+          await relays.get(victim)!.exited;
+          relays.set(victim, relay(victim));
+          await booted(relays.get(victim)!);
+        }
+        expect(await producer.exited, producer.output).toBe(0);
+        await waitFor(async () => {
+          const stats = await store.stats();
+          return stats.pending + stats.inFlight === 0;
+        }, 90_000);
+        for (const child of relays.values()) child.process.kill("SIGTERM");
+        await Promise.all([...relays.values()].map((child) => child.exited));
 
-      const delivered = counts(receiver.deliveries.map((d) => d.value));
-      expect(delivered.size).toBe(total);
-      expect(midBatch).toBeGreaterThan(0);
-      // Each kill re-sends at most the one batch its relay held; so does a send that timed out
-      // (a starved machine), which the relay reports on stderr.
-      const timeouts = everyRelay.reduce(
-        (n, relay) => n + (relay.output.match(/within sendTimeout/g)?.length ?? 0),
-        0,
-      );
-      const duplicates = receiver.deliveries.length - total;
-      expect(duplicates).toBeLessThanOrEqual(batchSize * (rounds + timeouts));
-      expect((await store.stats()).dead).toBe(0);
-    } finally {
-      await receiver.close();
-      await close();
-    }
-  });
+        const delivered = counts(receiver.deliveries.map((d) => d.value));
+        expect(delivered.size).toBe(total);
+        expect(midBatch).toBeGreaterThan(0);
+        // Each kill re-sends at most the one batch its relay held; so does a send that timed out
+        // (a starved machine), which the relay reports on stderr.
+        const timeouts = everyRelay.reduce(
+          (n, relay) => n + (relay.output.match(/within sendTimeout/g)?.length ?? 0),
+          0,
+        );
+        const duplicates = receiver.deliveries.length - total;
+        expect(duplicates).toBeLessThanOrEqual(batchSize * (rounds + timeouts));
+        expect((await store.stats()).dead).toBe(0);
+      } finally {
+        await receiver.close();
+        await close();
+      }
+    },
+  );
 
   it("another process holding the write lock makes passes fail retryable, and they succeed once it lets go", async () => {
     const { path, store, close } = await preparedDatabase();

@@ -71,6 +71,11 @@ export const VARIANTS = {
     abortAfterClaim: true,
   },
   "relay end to end, retryAfter beyond what a Date holds": { kind: "outbox", ...relay, hugeRetryAfter: true },
+  "relay end to end, streaming send window: per-message latencies, hangs, attempted: false": {
+    kind: "outbox",
+    ...relay,
+    windowed: true,
+  },
 } satisfies Record<string, Variant>;
 
 /** The name of a variant. */

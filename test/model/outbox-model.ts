@@ -134,6 +134,7 @@ async function relayScenario<T>(
   // A check that fails inside the sender would only fail the batch: keep it for after the tick.
   let senderViolation: unknown;
   const sender: Sender = {
+    window: s.window,
     async send(messages, signal) {
       try {
         return await sendAs(messages, signal);
@@ -147,6 +148,9 @@ async function relayScenario<T>(
     const behaviour = draw(s.behaviours);
     const where = `send #${++sends} (${behaviour})`;
     for (const message of messages) identify(message, where);
+    if (s.window !== undefined && messages.length !== 1) {
+      violated("a windowed sender gets one message per send", `${where}: ${messages.length} messages`);
+    }
     // An aborted signal on entry: a real sender (fetch) sends nothing, so no attempt happened.
     if (signal.aborted) throw signal.reason;
     for (const message of messages) {
@@ -160,6 +164,15 @@ async function relayScenario<T>(
       attempt(t, where);
     }
     if (behaviour === "throw") throw new Error(draw(s.errors) ?? "sender failed");
+    if (s.window !== undefined) {
+      // Each message of the window at its own pace; a hang outlives its sendTimeout.
+      const delay = draw(s.delays);
+      if (delay === "hang") {
+        await sleep(SEND_TIMEOUT * 3);
+        return messages;
+      }
+      if (delay > 0) await sleep(delay);
+    }
     if (behaviour === "overrun") {
       await sleep(SEND_TIMEOUT * 3);
       return messages;
@@ -174,7 +187,11 @@ async function relayScenario<T>(
           message.markAsFailed({ retryAfter: HUGE_RETRY_AFTER, error });
         } else if (outcome === "sent") message.markAsSent();
         else if (outcome === "dead") message.markAsDead({ error });
-        else if (outcome === "failed") {
+        else if (outcome === "notAttempted") {
+          // Never tried (an open breaker): no attempt is spent, whatever retryAfter asks.
+          message.markAsFailed({ attempted: false, retryAfter: draw(s.retryAfters), error });
+          t.attempts -= 1;
+        } else if (outcome === "failed") {
           const retryAfter = draw(s.retryAfters);
           message.markAsFailed(retryAfter === undefined ? { error } : { retryAfter, error });
           t.lastMark = behaviour === "mark" ? { error } : undefined;

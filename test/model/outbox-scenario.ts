@@ -9,7 +9,9 @@ import { texts, type ValueSpec, valueSpec } from "./text.ts";
 
 /** What the sender does with a message on each attempt. */
 export type Fate = "fail" | "random" | "huge";
-export type Outcome = "sent" | "failed" | "dead" | "unmarked";
+export type Outcome = "sent" | "failed" | "dead" | "unmarked" | "notAttempted";
+/** A windowed send's latency in ms, or "hang": past `sendTimeout`, so its deadline fails it. */
+export type Delay = number | "hang";
 /** What the sender does with a whole batch. */
 export type Behaviour = "mark" | "throw" | "overrun" | "malformed" | "unmarked";
 
@@ -28,6 +30,10 @@ export interface Scenario {
   relays: number;
   onErrorThrows: boolean;
   aliasing: boolean;
+  /** The sender's `window` (undefined: a batch sender). */
+  window: number | undefined;
+  /** Per-message latencies of a windowed sender, drawn in turn. */
+  delays: Delay[];
 }
 
 /**
@@ -45,6 +51,12 @@ export interface OutboxVariant {
   abortAfterClaim: boolean;
   /** Senders that ask for a `retryAfter` no Date can hold. */
   hugeRetryAfter: boolean;
+  /**
+   * The sender opts in to the streaming window (`Sender.window`): one message per send, each
+   * with its own latency (some hang past `sendTimeout`), and some failed with
+   * `attempted: false`.
+   */
+  windowed?: boolean;
 }
 
 export function scenario(v: OutboxVariant): fc.Arbitrary<Scenario> {
@@ -68,10 +80,17 @@ export function scenario(v: OutboxVariant): fc.Arbitrary<Scenario> {
       }),
       { minLength: 1, maxLength: 12 },
     ),
-    outcomes: fc.array(fc.constantFrom<Outcome>("sent", "sent", "failed", "dead", "unmarked"), {
-      minLength: 1,
-      maxLength: 8,
-    }),
+    outcomes: fc.array(
+      fc.constantFrom<Outcome>(
+        "sent",
+        "sent",
+        "failed",
+        "dead",
+        "unmarked",
+        ...(v.windowed ? (["notAttempted", "notAttempted"] as const) : []),
+      ),
+      { minLength: 1, maxLength: 8 },
+    ),
     errors: fc.array(t.error, { minLength: 1, maxLength: 4 }),
     retryAfters: fc.array(fc.constantFrom(undefined, 0, 5, 20), { minLength: 1, maxLength: 4 }),
     behaviours: fc.array(
@@ -101,6 +120,10 @@ export function scenario(v: OutboxVariant): fc.Arbitrary<Scenario> {
     relays: fc.integer({ min: 1, max: 2 }),
     onErrorThrows: fc.constant(v.onErrorThrows),
     aliasing: fc.constant(v.aliasing),
+    window: v.windowed ? fc.integer({ min: 1, max: 4 }) : fc.constant(undefined),
+    delays: v.windowed
+      ? fc.array(fc.constantFrom<Delay>(0, 0, 1, 4, 12, "hang"), { minLength: 1, maxLength: 6 })
+      : fc.constant([0]),
   });
 }
 

@@ -1,0 +1,59 @@
+/**
+ * Telemetry of the streaming send window, with the real OpenTelemetry SDK: one `send outbox`
+ * span per claim (from the claim until its last message is recorded), under the tick's span,
+ * with the claim's counts; the message counter and the batch-size histogram add up to exactly
+ * what `tick()` returned.
+ */
+import { describe, expect, it } from "vitest";
+import { MemoryStore } from "../../adapters/memory.ts";
+import type { Message, Sender } from "../../mod.ts";
+import { instrumented, pointValue, useCleanups } from "./support.ts";
+
+useCleanups();
+
+/** One message per send; every fifth fails, the rest are delivered after a short wait. */
+function windowedSender(window: number): Sender {
+  return {
+    window,
+    async send(messages: Message[]) {
+      for (const message of messages) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        if (Number(message.text()) % 5 === 4) message.markAsFailed({ error: "HTTP 503" });
+        else message.markAsSent();
+      }
+      return messages;
+    },
+  };
+}
+
+describe("the send window's telemetry", () => {
+  it("a span per claim under the tick's span; counters and spans add up to the tick's counts", async () => {
+    const store = new MemoryStore();
+    const { rig, outbox } = instrumented(store, windowedSender(4), { batchSize: 10 });
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 20; i++) await outbox.addMessage(tx, { key: `k${i}`, value: String(i) });
+    });
+    const result = await outbox.tick();
+    expect(result).toMatchObject({ sent: 16, failed: 4, dead: 0 });
+
+    const ticks = rig.spans().filter((s) => s.name === "relay outbox");
+    const batches = rig.spans().filter((s) => s.name === "send outbox");
+    expect(ticks).toHaveLength(1);
+    expect(batches).toHaveLength(result.batches);
+    for (const span of batches) {
+      expect(span.parentSpanContext?.spanId).toBe(ticks[0]!.spanContext().spanId);
+      // A claim of the window takes what can start at once: never more than the window.
+      expect(span.attributes["messaging.batch.message_count"]).toBeLessThanOrEqual(4);
+    }
+    const sum = (name: string) => batches.reduce((n, s) => n + Number(s.attributes[name]), 0);
+    expect(sum("outbox.sent")).toBe(16);
+    expect(sum("outbox.failed")).toBe(4);
+    expect(sum("messaging.batch.message_count")).toBe(20);
+
+    const metrics = await rig.collect();
+    const messages = metrics.get("messaging.client.sent.messages");
+    expect(pointValue(messages, { "outbox.outcome": "sent" })).toBe(16);
+    expect(pointValue(messages, { "outbox.outcome": "failed" })).toBe(4);
+    expect(pointValue(metrics.get("outbox.batch.size"))).toBe(result.batches);
+  });
+});
