@@ -60,6 +60,7 @@ export {
   type PassOutcome,
   type RecordAndFetchResult,
   type RetryUpdate,
+  releaseDelay,
   type TransactionalStore,
 } from "./src/store.ts";
 export { INSTRUMENTATION_SCOPE, OUTBOX_NAME } from "./src/telemetry.ts";

@@ -17,6 +17,7 @@ import {
   type PreparedMessage,
   type RecordAndFetchResult,
   type RetryUpdate,
+  releaseDelay,
   SendStatus,
   type TransactionalStore,
   ValidationError,
@@ -220,13 +221,15 @@ export class D1Store implements TransactionalStore<D1Tx> {
   }
 
   /**
-   * Gives back claimed messages never handed to a sender: lease and token cleared, `retries`
-   * and the last error untouched, claimable at once. Only rows still holding `token` change.
+   * Gives back claimed messages never handed to a sender (or not attempted by it): lease and
+   * token cleared, `retries` and the last error untouched, claimable again `delay` ms after the
+   * database's now (default 0: at once). Only rows still holding `token` change.
    */
-  async release(token: string, ids: readonly string[]): Promise<number> {
+  async release(token: string, ids: readonly string[], delay = 0): Promise<number> {
+    const wait = releaseDelay(delay);
     return this.#byIds("releasing claimed messages", ids, (json) => ({
       sql: this.#sql.release,
-      args: [json, token],
+      args: [json, token, wait],
     }));
   }
 

@@ -19,6 +19,7 @@ import {
   type PreparedMessage,
   type RecordAndFetchResult,
   type RetryUpdate,
+  releaseDelay,
   SendStatus,
   StoreError,
   type TransactionalStore,
@@ -276,7 +277,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async release(token: string, ids: readonly string[], delay = 0): Promise<number> {
     const json = idsJson((await this.#ns()).namespace, ids);
     if (json === undefined) return 0;
-    const wait = Number.isFinite(delay) && delay > 0 ? Math.ceil(delay) : 0;
+    const wait = releaseDelay(delay);
     return this.#change("releasing claimed messages", { sql: this.#sql.release, args: [json, token, wait] });
   }
 

@@ -22,6 +22,7 @@ import {
   parseMessageId,
   type RecordAndFetchResult,
   type RetryUpdate,
+  releaseDelay,
   SendStatus,
   type TransactionalStore,
   truncateText,
@@ -304,10 +305,6 @@ function retryDelay(update: RetryUpdate): number {
 }
 
 /** A release's delay as `RetryUpdate.delay` is taken: a finite number >= 0, else 0. */
-function releaseDelay(delay: unknown): number {
-  return typeof delay === "number" && Number.isFinite(delay) && delay > 0 ? delay : 0;
-}
-
 function errorText(error: string | undefined): string | undefined {
   return error === undefined ? undefined : truncateText(String(error), MAX_ERROR_LENGTH);
 }

@@ -22,6 +22,7 @@ import {
   type PreparedMessage,
   type RecordAndFetchResult,
   type RetryUpdate,
+  releaseDelay,
   SendStatus,
   StoreError,
   type TransactionalStore,
@@ -398,7 +399,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   async release(token: string, ids: readonly string[], delay = 0): Promise<number> {
     const rows = rowIds(await this.#ids(), ids);
     if (rows === undefined) return 0;
-    const wait = Number.isFinite(delay) && delay > 0 ? Math.min(Math.ceil(delay), 2 ** 31 - 1) : 0;
+    const wait = releaseDelay(delay);
     return countOf(await this.#read("releasing messages", this.#sql.release, [String(token), rows, wait]));
   }
 

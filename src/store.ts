@@ -23,6 +23,19 @@ export function deadListLimit(limit: unknown): number {
 }
 
 /**
+ * The `delay` of `MessageStore.release`, as every store takes it: whole milliseconds (rounded
+ * up) from 0 to 2^31 - 1 (about 24.8 days: more than any delay the relay asks for, and within
+ * what every database's interval arithmetic and `setTimeout` hold); anything that is not a
+ * finite positive number is 0 (claimable at once). For store implementations.
+ */
+export function releaseDelay(delay: unknown): number {
+  if (typeof delay !== "number" || !Number.isFinite(delay) || delay <= 0) return 0;
+  return Math.min(Math.ceil(delay), MAX_RELEASE_DELAY);
+}
+
+const MAX_RELEASE_DELAY = 2 ** 31 - 1;
+
+/**
  * `"none"`: any ready message may go in any batch (oldest first). `"key"`: a message is only
  * claimed once every older message with the same key has been sent or is dead, and a batch
  * holds at most one message per key.
