@@ -70,8 +70,11 @@ export interface Message extends Readonly<MessageRecord> {
   /**
    * Failed for now: retried after a backoff, or after `retryAfter` ms when given, until
    * `maxRetries` is spent.
+   *
+   * `attempted: false`: the sender did not try this message (an open circuit breaker, say); the
+   * relay records it without spending an attempt. Default `true`.
    */
-  markAsFailed(options?: { retryAfter?: number; error?: string }): void;
+  markAsFailed(options?: { retryAfter?: number; error?: string; attempted?: boolean }): void;
   /** Failed for good (say, a 4xx that no retry will mend): dead at once, no more attempts. */
   markAsDead(options?: { error?: string }): void;
   /**
@@ -139,7 +142,7 @@ class OutboxMessage implements Message {
     this.#status = SendStatus.Sent;
   }
 
-  markAsFailed(options?: { retryAfter?: number; error?: string }): void {
+  markAsFailed(options?: { retryAfter?: number; error?: string; attempted?: boolean }): void {
     if (this.#sealed) return;
     this.#status = SendStatus.Fail;
     const retryAfter = options?.retryAfter;
