@@ -29,6 +29,12 @@ export interface HttpSender extends Sender {
    * ```
    */
   breakers(): BreakerSnapshot[];
+  /**
+   * The relay's streaming send window (`Sender.window`): `concurrency`. Each message is its own
+   * request, so the relay may keep `concurrency` messages in flight continuously, calling `send`
+   * with one message at a time; every call shares this sender's breakers.
+   */
+  readonly window: number;
 }
 
 // The web build's transport: the global fetch, looked up per request.
@@ -222,6 +228,7 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
 
   return {
     transport: client.name,
+    window: config.concurrency,
     breakers: () => breakers?.snapshot() ?? [],
     async send(messages, signal) {
       let signing: CryptoKey[] | undefined;

@@ -169,6 +169,25 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
     expect(until).toBeLessThanOrEqual(after + 400);
   });
 
+  it("one message per send, as the relay's window calls it: concurrent sends share one breaker", async () => {
+    failing.respond(() => ({ status: 503 }));
+    const sender = httpSender({
+      url: failing.url,
+      unsigned: true,
+      concurrency: 4,
+      breaker: { failureThreshold: 4, cooldownMs: 10_000 },
+    });
+    expect(sender.window).toBe(4);
+    // Four sends of one message each, in flight together: four failures in a row open it.
+    await Promise.all(ids(1, 4).map((id) => send(sender, recorded([id]).batch)));
+    expect(sender.breakers()[0]).toMatchObject({ state: "open", failures: 4 });
+    const later = recorded(ids(10, 4));
+    await Promise.all(later.batch.map((m) => send(sender, [m])));
+    expect(failing.requests).toHaveLength(4);
+    expect([...later.marks.values()].every((mark) => mark?.attempted === false)).toBe(true);
+    expect(httpSender({ url: failing.url, unsigned: true }).window).toBe(8);
+  });
+
   it("breaker: false sends every request whatever happens, and reports no breakers", async () => {
     failing.respond(() => ({ status: 503 }));
     const sender = httpSender({ url: failing.url, unsigned: true, concurrency: 1, breaker: false });
