@@ -97,6 +97,7 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
   const fixedUrl = typeof config.url === "string" ? new URL(config.url) : undefined;
   const breakers = config.breaker ? new Breakers(config.breaker, config.requestTimeout) : undefined;
   if (breakers) observeBreakers(config.meter, breakers);
+  const timeoutReason = () => new Error(`no response within requestTimeout (${config.requestTimeout} ms)`);
 
   /**
    * The URL and headers of one request, or why the message cannot be sent. Never throws: a
@@ -180,9 +181,7 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
       });
       return;
     }
-    const deadline = deadlines.start(
-      () => new Error(`no response within requestTimeout (${config.requestTimeout} ms)`),
-    );
+    const deadline = deadlines.start(timeoutReason);
     let response: TransportResponse;
     try {
       response = await client.request({ method: "POST", url, headers, body, signal: deadline.signal });
