@@ -129,26 +129,27 @@ export class Breakers {
   settle(ticket: Ticket, failure: string | undefined, now: number = Date.now()): void {
     const entry = this.#current(ticket);
     if (entry === undefined) return;
-    if (ticket.probe) entry.probes--;
-    // Tickets of a closed breaker go stale when it opens: only its own probes reach a half-open one.
+    // Tickets of a closed breaker go stale when it opens (see #current): a ticket still current
+    // is either one of a closed breaker's or a probe of a half-open one.
     if (failure === undefined) {
-      entry.state = "closed";
       entry.failures = 0;
-      entry.opened = 0;
-      if (ticket.probe) entry.generation++;
+      if (ticket.probe) {
+        entry.state = "closed";
+        entry.opened = 0;
+        entry.generation++;
+      }
       return;
     }
     entry.failures++;
     entry.lastFailure = failure;
-    if (ticket.probe || (entry.state === "closed" && entry.failures >= this.#options.failureThreshold)) {
-      this.#open(entry, now);
-    }
+    if (ticket.probe || entry.failures >= this.#options.failureThreshold) this.#open(entry, now);
   }
 
   /** Gives back a ticket whose request says nothing about the endpoint (the send was aborted). */
   release(ticket: Ticket): void {
+    if (!ticket.probe) return;
     const entry = this.#current(ticket);
-    if (entry !== undefined && ticket.probe) entry.probes--;
+    if (entry !== undefined) entry.probes--;
   }
 
   /** Every tracked origin's breaker, an open one whose cool-down is over shown as `half_open`. */

@@ -28,7 +28,7 @@ export class RequestDeadlines {
   constructor(parent: AbortSignal, timeoutMs: number) {
     this.#parent = parent;
     this.#timeoutMs = timeoutMs;
-    parent.addEventListener("abort", this.#onParentAbort, { once: true });
+    parent.addEventListener("abort", this.#onParentAbort);
   }
 
   /** The deadline of a request starting now; `reason` is the abort reason when it times out. */

@@ -98,6 +98,11 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
     failing.respond(() => ({ delayMs: 60_000 }));
     await send(sender, recorded(ids(20, 2)).batch);
     expect(sender.breakers()[0]).toMatchObject({ state: "open", failures: 2 });
+    const { batch, marks } = recorded(["25"]);
+    await send(sender, batch);
+    expect(marks.get("25")?.error).toContain(
+      "after 2 failures in a row (last: no response within requestTimeout)",
+    );
     // A refused connection is a failure too.
     const refused = [testMessage("30"), testMessage("31")].map((m) => Object.assign(m, { key: "k-down" }));
     await send(sender, refused);
@@ -302,6 +307,12 @@ describe("the outbox.http.breaker.state gauge", () => {
       const metric = (await rig.collect()).get("outbox.http.breaker.state");
       return (metric?.dataPoints ?? []).map((p) => ({ ...p.attributes, value: p.value }));
     };
+    const metric = (await rig.collect()).get("outbox.http.breaker.state");
+    expect(metric?.descriptor).toMatchObject({
+      unit: "{state}",
+      description:
+        "Circuit breaker of httpSender per origin (server.address, server.port, url.scheme): 0 closed, 1 half-open (probing), 2 open (messages wait without a request).",
+    });
     const port = (origin: string) => Number(new URL(origin).port);
     expect(await points()).toEqual([
       { "server.address": "127.0.0.1", "server.port": port(failing.origin), "url.scheme": "http", value: 2 },

@@ -138,6 +138,40 @@ describe("Breakers", () => {
     expect(b.snapshot(1003)[0]).toMatchObject({ state: "closed", failures: 0 });
   });
 
+  it("outcomes of requests in flight together all count: one success does not void the others' failures", () => {
+    const b = breakers();
+    const inFlight = [0, 1, 2, 3].map(() => ticket(b.admit(A, 0)));
+    b.settle(inFlight[0]!, undefined, 5);
+    for (const t of inFlight.slice(1)) b.settle(t, "HTTP 503", 5);
+    expect(b.snapshot(5)[0]).toMatchObject({ state: "open", failures: 3 });
+  });
+
+  it("a probe outliving its half-open state changes nothing, settled or given back", () => {
+    const b = breakers({ halfOpenProbes: 2 });
+    fail(b, A, 3, 0);
+    const [first, second] = [ticket(b.admit(A, 1000)), ticket(b.admit(A, 1000))];
+    b.settle(first!, undefined, 1001);
+    fail(b, A, 3, 1002);
+    const reopened = b.snapshot(1002)[0];
+    expect(reopened).toMatchObject({ state: "open", failures: 3, openUntil: new Date(2002) });
+    b.settle(second!, undefined, 1003);
+    b.release(second!);
+    expect(b.snapshot(1003)[0]).toEqual(reopened);
+    // Back to half-open: the stale probe gives no slot back to the new probes.
+    ticket(b.admit(A, 2002));
+    ticket(b.admit(A, 2002));
+    b.release(second!);
+    expect(isTicket(b.admit(A, 2002))).toBe(false);
+  });
+
+  it("giving back a ticket of an untracked origin is harmless", () => {
+    const b = breakers({ failureThreshold: 1 });
+    for (let i = 0; i < 1000; i++) fail(b, `http://o${i}.example`, 1, 0);
+    const untracked = ticket(b.admit("http://new.example", 0));
+    expect(() => b.release(untracked)).not.toThrow();
+    expect(() => b.release({ ...untracked, probe: true })).not.toThrow();
+  });
+
   it("a release outside half-open changes nothing", () => {
     const b = breakers();
     fail(b, A, 2, 0);
@@ -167,6 +201,17 @@ describe("Breakers", () => {
     b.settle(untracked, "HTTP 500", 0);
     expect(isTicket(b.admit("http://new.example", 0))).toBe(true);
     expect(b.snapshot(0).map((s) => s.origin)).not.toContain("http://new.example");
+  });
+
+  it("forgets a healthy origin before an older one on a failure streak", () => {
+    const b = breakers();
+    fail(b, "http://streak.example", 1, 0);
+    for (let i = 0; i < 999; i++) b.admit(`http://h${i}.example`, 0);
+    b.admit("http://new.example", 0);
+    const origins = b.snapshot(0).map((s) => s.origin);
+    expect(origins).toContain("http://streak.example");
+    expect(origins).not.toContain("http://h0.example");
+    expect(origins).toContain("http://h1.example");
   });
 
   it("with 1000 origins tracked and none healthy, the oldest closed one with failures makes room", () => {
