@@ -20,11 +20,17 @@ export const BREAKER_STATE_VALUE: Readonly<Record<BreakerState, number>> = Objec
 
 const DEFAULT_PORTS: Readonly<Record<string, number>> = { "http:": 80, "https:": 443 };
 
+// Unregisters the gauge callback of a sender that was garbage-collected: an application that
+// builds a sender per request (a serverless handler, say) must not pile up callbacks on its meter.
+const unregister = new FinalizationRegistry<() => void>((remove) => remove());
+
 /**
  * Registers the gauge on `meter` (default: the global provider's `edge-outbox` meter) for as long
- * as the process lives: a sender is built once per relay process.
+ * as `breakers` (that is, its sender) lives.
  */
 export function observeBreakers(meter: Meter | undefined, breakers: Breakers): void {
+  // Held weakly: the meter's callback list must not keep a dropped sender alive.
+  const ref = new WeakRef(breakers);
   let reported = false;
   const report = (what: string, error: unknown) => {
     if (reported) return;
@@ -33,7 +39,7 @@ export function observeBreakers(meter: Meter | undefined, breakers: Breakers): v
   };
   const observe = (result: ObservableResult) => {
     try {
-      for (const breaker of breakers.snapshot()) {
+      for (const breaker of ref.deref()?.snapshot() ?? []) {
         result.observe(BREAKER_STATE_VALUE[breaker.state], originAttributes(breaker.origin));
       }
     } catch (error) {
@@ -47,6 +53,13 @@ export function observeBreakers(meter: Meter | undefined, breakers: Breakers): v
       unit: "{state}",
     });
     gauge.addCallback(observe);
+    unregister.register(breakers, () => {
+      try {
+        gauge.removeCallback(observe);
+      } catch {
+        // A meter that cannot remove a callback keeps one that observes nothing.
+      }
+    });
   } catch (error) {
     report("registration", error);
   }

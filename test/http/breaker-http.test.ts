@@ -3,6 +3,9 @@
  * failures open it, what a refused message carries, half-open probes, isolation between
  * origins (end to end through an Outbox), its gauge on the real OpenTelemetry SDK, and options.
  */
+
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { createClient } from "@libsql/client";
 import { DiagLogLevel, diag, type Meter } from "@opentelemetry/api";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -378,6 +381,31 @@ describe("the outbox.http.breaker.state gauge", () => {
     } finally {
       diag.disable();
     }
+  });
+});
+
+describe("the gauge of a dropped sender", () => {
+  it("is unregistered once the sender is garbage-collected", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const added: unknown[] = [];
+    const removed: unknown[] = [];
+    const meter = {
+      createObservableGauge: () => ({
+        addCallback: (cb: unknown) => added.push(cb),
+        removeCallback: (cb: unknown) => removed.push(cb),
+      }),
+    } as unknown as Meter;
+    (() => {
+      HTTP_BUILDS[0]!.build.httpSender({ url: healthy.url, unsigned: true, meter });
+    })();
+    expect(added).toHaveLength(1);
+    await waitFor(async () => {
+      gc();
+      await sleep(20);
+      return removed.length === 1;
+    }, 10_000);
+    expect(removed[0]).toBe(added[0]);
   });
 });
 
