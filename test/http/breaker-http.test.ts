@@ -58,6 +58,7 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
       url: failing.url,
       unsigned: true,
       concurrency: 1,
+      requestTimeout: 10_000,
       breaker: { failureThreshold: 3, cooldownMs: 10_000 },
     });
     await send(sender, recorded(ids(1, 3)).batch);
@@ -87,7 +88,7 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
     const sender = httpSender({
       url: (m) => (m.key === "k-down" ? down : failing.url),
       unsigned: true,
-      requestTimeout: 200,
+      requestTimeout: 1_500,
       concurrency: 1,
       breaker: { failureThreshold: 2, cooldownMs: 10_000 },
     });
@@ -244,8 +245,8 @@ describe("two endpoints through an Outbox: one hanging, one healthy", () => {
         url: (m) => (m.key.startsWith("bad") ? failing.url : healthy.url),
         unsigned: true,
         concurrency: 4,
-        requestTimeout: 200,
-        breaker: { failureThreshold: 3, cooldownMs: 1_000 },
+        requestTimeout: 1_500,
+        breaker: { failureThreshold: 3, cooldownMs: 4_000 },
       });
       const outbox = new Outbox(store as TransactionalStore<unknown>, sender, {
         batchSize: 10,
@@ -264,7 +265,7 @@ describe("two endpoints through an Outbox: one hanging, one healthy", () => {
       };
       await add("bad", 10);
       await add("good", 40);
-      await outbox.tick({ budgetMs: 1_500 });
+      await outbox.tick({ budgetMs: 20_000 });
       const goodIds = healthy.requests.map((r) => r.text());
       expect(new Set(goodIds).size).toBe(40);
       // The hanging endpoint got its first requests (at most failureThreshold + concurrency - 1

@@ -31,13 +31,13 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
 
   it("a hanging request fails alone after requestTimeout; the rest of the batch is delivered meanwhile", async () => {
     receiver.respond((request) => (request.headers["webhook-id"] === "2" ? { delayMs: HANG_MS } : {}));
-    const sender = httpSender({ url: receiver.url, unsigned: true, requestTimeout: 300, concurrency: 2 });
+    const sender = httpSender({ url: receiver.url, unsigned: true, requestTimeout: 1_500, concurrency: 2 });
     const batch = messages(12);
     await sender.send(batch, signal());
     const sent = byId(batch);
     expect(sent["2"]?.status).toBe(SendStatus.Fail);
     expect(sent["2"]?.error).toBe(
-      "request for message 2 aborted: no response within requestTimeout (300 ms)",
+      "request for message 2 aborted: no response within requestTimeout (1500 ms)",
     );
     expect(batch.filter((m) => m.status === SendStatus.Sent)).toHaveLength(11);
     // The hanging request held one slot of two: the other slot delivered the rest of the batch,
@@ -69,7 +69,7 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
         ? { status: 200, trickle: { count: 1000, everyMs: 50 } }
         : { status: 503, trickle: { count: 1000, everyMs: 50 } },
     );
-    const sender = httpSender({ url: receiver.url, unsigned: true, requestTimeout: 300 });
+    const sender = httpSender({ url: receiver.url, unsigned: true, requestTimeout: 1_500 });
     const batch = messages(2);
     await sender.send(batch, signal());
     expect(batch.map((m) => m.status)).toEqual([SendStatus.Sent, SendStatus.Fail]);
@@ -92,7 +92,7 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
   });
 
   it("aborted keep-alive requests do not poison the pool: the next requests are answered, each its own answer", async () => {
-    const sender = httpSender({ url: receiver.url, unsigned: true, requestTimeout: 200, concurrency: 4 });
+    const sender = httpSender({ url: receiver.url, unsigned: true, requestTimeout: 1_500, concurrency: 4 });
     // Four requests time out while waiting, four more while their bodies stream.
     receiver.respond((_request, index) =>
       index < 4 ? { delayMs: HANG_MS } : { status: 200, trickle: { count: 1000, everyMs: 50 } },
