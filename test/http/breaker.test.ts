@@ -129,7 +129,8 @@ describe("Breakers", () => {
     expect(b.snapshot(10)[0]).toMatchObject({ state: "open", failures: 3, openUntil: new Date(1000) });
     const probe = ticket(b.admit(A, 1000));
     b.settle(early, undefined, 1001);
-    expect(b.snapshot(1001)[0]?.state).toBe("half_open");
+    b.settle(lateFailure, "HTTP 503", 1001);
+    expect(b.snapshot(1001)[0]).toMatchObject({ state: "half_open", failures: 3 });
     expect(isTicket(b.admit(A, 1001))).toBe(false);
     b.settle(probe, undefined, 1002);
     expect(b.snapshot(1002)[0]?.state).toBe("closed");
