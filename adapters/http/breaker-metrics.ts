@@ -22,7 +22,12 @@ const DEFAULT_PORTS: Readonly<Record<string, number>> = { "http:": 80, "https:":
 
 // Unregisters the gauge callback of a sender that was garbage-collected: an application that
 // builds a sender per request (a serverless handler, say) must not pile up callbacks on its meter.
-const unregister = new FinalizationRegistry<() => void>((remove) => remove());
+// workerd has neither FinalizationRegistry nor WeakRef (a Worker's isolate is short-lived anyway):
+// there the callback holds the breakers for the isolate's life.
+const unregister =
+  typeof FinalizationRegistry === "function"
+    ? new FinalizationRegistry<() => void>((remove) => remove())
+    : undefined;
 
 /**
  * Registers the gauge on `meter` (default: the global provider's `edge-outbox` meter) for as long
@@ -30,7 +35,7 @@ const unregister = new FinalizationRegistry<() => void>((remove) => remove());
  */
 export function observeBreakers(meter: Meter | undefined, breakers: Breakers): void {
   // Held weakly: the meter's callback list must not keep a dropped sender alive.
-  const ref = new WeakRef(breakers);
+  const ref = typeof WeakRef === "function" ? new WeakRef(breakers) : { deref: () => breakers };
   let reported = false;
   const report = (what: string, error: unknown) => {
     if (reported) return;
@@ -53,7 +58,7 @@ export function observeBreakers(meter: Meter | undefined, breakers: Breakers): v
       unit: "{state}",
     });
     gauge.addCallback(observe);
-    unregister.register(breakers, () => {
+    unregister?.register(breakers, () => {
       try {
         gauge.removeCallback(observe);
       } catch {
