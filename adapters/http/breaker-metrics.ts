@@ -35,7 +35,7 @@ const unregister =
  */
 export function observeBreakers(meter: Meter | undefined, breakers: Breakers): void {
   // Held weakly: the meter's callback list must not keep a dropped sender alive.
-  const ref = typeof WeakRef === "function" ? new WeakRef(breakers) : { deref: () => breakers };
+  const ref = weakly(breakers);
   let reported = false;
   const report = (what: string, error: unknown) => {
     if (reported) return;
@@ -68,6 +68,15 @@ export function observeBreakers(meter: Meter | undefined, breakers: Breakers): v
   } catch (error) {
     report("registration", error);
   }
+}
+
+/**
+ * A weak reference where the runtime has them. Its own function: a closure over `value` inside
+ * `observeBreakers` would put `value` in the context V8 shares with the gauge callback, which
+ * would then hold it strongly after all.
+ */
+function weakly<T extends object>(value: T): { deref(): T | undefined } {
+  return typeof WeakRef === "function" ? new WeakRef(value) : { deref: () => value };
 }
 
 /** `server.address`, `server.port` and `url.scheme` of an origin (`http://[::1]:8080`). */
