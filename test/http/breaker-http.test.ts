@@ -116,6 +116,38 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
     });
   });
 
+  it("a 5xx burst shorter than failureThreshold never opens it; a longer one does, and a recovered endpoint closes it", async () => {
+    // 4 failures, a success, 4 failures, a success, 6 failures in a row, then healthy again.
+    const script = [...Array(4).fill(503), 200, ...Array(4).fill(500), 200, ...Array(6).fill(502)];
+    failing.respond((_request, index) => ({ status: script[index] ?? 200 }));
+    const sender = httpSender({
+      url: failing.url,
+      unsigned: true,
+      concurrency: 1,
+      requestTimeout: 10_000,
+      breaker: { failureThreshold: 5, cooldownMs: 100 },
+    });
+    await send(sender, recorded(ids(1, 9)).batch);
+    expect(sender.breakers()[0]).toMatchObject({ state: "closed", failures: 4 });
+    await send(sender, recorded(["10"]).batch);
+    expect(sender.breakers()[0]).toMatchObject({ state: "closed", failures: 0 });
+    const burst = recorded(ids(20, 8));
+    await send(sender, burst.batch);
+    // The fifth failure in a row opened it: of eight messages, five reached the endpoint.
+    expect(failing.requests).toHaveLength(10 + 5);
+    expect(burst.batch.slice(5).map((m) => burst.marks.get(m.id)?.attempted)).toEqual([false, false, false]);
+    await waitFor(() => sender.breakers()[0]?.state === "half_open");
+    // The probe gets the burst's last 502: open again, for twice as long; then the endpoint is healthy.
+    await send(sender, recorded(["30"]).batch);
+    expect(failing.requests).toHaveLength(16);
+    expect(sender.breakers()[0]?.state).toBe("open");
+    await waitFor(() => sender.breakers()[0]?.state === "half_open");
+    const after = recorded(ids(40, 3));
+    await send(sender, after.batch);
+    expect(after.batch.map((m) => m.status)).toEqual([SendStatus.Sent, SendStatus.Sent, SendStatus.Sent]);
+    expect(sender.breakers()[0]).toMatchObject({ state: "closed", failures: 0 });
+  });
+
   it("429 counts against the endpoint", async () => {
     failing.respond(() => ({ status: 429 }));
     const sender = httpSender({
