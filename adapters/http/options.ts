@@ -1,6 +1,8 @@
+import type { Meter } from "@opentelemetry/api";
 import { type Message, ValidationError } from "../../mod.ts";
 import { CONNECTION_HEADERS, checkStaticHeaders } from "../shared/headers.ts";
 import { checkTargetUrl } from "../shared/urls.ts";
+import { type BreakerOptions, DEFAULT_BREAKER } from "./breaker.ts";
 import { decodeSecrets, type WebhookSecrets } from "./signing.ts";
 import { isPermanentStatus } from "./status.ts";
 
@@ -48,12 +50,44 @@ export interface HttpSenderOptions {
   permanent?: (status: number) => boolean;
   /** Upper bound (ms) on a honoured `Retry-After`, so one header cannot park a message for years. Default 3_600_000 (1 h). */
   maxRetryAfter?: number;
+  /**
+   * Milliseconds one request may take, from connecting to the end of the response body. Past it
+   * the request is aborted and its message alone fails (retried like any failure), freeing its
+   * slot for the next message; a response whose status arrived in time but whose body is still
+   * streaming is cut there, and its status decides. The relay's `sendTimeout` stays the ceiling
+   * of a whole send. Default {@link DEFAULT_REQUEST_TIMEOUT} (1000): half the default
+   * `sendTimeout`, far above what a webhook receiver that acknowledges before working needs,
+   * and short enough that one hanging request costs its slot one second, not the whole send.
+   * Keep it below `sendTimeout`. From 1 to 2147483647 (the longest timer runtimes keep).
+   */
+  requestTimeout?: number;
+  /**
+   * A circuit breaker per origin (scheme, host and port of the URL a message resolves to), or
+   * `false` for none. After `failureThreshold` unhealthy outcomes in a row (a timeout, a
+   * connection error, 408, 429 or 5xx) the origin's breaker opens: its messages then fail at
+   * once, without a request and without spending an attempt
+   * (`markAsFailed({ attempted: false, retryAfter })`, `retryAfter` = the time left until a
+   * probe may go), while other origins are sent as usual. After the cool-down, one probe
+   * request goes: a healthy answer closes the breaker, a failure opens it again for twice as
+   * long. A 2xx, 3xx or other 4xx answer counts as healthy (the server is up and answering).
+   * Default: on, with {@link DEFAULT_BREAKER}'s settings. State is per sender, never shared.
+   */
+  breaker?: BreakerOptions | false;
+  /**
+   * The OpenTelemetry meter of the `outbox.http.breaker.state` gauge. Default: the global
+   * provider's `edge-outbox` meter, taken when `httpSender` is called (register the SDK first).
+   */
+  meter?: Meter;
 }
 
 /** The `content-type` sent when neither the message nor `headers` names one. */
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_MAX_RETRY_AFTER = 3_600_000;
+/** The default `requestTimeout`: half of the relay's default `sendTimeout` (2000 ms). */
+export const DEFAULT_REQUEST_TIMEOUT = 1_000;
+// setTimeout fires at once for a delay past 2^31 - 1 ms on every runtime.
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** Options with every default filled in and every value checked. */
 export interface ResolvedHttpOptions {
@@ -64,6 +98,9 @@ export interface ResolvedHttpOptions {
   fetch: typeof fetch;
   permanent: (status: number) => boolean;
   maxRetryAfter: number;
+  requestTimeout: number;
+  breaker: Required<BreakerOptions> | false;
+  meter: Meter | undefined;
 }
 
 /** Checks `options` and fills in the defaults; throws a {@link ValidationError} naming the bad one. */
@@ -93,6 +130,9 @@ export function resolveHttpOptions(options: HttpSenderOptions): ResolvedHttpOpti
     fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
     permanent: options.permanent ?? isPermanentStatus,
     maxRetryAfter: nonNegative("maxRetryAfter", options.maxRetryAfter, DEFAULT_MAX_RETRY_AFTER),
+    requestTimeout: timerDelay("requestTimeout", options.requestTimeout, DEFAULT_REQUEST_TIMEOUT),
+    breaker: checkBreaker(options.breaker),
+    meter: checkMeter(options.meter),
   };
   // Checked last, so a wrong option is named even in a config that also lacks the secret.
   const unsigned = options.unsigned ?? false;
@@ -133,6 +173,60 @@ function nonNegative(name: string, value: unknown, fallback: number): number {
     throw new ValidationError(`${name} must be a finite number of milliseconds >= 0, got ${show(value)}`);
   }
   return value;
+}
+
+function timerDelay(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value >= 1 && value <= MAX_TIMER_MS)) {
+    throw new ValidationError(
+      `${name} must be a number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${show(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkBreaker(value: unknown): Required<BreakerOptions> | false {
+  if (value === undefined) return DEFAULT_BREAKER;
+  if (value === false) return false;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ValidationError(
+      `breaker must be an object { failureThreshold?, cooldownMs?, maxCooldownMs?, halfOpenProbes? } or false, got ${show(value)}`,
+    );
+  }
+  const options = value as BreakerOptions;
+  const cooldownMs = nonNegative("breaker.cooldownMs", options.cooldownMs, DEFAULT_BREAKER.cooldownMs);
+  const maxCooldownMs = nonNegative(
+    "breaker.maxCooldownMs",
+    options.maxCooldownMs,
+    Math.max(cooldownMs, DEFAULT_BREAKER.maxCooldownMs),
+  );
+  if (maxCooldownMs < cooldownMs) {
+    throw new ValidationError(
+      `breaker.maxCooldownMs must be at least breaker.cooldownMs (${cooldownMs}), got ${maxCooldownMs}`,
+    );
+  }
+  return {
+    failureThreshold: positiveInteger(
+      "breaker.failureThreshold",
+      options.failureThreshold,
+      DEFAULT_BREAKER.failureThreshold,
+    ),
+    cooldownMs,
+    maxCooldownMs,
+    halfOpenProbes: positiveInteger(
+      "breaker.halfOpenProbes",
+      options.halfOpenProbes,
+      DEFAULT_BREAKER.halfOpenProbes,
+    ),
+  };
+}
+
+function checkMeter(value: unknown): Meter | undefined {
+  if (value === undefined) return undefined;
+  if (typeof (value as Meter | null)?.createObservableGauge !== "function") {
+    throw new ValidationError(`meter must be an OpenTelemetry Meter, got ${show(value)}`);
+  }
+  return value as Meter;
 }
 
 function show(value: unknown): string {

@@ -2,9 +2,12 @@ import type { Message, Sender } from "../../mod.ts";
 import { callPermanent, describeThrown, safeText } from "../shared/error-text.ts";
 import { CONNECTION_HEADERS, sendableHeaders } from "../shared/headers.ts";
 import { checkTargetUrl } from "../shared/urls.ts";
+import { type BreakerSnapshot, Breakers, isTicket, type Ticket } from "./breaker.ts";
+import { observeBreakers } from "./breaker-metrics.ts";
+import { RequestDeadlines } from "./deadline.ts";
 import { type HttpSenderOptions, resolveHttpOptions } from "./options.ts";
 import { importHmacKeys, signatureHeader, signedContent } from "./signing.ts";
-import { parseRetryAfter } from "./status.ts";
+import { isUnhealthyStatus, parseRetryAfter } from "./status.ts";
 import type { HttpTransport, TransportResponse } from "./transport.ts";
 import { fetchTransport } from "./transport-fetch.ts";
 
@@ -15,6 +18,23 @@ export interface HttpSender extends Sender {
    * else, and wherever `httpSender` was given its own `fetch`.
    */
   readonly transport: string;
+  /**
+   * The circuit breaker of every origin this sender has sent to (up to 1000, healthy ones
+   * forgotten first), as of now: `[]` with `breaker: false`. An open breaker whose cool-down is
+   * over shows as `half_open` (its next message is a probe).
+   *
+   * @example
+   * ```ts
+   * for (const b of sender.breakers()) if (b.state !== "closed") console.warn(b.origin, b.state, b.openUntil);
+   * ```
+   */
+  breakers(): BreakerSnapshot[];
+  /**
+   * The relay's streaming send window (`Sender.window`): `concurrency`. Each message is its own
+   * request, so the relay may keep `concurrency` messages in flight continuously, calling `send`
+   * with one message at a time; every call shares this sender's breakers.
+   */
+  readonly window: number;
 }
 
 // The web build's transport: the global fetch, looked up per request.
@@ -35,12 +55,14 @@ const NOT_FORWARDED: ReadonlySet<string> = new Set([
  * forwarded (including the trace headers the registered OpenTelemetry propagator wrote),
  * `content-type` comes from the message headers, then `headers`, then `DEFAULT_CONTENT_TYPE`
  * (`application/octet-stream`). `webhook-id` is the message id:
- * the receiver's idempotency key. Every request uses the relay's signal (its `sendTimeout`)
- * and `redirect: "manual"`.
+ * the receiver's idempotency key. Every request has its own deadline, `requestTimeout`, under
+ * the relay's signal (its `sendTimeout`), and uses `redirect: "manual"`. Messages are sent
+ * independently, `concurrency` at a time: one slow request holds one slot, never the others.
  *
  * Outcomes: 2xx sent; 3xx, 408, 425, 429, 5xx, network errors and timeouts fail and are
  * retried (after `Retry-After` when given, in seconds or as an HTTP date); other 4xx are dead
- * at once (see `permanent`). Error texts name the status and the message id, never a secret,
+ * at once (see `permanent`). An origin whose circuit breaker is open (see `breaker`) gets no
+ * request: its messages fail with `attempted: false` and a `retryAfter`. Error texts name the status and the message id, never a secret,
  * a URL's credentials or query, or the response body; they are well-formed and bounded.
  *
  * User callbacks are contained: a `url(message)` that throws or returns anything but an
@@ -73,6 +95,9 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
   // A fixed URL was checked by resolveHttpOptions and is parsed once; a URL function's
   // result is checked per message.
   const fixedUrl = typeof config.url === "string" ? new URL(config.url) : undefined;
+  const breakers = config.breaker ? new Breakers(config.breaker, config.requestTimeout) : undefined;
+  if (breakers) observeBreakers(config.meter, breakers);
+  const timeoutReason = () => new Error(`no response within requestTimeout (${config.requestTimeout} ms)`);
 
   /**
    * The URL and headers of one request, or why the message cannot be sent. Never throws: a
@@ -118,33 +143,67 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
     return { url, headers };
   }
 
-  async function deliver(message: Message, signal: AbortSignal, timestamp: string, signed?: Promise<Signed>) {
+  async function deliver(
+    message: Message,
+    deadlines: RequestDeadlines,
+    signal: AbortSignal,
+    timestamp: string,
+    signed?: Promise<Signed>,
+  ) {
     const prepared = prepare(message);
     if ("error" in prepared) {
       message.markAsFailed({ error: prepared.error });
       return;
     }
-    let response: TransportResponse;
-    try {
-      const { url, headers } = prepared;
-      headers["webhook-timestamp"] = timestamp;
-      let body = message.value as Uint8Array<ArrayBuffer>;
-      if (signed) {
-        const signature = await signed;
-        if ("error" in signature) throw signature.error;
-        headers["webhook-signature"] = signature.header;
-        body = signature.body;
+    const { url, headers } = prepared;
+    headers["webhook-timestamp"] = timestamp;
+    let body = message.value as Uint8Array<ArrayBuffer>;
+    if (signed) {
+      const signature = await signed;
+      if ("error" in signature) {
+        message.markAsFailed({ error: describeFailure(message.id, signature.error, signal) });
+        return;
       }
-      response = await client.request({ method: "POST", url, headers, body, signal });
-    } catch (error) {
-      message.markAsFailed({ error: describeFailure(message.id, error, signal) });
+      headers["webhook-signature"] = signature.header;
+      body = signature.body;
+    }
+    if (signal.aborted) {
+      // The send is over (sendTimeout, stop()): no request, and nothing for the breaker to learn.
+      message.markAsFailed({ error: describeFailure(message.id, signal.reason, signal) });
       return;
     }
-    record(message, response);
+    const admission = breakers?.admit(url.origin);
+    if (admission !== undefined && !isTicket(admission)) {
+      message.markAsFailed({
+        error: `${admission.reason}; message ${message.id} not sent, retry in ${admission.retryAfter} ms`,
+        retryAfter: admission.retryAfter,
+        attempted: false,
+      });
+      return;
+    }
+    const deadline = deadlines.start(timeoutReason);
+    let response: TransportResponse;
+    try {
+      response = await client.request({ method: "POST", url, headers, body, signal: deadline.signal });
+    } catch (error) {
+      const timedOut = deadline.timedOut();
+      if (admission !== undefined) {
+        if (signal.aborted && !timedOut) breakers!.release(admission);
+        else
+          breakers!.settle(admission, timedOut ? "no response within requestTimeout" : describeThrown(error));
+      }
+      message.markAsFailed({ error: describeFailure(message.id, error, deadline.signal) });
+      return;
+    } finally {
+      deadline.dispose();
+    }
+    record(message, response, admission);
   }
 
-  function record(message: Message, response: TransportResponse): void {
+  function record(message: Message, response: TransportResponse, ticket: Ticket | undefined): void {
     const status = response.status;
+    if (ticket !== undefined)
+      breakers!.settle(ticket, isUnhealthyStatus(status) ? `HTTP ${status}` : undefined);
     if (status >= 200 && status < 300) {
       message.markAsSent();
       return;
@@ -168,6 +227,8 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
 
   return {
     transport: client.name,
+    window: config.concurrency,
+    breakers: () => breakers?.snapshot() ?? [],
     async send(messages, signal) {
       let signing: CryptoKey[] | undefined;
       if (config.secrets) {
@@ -182,19 +243,26 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
       const seconds = Math.floor(Date.now() / 1000);
       const timestamp = String(seconds);
       const signed = signing ? messages.map((m) => sign(m, seconds, signing)) : undefined;
+      // Each message is its own request under its own deadline: one that hangs costs its slot
+      // requestTimeout, and the other workers go on meanwhile.
+      const deadlines = new RequestDeadlines(signal, config.requestTimeout);
       let next = 0;
       const worker = async () => {
         while (next < messages.length) {
           const index = next++;
-          await deliver(messages[index]!, signal, timestamp, signed?.[index]);
+          await deliver(messages[index]!, deadlines, signal, timestamp, signed?.[index]);
         }
       };
       const workers = Math.min(config.concurrency, messages.length);
-      if (workers === 1) await worker();
-      else {
-        const running: Promise<void>[] = [];
-        for (let i = 0; i < workers; i++) running.push(worker());
-        await Promise.all(running);
+      try {
+        if (workers === 1) await worker();
+        else {
+          const running: Promise<void>[] = [];
+          for (let i = 0; i < workers; i++) running.push(worker());
+          await Promise.all(running);
+        }
+      } finally {
+        deadlines.dispose();
       }
       return messages;
     },

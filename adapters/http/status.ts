@@ -16,6 +16,16 @@ export function isPermanentStatus(status: number): boolean {
 }
 
 /**
+ * Whether a status says the endpoint itself is in trouble, so it counts towards opening its
+ * circuit breaker: 5xx (the server failed), 408 (it did not read the request in time) and 429
+ * (it asks everyone to slow down). Any other answer, a permanent 4xx included, comes from a
+ * server that is up and answering: one message's fault says nothing about the endpoint's health.
+ */
+export function isUnhealthyStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+/**
  * Classifies a response status: 2xx is `sent`; a status `permanent` accepts is `dead`;
  * everything else (3xx, 408, 425, 429, 5xx, an opaque redirect's 0) is `retry`.
  *

@@ -36,6 +36,13 @@ export interface ScriptedResponse {
   body?: string;
   /** Wait this long before answering (an aborted client ends the wait early). */
   delayMs?: number;
+  /** Destroy the connection (a TCP reset) instead of answering, after `delayMs`. */
+  reset?: boolean;
+  /**
+   * Stream the body slowly: send the status and headers, then `count` chunks of `body` (default
+   * "x"), one every `everyMs`, then end. A client that goes away stops the stream.
+   */
+  trickle?: { count: number; everyMs: number };
 }
 
 /** Chooses the answer to the request number `index` (0-based, in arrival order). */
@@ -53,6 +60,8 @@ export interface HttpReceiver {
   readonly inFlight: number;
   /** The most requests ever in flight at once (since start or `reset`). */
   readonly maxInFlight: number;
+  /** Answers the client went away from before they were complete (since start or `reset`). */
+  readonly cutShort: number;
   /** Replaces the responder for the requests that follow. */
   respond(responder: Responder): void;
   /** Forgets recorded requests and the concurrency high-water mark. */
@@ -67,6 +76,7 @@ export async function startHttpReceiver(options: { respond?: Responder } = {}): 
   const requests: ReceivedRequest[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
+  let cutShort = 0;
   let origin = "";
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -79,9 +89,26 @@ export async function startHttpReceiver(options: { respond?: Responder } = {}): 
       const index = requests.push(received) - 1;
       const answer = responder(received, index) ?? {};
       if (answer.delayMs) await wait(answer.delayMs, res);
-      if (res.destroyed) return;
+      if (res.destroyed) {
+        cutShort++;
+        return;
+      }
+      if (answer.reset) {
+        req.socket.destroy();
+        return;
+      }
       res.writeHead(answer.status ?? 200, answer.headers);
-      res.end(answer.body ?? "");
+      if (answer.trickle) {
+        for (let i = 0; i < answer.trickle.count; i++) {
+          res.write(answer.body ?? "x");
+          await wait(answer.trickle.everyMs, res);
+          if (res.destroyed) {
+            cutShort++;
+            return;
+          }
+        }
+      }
+      res.end(answer.trickle ? "" : (answer.body ?? ""));
     } finally {
       inFlight--;
     }
@@ -103,12 +130,16 @@ export async function startHttpReceiver(options: { respond?: Responder } = {}): 
     get maxInFlight() {
       return maxInFlight;
     },
+    get cutShort() {
+      return cutShort;
+    },
     respond(next) {
       responder = next;
     },
     reset() {
       requests.length = 0;
       maxInFlight = inFlight;
+      cutShort = 0;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,0 +1,226 @@
+/**
+ * Circuit breakers per origin for `httpSender`: pure state machines over an injectable clock and
+ * random source, so the tests drive them directly.
+ *
+ * closed --(failureThreshold unhealthy outcomes in a row)--> open
+ * open --(cool-down over; on the next message)--> half_open
+ * half_open --(a probe answers healthily)--> closed; --(a probe fails)--> open, for twice as long
+ */
+
+/** Options of the per-origin circuit breaker (`httpSender`'s `breaker`). */
+export interface BreakerOptions {
+  /**
+   * Unhealthy outcomes in a row (timeouts, connection errors, 408, 429, 5xx) that open an
+   * origin's breaker. Default {@link DEFAULT_BREAKER.failureThreshold} (10): random failures at
+   * the rates a healthy but busy endpoint shows (10% 5xx, a few resets) practically never line
+   * up ten in a row, while a down or hanging endpoint does so in a second or two.
+   */
+  failureThreshold?: number;
+  /**
+   * How long (ms) the breaker stays open the first time, before one probe is let through.
+   * Doubles after each failed probe, up to `maxCooldownMs`; each period is shortened by a random
+   * 0-25% (jitter), so relays that opened together do not probe together. Default 5000.
+   */
+  cooldownMs?: number;
+  /** Upper bound (ms) on the doubled cool-down. Default 60000; at least `cooldownMs`. */
+  maxCooldownMs?: number;
+  /** Requests let through at once while half-open (probes). Default 1. */
+  halfOpenProbes?: number;
+}
+
+/** The defaults of {@link BreakerOptions}: safe for a single endpoint. */
+export const DEFAULT_BREAKER: Readonly<Required<BreakerOptions>> = Object.freeze({
+  failureThreshold: 10,
+  cooldownMs: 5_000,
+  maxCooldownMs: 60_000,
+  halfOpenProbes: 1,
+});
+
+/**
+ * `closed`: requests go through. `open`: messages fail at once, without a request. `half_open`:
+ * the cool-down is over, `halfOpenProbes` requests test the endpoint.
+ */
+export type BreakerState = "closed" | "open" | "half_open";
+
+/** One origin's breaker as `sender.breakers()` reports it. */
+export interface BreakerSnapshot {
+  /** `scheme://host:port` (the port only when not the scheme's default), as `URL.origin` writes it. */
+  origin: string;
+  state: BreakerState;
+  /** Unhealthy outcomes in a row (0 after a healthy answer). */
+  failures: number;
+  /** When an open breaker lets a probe through; `null` unless `state` is `open`. */
+  openUntil: Date | null;
+}
+
+/** Why a message may not be sent now, and when to try again. */
+export interface Refusal {
+  /** Milliseconds until the breaker may let a request through (at least 1). */
+  retryAfter: number;
+  /** `circuit breaker open for <origin> after N failures in a row (last: ...)`. */
+  reason: string;
+}
+
+/** A request let through: hand it back to {@link Breakers.settle} or {@link Breakers.release}. */
+export interface Ticket {
+  readonly origin: string;
+  readonly probe: boolean;
+  /** The entry's generation when admitted: outcomes from an earlier state are ignored. */
+  readonly generation: number;
+}
+
+interface Entry {
+  state: BreakerState;
+  failures: number;
+  openUntil: number;
+  /** Times opened since the breaker was last closed: the cool-down's exponent. */
+  opened: number;
+  probes: number;
+  generation: number;
+  lastFailure: string;
+}
+
+// More origins than any sane routing table; past it, healthy closed entries are dropped first.
+const MAX_ORIGINS = 1_000;
+// The share of a cool-down the jitter may take off.
+const JITTER = 0.25;
+
+/**
+ * The breakers of one sender, one per origin, created on first use. `probeWaitMs` is the
+ * retry time given to messages refused while the probes are out (a probe ends within it: the
+ * sender's `requestTimeout`).
+ */
+export class Breakers {
+  readonly #options: Required<BreakerOptions>;
+  readonly #probeWaitMs: number;
+  readonly #random: () => number;
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(options: Required<BreakerOptions>, probeWaitMs: number, random: () => number = Math.random) {
+    this.#options = options;
+    this.#probeWaitMs = probeWaitMs;
+    this.#random = random;
+  }
+
+  /** A ticket when a request to `origin` may go now, else a {@link Refusal}. */
+  admit(origin: string, now: number = Date.now()): Ticket | Refusal {
+    const entry = this.#entry(origin);
+    if (entry === undefined) return { origin, probe: false, generation: -1 };
+    if (entry.state === "open") {
+      if (now < entry.openUntil) return this.#refusal(origin, entry, entry.openUntil - now);
+      entry.state = "half_open";
+      entry.probes = 0;
+      entry.generation++;
+    }
+    if (entry.state === "half_open") {
+      if (entry.probes >= this.#options.halfOpenProbes) {
+        return this.#refusal(origin, entry, this.#probeWaitMs);
+      }
+      entry.probes++;
+      return { origin, probe: true, generation: entry.generation };
+    }
+    return { origin, probe: false, generation: entry.generation };
+  }
+
+  /**
+   * Records the outcome of an admitted request: `failure` is a short description of an
+   * unhealthy one (`HTTP 503`, `no response within requestTimeout`), `undefined` a healthy one.
+   */
+  settle(ticket: Ticket, failure: string | undefined, now: number = Date.now()): void {
+    const entry = this.#current(ticket);
+    if (entry === undefined) return;
+    // Tickets of a closed breaker go stale when it opens (see #current): a ticket still current
+    // is either one of a closed breaker's or a probe of a half-open one.
+    if (failure === undefined) {
+      entry.failures = 0;
+      if (ticket.probe) {
+        entry.state = "closed";
+        entry.opened = 0;
+        entry.generation++;
+      }
+      return;
+    }
+    entry.failures++;
+    entry.lastFailure = failure;
+    if (ticket.probe || entry.failures >= this.#options.failureThreshold) this.#open(entry, now);
+  }
+
+  /** Gives back a ticket whose request says nothing about the endpoint (the send was aborted). */
+  release(ticket: Ticket): void {
+    if (!ticket.probe) return;
+    const entry = this.#current(ticket);
+    if (entry !== undefined) entry.probes--;
+  }
+
+  /** Every tracked origin's breaker, an open one whose cool-down is over shown as `half_open`. */
+  snapshot(now: number = Date.now()): BreakerSnapshot[] {
+    const out: BreakerSnapshot[] = [];
+    for (const [origin, entry] of this.#entries) {
+      const open = entry.state === "open" && now < entry.openUntil;
+      out.push({
+        origin,
+        state: entry.state === "open" && !open ? "half_open" : entry.state,
+        failures: entry.failures,
+        openUntil: open ? new Date(entry.openUntil) : null,
+      });
+    }
+    return out;
+  }
+
+  #open(entry: Entry, now: number): void {
+    const { cooldownMs, maxCooldownMs } = this.#options;
+    // 2 ** opened stays finite for any count a process reaches; min() holds it to the cap.
+    const cooldown = Math.min(maxCooldownMs, cooldownMs * 2 ** entry.opened);
+    entry.opened++;
+    entry.state = "open";
+    entry.openUntil = now + cooldown * (1 - JITTER * this.#random());
+    entry.probes = 0;
+    entry.generation++;
+  }
+
+  #refusal(origin: string, entry: Entry, waitMs: number): Refusal {
+    return {
+      retryAfter: Math.max(1, Math.ceil(waitMs)),
+      reason: `circuit breaker open for ${origin} after ${entry.failures} failures in a row (last: ${entry.lastFailure})`,
+    };
+  }
+
+  /** The entry a ticket was issued by, if it is still tracked and in the same state. */
+  #current(ticket: Ticket): Entry | undefined {
+    const entry = this.#entries.get(ticket.origin);
+    return entry?.generation === ticket.generation ? entry : undefined;
+  }
+
+  #entry(origin: string): Entry | undefined {
+    let entry = this.#entries.get(origin);
+    if (entry !== undefined) return entry;
+    if (this.#entries.size >= MAX_ORIGINS && !this.#evict()) return undefined;
+    entry = {
+      state: "closed",
+      failures: 0,
+      openUntil: 0,
+      opened: 0,
+      probes: 0,
+      generation: 0,
+      lastFailure: "",
+    };
+    this.#entries.set(origin, entry);
+    return entry;
+  }
+
+  /** Drops the oldest healthy entry, else the oldest closed one; false when every one is open. */
+  #evict(): boolean {
+    let closed: string | undefined;
+    for (const [origin, entry] of this.#entries) {
+      if (entry.state !== "closed") continue;
+      if (entry.failures === 0) return this.#entries.delete(origin);
+      closed ??= origin;
+    }
+    return closed !== undefined && this.#entries.delete(closed);
+  }
+}
+
+/** Whether {@link Breakers.admit} let the request through. */
+export function isTicket(admission: Ticket | Refusal): admission is Ticket {
+  return "generation" in admission;
+}

@@ -1,0 +1,59 @@
+/** The deadlines of requests (`requestTimeout`) under the deadline of their send (`sendTimeout`). */
+
+/** A request's signal and whether its own timeout (not the send's) aborted it. */
+export interface RequestDeadline {
+  /** Aborts `timeoutMs` after the request started, or when the send's signal aborts. */
+  readonly signal: AbortSignal;
+  /** Whether the request's own timeout fired (the send's signal had not aborted before). */
+  timedOut(): boolean;
+  /** Ends the deadline: clears the timer. Call it once the request has settled. */
+  dispose(): void;
+}
+
+/**
+ * The request deadlines of one send. The send's signal gets one listener, which aborts every
+ * request still running, rather than one listener per request (Node warns past ten listeners on
+ * a signal, and `concurrency` may be larger). Hand-rolled rather than `AbortSignal.any` and
+ * `AbortSignal.timeout` (as `src/abort.ts`), so it behaves the same on every runtime, and so a
+ * request's timer is cleared the moment it ends instead of lingering until it fires.
+ */
+export class RequestDeadlines {
+  readonly #parent: AbortSignal;
+  readonly #timeoutMs: number;
+  readonly #running = new Set<AbortController>();
+  readonly #onParentAbort = () => {
+    for (const controller of this.#running) controller.abort(this.#parent.reason);
+  };
+
+  constructor(parent: AbortSignal, timeoutMs: number) {
+    this.#parent = parent;
+    this.#timeoutMs = timeoutMs;
+    parent.addEventListener("abort", this.#onParentAbort);
+  }
+
+  /** The deadline of a request starting now; `reason` is the abort reason when it times out. */
+  start(reason: () => Error): RequestDeadline {
+    const controller = new AbortController();
+    if (this.#parent.aborted) controller.abort(this.#parent.reason);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      if (controller.signal.aborted) return;
+      timedOut = true;
+      controller.abort(reason());
+    }, this.#timeoutMs);
+    this.#running.add(controller);
+    return {
+      signal: controller.signal,
+      timedOut: () => timedOut,
+      dispose: () => {
+        clearTimeout(timer);
+        this.#running.delete(controller);
+      },
+    };
+  }
+
+  /** Removes the listener on the send's signal: call it when the send is over. */
+  dispose(): void {
+    this.#parent.removeEventListener("abort", this.#onParentAbort);
+  }
+}
