@@ -46,9 +46,14 @@ async function receiver(): Promise<HttpReceiver> {
 }
 
 /** `httpSender` opted in to the window (until httpSender declares `window` itself). */
+/**
+ * httpSender with `window` messages in flight (it declares `window: concurrency` itself); its
+ * per-request deadline is lifted so that only `sendTimeout` and the tests' aborts cut a request.
+ */
 function windowedHttp(url: string, window: number): Sender {
-  const inner = httpSender({ url, unsigned: true, concurrency: window });
-  return { window, send: (messages, signal) => inner.send(messages, signal) };
+  const sender = httpSender({ url, unsigned: true, concurrency: window, requestTimeout: 60_000 });
+  expect(sender.window).toBe(window);
+  return sender;
 }
 
 const numbered = (n: number, key = (i: number) => `k${i}`) =>
