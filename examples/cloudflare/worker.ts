@@ -53,7 +53,9 @@ interface Order {
  * would tie each request to another's pass: each request and each cron run gets its own.
  */
 function openOutbox(env: Env): Outbox<D1Tx> {
-  return new Outbox(new D1Store(env.DB), httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }), {
+  // Each request may take up to 4 s (requestTimeout) within a send of at most 5 s (sendTimeout).
+  const sender = httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET, requestTimeout: 4_000 });
+  return new Outbox(new D1Store(env.DB), sender, {
     sendTimeout: 5_000,
     onError: (error) => console.error("[outbox]", error),
   });

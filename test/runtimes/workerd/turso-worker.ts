@@ -21,7 +21,16 @@ function open(env: Env) {
   const client = createClient({ url: env.DATABASE_URL });
   const store = new LibsqlStore(client);
   const errors: string[] = [];
-  const outbox = new Outbox(store, httpSender({ url: env.WEBHOOK_URL, secret: env.WEBHOOK_SECRET }), {
+  // The tests count exact deliveries and retries: no request may time out on a loaded machine
+  // (a timed-out request the receiver did get is sent again), and a receiver that refuses first
+  // attempts on purpose must not open the breaker (which would defer every message).
+  const sender = httpSender({
+    url: env.WEBHOOK_URL,
+    secret: env.WEBHOOK_SECRET,
+    requestTimeout: 4_000,
+    breaker: false,
+  });
+  const outbox = new Outbox(store, sender, {
     batchSize: 5,
     maxRetries: 5,
     sendTimeout: 5_000,
