@@ -78,8 +78,23 @@ async function _columnsOf(run: D1Runner, table: string): Promise<string[]> {
   return (await run.rows("reading the table's columns", columnsQuery(table))).map((row) => String(row.name));
 }
 
-/** Brings `table` to {@link SCHEMA_VERSION} and returns its id space. See the module comment. */
+/**
+ * Brings `table` to {@link SCHEMA_VERSION} and returns its id space. See the module comment.
+ * Two Workers upgrading a version table of schema version 1 at once both read it without the
+ * new columns and both add them: the second batch fails "duplicate column name" (and rolls
+ * back whole), so it reads again and continues from what the first one wrote.
+ */
 export async function migrateD1(run: D1Runner, table: string): Promise<IdSpace> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(run, table);
+    } catch (error) {
+      if (attempt >= 3 || !/duplicate column name/i.test(String((error as Error)?.message))) throw error;
+    }
+  }
+}
+
+async function migrateOnce(run: D1Runner, table: string): Promise<IdSpace> {
   try {
     // Checked for LibsqlStore's sake (a moved database): D1 databases are always UTF-8.
     const [encoding, schemaColumns, tableColumns] = await run.batch("reading the schema", [
