@@ -97,9 +97,9 @@ describe("D1Store: bad input", () => {
   it("accepts a row of exactly the room D1 leaves, refuses one byte more, saying how much is allowed", async () => {
     const store = await migratedStore(d1.db);
     // key "k" (1 byte) and headers "{}" (2 bytes) besides the value.
-    const room = MAX_ROW_BYTES - 1024 - 3;
+    const room = MAX_ROW_BYTES - 8192 - 3;
     await expect(store.addMessage(d1.db, message("k", new Uint8Array(room + 1)))).rejects.toThrow(
-      `message too large for D1: key, value and headers take ${room + 4} bytes, D1 stores at most 2000000 bytes per row (1998976 for them)`,
+      `message too large for D1: key, value and headers take ${room + 4} bytes, D1 stores at most 2000000 bytes per row (1991808 for them)`,
     );
     await store.addMessage(d1.db, message("k", new Uint8Array(room)));
     expect((await store.stats()).pending).toBe(1);
