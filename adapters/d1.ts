@@ -23,11 +23,13 @@ import {
   wellFormedText,
 } from "../mod.ts";
 import { checkD1Database, type D1Database, type D1PreparedStatement, isD1Database } from "./d1/binding.ts";
-import { byteGroups, checkMessageSize, chunks, MARK_CHUNK, READ_GROUP_BYTES } from "./d1/limits.ts";
+import { checkMessageSize, chunks, MARK_CHUNK, READ_GROUP_BYTES } from "./d1/limits.ts";
 import { migrateD1, migrationSql, readNamespaceD1, spaceFrom, versionQuery } from "./d1/migrate.ts";
 import { type D1StoreOptions, type D1Tx, resolveD1Options } from "./d1/options.ts";
 import { type D1MarkStep, d1MarkSteps, type MarkContext, runMarks, runPass } from "./d1/pass.ts";
 import { D1Runner } from "./d1/runner.ts";
+// The same grouping as a queue batch: consecutive runs bounded by count and by bytes.
+import { splitToLimits } from "./queues/sender.ts";
 import { PurgeSchedule } from "./sql/retention.ts";
 import type { SqlStatement } from "./sqlite/pass.ts";
 import {
@@ -274,7 +276,7 @@ export class D1Store implements TransactionalStore<D1Tx> {
     this.#namespace = space;
     const dead = (sizes?.results ?? []).map((row) => ({ id: String(row.id), bytes: toNumber(row.bytes) }));
     const messages: Message[] = [];
-    for (const group of byteGroups(dead, READ_GROUP_BYTES, MARK_CHUNK)) {
+    for (const group of splitToLimits(dead, MARK_CHUNK, READ_GROUP_BYTES)) {
       const rows = await this.#run.rows("listing dead messages", {
         sql: this.#sql.deadByIds,
         args: [rowIdsJson(group.map((row) => row.id))!],

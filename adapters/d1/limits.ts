@@ -104,31 +104,6 @@ export function checkMessageSize(message: PreparedMessage, headersJson: string):
  */
 export const READ_GROUP_BYTES = VALUE_READ_CHUNK * MAX_ROW_BYTES;
 
-/**
- * `items` in consecutive groups of at most `count` items whose `bytes` add up to at most
- * `maxBytes` (an item larger than that alone in its group).
- */
-export function byteGroups<T extends { bytes: number }>(
-  items: readonly T[],
-  maxBytes: number,
-  count: number,
-): T[][] {
-  const groups: T[][] = [];
-  let group: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    if (group.length > 0 && (group.length >= count || bytes + item.bytes > maxBytes)) {
-      groups.push(group);
-      group = [];
-      bytes = 0;
-    }
-    group.push(item);
-    bytes += item.bytes;
-  }
-  if (group.length > 0) groups.push(group);
-  return groups;
-}
-
 /** `items` in consecutive groups of at most `size`. */
 export function chunks<T>(items: readonly T[], size: number): T[][] {
   const groups: T[][] = [];

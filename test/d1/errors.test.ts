@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { isTooBig, toStoreError } from "../../adapters/d1/errors.ts";
-import { byteGroups, chunks, inlinedValueBytes } from "../../adapters/d1/limits.ts";
+import { chunks, inlinedValueBytes } from "../../adapters/d1/limits.ts";
 import { OutboxError, StoreError, ValidationError } from "../../mod.ts";
 
 describe("D1 errors", () => {
@@ -57,15 +57,6 @@ describe("D1 limits", () => {
     expect(chunks([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
     expect(chunks([], 100)).toEqual([]);
     expect(chunks([1, 2], 2)).toEqual([[1, 2]]);
-  });
-
-  it("groups rows by bytes and by count, in order; a row over the bytes alone", () => {
-    const rows = (...sizes: number[]) => sizes.map((bytes, i) => ({ id: String(i), bytes }));
-    const ids = (groups: { id: string }[][]) => groups.map((g) => g.map((row) => row.id));
-    expect(ids(byteGroups(rows(4, 4, 2, 9, 1), 10, 100))).toEqual([["0", "1", "2"], ["3", "4"]]);
-    expect(ids(byteGroups(rows(11, 1, 12), 10, 100))).toEqual([["0"], ["1"], ["2"]]);
-    expect(ids(byteGroups(rows(1, 1, 1, 1, 1), 10, 2))).toEqual([["0", "1"], ["2", "3"], ["4"]]);
-    expect(byteGroups([], 10, 2)).toEqual([]);
   });
 
   it("carries at most 1 MB of values in a claim's read", () => {

@@ -5,7 +5,7 @@
  * with LibsqlStore (`migrationSql()` applied by hand, by libSQL, the DDL both make).
  */
 import { createClient } from "@libsql/client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type D1Database, D1Store, MAX_ROW_BYTES } from "../../adapters/d1.ts";
 import { LibsqlStore } from "../../adapters/libsql.ts";
 import {
@@ -15,7 +15,7 @@ import {
   StoreError,
   ValidationError,
 } from "../../mod.ts";
-import { type D1Fixture, freshTable, migratedStore, startD1 } from "./helpers.ts";
+import { applyFile, d1ForFile, freshTable, migratedStore } from "./helpers.ts";
 
 const claim: ClaimOptions = { batchSize: 10, leaseDuration: 30_000, ordering: "none" };
 const message = (
@@ -27,13 +27,7 @@ const message = (
 /** Tests that move rows of about 2 MB across into workerd: slow on a loaded machine. */
 const BIG = { timeout: 120_000 };
 
-let d1: D1Fixture;
-beforeAll(async () => {
-  d1 = await startD1();
-}, 60_000);
-afterAll(async () => {
-  await d1?.mf.dispose();
-});
+const d1 = d1ForFile();
 
 /** Names of the tables and indexes in the database (D1's own `_cf_` tables left out). */
 async function schemaNames(db: D1Database): Promise<string[]> {
@@ -41,11 +35,6 @@ async function schemaNames(db: D1Database): Promise<string[]> {
     .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE '_cf_%' ORDER BY name")
     .all<{ name: string }>();
   return results.map((row) => row.name);
-}
-
-/** Applies a migration file's text as wrangler does: the whole text, statement after statement. */
-async function applyFile(db: D1Database, text: string): Promise<void> {
-  await (db as D1Database & { exec(sql: string): Promise<unknown> }).exec(text.replaceAll("\n", " "));
 }
 
 describe("D1Store: bad input", () => {
@@ -91,7 +80,7 @@ describe("D1Store: bad input", () => {
       expect((await store.stats()).pending).toBe(0);
 
       const value = crypto.getRandomValues(new Uint8Array(65_536)).map((b, i) => (i % 7 === 0 ? 0 : b));
-      const large = new Uint8Array(MAX_ROW_BYTES - 4096);
+      const large = new Uint8Array(MAX_ROW_BYTES - 10_000);
       large.set(value);
       await store.addMessage(d1.db, message("fits", large));
       const { messages } = await store.fetchAndLock(claim);
@@ -193,45 +182,49 @@ describe("D1Store: batches", () => {
     expect((await store.fetchAndLock(claim)).messages.map((m) => m.key)).toEqual(["one", "two"]);
   });
 
-  it("marks and requeues hundreds of ids (split into statements D1 accepts), with long error texts", async () => {
-    const store = await migratedStore(d1.db);
-    const count = 250;
-    await store.withTransaction(async (tx) => {
-      for (let i = 0; i < count; i++) await store.addMessage(tx, message(`k${i}`));
-    });
-    const first = await store.fetchAndLock({ ...claim, batchSize: count });
-    expect(first.messages).toHaveLength(count);
-    const error = "\u0001".repeat(5000); // escapes to 6 bytes a unit in JSON
-    const dead = first.messages.slice(0, 150).map((m) => ({ id: m.id, error }));
-    const retry = first.messages
-      .slice(150)
-      .map((m) => ({ id: m.id, availableAt: new Date(), delay: 0, error }));
-    const result = await store.recordAndFetch(
-      { token: first.token, sent: [], retry, dead },
-      { ...claim, batchSize: count },
-    );
-    expect(result.recorded).toEqual({ sent: 0, failed: 100, dead: 150 });
-    expect(result.claim.messages).toHaveLength(100);
-    const listed = await store.listDead({ limit: 1000 });
-    expect(listed).toHaveLength(150);
-    expect(listed[0]!.lastError?.length).toBeLessThanOrEqual(2000);
-    expect(await store.requeueDead(listed.map((m) => m.id))).toBe(150);
-    expect(
-      await store.markAsSent(
-        result.claim.token,
-        result.claim.messages.map((m) => m.id),
-      ),
-    ).toBe(100);
-    const again = await store.fetchAndLock({ ...claim, batchSize: count });
-    expect(again.messages).toHaveLength(150);
-    expect(
-      await store.release(
-        again.token,
-        again.messages.map((m) => m.id),
-      ),
-    ).toBe(150);
-    expect(await store.stats()).toMatchObject({ pending: 150, inFlight: 0, dead: 0 });
-  });
+  it(
+    "marks and requeues hundreds of ids (split into statements D1 accepts), with long error texts",
+    BIG,
+    async () => {
+      const store = await migratedStore(d1.db);
+      const count = 250;
+      await store.withTransaction(async (tx) => {
+        for (let i = 0; i < count; i++) await store.addMessage(tx, message(`k${i}`));
+      });
+      const first = await store.fetchAndLock({ ...claim, batchSize: count });
+      expect(first.messages).toHaveLength(count);
+      const error = "\u0001".repeat(5000); // escapes to 6 bytes a unit in JSON
+      const dead = first.messages.slice(0, 150).map((m) => ({ id: m.id, error }));
+      const retry = first.messages
+        .slice(150)
+        .map((m) => ({ id: m.id, availableAt: new Date(), delay: 0, error }));
+      const result = await store.recordAndFetch(
+        { token: first.token, sent: [], retry, dead },
+        { ...claim, batchSize: count },
+      );
+      expect(result.recorded).toEqual({ sent: 0, failed: 100, dead: 150 });
+      expect(result.claim.messages).toHaveLength(100);
+      const listed = await store.listDead({ limit: 1000 });
+      expect(listed).toHaveLength(150);
+      expect(listed[0]!.lastError?.length).toBeLessThanOrEqual(2000);
+      expect(await store.requeueDead(listed.map((m) => m.id))).toBe(150);
+      expect(
+        await store.markAsSent(
+          result.claim.token,
+          result.claim.messages.map((m) => m.id),
+        ),
+      ).toBe(100);
+      const again = await store.fetchAndLock({ ...claim, batchSize: count });
+      expect(again.messages).toHaveLength(150);
+      expect(
+        await store.release(
+          again.token,
+          again.messages.map((m) => m.id),
+        ),
+      ).toBe(150);
+      expect(await store.stats()).toMatchObject({ pending: 150, inFlight: 0, dead: 0 });
+    },
+  );
 
   it(
     "a claim reads values too large for its one-row read by id afterwards, a few at a time, intact",
