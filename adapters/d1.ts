@@ -24,14 +24,24 @@ import {
   wellFormedText,
 } from "../mod.ts";
 import { checkD1Database, type D1Database, type D1PreparedStatement, isD1Database } from "./d1/binding.ts";
-import { checkMessageSize, chunks, MARK_CHUNK } from "./d1/limits.ts";
-import { migrateD1, migrationSql, readNamespaceD1 } from "./d1/migrate.ts";
+import { checkMessageSize, chunks, MARK_CHUNK, READ_GROUP_BYTES } from "./d1/limits.ts";
+import { migrateD1, migrationSql, readNamespaceD1, spaceFrom, versionQuery } from "./d1/migrate.ts";
 import { type D1StoreOptions, type D1Tx, resolveD1Options } from "./d1/options.ts";
 import { type D1MarkStep, d1MarkSteps, type MarkContext, runMarks, runPass } from "./d1/pass.ts";
 import { D1Runner } from "./d1/runner.ts";
+// The same grouping as a queue batch: consecutive runs bounded by count and by bytes.
+import { splitToLimits } from "./queues/sender.ts";
 import { PurgeSchedule } from "./sql/retention.ts";
 import type { SqlStatement } from "./sqlite/pass.ts";
-import { headersJson, type IdSpace, idsJson, toRecord, toStats } from "./sqlite/rows.ts";
+import {
+  headersJson,
+  type IdSpace,
+  idsJson,
+  rowIdsJson,
+  toNumber,
+  toRecord,
+  toStats,
+} from "./sqlite/rows.ts";
 import { checkTableName } from "./sqlite/schema.ts";
 import { buildStatements, type Statements } from "./sqlite/sql.ts";
 
@@ -51,8 +61,11 @@ export { SCHEMA_VERSION } from "./sqlite/schema.ts";
  * it as one batch when `fn` resolves (nothing runs if it throws).
  *
  * Ids are `msg_<namespace>_<row>` like LibsqlStore's: the INSERT needs no namespace (the row
- * id is SQLite's), the claim reads it from `edge_outbox_schema` once per store (at `migrate()`
- * or first use) and caches it.
+ * id is SQLite's). Every claim and listing reads the namespace from `edge_outbox_schema` in
+ * the same batch as its rows, so the ids it hands out are always the table's current ones
+ * (a table dropped and made again gets a new namespace); marks and `release` read ids with the
+ * namespace of the last claim (their claim token already confines them to that claim's rows),
+ * `requeueDead(ids)` with one read just before.
  *
  * Errors are `StoreError`s; D1's transient failures (a reset, an overloaded database, a lost
  * connection) are `retryable`. A message whose row would exceed D1's 2,000,000-byte row limit
@@ -186,14 +199,26 @@ export class D1Store implements TransactionalStore<D1Tx> {
    * lease counts as a failed attempt (`retries + 1`).
    */
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
-    return (await runPass(this.#run, this.#sql, await this.#ns(), "claiming messages", [], options)).claim;
+    return (await this.#pass("claiming messages", [], options)).claim;
+  }
+
+  /** A pass; the namespace its batch read becomes the cached one. */
+  async #pass(
+    doing: string,
+    marks: readonly D1MarkStep[],
+    options: ClaimOptions,
+  ): Promise<RecordAndFetchResult> {
+    // First use: a missing version row is reported as "run migrate()", not as a failed batch.
+    await this.#ns();
+    const { space, ...result } = await runPass(this.#run, this.#sql, this.table, doing, marks, options);
+    this.#namespace = space;
+    return result;
   }
 
   /** Records a pass's outcome and claims the next batch in one batch: one round trip. */
   async recordAndFetch(outcome: PassOutcome, next: ClaimOptions): Promise<RecordAndFetchResult> {
-    const space = await this.#ns();
-    const marks = d1MarkSteps(this.#marks, space.namespace, outcome);
-    const result = await runPass(this.#run, this.#sql, space, "recording outcomes and claiming", marks, next);
+    const marks = d1MarkSteps(this.#marks, (await this.#ns()).namespace, outcome);
+    const result = await this.#pass("recording outcomes and claiming", marks, next);
     if (outcome.sent.length > 0) await this.#purges.afterSent();
     return result;
   }
@@ -238,17 +263,39 @@ export class D1Store implements TransactionalStore<D1Tx> {
     return toStats({ rows: await this.#run.rows("reading stats", this.#sql.stats) });
   }
 
-  /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
+  /**
+   * Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. The ids and
+   * sizes come first (with the namespace, in one batch), then the rows by id in groups of at
+   * most {@link READ_GROUP_BYTES}: 100 dead messages of 2 MB never come back as one result.
+   */
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = deadListLimit(options.limit);
-    const space = await this.#ns();
-    const rows = await this.#run.rows("listing dead messages", { sql: this.#sql.listDead, args: [limit] });
-    return rows.map((row) => createMessage(toRecord(space, row), SendStatus.Dead));
+    await this.#ns();
+    const [version, sizes] = await this.#run.batch("listing dead messages", [
+      versionQuery(this.table),
+      { sql: this.#sql.deadSizes, args: [limit] },
+    ]);
+    const space = spaceFrom(this.table, version?.results ?? []);
+    this.#namespace = space;
+    const dead = (sizes?.results ?? []).map((row) => ({ id: String(row.id), bytes: toNumber(row.bytes) }));
+    const messages: Message[] = [];
+    for (const group of splitToLimits(dead, MARK_CHUNK, READ_GROUP_BYTES)) {
+      const rows = await this.#run.rows("listing dead messages", {
+        sql: this.#sql.deadByIds,
+        args: [rowIdsJson(group.map((row) => row.id))!],
+      });
+      for (const row of rows) messages.push(createMessage(toRecord(space, row), SendStatus.Dead));
+    }
+    return messages;
   }
 
-  /** Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. */
+  /**
+   * Dead messages (all, or those ids) back to pending with `retries` 0; returns how many. Ids
+   * are read in the namespace read just before: one of a table since dropped matches nothing.
+   */
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined) return this.#run.change("requeueing dead messages", this.#sql.requeueAll);
+    this.#namespace = await readNamespaceD1(this.#run, this.table);
     return this.#byIds("requeueing dead messages", ids, (json) => ({
       sql: this.#sql.requeueIds,
       args: [json],

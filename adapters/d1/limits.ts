@@ -27,11 +27,15 @@ import { type PreparedMessage, ValidationError } from "../../mod.ts";
 export const MAX_ROW_BYTES = 2_000_000;
 
 /**
- * Room kept in a row for the integer columns, the record header and the headers' and error's
- * framing: a message is refused when its key, value and headers need more than
- * `MAX_ROW_BYTES - ROW_OVERHEAD` bytes.
+ * Room kept in a row for everything the store writes into it after the insert, at its worst: a
+ * last error of 2,000 UTF-16 code units (`MAX_ERROR_LENGTH`) at 3 bytes each in UTF-8 (6,000;
+ * a surrogate pair is 4 bytes for 2 units), a claim token (a 36-byte UUID), the 6 integer
+ * columns at 8 bytes each (48; the id is the rowid, stored apart) and the record header (a
+ * size and 12 serial types, at most 9 bytes each: 117). 6,201 bytes, rounded up: a message is
+ * refused when its key, value and headers need more than `MAX_ROW_BYTES - ROW_OVERHEAD` bytes,
+ * so no later mark can make its row exceed D1's row size (`SQLITE_TOOBIG`).
  */
-const ROW_OVERHEAD = 1024;
+export const ROW_OVERHEAD = 8192;
 
 /**
  * Most messages a mark statement names. A retry entry holds at most a 2,000-code-unit error
@@ -92,6 +96,13 @@ export function checkMessageSize(message: PreparedMessage, headersJson: string):
     );
   }
 }
+
+/**
+ * Most bytes of stored rows read back in one query (a listing of dead messages): as much as a
+ * claim's {@link VALUE_READ_CHUNK} largest values, so a result stays under 40 MB as D1's JSON
+ * arrays of byte values (the 50 MB result limit) and a Worker's memory holds it.
+ */
+export const READ_GROUP_BYTES = VALUE_READ_CHUNK * MAX_ROW_BYTES;
 
 /** `items` in consecutive groups of at most `size`. */
 export function chunks<T>(items: readonly T[], size: number): T[][] {

@@ -34,13 +34,21 @@ const columnsQuery = (table: string): SqlStatement => ({
   sql: "SELECT name FROM pragma_table_info(?1)",
   args: [table],
 });
-const versionQuery = (table: string): SqlStatement => ({ sql: READ_VERSION, args: [table] });
+/** The read of `table`'s version row, to run alone or inside a batch (see {@link spaceFrom}). */
+export const versionQuery = (table: string): SqlStatement => ({ sql: READ_VERSION, args: [table] });
+
+/** The id space in the rows of {@link versionQuery}; a `StoreError` when the table needs `migrate()`. */
+export function spaceFrom(table: string, rows: readonly Row[]): IdSpace {
+  const space = upToDate(table, { rows });
+  if (space === undefined) throw needsMigrate(table);
+  return space;
+}
 
 /**
  * A fresh id namespace drawn by SQLite itself (16 characters of the alphabet of `src/ids.ts`):
  * a migration file applied to several databases (staging, production) gives each its own.
  */
-const SQL_NAMESPACE = `(SELECT group_concat(substr('0123456789abcdefghjkmnpqrstvwxyz', (abs(random()) % 32) + 1, 1), '')
+const SQL_NAMESPACE = `(SELECT group_concat(substr('0123456789abcdefghjkmnpqrstvwxyz', (random() & 31) + 1, 1), '')
   FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 16) SELECT i FROM n))`;
 
 /**
@@ -48,11 +56,20 @@ const SQL_NAMESPACE = `(SELECT group_concat(substr('0123456789abcdefghjkmnpqrstv
  * `migrations/` (`wrangler d1 migrations apply`): the same statements `migrate()` runs, plus
  * the version row with a namespace drawn in SQL. Idempotent; it does not upgrade a table of
  * schema version 1 (only `migrate()` does: D1Store never made one).
+ *
+ * Applied again, it keeps the namespace of a table that has rows (their ids stay the same) and
+ * draws a new one for a table with none. A table without rows is one that never had any, or
+ * one made again after a drop (or emptied by hand): the store never deletes the row with the
+ * highest id (see `sql.ts`), so a table that has handed out ids keeps at least that row. Its
+ * next row ids start again at 1, so the old namespace (and an upgraded table's legacy bound)
+ * must go, or new messages would get the ids of delivered ones.
  */
 export function migrationSql(table: string): string {
   const version = `INSERT INTO ${SCHEMA_TABLE} (table_name, version, migrated_at, id_namespace)
 VALUES ('${table}', ${SCHEMA_VERSION}, CAST(unixepoch('subsec') * 1000 AS INTEGER), ${SQL_NAMESPACE})
-ON CONFLICT (table_name) DO NOTHING`;
+ON CONFLICT (table_name) DO UPDATE SET id_namespace = excluded.id_namespace, legacy_max_id = NULL,
+  migrated_at = excluded.migrated_at
+WHERE ${SCHEMA_TABLE}.version = ${SCHEMA_VERSION} AND NOT EXISTS (SELECT 1 FROM "${table}")`;
   return `${[CREATE_SCHEMA_TABLE, ...currentSchema(table), version].join(";\n\n")};\n`;
 }
 
@@ -61,8 +78,23 @@ async function _columnsOf(run: D1Runner, table: string): Promise<string[]> {
   return (await run.rows("reading the table's columns", columnsQuery(table))).map((row) => String(row.name));
 }
 
-/** Brings `table` to {@link SCHEMA_VERSION} and returns its id space. See the module comment. */
+/**
+ * Brings `table` to {@link SCHEMA_VERSION} and returns its id space. See the module comment.
+ * Two Workers upgrading a version table of schema version 1 at once both read it without the
+ * new columns and both add them: the second batch fails "duplicate column name" (and rolls
+ * back whole), so it reads again and continues from what the first one wrote.
+ */
 export async function migrateD1(run: D1Runner, table: string): Promise<IdSpace> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(run, table);
+    } catch (error) {
+      if (attempt >= 3 || !/duplicate column name/i.test(String((error as Error)?.message))) throw error;
+    }
+  }
+}
+
+async function migrateOnce(run: D1Runner, table: string): Promise<IdSpace> {
   try {
     // Checked for LibsqlStore's sake (a moved database): D1 databases are always UTF-8.
     const [encoding, schemaColumns, tableColumns] = await run.batch("reading the schema", [
@@ -130,7 +162,5 @@ export async function readNamespaceD1(run: D1Runner, table: string): Promise<IdS
       throw needsMigrate(table);
     throw error;
   }
-  const space = upToDate(table, { rows });
-  if (space === undefined) throw needsMigrate(table);
-  return space;
+  return spaceFrom(table, rows);
 }

@@ -19,6 +19,7 @@ import type { Statements } from "../sqlite/sql.ts";
 import type { D1Result } from "./binding.ts";
 import { isTooBig } from "./errors.ts";
 import { chunks, inlinedValueBytes, MARK_CHUNK, VALUE_READ_CHUNK } from "./limits.ts";
+import { spaceFrom, versionQuery } from "./migrate.ts";
 import type { D1Runner } from "./runner.ts";
 
 /** Which count of a pass a mark statement's changed rows add to, if any. */
@@ -86,25 +87,40 @@ export async function runMarks(run: D1Runner, doing: string, steps: readonly D1M
   return sent + failed + dead;
 }
 
+/** A pass's result and the id space its claim's ids are in (read in the claim's batch). */
+export interface D1PassResult extends RecordAndFetchResult {
+  space: IdSpace;
+}
+
 /**
  * Runs `marks` and a claim in one batch, then reads the values the claim's read did not carry.
  * A read over D1's string limit (`SQLITE_TOOBIG`) rolls the whole batch back; it then runs
  * again with half the batch, down to one message.
+ *
+ * The batch also reads `table`'s id namespace, and the claim's ids are given in THAT one, never
+ * in a store's cached copy: after the table was dropped and made again (a new namespace,
+ * written by another Worker's `migrate()`), a cached one would label new rows with the ids of
+ * old messages.
  */
 export async function runPass(
   run: D1Runner,
   sql: Statements,
-  space: IdSpace,
+  table: string,
   doing: string,
   marks: readonly D1MarkStep[],
   options: ClaimOptions,
-): Promise<RecordAndFetchResult> {
+): Promise<D1PassResult> {
   for (let batchSize = options.batchSize; ; batchSize = Math.ceil(batchSize / 2)) {
     const inlined = inlinedValueBytes(batchSize);
     const claim = claimStatements(sql, { ...options, batchSize }, false, inlined, null);
     let results: D1Result[];
     try {
-      results = await run.batch(doing, [...marks.map((m) => m.statement), claim.write, claim.read]);
+      results = await run.batch(doing, [
+        versionQuery(table),
+        ...marks.map((m) => m.statement),
+        claim.write,
+        claim.read,
+      ]);
     } catch (error) {
       if (batchSize === 1 || !isTooBig(error)) throw error;
       continue;
@@ -119,6 +135,11 @@ export async function runPass(
       });
       for (const [id, value] of toValues({ rows })) values.set(id, value);
     }
-    return { recorded: recorded(marks, results), claim: toClaim(space, claim.token, records, values) };
+    const space = spaceFrom(table, results[0]?.results ?? []);
+    return {
+      recorded: recorded(marks, results.slice(1)),
+      claim: toClaim(space, claim.token, records, values),
+      space,
+    };
   }
 }

@@ -11,8 +11,8 @@ export type RetentionOptions =
   /** Delete at once (the default): the table holds only unfinished and dead messages. */
   | { sent: "delete" }
   /**
-   * Keep for `keepFor` ms (an audit trail), then delete. Purged at most once per minute
-   * during `markAsSent`, or whenever you call `purgeSent()`.
+   * Keep for `keepFor` ms (an audit trail), then delete. Purged during `markAsSent` (a store's
+   * first one, then at most once per minute), or whenever you call `purgeSent()`.
    */
   | { sent: "keep"; keepFor: number };
 
@@ -38,14 +38,16 @@ export function checkRetention(retention: RetentionOptions | undefined): number 
 }
 
 /**
- * Runs a store's purge of kept sent rows at most once per {@link PURGE_INTERVAL}, after marks
- * that recorded sent messages. Housekeeping never fails a mark that already committed: a failed
+ * Runs a store's purge of kept sent rows after marks that recorded sent messages: after the
+ * store's first such mark, then at most once per {@link PURGE_INTERVAL}. Housekeeping never fails a mark that already committed: a failed
  * purge waits for the next interval.
  */
 export class PurgeSchedule {
   readonly #keepFor: number | undefined;
   readonly #purge: () => Promise<unknown>;
-  #last = Date.now();
+  // The first mark of a store may purge at once: a store made per request (a Worker, a
+  // serverless function) rarely lives a minute, and would otherwise never purge.
+  #last = Number.NEGATIVE_INFINITY;
 
   constructor(keepFor: number | undefined, purge: () => Promise<unknown>) {
     this.#keepFor = keepFor;

@@ -76,6 +76,14 @@ export interface Statements {
   stats: string;
   /** ?1 limit. */
   listDead: string;
+  /**
+   * ?1 limit: the dead rows' ids (oldest first) and the bytes each row's key, value, headers
+   * and error take, without reading them out, so a listing can read the rows in groups bounded
+   * by bytes ({@link deadByIds}).
+   */
+  deadSizes: string;
+  /** ?1 JSON array of ids: those rows, if still dead, in id order (columns of `listDead`). */
+  deadByIds: string;
   /** ?1 JSON array of ids: those rows' values (a claim's values too large to carry in its read). */
   claimValues: string;
   requeueAll: string;
@@ -90,6 +98,14 @@ export interface Statements {
 const RECORD_COLUMNS = `CAST(id AS TEXT) AS id, CAST(key AS BLOB) AS key, CAST(value AS BLOB) AS value,
   CAST(headers AS BLOB) AS headers, CAST(created_at AS INTEGER) AS created_at,
   CAST(retries AS INTEGER) AS retries, CAST(last_error AS BLOB) AS last_error`;
+
+/** The bytes of column `column` whatever its type (a blob's length is read from its row header). */
+const bytesOf = (column: string) =>
+  `iif(typeof(${column}) = 'blob', length(${column}), length(CAST(${column} AS BLOB)))`;
+
+/** The bytes of the variable columns of row alias `m`: key, value, headers and last error. */
+const storedBytes = (m: string) =>
+  `${bytesOf(`${m}.key`)} + ${bytesOf(`${m}.value`)} + ${bytesOf(`${m}.headers`)} + coalesce(${bytesOf(`${m}.last_error`)}, 0)`;
 
 /** Builds every statement for table `t` (already checked with `checkTableName`). */
 export function buildStatements(t: string): Statements {
@@ -107,7 +123,7 @@ export function buildStatements(t: string): Statements {
   // Casts keep a hand-edited row from failing json_array (it refuses BLOBs) and with it every
   // claim. A value's length is in bytes whatever its type, as group_concat appends it; a blob's
   // length and type come from the row header, so a value too large to carry is never loaded.
-  const valueBytes = "iif(typeof(c.value) = 'blob', length(c.value), length(CAST(c.value AS BLOB)))";
+  const valueBytes = bytesOf("c.value");
   const columns = (carried: string) =>
     `c.id, c.key, ${valueBytes} AS value_bytes, iif(${valueBytes} <= ${carried}, c.value, NULL) AS carried, c.headers, c.created_at, c.retries, c.last_error, c.lease_until`;
   const batchOf = (rows: string, retries: string, lastError: string, changed: string) =>
@@ -174,6 +190,8 @@ ${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS e")}
   (SELECT CAST(MIN(created_at) AS INTEGER) FROM ${q} WHERE status = 0) AS oldest`,
     // Order by the integer column, not the text alias of RECORD_COLUMNS ("10" < "9").
     listDead: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE m.status = 3 ORDER BY m.id LIMIT ?1`,
+    deadSizes: `SELECT CAST(id AS TEXT) AS id, ${storedBytes("m")} AS bytes FROM ${q} AS m WHERE m.status = 3 ORDER BY m.id LIMIT ?1`,
+    deadByIds: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE m.status = 3 AND m.id IN (SELECT value FROM json_each(?1)) ORDER BY m.id`,
     claimValues: `SELECT CAST(id AS TEXT) AS id, CAST(value AS BLOB) AS value FROM ${q} WHERE id IN (SELECT value FROM json_each(?1))`,
     requeueAll: `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL
 WHERE status = 3`,

@@ -43,9 +43,33 @@ function keys(messages: readonly Message[]): string[] {
   return messages.map((m) => m.key);
 }
 
+/**
+ * How long a store's test may take, for stores behind a slower round trip (D1 in Miniflare: each
+ * call crosses into workerd). The defaults are every local store's.
+ */
+export interface ConformanceTiming {
+  /**
+   * Multiplies the short lease and retry delay (400 ms) and the waits for them to pass
+   * (450 ms): the window in which a test checks that a message is NOT claimable must outlast
+   * the store's round trips on a loaded machine. Default 1.
+   */
+  scale?: number;
+  /** Per-test timeout in ms; default vitest's. */
+  testTimeout?: number;
+}
+
 /** Runs the conformance suite against fresh stores from `makeStore`. */
-export function describeStoreConformance<T>(name: string, makeStore: () => Promise<StoreFixture<T>>): void {
-  describe(`${name}: store conformance`, () => {
+export function describeStoreConformance<T>(
+  name: string,
+  makeStore: () => Promise<StoreFixture<T>>,
+  timing: ConformanceTiming = {},
+): void {
+  const scale = timing.scale ?? 1;
+  // A lease or delay that must still hold while the test checks; and a wait past it.
+  const window = 400 * scale;
+  const pastWindow = 450 * scale;
+  const options = timing.testTimeout === undefined ? {} : { timeout: timing.testTimeout };
+  describe(`${name}: store conformance`, options, () => {
     let fixture: StoreFixture<T> | undefined;
     const open = async () => {
       fixture = await makeStore();
@@ -144,9 +168,9 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       const store = await open();
       await commitMessages(store, [{ key: "a", value: "1" }]);
       // Leases long enough that a slow fsync on a loaded machine cannot end one early.
-      const stale = await store.fetchAndLock({ ...claimDefaults, leaseDuration: 400 });
+      const stale = await store.fetchAndLock({ ...claimDefaults, leaseDuration: window });
       expect((await store.fetchAndLock(claimDefaults)).messages).toEqual([]);
-      await sleep(450);
+      await sleep(pastWindow);
       const fresh = await store.fetchAndLock(claimDefaults);
       expect(fresh.messages.map((m) => m.id)).toEqual(stale.messages.map((m) => m.id));
       expect(fresh.messages[0]!.retries).toBe(1);
@@ -166,13 +190,13 @@ export function describeStoreConformance<T>(name: string, makeStore: () => Promi
       await commitMessages(store, [{ key: "a", value: "1" }]);
       const claim = await store.fetchAndLock(claimDefaults);
       const id = claim.messages[0]!.id;
-      const availableAt = new Date(Date.now() + 400);
+      const availableAt = new Date(Date.now() + window);
       expect(
-        await store.updateRetryCount(claim.token, [{ id, availableAt, delay: 400, error: "HTTP 503" }]),
+        await store.updateRetryCount(claim.token, [{ id, availableAt, delay: window, error: "HTTP 503" }]),
       ).toBe(1);
       expect((await store.fetchAndLock(claimDefaults)).messages).toEqual([]);
       expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0 });
-      await sleep(450);
+      await sleep(pastWindow);
       const again = await store.fetchAndLock(claimDefaults);
       expect(again.messages).toHaveLength(1);
       expect(again.messages[0]!.retries).toBe(1);

@@ -4,6 +4,7 @@
  * per test file; each store gets a table of its own, so tests never see each other's rows.
  */
 import { Miniflare } from "miniflare";
+import { afterAll, beforeAll } from "vitest";
 import { type D1Database, D1Store, type D1StoreOptions } from "../../adapters/d1.ts";
 
 /** A Miniflare with one D1 database bound as `DB`, and that binding. */
@@ -51,4 +52,35 @@ export async function stopSharedD1(): Promise<void> {
   const fixture = shared;
   shared = undefined;
   await (await fixture)?.mf.dispose();
+}
+
+/** Applies a migration file's text as wrangler does: the whole text, statement after statement. */
+export async function applyFile(db: D1Database, text: string): Promise<void> {
+  await (db as D1Database & { exec(sql: string): Promise<unknown> }).exec(text.replaceAll("\n", " "));
+}
+
+/**
+ * A Miniflare with D1 for the calling test file: started before its tests, disposed after them.
+ * The returned object reads the running fixture (use it inside tests and hooks only).
+ */
+export function d1ForFile(): D1Fixture {
+  let fixture: D1Fixture | undefined;
+  beforeAll(async () => {
+    fixture = await startD1();
+  }, 60_000);
+  afterAll(async () => {
+    await fixture?.mf.dispose();
+  });
+  const running = (): D1Fixture => {
+    if (fixture === undefined) throw new Error("the D1 fixture runs only inside the file's tests");
+    return fixture;
+  };
+  return {
+    get mf() {
+      return running().mf;
+    },
+    get db() {
+      return running().db;
+    },
+  };
 }

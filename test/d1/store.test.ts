@@ -5,7 +5,7 @@
  * with LibsqlStore (`migrationSql()` applied by hand, by libSQL, the DDL both make).
  */
 import { createClient } from "@libsql/client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type D1Database, D1Store, MAX_ROW_BYTES } from "../../adapters/d1.ts";
 import { LibsqlStore } from "../../adapters/libsql.ts";
 import {
@@ -15,7 +15,7 @@ import {
   StoreError,
   ValidationError,
 } from "../../mod.ts";
-import { type D1Fixture, freshTable, migratedStore, startD1 } from "./helpers.ts";
+import { applyFile, d1ForFile, freshTable, migratedStore } from "./helpers.ts";
 
 const claim: ClaimOptions = { batchSize: 10, leaseDuration: 30_000, ordering: "none" };
 const message = (
@@ -24,13 +24,10 @@ const message = (
   headers?: Record<string, string>,
 ): PreparedMessage => prepareMessage({ key, value, headers }, { maxMessageBytes: 4 << 20 });
 
-let d1: D1Fixture;
-beforeAll(async () => {
-  d1 = await startD1();
-}, 60_000);
-afterAll(async () => {
-  await d1?.mf.dispose();
-});
+/** Tests that move rows of about 2 MB across into workerd: slow on a loaded machine. */
+const BIG = { timeout: 120_000 };
+
+const d1 = d1ForFile();
 
 /** Names of the tables and indexes in the database (D1's own `_cf_` tables left out). */
 async function schemaNames(db: D1Database): Promise<string[]> {
@@ -38,11 +35,6 @@ async function schemaNames(db: D1Database): Promise<string[]> {
     .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE '_cf_%' ORDER BY name")
     .all<{ name: string }>();
   return results.map((row) => row.name);
-}
-
-/** Applies a migration file's text as wrangler does: the whole text, statement after statement. */
-async function applyFile(db: D1Database, text: string): Promise<void> {
-  await (db as D1Database & { exec(sql: string): Promise<unknown> }).exec(text.replaceAll("\n", " "));
 }
 
 describe("D1Store: bad input", () => {
@@ -72,58 +64,70 @@ describe("D1Store: bad input", () => {
     expect(await schemaNames(d1.db)).toEqual(before);
   });
 
-  it("refuses a message over D1's row size before anything is written; one just under it round-trips", async () => {
-    const store = await migratedStore(d1.db);
-    const tooBig = message("big", new Uint8Array(MAX_ROW_BYTES));
-    const statements: ReturnType<D1Store["insertStatement"]>[] = [];
-    await expect(store.addMessage(statements, tooBig)).rejects.toMatchObject({ code: "INVALID_MESSAGE" });
-    expect(statements).toHaveLength(0);
-    await expect(store.addMessage(d1.db, tooBig)).rejects.toBeInstanceOf(ValidationError);
-    // Headers count too.
-    const bigHeaders = message("h", "{}", { "x-big": "a".repeat(MAX_ROW_BYTES) });
-    await expect(store.addMessage(d1.db, bigHeaders)).rejects.toBeInstanceOf(ValidationError);
-    expect((await store.stats()).pending).toBe(0);
+  it(
+    "refuses a message over D1's row size before anything is written; one just under it round-trips",
+    BIG,
+    async () => {
+      const store = await migratedStore(d1.db);
+      const tooBig = message("big", new Uint8Array(MAX_ROW_BYTES));
+      const statements: ReturnType<D1Store["insertStatement"]>[] = [];
+      await expect(store.addMessage(statements, tooBig)).rejects.toMatchObject({ code: "INVALID_MESSAGE" });
+      expect(statements).toHaveLength(0);
+      await expect(store.addMessage(d1.db, tooBig)).rejects.toBeInstanceOf(ValidationError);
+      // Headers count too.
+      const bigHeaders = message("h", "{}", { "x-big": "a".repeat(MAX_ROW_BYTES) });
+      await expect(store.addMessage(d1.db, bigHeaders)).rejects.toBeInstanceOf(ValidationError);
+      expect((await store.stats()).pending).toBe(0);
 
-    const value = crypto.getRandomValues(new Uint8Array(65_536)).map((b, i) => (i % 7 === 0 ? 0 : b));
-    const large = new Uint8Array(MAX_ROW_BYTES - 4096);
-    large.set(value);
-    await store.addMessage(d1.db, message("fits", large));
-    const { messages } = await store.fetchAndLock(claim);
-    expect(messages).toHaveLength(1);
-    expect(messages[0]!.value.byteLength).toBe(large.byteLength);
-    expect(Buffer.compare(Buffer.from(messages[0]!.value), Buffer.from(large))).toBe(0);
-  });
+      const value = crypto.getRandomValues(new Uint8Array(65_536)).map((b, i) => (i % 7 === 0 ? 0 : b));
+      const large = new Uint8Array(MAX_ROW_BYTES - 10_000);
+      large.set(value);
+      await store.addMessage(d1.db, message("fits", large));
+      const { messages } = await store.fetchAndLock(claim);
+      expect(messages).toHaveLength(1);
+      expect(messages[0]!.value.byteLength).toBe(large.byteLength);
+      expect(Buffer.compare(Buffer.from(messages[0]!.value), Buffer.from(large))).toBe(0);
+    },
+  );
 
-  it("accepts a row of exactly the room D1 leaves, refuses one byte more, saying how much is allowed", async () => {
-    const store = await migratedStore(d1.db);
-    // key "k" (1 byte) and headers "{}" (2 bytes) besides the value.
-    const room = MAX_ROW_BYTES - 1024 - 3;
-    await expect(store.addMessage(d1.db, message("k", new Uint8Array(room + 1)))).rejects.toThrow(
-      `message too large for D1: key, value and headers take ${room + 4} bytes, D1 stores at most 2000000 bytes per row (1998976 for them)`,
-    );
-    await store.addMessage(d1.db, message("k", new Uint8Array(room)));
-    expect((await store.stats()).pending).toBe(1);
-  });
+  it(
+    "accepts a row of exactly the room D1 leaves, refuses one byte more, saying how much is allowed",
+    BIG,
+    async () => {
+      const store = await migratedStore(d1.db);
+      // key "k" (1 byte) and headers "{}" (2 bytes) besides the value.
+      const room = MAX_ROW_BYTES - 8192 - 3;
+      await expect(store.addMessage(d1.db, message("k", new Uint8Array(room + 1)))).rejects.toThrow(
+        `message too large for D1: key, value and headers take ${room + 4} bytes, D1 stores at most 2000000 bytes per row (1991808 for them)`,
+      );
+      await store.addMessage(d1.db, message("k", new Uint8Array(room)));
+      expect((await store.stats()).pending).toBe(1);
+    },
+  );
 
-  it("refuses a message whose key and headers, escaped in a claim's read, could never be claimed", async () => {
-    const store = await migratedStore(d1.db);
-    // 700,000 backslashes: 1.4 MB as stored headers JSON (the row fits), 2.8 MB escaped again in
-    // a claim's read, over D1's 2 MB string limit even for a claim of one.
-    const headers = { "x-path": "\\".repeat(700_000) };
-    await expect(store.addMessage(d1.db, message("k", "{}", headers))).rejects.toThrow(
-      /escaped as JSON in a claim's read/,
-    );
-    // Quotes: 2 bytes each as stored JSON (1.1 MB), 4 escaped again (2.2 MB).
-    const quoted = message("k", "{}", { "x-q": '"'.repeat(550_000) });
-    await expect(store.addMessage(d1.db, quoted)).rejects.toMatchObject({
-      code: "INVALID_MESSAGE",
-      message: expect.stringContaining("in one value of at most 2000000 bytes (1983616 for them)"),
-    });
-    expect((await store.stats()).pending).toBe(0);
-    // Large but claimable: 300,000 plain characters in a header.
-    await store.addMessage(d1.db, message("k", "{}", { "x-pad": "a".repeat(300_000) }));
-    expect((await store.fetchAndLock(claim)).messages[0]!.headers["x-pad"]).toHaveLength(300_000);
-  });
+  it(
+    "refuses a message whose key and headers, escaped in a claim's read, could never be claimed",
+    BIG,
+    async () => {
+      const store = await migratedStore(d1.db);
+      // 700,000 backslashes: 1.4 MB as stored headers JSON (the row fits), 2.8 MB escaped again in
+      // a claim's read, over D1's 2 MB string limit even for a claim of one.
+      const headers = { "x-path": "\\".repeat(700_000) };
+      await expect(store.addMessage(d1.db, message("k", "{}", headers))).rejects.toThrow(
+        /escaped as JSON in a claim's read/,
+      );
+      // Quotes: 2 bytes each as stored JSON (1.1 MB), 4 escaped again (2.2 MB).
+      const quoted = message("k", "{}", { "x-q": '"'.repeat(550_000) });
+      await expect(store.addMessage(d1.db, quoted)).rejects.toMatchObject({
+        code: "INVALID_MESSAGE",
+        message: expect.stringContaining("in one value of at most 2000000 bytes (1983616 for them)"),
+      });
+      expect((await store.stats()).pending).toBe(0);
+      // Large but claimable: 300,000 plain characters in a header.
+      await store.addMessage(d1.db, message("k", "{}", { "x-pad": "a".repeat(300_000) }));
+      expect((await store.fetchAndLock(claim)).messages[0]!.headers["x-pad"]).toHaveLength(300_000);
+    },
+  );
 
   it("refuses a tx that is neither an array of statements nor a D1 binding", async () => {
     const store = await migratedStore(d1.db);
@@ -178,63 +182,71 @@ describe("D1Store: batches", () => {
     expect((await store.fetchAndLock(claim)).messages.map((m) => m.key)).toEqual(["one", "two"]);
   });
 
-  it("marks and requeues hundreds of ids (split into statements D1 accepts), with long error texts", async () => {
-    const store = await migratedStore(d1.db);
-    const count = 250;
-    await store.withTransaction(async (tx) => {
-      for (let i = 0; i < count; i++) await store.addMessage(tx, message(`k${i}`));
-    });
-    const first = await store.fetchAndLock({ ...claim, batchSize: count });
-    expect(first.messages).toHaveLength(count);
-    const error = "\u0001".repeat(5000); // escapes to 6 bytes a unit in JSON
-    const dead = first.messages.slice(0, 150).map((m) => ({ id: m.id, error }));
-    const retry = first.messages
-      .slice(150)
-      .map((m) => ({ id: m.id, availableAt: new Date(), delay: 0, error }));
-    const result = await store.recordAndFetch(
-      { token: first.token, sent: [], retry, dead },
-      { ...claim, batchSize: count },
-    );
-    expect(result.recorded).toEqual({ sent: 0, failed: 100, dead: 150 });
-    expect(result.claim.messages).toHaveLength(100);
-    const listed = await store.listDead({ limit: 1000 });
-    expect(listed).toHaveLength(150);
-    expect(listed[0]!.lastError?.length).toBeLessThanOrEqual(2000);
-    expect(await store.requeueDead(listed.map((m) => m.id))).toBe(150);
-    expect(
-      await store.markAsSent(
-        result.claim.token,
-        result.claim.messages.map((m) => m.id),
-      ),
-    ).toBe(100);
-    const again = await store.fetchAndLock({ ...claim, batchSize: count });
-    expect(again.messages).toHaveLength(150);
-    expect(
-      await store.release(
-        again.token,
-        again.messages.map((m) => m.id),
-      ),
-    ).toBe(150);
-    expect(await store.stats()).toMatchObject({ pending: 150, inFlight: 0, dead: 0 });
-  });
+  it(
+    "marks and requeues hundreds of ids (split into statements D1 accepts), with long error texts",
+    BIG,
+    async () => {
+      const store = await migratedStore(d1.db);
+      const count = 250;
+      await store.withTransaction(async (tx) => {
+        for (let i = 0; i < count; i++) await store.addMessage(tx, message(`k${i}`));
+      });
+      const first = await store.fetchAndLock({ ...claim, batchSize: count });
+      expect(first.messages).toHaveLength(count);
+      const error = "\u0001".repeat(5000); // escapes to 6 bytes a unit in JSON
+      const dead = first.messages.slice(0, 150).map((m) => ({ id: m.id, error }));
+      const retry = first.messages
+        .slice(150)
+        .map((m) => ({ id: m.id, availableAt: new Date(), delay: 0, error }));
+      const result = await store.recordAndFetch(
+        { token: first.token, sent: [], retry, dead },
+        { ...claim, batchSize: count },
+      );
+      expect(result.recorded).toEqual({ sent: 0, failed: 100, dead: 150 });
+      expect(result.claim.messages).toHaveLength(100);
+      const listed = await store.listDead({ limit: 1000 });
+      expect(listed).toHaveLength(150);
+      expect(listed[0]!.lastError?.length).toBeLessThanOrEqual(2000);
+      expect(await store.requeueDead(listed.map((m) => m.id))).toBe(150);
+      expect(
+        await store.markAsSent(
+          result.claim.token,
+          result.claim.messages.map((m) => m.id),
+        ),
+      ).toBe(100);
+      const again = await store.fetchAndLock({ ...claim, batchSize: count });
+      expect(again.messages).toHaveLength(150);
+      expect(
+        await store.release(
+          again.token,
+          again.messages.map((m) => m.id),
+        ),
+      ).toBe(150);
+      expect(await store.stats()).toMatchObject({ pending: 150, inFlight: 0, dead: 0 });
+    },
+  );
 
-  it("a claim reads values too large for its one-row read by id afterwards, a few at a time, intact", async () => {
-    const store = await migratedStore(d1.db);
-    // Batch 10 carries values up to 100 KB in its read: these 300 KB values are read by id.
-    const values = Array.from({ length: 12 }, (_, i) => new Uint8Array(300_000).fill(i + 1));
-    values[3]![0] = 0;
-    await store.withTransaction(async (tx) => {
-      for (const [i, value] of values.entries()) await store.addMessage(tx, message(`big${i}`, value));
-    });
-    const first = await store.fetchAndLock(claim);
-    const rest = await store.fetchAndLock(claim);
-    const claimed = [...first.messages, ...rest.messages];
-    expect(claimed.map((m) => m.key)).toEqual(values.map((_, i) => `big${i}`));
-    for (const [i, m] of claimed.entries())
-      expect(Buffer.compare(Buffer.from(m.value), Buffer.from(values[i]!))).toBe(0);
-  });
+  it(
+    "a claim reads values too large for its one-row read by id afterwards, a few at a time, intact",
+    BIG,
+    async () => {
+      const store = await migratedStore(d1.db);
+      // Batch 10 carries values up to 100 KB in its read: these 300 KB values are read by id.
+      const values = Array.from({ length: 12 }, (_, i) => new Uint8Array(300_000).fill(i + 1));
+      values[3]![0] = 0;
+      await store.withTransaction(async (tx) => {
+        for (const [i, value] of values.entries()) await store.addMessage(tx, message(`big${i}`, value));
+      });
+      const first = await store.fetchAndLock(claim);
+      const rest = await store.fetchAndLock(claim);
+      const claimed = [...first.messages, ...rest.messages];
+      expect(claimed.map((m) => m.key)).toEqual(values.map((_, i) => `big${i}`));
+      for (const [i, m] of claimed.entries())
+        expect(Buffer.compare(Buffer.from(m.value), Buffer.from(values[i]!))).toBe(0);
+    },
+  );
 
-  it("a claim whose one-row read would exceed D1's string limit is halved until it fits", async () => {
+  it("a claim whose one-row read would exceed D1's string limit is halved until it fits", BIG, async () => {
     const store = await migratedStore(d1.db);
     // Six messages with 400 KB headers: a read of all of them is 2.4 MB, over the 2 MB limit.
     await store.withTransaction(async (tx) => {
@@ -280,24 +292,28 @@ describe("D1Store: claims that fail", () => {
     expect(watched.batches() - before).toBe(1);
   });
 
-  it("a row edited by hand too big to read even alone fails the claim after halving to one, never loops", async () => {
-    const table = freshTable();
-    await new D1Store(d1.db, { table }).migrate();
-    const watched = counting(d1.db);
-    const store = new D1Store(watched.db, { table });
-    // Headers the store would refuse (see above), written around it.
-    await d1.db
-      .prepare(
-        `INSERT INTO "${table}" (key, value, headers, created_at, available_at) VALUES ('k', x'00', ?1, 0, 0)`,
-      )
-      .bind(JSON.stringify({ p: "\\".repeat(700_000) }))
-      .run();
-    await store.stats();
-    const error = await store.fetchAndLock({ ...claim, batchSize: 4 }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(StoreError);
-    expect(String(error)).toMatch(/too big/);
-    expect(watched.batches()).toBe(3); // batch sizes 4, 2, 1
-  });
+  it(
+    "a row edited by hand too big to read even alone fails the claim after halving to one, never loops",
+    BIG,
+    async () => {
+      const table = freshTable();
+      await new D1Store(d1.db, { table }).migrate();
+      const watched = counting(d1.db);
+      const store = new D1Store(watched.db, { table });
+      // Headers the store would refuse (see above), written around it.
+      await d1.db
+        .prepare(
+          `INSERT INTO "${table}" (key, value, headers, created_at, available_at) VALUES ('k', x'00', ?1, 0, 0)`,
+        )
+        .bind(JSON.stringify({ p: "\\".repeat(700_000) }))
+        .run();
+      await store.stats();
+      const error = await store.fetchAndLock({ ...claim, batchSize: 4 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(String(error)).toMatch(/too big/);
+      expect(watched.batches()).toBe(3); // batch sizes 4, 2, 1
+    },
+  );
 
   it("marks, release and requeue with only another outbox's ids change nothing and run nothing", async () => {
     const store = await migratedStore(d1.db);
