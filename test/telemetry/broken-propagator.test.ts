@@ -23,10 +23,15 @@ import { MemoryStore } from "../../adapters/memory.ts";
 import { extractTraceContext, type Outbox } from "../../mod.ts";
 import { producerSpanContext } from "../../src/trace-context.ts";
 import { recordingSender } from "../support/senders.ts";
-import { installContextManager, installPropagator, instrumented, useCleanups } from "./support.ts";
+import {
+  installContextManager,
+  installPropagator,
+  instrumented,
+  SPAN,
+  TRACE,
+  useCleanups,
+} from "./support.ts";
 
-const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
-const SPAN = "00f067aa0ba902b7";
 const REQUEST = Symbol.for("edge-outbox.test.request-id");
 
 const undo: Array<() => void> = [];

@@ -19,11 +19,15 @@ import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
 import { extractTraceContext, Outbox } from "../../mod.ts";
 import { recordingSender } from "../support/senders.ts";
-import { installContextManager, installPropagator, w3cPropagator } from "./support.ts";
+import {
+  installContextManager,
+  installPropagator,
+  SPAN,
+  TRACE,
+  TRACEPARENT,
+  w3cPropagator,
+} from "./support.ts";
 
-const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
-const SPAN = "00f067aa0ba902b7";
-const TRACEPARENT = `00-${TRACE}-${SPAN}-01`;
 const CALLERS_TRACE = "1".repeat(32);
 
 const active = { traceId: TRACE, spanId: SPAN, traceFlags: TraceFlags.SAMPLED, isRemote: true };

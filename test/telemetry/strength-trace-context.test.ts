@@ -16,24 +16,19 @@ import {
   ROOT_CONTEXT,
   type SpanContext,
   type TextMapPropagator,
-  TraceFlags,
   trace,
 } from "@opentelemetry/api";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { extractTraceContext } from "../../mod.ts";
 import { injectTraceContext, producerSpanContext } from "../../src/trace-context.ts";
-import { installContextManager, installPropagator, w3cPropagator } from "./support.ts";
-
-const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
-const SPAN = "00f067aa0ba902b7";
-const TRACEPARENT = `00-${TRACE}-${SPAN}-01`;
-const remote = (extra: Partial<SpanContext> = {}): SpanContext => ({
-  traceId: TRACE,
-  spanId: SPAN,
-  traceFlags: TraceFlags.SAMPLED,
-  isRemote: true,
-  ...extra,
-});
+import {
+  installContextManager,
+  installPropagator,
+  remote,
+  TRACE,
+  TRACEPARENT,
+  w3cPropagator,
+} from "./support.ts";
 
 function producerContext(): Context {
   const baggage = propagation.createBaggage({ tenant: { value: "acme" } });

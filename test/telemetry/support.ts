@@ -4,7 +4,13 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { context, propagation, type TextMapPropagator } from "@opentelemetry/api";
+import {
+  context,
+  propagation,
+  type SpanContext,
+  type TextMapPropagator,
+  TraceFlags,
+} from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import {
@@ -169,3 +175,17 @@ export async function receiver(status: (request: Received) => number = () => 200
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/** A remote parent's trace id, span id and `traceparent`, shared by the trace-context suites. */
+export const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+export const SPAN = "00f067aa0ba902b7";
+export const TRACEPARENT = `00-${TRACE}-${SPAN}-01`;
+
+/** The sampled remote span context of {@link TRACE}/{@link SPAN}, with `extra` fields over it. */
+export const remote = (extra: Partial<SpanContext> = {}): SpanContext => ({
+  traceId: TRACE,
+  spanId: SPAN,
+  traceFlags: TraceFlags.SAMPLED,
+  isRemote: true,
+  ...extra,
+});

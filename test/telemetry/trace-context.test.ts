@@ -11,7 +11,6 @@ import {
   ROOT_CONTEXT,
   type SpanContext,
   type TextMapPropagator,
-  TraceFlags,
   trace,
 } from "@opentelemetry/api";
 import { afterEach, describe, expect, it } from "vitest";
@@ -19,18 +18,7 @@ import { MemoryStore } from "../../adapters/memory.ts";
 import { extractTraceContext, Outbox } from "../../mod.ts";
 import { injectTraceContext, producerSpanContext } from "../../src/trace-context.ts";
 import { recordingSender } from "../support/senders.ts";
-import { installContextManager, installPropagator } from "./support.ts";
-
-const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
-const SPAN = "00f067aa0ba902b7";
-const TRACEPARENT = `00-${TRACE}-${SPAN}-01`;
-const remote = (extra: Partial<SpanContext> = {}): SpanContext => ({
-  traceId: TRACE,
-  spanId: SPAN,
-  traceFlags: TraceFlags.SAMPLED,
-  isRemote: true,
-  ...extra,
-});
+import { installContextManager, installPropagator, remote, TRACE, TRACEPARENT } from "./support.ts";
 
 /** A context with a span and baggage, as a request handler's would be. */
 function producerContext(spanContext: SpanContext = remote()): Context {
