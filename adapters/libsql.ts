@@ -111,6 +111,16 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   /**
+   * The namespace read again: for what hands out or takes ids from outside a claim (listings,
+   * requeues), and after a claim saw another one (the table was dropped and made again by
+   * another process's `migrate()`), so an old message's id never names a new row.
+   */
+  async #freshNs(): Promise<IdSpace> {
+    this.#namespace = await readNamespace(this.#run, this.table);
+    return this.#namespace;
+  }
+
+  /**
    * The INSERT for `message` as a statement, to run with your own writes however you like
    * (`client.batch`, `tx.batch`, ...). `addMessage` uses it.
    */
@@ -231,7 +241,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
-    return runClaim(this.#run, this.#sql, await this.#ns(), doing, marks, options);
+    return runClaim(this.#run, this.#sql, await this.#ns(), () => this.#freshNs(), doing, marks, options);
   }
 
   /**
@@ -293,7 +303,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   /** Dead messages in id order (default limit 100), with `status` `SendStatus.Dead`. */
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = deadListLimit(options.limit);
-    const space = await this.#ns();
+    const space = await this.#freshNs();
     const result = await this.#run.read("listing dead messages", { sql: this.#sql.listDead, args: [limit] });
     return result.rows.map((row) => createMessage(toRecord(space, row), SendStatus.Dead));
   }
@@ -305,7 +315,7 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    */
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined) return this.#change("requeueing dead messages", this.#sql.requeueAll);
-    const json = idsJson((await this.#ns()).namespace, ids);
+    const json = idsJson((await this.#freshNs()).namespace, ids);
     if (json === undefined) return 0;
     return this.#change("requeueing dead messages", { sql: this.#sql.requeueIds, args: [json] });
   }

@@ -20,17 +20,20 @@ import type { Runner } from "./runner.ts";
 
 /**
  * Runs `marks` and a claim in one write, then completes the claim's values; its messages get
- * their public ids in `space`.
+ * their public ids in the table's namespace as the claim read it: `space` when it still is that
+ * one, else what `reread()` finds (the table was made again since `space` was read).
  */
 export async function runClaim(
   run: Runner,
   sql: Statements,
-  space: IdSpace,
+  cached: IdSpace,
+  reread: () => Promise<IdSpace>,
   doing: string,
   marks: MarkStatements,
   options: ClaimOptions,
 ): Promise<RecordAndFetchResult> {
-  const { token, recorded, records } = await write(run, sql, doing, marks, options);
+  const { token, recorded, records, namespace } = await write(run, sql, doing, marks, options);
+  const space = namespace === cached.namespace ? cached : await reread();
   // Values the read did not carry, read after the commit: a value never changes once written.
   const missing = rowIdsJson(missingValues(records));
   const values =

@@ -7,7 +7,7 @@
 import type { InStatement, ResultSet } from "@libsql/client";
 import { type RecordAndFetchResult, StoreError } from "../../mod.ts";
 import type { ClaimStatements, MarkStatements } from "../sqlite/pass.ts";
-import { type ClaimedRecord, toNumber, toRecords } from "../sqlite/rows.ts";
+import { type ClaimedRecord, toNumber, toRecords, toText } from "../sqlite/rows.ts";
 import { inlineStatement } from "./inline.ts";
 import type { WriteStep } from "./runner.ts";
 
@@ -57,6 +57,8 @@ export function passSteps(marks: MarkStatements, claim: ClaimStatements): WriteS
 export interface PassRead {
   recorded: RecordAndFetchResult["recorded"];
   records: ClaimedRecord[];
+  /** The table's id namespace as the claim's read saw it (null: no version row). */
+  namespace: string | null;
 }
 
 /** Reads the results of {@link passSteps}: rows each mark changed, and the claimed records. */
@@ -86,5 +88,9 @@ export function passResult(
       if (step.counts) sent += result?.rowsAffected ?? 0;
     }
   }
-  return { recorded: { sent, failed, dead }, records: toRecords(read, claim.inlined) };
+  return {
+    recorded: { sent, failed, dead },
+    records: toRecords(read, claim.inlined),
+    namespace: toText(read.rows[0]?.id_namespace),
+  };
 }

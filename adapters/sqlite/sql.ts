@@ -15,6 +15,8 @@
  * @module
  */
 
+import { SCHEMA_TABLE } from "./schema.ts";
+
 /** Row states in the `status` column (the numbers of `SendStatus`; 2 is never stored). */
 export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
 
@@ -126,11 +128,15 @@ export function buildStatements(t: string): Statements {
   const valueBytes = bytesOf("c.value");
   const columns = (carried: string) =>
     `c.id, c.key, ${valueBytes} AS value_bytes, iif(${valueBytes} <= ${carried}, c.value, NULL) AS carried, c.headers, c.created_at, c.retries, c.last_error, c.lease_until`;
+  // The table's id namespace rides along (one primary-key probe): a claim gives its ids in the
+  // namespace the table has NOW, so a store whose cached one went stale (the table was dropped
+  // and made again by another process's migrate()) never labels new rows with old messages' ids.
   const batchOf = (rows: string, retries: string, lastError: string, changed: string) =>
     `SELECT CAST(json_group_array(json_array(CAST(id AS TEXT), CAST(key AS TEXT), value_bytes,
     CAST(headers AS TEXT), CAST(created_at AS INTEGER), ${retries}, CAST(${lastError} AS TEXT))) AS BLOB) AS records,
   CAST(group_concat(carried, '') AS BLOB) AS bytes,
-  json_group_array(id) AS ids${changed}
+  json_group_array(id) AS ids,
+  (SELECT CAST(id_namespace AS BLOB) FROM ${SCHEMA_TABLE} WHERE table_name = '${t}') AS id_namespace${changed}
 FROM (${rows})`;
   // The rows a sent mark turned into the tombstone (see the module comment), for its count.
   const tombstoned = `(SELECT count(*) FROM ${q} WHERE id = (SELECT max(id) FROM ${q}) AND status = 1 AND claim_token = ?3)`;
