@@ -89,6 +89,8 @@ export interface PgliteQueryable {
 export interface PgQueryable {
   query(config: { text: string; values?: unknown[]; rowMode?: "array"; name?: string }): Promise<{
     rows: unknown[];
+    /** The command tag's verb (`COMMIT`, or `ROLLBACK` when a failed transaction ended). */
+    command?: string;
   }>;
 }
 

@@ -55,6 +55,14 @@ export function isPgClient(value: unknown): value is PgClientLike {
   );
 }
 
+/** The error of a transaction PostgreSQL rolled back at COMMIT (a statement in it had failed). */
+function abortedAtCommit(): StoreError {
+  return new StoreError(
+    "the transaction was rolled back, not committed: a statement inside it failed (and the error was caught), which aborts a PostgreSQL transaction; nothing it wrote was kept",
+    { retryable: false, code: "STORE_ERROR" },
+  );
+}
+
 /** BEGIN, `fn(tx)`, COMMIT on `tx`; ROLLBACK when anything throws. Returns whether tx broke. */
 async function inTransaction<R>(
   tx: PgQueryable,
@@ -69,11 +77,16 @@ async function inTransaction<R>(
   }
   try {
     const result = await fn(tx);
+    let commit: { command?: unknown };
     try {
-      await tx.query({ text: "COMMIT" });
+      commit = await tx.query({ text: "COMMIT" });
     } catch (error) {
       throw toStoreError(error, "committing a transaction");
     }
+    // A transaction in which a statement failed (and `fn` caught it) cannot commit: PostgreSQL
+    // answers COMMIT with the tag ROLLBACK and no error. Resolving then would report as
+    // committed what was rolled back.
+    if (commit.command === "ROLLBACK") throw abortedAtCommit();
     return result;
   } catch (error) {
     // The caller's error is the one that matters; a connection that cannot roll back is broken.
