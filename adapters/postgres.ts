@@ -261,7 +261,8 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * ```
    */
   async addMessage(tx: Tx, message: PreparedMessage): Promise<void> {
-    const target = txQueryable(tx, this.#prepare);
+    // A single pg.Client the store also runs on: queued behind the store's own work on it.
+    const target = this.#driver.own?.(tx) ?? txQueryable(tx, this.#prepare);
     if (!(message?.value instanceof Uint8Array)) {
       throw new ValidationError(
         "message.value must be a Uint8Array (use Outbox.addMessage, which encodes it)",

@@ -25,6 +25,13 @@ export interface Driver extends Queryable {
    */
   transaction<R>(fn: (tx: unknown) => Promise<R>): Promise<R>;
   /**
+   * The store's own way to run statements on `target` when `target` is the connection this
+   * driver queues its work on (a single `pg.Client`), so that an autocommit `addMessage(client)`
+   * waits for a transaction of the store on that connection instead of landing inside it;
+   * undefined for anything else.
+   */
+  own?(target: unknown): Queryable | undefined;
+  /**
    * Listens on `channel` until the returned function is called, calling `onNotify` for every
    * notification; when the listening connection drops, it reports the error to `onError` and
    * listens again. Absent when the client cannot listen (Neon over HTTP, say).

@@ -38,3 +38,30 @@ describe.each(driversToRun())("%s: withTransaction", (kind) => {
     }
   });
 });
+
+describe.runIf(PG_URL !== undefined)("one pg.Client shared by autocommit writes and withTransaction", () => {
+  it("an autocommit addMessage(client) waits for the store's transaction on that client and commits", async () => {
+    const { db, close } = await openClient("pg Client", serverUrl());
+    try {
+      const store = await migratedStore(db);
+      let entered!: () => void;
+      const inTransaction = new Promise<void>((resolve) => {
+        entered = resolve;
+      });
+      const rolledBack = store
+        .withTransaction(async (tx) => {
+          await run(tx, "SELECT 1");
+          entered();
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          throw new Error("business rule failed: roll back");
+        })
+        .catch((error: unknown) => error);
+      await inTransaction;
+      await store.addMessage(db as never, message("autocommit"));
+      expect(await rolledBack).toBeInstanceOf(Error);
+      expect((await store.stats()).pending).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+});

@@ -121,6 +121,19 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prep
   };
 }
 
+/**
+ * `client` under another identity: every property and method is the client's own (methods
+ * bound to it), but `!==` the client itself.
+ */
+function sameConnection<C extends object>(client: C): C {
+  return new Proxy(client, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 /** The driver of one connection: a `pg.Client`, Neon `Client`, or a `PoolClient` kept for it. */
 export function pgClientDriver(client: PgClientLike, name = "node-postgres Client", prepare = true): Driver {
   // A Client whose connection ended (closed, or killed by the server) never reconnects: every
@@ -152,11 +165,16 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
     queue = run.catch(() => {});
     return run;
   };
+  const query = (text: string, args: readonly unknown[]) =>
+    exclusive((): Promise<Row[]> => (prepare ? runPrepared : runOn)(client, text, args));
+  // The transaction's own handle: the same connection under another identity, so that `own`
+  // tells the caller's autocommit use of the client (queued) from use inside the transaction.
+  const inside = sameConnection(client);
   return {
     name,
-    query: (text, args) =>
-      exclusive((): Promise<Row[]> => (prepare ? runPrepared : runOn)(client, text, args)),
-    transaction: (fn) => exclusive(() => inTransaction(client, fn, () => {})),
+    query,
+    transaction: (fn) => exclusive(() => inTransaction(inside, fn, () => {})),
+    own: (target) => (target === client ? { query } : undefined),
     // One connection, which cannot come back once dropped: listen on it, no reconnection.
     async listen(channel, onNotify) {
       const events = client as PgClientLike & {
