@@ -155,7 +155,8 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       const fence = row?.[2];
       const kept = exists && fence !== false && typeof row?.[1] === "string" ? row[1] : undefined;
       const namespace = kept ?? newIdNamespace();
-      if (version !== SCHEMA_VERSION || kept === undefined || fence !== true) {
+      // The fence is recorded anew when it is missing, unsettled, or older than its high-water mark.
+      if (version !== SCHEMA_VERSION || kept === undefined || fence !== true || row?.[3] !== true) {
         await q.query(this.#sql.writeVersion, [this.table, SCHEMA_VERSION, namespace]);
       }
       return namespace;
@@ -168,10 +169,12 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * ids it hands out are of that namespace). When the fence is broken (the ids started again),
    * renews the namespace and returns undefined: the caller runs its statement again, once.
    */
-  async #fenced(value: unknown, renewed: boolean): Promise<string | undefined> {
+  async #fenced(value: unknown, settled: unknown, renewed: boolean): Promise<string | undefined> {
     if (typeof value === "string") {
       const namespace = checkIdNamespace(value);
       this.#namespace = Promise.resolve(namespace);
+      // A harmless ALTER gave the sequence new storage: the fence is recorded anew.
+      if (settled === false) await this.#read("recording the id fence", this.#sql.refence, [this.table]);
       return namespace;
     }
     if (renewed) {
@@ -364,12 +367,12 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       dead: Number(first?.[2] ?? 0),
     };
     if (!shape.claim) return { recorded, claim: { token, messages: [] } };
-    const current = await this.#fenced(first?.[3], renewed);
+    const current = await this.#fenced(first?.[3], first?.[4], renewed);
     if (current === undefined) {
       // The marks are recorded; the claim, which took nothing, runs again under the new namespace.
       return { recorded, claim: (await this.#pass(doing, { token: "" }, options, true)).claim };
     }
-    const messages: Message[] = claimedRows(rows, 4).map((row) => createMessage(toRecord(current, row, 4)));
+    const messages: Message[] = claimedRows(rows, 5).map((row) => createMessage(toRecord(current, row, 5)));
     return { recorded, claim: { token, messages } };
   }
 
@@ -396,9 +399,12 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * and `last_error` untouched, claimable at once. Only rows still holding `token` change.
    */
   async release(token: string, ids: readonly string[]): Promise<number> {
-    const rows = rowIds(await this.#ids(), ids);
+    const namespace = await this.#ids();
+    const rows = rowIds(namespace, ids);
     if (rows === undefined) return 0;
-    return countOf(await this.#read("releasing messages", this.#sql.release, [String(token), rows]));
+    return countOf(
+      await this.#read("releasing messages", this.#sql.release, [String(token), rows, namespace]),
+    );
   }
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */
@@ -414,9 +420,9 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     for (let renewed = false; ; renewed = true) {
       const rows = await this.#read("listing dead messages", this.#sql.listDead, [limit]);
       if (rows.length === 0) return [];
-      const current = await this.#fenced(rows[0]?.[0], renewed);
+      const current = await this.#fenced(rows[0]?.[0], rows[0]?.[1], renewed);
       if (current !== undefined)
-        return rows.map((row) => createMessage(toRecord(current, row, 1), SendStatus.Dead));
+        return rows.map((row) => createMessage(toRecord(current, row, 2), SendStatus.Dead));
     }
   }
 
@@ -424,9 +430,11 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined)
       return countOf(await this.#read("requeueing dead messages", this.#sql.requeueAll, []));
-    const rows = rowIds(await this.#ids(), ids);
+    // Ids of a namespace the fence no longer holds (the ids started again) match nothing.
+    const namespace = await this.#ids();
+    const rows = rowIds(namespace, ids);
     if (rows === undefined) return 0;
-    return countOf(await this.#read("requeueing dead messages", this.#sql.requeueIds, [rows]));
+    return countOf(await this.#read("requeueing dead messages", this.#sql.requeueIds, [rows, namespace]));
   }
 
   /**

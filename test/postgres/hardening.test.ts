@@ -65,3 +65,95 @@ describe.runIf(PG_URL !== undefined)("one pg.Client shared by autocommit writes 
     }
   });
 });
+
+describe.each(driversToRun())("%s: the id fence", (kind) => {
+  const namespaceOf = (id: string | undefined) => id?.split("_")[1];
+
+  it.each([
+    ["SET CACHE", (t: string) => `ALTER TABLE "${t}" ALTER COLUMN id SET CACHE 20`],
+    ["SET INCREMENT BY", (t: string) => `ALTER TABLE "${t}" ALTER COLUMN id SET INCREMENT BY 2`],
+    ["ALTER SEQUENCE ... MAXVALUE", (t: string) => `ALTER SEQUENCE "${t}_id_seq" MAXVALUE 9000000000000`],
+    ["SET UNLOGGED, SET LOGGED", (t: string) => `ALTER SEQUENCE "${t}_id_seq" SET UNLOGGED`],
+  ])("a harmless %s keeps every id; a restart after it is still caught", async (_, alter) => {
+    const { db, close } = await openClient(kind, serverUrl());
+    try {
+      const store = await migratedStore(db);
+      const table = store.table;
+      for (const key of ["retried", "dead", "in flight"]) await store.addMessage(db as never, message(key));
+      const first = await store.fetchAndLock({ ...claimOptions, batchSize: 3 });
+      const [retried, dead, inFlight] = first.messages;
+      await store.updateRetryCount(first.token, [{ id: retried?.id as string, delay: 0, error: "timeout" }]);
+      await store.markAsDead(first.token, [{ id: dead?.id as string, error: "bad" }]);
+      await run(db, alter(table));
+      if (alter(table).includes("UNLOGGED")) {
+        // Back to LOGGED after a statement of the store saw the first change: see the README
+        // for a round trip with none between (the same settings on new storage: a restart).
+        expect((await store.listDead()).map((m) => m.id)).toEqual([dead?.id]);
+        await run(db, `ALTER SEQUENCE "${table}_id_seq" SET LOGGED`);
+      }
+      // The retry comes back under the id the receiver saw; the batch claimed before is recorded.
+      const again = await store.fetchAndLock({ ...claimOptions, batchSize: 3 });
+      expect(again.messages.map((m) => m.id)).toEqual([retried?.id]);
+      expect(await store.markAsSent(first.token, [inFlight?.id as string])).toBe(1);
+      expect((await store.listDead()).map((m) => m.id)).toEqual([dead?.id]);
+      expect(await new PostgresStore(db, { table }).requeueDead([dead?.id as string])).toBe(1);
+      // Ids starting again after the ALTER are still told apart: a new namespace.
+      await run(db, `TRUNCATE "${table}" RESTART IDENTITY`);
+      await store.addMessage(db as never, message("after the restart"));
+      const renewed = await store.fetchAndLock(claimOptions);
+      expect(renewed.messages).toHaveLength(1);
+      expect(namespaceOf(renewed.messages[0]?.id)).not.toBe(namespaceOf(retried?.id));
+    } finally {
+      await close();
+    }
+  });
+
+  it("a restart in the same ALTER as a settings change is caught", async () => {
+    const { db, close } = await openClient(kind, serverUrl());
+    try {
+      const store = await migratedStore(db);
+      // The restarted sequence stays below the largest id handed out (8; a cache of 2 takes 2).
+      for (let i = 0; i < 8; i++) await store.addMessage(db as never, message(`k${i}`));
+      const before = await store.fetchAndLock(claimOptions);
+      await store.markAsSent(
+        before.token,
+        before.messages.map((m) => m.id),
+      );
+      await run(db, `ALTER TABLE "${store.table}" ALTER COLUMN id SET CACHE 2 RESTART`);
+      await store.addMessage(db as never, message("after"));
+      const after = await store.fetchAndLock(claimOptions);
+      expect(after.messages.map((m) => m.key)).toEqual(["after"]);
+      expect(namespaceOf(after.messages[0]?.id)).not.toBe(namespaceOf(before.messages[0]?.id));
+    } finally {
+      await close();
+    }
+  });
+
+  it("ids of a namespace from before a restart match nothing: requeueDead, marks and release return 0", async () => {
+    const { db, close } = await openClient(kind, serverUrl());
+    try {
+      const table = freshTable();
+      const admin = new PostgresStore(db, { table });
+      await admin.migrate();
+      const relay = new PostgresStore(db, { table });
+      await relay.addMessage(db as never, message("old"));
+      let claim = await relay.fetchAndLock(claimOptions);
+      await relay.markAsDead(claim.token, [{ id: claim.messages[0]?.id as string, error: "bad" }]);
+      const [old] = await admin.listDead();
+      await run(db, `TRUNCATE "${table}" RESTART IDENTITY`);
+      await relay.addMessage(db as never, message("new and poison"));
+      claim = await relay.fetchAndLock(claimOptions);
+      const fresh = claim.messages[0]?.id as string;
+      expect(fresh).not.toBe(old?.id);
+      // The admin's store still holds the old namespace: the same row number, another message.
+      expect(await admin.markAsSent(claim.token, [old?.id as string])).toBe(0);
+      expect(await admin.release(claim.token, [old?.id as string])).toBe(0);
+      await relay.markAsDead(claim.token, [{ id: fresh, error: "poison" }]);
+      expect(await admin.requeueDead([old?.id as string])).toBe(0);
+      expect((await relay.stats()).dead).toBe(1);
+      expect(await relay.requeueDead([fresh])).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+});
