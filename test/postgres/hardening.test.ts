@@ -13,7 +13,7 @@ vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 const url = serverDatabase("hardening");
 const serverUrl = () => (PG_URL === undefined ? undefined : url());
 const message = (key: string) => prepareMessage({ key, value: key }, { maxMessageBytes: 1024 });
-const claimOptions = { batchSize: 10, leaseDuration: 30_000 };
+const claimOptions = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as const;
 
 /** Runs `text` on a driver transaction of any kind. */
 function run(tx: unknown, text: string): Promise<unknown> {
@@ -82,7 +82,9 @@ describe.each(driversToRun())("%s: the id fence", (kind) => {
       for (const key of ["retried", "dead", "in flight"]) await store.addMessage(db as never, message(key));
       const first = await store.fetchAndLock({ ...claimOptions, batchSize: 3 });
       const [retried, dead, inFlight] = first.messages;
-      await store.updateRetryCount(first.token, [{ id: retried?.id as string, delay: 0, error: "timeout" }]);
+      await store.updateRetryCount(first.token, [
+        { id: retried?.id as string, delay: 0, availableAt: new Date(), error: "timeout" },
+      ]);
       await store.markAsDead(first.token, [{ id: dead?.id as string, error: "bad" }]);
       await run(db, alter(table));
       if (alter(table).includes("UNLOGGED")) {
