@@ -6,7 +6,7 @@
  * @module
  */
 import { ValidationError } from "../../mod.ts";
-import { shortHash } from "./options.ts";
+import { runPrepared } from "./prepared.ts";
 import type { Row } from "./rows.ts";
 
 /** Something that runs one statement: rows come back as arrays, by position. */
@@ -110,17 +110,6 @@ export function runOn(target: unknown, text: string, args: readonly unknown[]): 
   return (target as PgQueryable)
     .query({ text, values: [...args], rowMode: "array" })
     .then((r) => r.rows as Row[]);
-}
-
-/**
- * Runs one of the store's statements on a node-postgres (or Neon) `target` as a named prepared
- * statement: each connection parses and plans it once, then only binds and executes it (the
- * claim's plan costs as much as running it). The name is derived from the text, so one text has
- * one name on every connection and two texts never share one.
- */
-export function runPrepared(target: PgQueryable, text: string, args: readonly unknown[]): Promise<Row[]> {
-  const name = `edge_outbox_${shortHash(text)}_${text.length.toString(36)}`;
-  return target.query({ name, text, values: [...args], rowMode: "array" }).then((r) => r.rows as Row[]);
 }
 
 /**

@@ -9,9 +9,10 @@
  */
 
 import { StoreError } from "../../../mod.ts";
-import { type Driver, type PgQueryable, runOn, runPrepared } from "../driver.ts";
+import { type Driver, type PgQueryable, runOn } from "../driver.ts";
 import { isConnectionLost, toStoreError } from "../errors.ts";
 import { listenOnPool, quotedChannel } from "../listen.ts";
+import { runPrepared } from "../prepared.ts";
 import type { Row } from "../rows.ts";
 
 /** The part of a `pg.PoolClient` the driver uses. */
