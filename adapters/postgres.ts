@@ -138,7 +138,17 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * started again (`TRUNCATE ... RESTART IDENTITY`; claims notice that one by themselves).
    */
   async migrate(): Promise<void> {
-    const namespace = await this.#transaction("migrating the schema", async (q) => {
+    try {
+      this.#namespace = Promise.resolve(checkIdNamespace(await this.#migrate()));
+    } catch (error) {
+      // Every failure is an OutboxError: a lock timeout is a retryable STORE_BUSY like anywhere else.
+      throw toStoreError(error, "migrating the schema");
+    }
+  }
+
+  /** migrate()'s transaction; returns the id namespace. Errors are the driver's own. */
+  #migrate(): Promise<string> {
+    return this.#transaction("migrating the schema", async (q) => {
       await q.query(this.#sql.lock, [`edge-outbox:${this.schema}`]);
       if ((await q.query(this.#sql.schemaExists, [this.schema])).length === 0)
         await q.query(this.#sql.createSchema, []);
@@ -161,7 +171,6 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       }
       return namespace;
     });
-    this.#namespace = Promise.resolve(checkIdNamespace(namespace));
   }
 
   /**

@@ -3,6 +3,7 @@
  * transaction PostgreSQL rolled back at COMMIT, autocommit writes racing a transaction on one
  * Client, the id fence, prepared statements, migrate()'s errors and index names.
  */
+import pg from "pg";
 import { describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { prepareMessage, StoreError } from "../../mod.ts";
@@ -156,6 +157,27 @@ describe.each(driversToRun())("%s: the id fence", (kind) => {
       expect(await relay.requeueDead([fresh])).toBe(1);
     } finally {
       await close();
+    }
+  });
+});
+
+describe.runIf(PG_URL !== undefined)("migrate() errors", () => {
+  it("a lock timeout while migrating is a retryable StoreError (STORE_BUSY), not the driver's error", async () => {
+    const pool = new pg.Pool({ connectionString: url(), max: 2, options: "-c lock_timeout=200" });
+    pool.on("error", () => {});
+    const holder = new pg.Client({ connectionString: url() });
+    await holder.connect();
+    try {
+      const store = await migratedStore(pool);
+      await holder.query("BEGIN");
+      await holder.query("LOCK TABLE edge_outbox_schema IN ACCESS EXCLUSIVE MODE");
+      const failed = await new PostgresStore(pool, { table: store.table }).migrate().catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(StoreError);
+      expect(failed).toMatchObject({ retryable: true, code: "STORE_BUSY" });
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+      await pool.end();
     }
   });
 });
