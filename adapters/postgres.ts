@@ -72,8 +72,11 @@ export type PostgresTx = PgQueryable | PostgresJsQueryable | PgliteQueryable;
  * - 2: the per-key index on a hash of the key (a long key no longer fails the INSERT); the id
  *   fence in the version table (the id sequence and its storage, to renew the namespace when
  *   ids start again).
+ * - 3: index names of their own, `edge_outbox_<table>_<purpose>` (`<table>_<purpose>` could be
+ *   another outbox's table name); the fence also keeps the sequence's settings and a high-water
+ *   mark (a harmless ALTER no longer renews the namespace).
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * A {@link TransactionalStore} on PostgreSQL. Call {@link PostgresStore.migrate} once (at
@@ -154,13 +157,13 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
         await q.query(this.#sql.createSchema, []);
       for (const statement of this.#sql.prepare) await q.query(statement, []);
       if ((await q.query(this.#sql.fenceColumnsMissing, [])).length > 0)
-        await q.query(this.#sql.addFenceColumns, []);
+        for (const statement of this.#sql.addFenceColumns) await q.query(statement, []);
       const [row] = await q.query(this.#sql.readVersion, [this.table]);
       const version = this.#checkVersion(row);
       const exists = (await q.query(this.#sql.tableExists, []))[0]?.[0] === true;
       // A version row that outlived its table (dropped by hand): the table is made anew.
-      for (const step of this.#sql.migrations.slice(exists ? version : 0))
-        for (const statement of step) await q.query(statement, []);
+      const steps = exists && version > 0 ? this.#sql.upgrades.slice(version - 1).flat() : this.#sql.create;
+      for (const statement of steps) await q.query(statement, []);
       // The namespace stays while the same ids go on; a version 1 row has no fence yet (null).
       const fence = row?.[2];
       const kept = exists && fence !== false && typeof row?.[1] === "string" ? row[1] : undefined;

@@ -121,12 +121,14 @@ export interface Statements {
   prepare: readonly string[];
   /** One row when the version table lacks version 2's id fence columns (made by version 1). */
   fenceColumnsMissing: string;
-  /** Adds them. */
-  addFenceColumns: string;
+  /** Adds them (and makes version 2's sequence oid a regclass). */
+  addFenceColumns: readonly string[];
   /** One row, true when the outbox table exists. */
   tableExists: string;
-  /** Schema migrations: index i brings the schema from version i to version i + 1. */
-  migrations: readonly (readonly string[])[];
+  /** Creates the table and its indexes as this version has them (all `IF NOT EXISTS`). */
+  create: readonly string[];
+  /** Schema upgrades: index i brings a table from version i + 1 to version i + 2. */
+  upgrades: readonly (readonly string[])[];
   /** $1 the advisory lock's key text: taken for the rest of migrate()'s transaction. */
   lock: string;
   /**
@@ -181,19 +183,89 @@ export function quote(name: string): string {
   return `"${name}"`;
 }
 
+/** What each of the table's indexes serves. */
+type IndexPurpose = "ready" | "key" | "dead" | "sent";
+const PURPOSES: readonly IndexPurpose[] = ["ready", "key", "dead", "sent"];
+
+/** Names longer than this are cut by PostgreSQL (NAMEDATALEN - 1 bytes; identifiers are ASCII). */
+const MAX_NAME = 63;
+
+/**
+ * The name of `table`'s `purpose` index: `edge_outbox_<table>_<purpose>`, which no other
+ * outbox's table or index name meets; past 63 bytes (which PostgreSQL would cut, and the four
+ * would collide) the table part is shortened and a hash of the whole table name keeps it apart.
+ */
+export function indexName(table: string, purpose: IndexPurpose): string {
+  const name = `edge_outbox_${table}_${purpose}`;
+  if (name.length <= MAX_NAME) return name;
+  const room = MAX_NAME - "edge_outbox_".length - purpose.length - 10;
+  return `edge_outbox_${table.slice(0, room)}_${shortHash(table)}_${purpose}`;
+}
+
+/** The name versions 1 and 2 gave `table`'s `purpose` index: `<table>_<purpose>`, hashed if long. */
+function legacyIndexName(table: string, purpose: IndexPurpose): string {
+  const name = `${table}_${purpose}`;
+  return name.length <= MAX_NAME
+    ? name
+    : `${table.slice(0, 63 - purpose.length - 10)}_${shortHash(table)}_${purpose}`;
+}
+
+/**
+ * A statement running `action` (a format() template given the schema, the legacy name and the
+ * new one) for each legacy-named index that is an index OF `schema`.`table`: a relation of that
+ * name that is another table's index, or a table, is left alone.
+ */
+function forLegacyIndexes(
+  schema: string,
+  table: string,
+  purposes: readonly IndexPurpose[],
+  action: string,
+): string {
+  const pairs = purposes.map((p) => `('${legacyIndexName(table, p)}', '${indexName(table, p)}')`).join(", ");
+  return `DO $$
+DECLARE legacy record;
+BEGIN
+  FOR legacy IN SELECT n.old, n.new FROM (VALUES ${pairs}) AS n(old, new)
+    JOIN pg_class AS c ON c.relname = n.old AND c.relnamespace = '${quote(schema)}'::regnamespace
+    JOIN pg_index AS i ON i.indexrelid = c.oid AND i.indrelid = '${quote(schema)}.${quote(table)}'::regclass
+  LOOP
+    IF to_regclass(format('%I.%I', '${schema}', legacy.new)) IS NULL THEN
+      EXECUTE format(${action}, '${schema}', legacy.old, legacy.new);
+    END IF;
+  END LOOP;
+END $$`;
+}
+
+/** Renames the table's indexes still under their version 1-2 names to this version's names. */
+function renameLegacyIndexes(schema: string, table: string): string {
+  return forLegacyIndexes(schema, table, PURPOSES, `'ALTER INDEX %I.%I RENAME TO %I'`);
+}
+
+/** Drops the table's `purpose` index under its version 1-2 name (if it is the table's). */
+function dropLegacyIndex(schema: string, table: string, purpose: IndexPurpose): string {
+  return forLegacyIndexes(schema, table, [purpose], `'DROP INDEX %I.%I /* %s */'`);
+}
+
+/** The table's indexes, as this version has them. */
+function createIndexes(t: string, index: (purpose: IndexPurpose) => string): string[] {
+  return [
+    // Unfinished rows in claim order: the claim reads the first ready entries.
+    `CREATE INDEX IF NOT EXISTS ${index("ready")} ON ${t} (created_at, id) WHERE status = 0`,
+    // Per-key predecessor lookups for ordering "key", on a hash of the key (see version 2): the
+    // claim compares the hashes, then the keys. hashtextextended rather than md5, which FIPS
+    // builds refuse.
+    `CREATE INDEX IF NOT EXISTS ${index("key")} ON ${t} (${KEY_HASH("key")}, id) WHERE status = 0`,
+    `CREATE INDEX IF NOT EXISTS ${index("dead")} ON ${t} (id) WHERE status = 3`,
+    `CREATE INDEX IF NOT EXISTS ${index("sent")} ON ${t} (sent_at) WHERE status = 1`,
+  ];
+}
+
 /** Builds every statement for `schema`.`table` (both already checked). */
 export function buildStatements(schema: string, table: string): Statements {
   const s = quote(schema);
   const t = `${s}.${quote(table)}`;
   const versions = `${s}.${quote(SCHEMA_TABLE)}`;
-  // Index names live in the schema; prefixed with the table so two outboxes never clash. A
-  // name past 63 bytes would be cut (and the four collide): a long table's prefix is hashed.
-  const index = (suffix: string) => {
-    const name = `${table}_${suffix}`;
-    return quote(
-      name.length <= 63 ? name : `${table.slice(0, 63 - suffix.length - 10)}_${shortHash(table)}_${suffix}`,
-    );
-  };
+  const index = (purpose: IndexPurpose) => quote(indexName(table, purpose));
   const cache = new Map<string, PassSql>();
   // The claim raises the fence's high-water mark to the largest id it hands out, unless
   // another claim holds the version row right now (its own raise does it): never waits.
@@ -225,13 +297,15 @@ export function buildStatements(schema: string, table: string): Statements {
     // Probed before altering: ALTER needs to own the table even when the columns are there.
     fenceColumnsMissing: `SELECT 1 FROM pg_attribute WHERE attrelid = '${versions}'::regclass AND NOT attisdropped
   AND (attname = 'id_mark' OR (attname = 'id_sequence' AND atttypid = 'regclass'::regtype)) HAVING count(*) < 2`,
-    addFenceColumns: `ALTER TABLE ${versions} ADD COLUMN IF NOT EXISTS id_sequence regclass, ADD COLUMN IF NOT EXISTS id_filenode oid,
-  ADD COLUMN IF NOT EXISTS id_settings text, ADD COLUMN IF NOT EXISTS id_mark bigint,
-  ALTER COLUMN id_sequence TYPE regclass USING id_sequence::oid::regclass`,
+    addFenceColumns: [
+      `ALTER TABLE ${versions} ADD COLUMN IF NOT EXISTS id_sequence regclass, ADD COLUMN IF NOT EXISTS id_filenode oid,
+  ADD COLUMN IF NOT EXISTS id_settings text, ADD COLUMN IF NOT EXISTS id_mark bigint`,
+      // Version 2 kept the sequence as an oid, which a dump restores as a number of no meaning.
+      `ALTER TABLE ${versions} ALTER COLUMN id_sequence TYPE regclass USING id_sequence::oid::regclass`,
+    ],
     tableExists: `SELECT to_regclass('${t}') IS NOT NULL`,
-    migrations: [
-      [
-        `CREATE TABLE IF NOT EXISTS ${t} (
+    create: [
+      `CREATE TABLE IF NOT EXISTS ${t} (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   key text NOT NULL,
   value bytea NOT NULL,
@@ -245,20 +319,22 @@ export function buildStatements(schema: string, table: string): Statements {
   last_error text,
   sent_at timestamptz
 )`,
-        // Unfinished rows in claim order: the claim reads the first ready entries.
-        `CREATE INDEX IF NOT EXISTS ${index("ready")} ON ${t} (created_at, id) WHERE status = 0`,
-        // Version 1's per-key index, replaced by version 2 (kept here as version 1 was).
-        `CREATE INDEX IF NOT EXISTS ${index("key")} ON ${t} (key, id) WHERE status = 0`,
-        `CREATE INDEX IF NOT EXISTS ${index("dead")} ON ${t} (id) WHERE status = 3`,
-        `CREATE INDEX IF NOT EXISTS ${index("sent")} ON ${t} (sent_at) WHERE status = 1`,
+      // A table made before the version row (or whose row was lost) keeps its indexes.
+      renameLegacyIndexes(schema, table),
+      ...createIndexes(t, index),
+    ],
+    upgrades: [
+      [
+        // Version 1's per-key index, on the key itself: a btree entry holds at most ~2,700
+        // bytes, and a key may be 1,024 characters of 3 UTF-8 bytes each (the INSERT, inside
+        // the caller's transaction, would fail). Version 3 makes it again on the hash.
+        dropLegacyIndex(schema, table, "key"),
       ],
       [
-        // Per-key predecessor lookups for ordering "key", on a hash of the key: a btree entry
-        // holds at most ~2,700 bytes, and a key may be 1,024 characters of 3 UTF-8 bytes each
-        // (the INSERT, inside the caller's transaction, would fail). The claim compares the
-        // hashes, then the keys. hashtextextended rather than md5, which FIPS builds refuse.
-        `DROP INDEX IF EXISTS ${s}.${index("key")}`,
-        `CREATE INDEX ${index("key")} ON ${t} (${KEY_HASH("key")}, id) WHERE status = 0`,
+        // Version 3: index names of their own (`edge_outbox_<table>_<purpose>`), which no other
+        // table's name meets (`outbox` had `outbox_key`, the name of a possible second outbox).
+        renameLegacyIndexes(schema, table),
+        ...createIndexes(t, index),
       ],
     ],
     lock: "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
