@@ -8,7 +8,7 @@
  * @module
  */
 
-import { StoreError } from "../../../mod.ts";
+import { StoreError, ValidationError } from "../../../mod.ts";
 import { type Driver, type PgQueryable, runOn } from "../driver.ts";
 import { isConnectionLost, toStoreError } from "../errors.ts";
 import { listenOnPool, quotedChannel } from "../listen.ts";
@@ -118,7 +118,17 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prep
         client.release(broken);
       }
     },
-    listen: (channel, onNotify, onError) => listenOnPool(pool, channel, onNotify, onError),
+    listen(channel, onNotify, onError) {
+      // The listener keeps one connection of the pool for as long as it listens: with one, every
+      // other statement of the store (and of the app) would wait for it forever.
+      const max = (pool as { options?: { max?: unknown } }).options?.max;
+      if (typeof max === "number" && max <= 1) {
+        throw new ValidationError(
+          `listen() keeps one connection of the pool for as long as it listens, and this ${name} has max ${max}: every other statement would wait forever. Give the pool max >= 2, or listen through a PostgresStore on a pool or Client of its own`,
+        );
+      }
+      return listenOnPool(pool, channel, onNotify, onError);
+    },
   };
 }
 
@@ -176,19 +186,37 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
     query,
     transaction: (fn) => exclusive(() => inTransaction(inside, fn, () => {})),
     own: (target) => (target === client ? { query } : undefined),
-    // One connection, which cannot come back once dropped: listen on it, no reconnection.
-    async listen(channel, onNotify) {
+    // One connection, which cannot come back once dropped: listen on it, no reconnection. While
+    // it listens, the client's 'error' and 'end' go to onError: a Client emitting 'error' with no
+    // handler ends the process.
+    async listen(channel, onNotify, onError) {
       const events = client as PgClientLike & {
-        on(event: "notification", listener: (message: { channel: string }) => void): unknown;
-        off(event: "notification", listener: (message: { channel: string }) => void): unknown;
+        on(event: string, listener: (arg: never) => void): unknown;
+        off(event: string, listener: (arg: never) => void): unknown;
       };
       const listener = (message: { channel: string }) => {
         if (message.channel === channel) onNotify();
       };
+      let reported = false;
+      const failed = (error?: Error) => {
+        if (reported) return;
+        reported = true;
+        onError(gone(error));
+      };
+      const ended = () => failed();
       events.on("notification", listener);
-      await exclusive(() => runOn(client, `LISTEN ${quotedChannel(channel)}`, []));
+      events.on("error", failed);
+      events.on("end", ended);
+      await exclusive(() => runOn(client, `LISTEN ${quotedChannel(channel)}`, [])).catch((error: unknown) => {
+        events.off("notification", listener);
+        events.off("error", failed);
+        events.off("end", ended);
+        throw error;
+      });
       return async () => {
         events.off("notification", listener);
+        events.off("error", failed);
+        events.off("end", ended);
         await exclusive(() => runOn(client, `UNLISTEN ${quotedChannel(channel)}`, [])).catch(() => {});
       };
     },
