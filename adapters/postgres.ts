@@ -473,10 +473,13 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * process), within milliseconds, until the returned function is called: pass
    * `() => outbox.wake()` and keep `outbox.start()`'s period as the safety net. node-postgres
    * and Neon pools keep one connection for it and open a new one when it drops (after a pause
-   * that grows to 5 s), waking once after each reconnect for what was missed; postgres.js
-   * reconnects by itself; a single `pg` `Client` listens on itself and cannot reconnect; PGlite
-   * hears its own process only. Connection failures go to `onError` (as `StoreError`s) and never
-   * stop the loop, which keeps relaying on its period meanwhile.
+   * that grows to 5 s), waking once after each reconnect for what was missed, and report each
+   * drop to `onError`; such a pool needs `max` >= 2 (a `ValidationError` otherwise: the listener
+   * would hold its only connection). A single `pg` `Client` listens on itself and cannot
+   * reconnect: its `error`/`end` go to `onError` once while it listens. postgres.js reconnects
+   * by itself and wakes after each reconnect, but reports no drop (`onError` is never called for
+   * it). PGlite hears its own process only. Failures never stop the loop, which keeps relaying
+   * on its period meanwhile.
    *
    * @example
    * ```ts
