@@ -267,9 +267,12 @@ export function buildStatements(schema: string, table: string): Statements {
   const versions = `${s}.${quote(SCHEMA_TABLE)}`;
   const index = (purpose: IndexPurpose) => quote(indexName(table, purpose));
   const cache = new Map<string, PassSql>();
-  // The claim raises the fence's high-water mark to the largest id it hands out, unless
-  // another claim holds the version row right now (its own raise does it): never waits.
-  const raiseMark = `raised AS (UPDATE ${versions} AS v SET id_mark = (SELECT max(id::bigint) FROM claimed)
+  // A claim handing out an id above the fence's high-water mark raises the mark to the
+  // sequence's value (every id made so far, so the claims after it write nothing until newer
+  // ids come), unless another claim holds the version row right now (its raise does it): a claim
+  // never waits on another.
+  const raiseMark = `raised AS (UPDATE ${versions} AS v
+  SET id_mark = greatest((SELECT max(id::bigint) FROM claimed), ${SEQUENCE_VALUE("v.id_sequence")})
   WHERE v.table_name IN (SELECT l.table_name FROM ${versions} AS l
     WHERE l.table_name = '${table}' AND l.id_mark < (SELECT max(id::bigint) FROM claimed)
     FOR NO KEY UPDATE SKIP LOCKED))`;
