@@ -165,7 +165,9 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       const steps = exists && version > 0 ? this.#sql.upgrades.slice(version - 1).flat() : this.#sql.create;
       for (const statement of steps) await q.query(statement, []);
       // The namespace stays while the same ids go on; a version 1 row has no fence yet (null).
-      const fence = row?.[2];
+      // Read again against the table's ids, as claims read it (the layout has the table now).
+      const fence =
+        exists && row !== undefined ? (await q.query(this.#sql.fenceHolds, [this.table]))[0]?.[0] : row?.[2];
       const kept = exists && fence !== false && typeof row?.[1] === "string" ? row[1] : undefined;
       const namespace = kept ?? newIdNamespace();
       // The fence is recorded anew when it is missing, unsettled, or older than its high-water mark.

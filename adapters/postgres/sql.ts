@@ -137,6 +137,8 @@ export interface Statements {
    * reset or replaced (the namespace must be renewed); null when none is recorded yet.
    */
   readVersion: string;
+  /** $1 table: readVersion's fence, also held against the largest id in the (existing) table. */
+  fenceHolds: string;
   /**
    * $1 table, $2 version, $3 namespace: the version row, with the id fence of the table's
    * sequence as it is now.
@@ -343,6 +345,7 @@ export function buildStatements(schema: string, table: string): Statements {
     lock: "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
     readVersion: `SELECT version, id_namespace, ${FENCE_HOLDS("v")}, v.id_mark IS NOT NULL AND ${FENCE_SETTLED("v")}
 FROM ${versions} AS v WHERE table_name = $1::text`,
+    fenceHolds: `SELECT ${FENCE_HOLDS("v", t)} FROM ${versions} AS v WHERE table_name = $1::text`,
     writeVersion: `WITH sequence AS (SELECT pg_get_serial_sequence('${t}', 'id')::regclass AS seq)
 INSERT INTO ${versions} (table_name, version, id_namespace, id_sequence, id_filenode, id_settings, id_mark)
 SELECT $1::text, $2::integer, $3::text, seq, ${FENCE_NOW("sequence.seq")} FROM sequence
