@@ -124,7 +124,7 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prep
       const max = (pool as { options?: { max?: unknown } }).options?.max;
       if (typeof max === "number" && max <= 1) {
         throw new ValidationError(
-          `listen() keeps one connection of the pool for as long as it listens, and this ${name} has max ${max}: every other statement would wait forever. Give the pool max >= 2, or listen through a PostgresStore on a pool or Client of its own`,
+          `listen() keeps one connection of the pool for as long as it listens, and this pool has max ${max}: every other statement would wait forever. Give the pool max >= 2, or listen through a PostgresStore on a pool or Client of its own`,
         );
       }
       return listenOnPool(pool, channel, onNotify, onError);
