@@ -10,7 +10,7 @@ import { neon } from "@neondatabase/serverless";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildStatements } from "../../adapters/postgres/sql.ts";
-import { PostgresStore, SCHEMA_VERSION } from "../../adapters/postgres.ts";
+import { PostgresStore } from "../../adapters/postgres.ts";
 import { type PreparedMessage, prepareMessage, StoreError, ValidationError } from "../../mod.ts";
 import { waitFor } from "../support/senders.ts";
 import { freshTable, PG_URL, serverDatabase } from "./helpers.ts";
