@@ -3,11 +3,20 @@
  * transaction PostgreSQL rolled back at COMMIT, autocommit writes racing a transaction on one
  * Client, the id fence, prepared statements, migrate()'s errors and index names.
  */
+import { execFileSync } from "node:child_process";
 import pg from "pg";
 import { describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { prepareMessage, StoreError, ValidationError } from "../../mod.ts";
-import { driversToRun, freshTable, migratedStore, openClient, PG_URL, serverDatabase } from "./helpers.ts";
+import {
+  createDatabase,
+  driversToRun,
+  freshTable,
+  migratedStore,
+  openClient,
+  PG_URL,
+  serverDatabase,
+} from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -223,3 +232,49 @@ describe.runIf(PG_URL !== undefined)("listen() on node-postgres", () => {
 // distinct keys with the same 64-bit hash: no such pair is known, and finding one by brute force
 // (about 2^32 hashes for an even chance) is out of reach of a test, so that comparison has no
 // test of its own. Stubbing the hash would test a different statement, not this one.
+
+/** Whether `pg_dump` and `psql` are on the PATH (the restore test needs the real tools). */
+function hasDumpTools(): boolean {
+  try {
+    execFileSync("pg_dump", ["--version"], { stdio: "ignore" });
+    execFileSync("psql", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.runIf(PG_URL !== undefined && hasDumpTools())("a logical restore", () => {
+  it("pg_dump | psql into another database: the relay goes on without migrate(), under a new namespace", async () => {
+    const source = await createDatabase("dump");
+    const target = await createDatabase("restore");
+    const from = new pg.Pool({ connectionString: source.url, max: 2 });
+    const to = new pg.Pool({ connectionString: target.url, max: 2 });
+    try {
+      const store = await migratedStore(from);
+      await store.addMessage(from, message("before"));
+      const sent = await store.fetchAndLock(claimOptions);
+      await store.markAsSent(
+        sent.token,
+        sent.messages.map((m) => m.id),
+      );
+      await store.addMessage(from, message("pending at the dump"));
+      execFileSync(
+        "sh",
+        ["-c", 'pg_dump --no-owner "$0" | psql -q -v ON_ERROR_STOP=1 "$1"', source.url, target.url],
+        {
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      const restored = new PostgresStore(to, { table: store.table });
+      const claimed = await restored.fetchAndLock(claimOptions);
+      expect(claimed.messages.map((m) => m.key)).toEqual(["pending at the dump"]);
+      const namespaceOf = (id: string | undefined) => id?.split("_")[1];
+      expect(namespaceOf(claimed.messages[0]?.id)).not.toBe(namespaceOf(sent.messages[0]?.id));
+      expect(await restored.markAsSent(claimed.token, [claimed.messages[0]?.id as string])).toBe(1);
+    } finally {
+      await Promise.all([from.end(), to.end()]);
+      await Promise.all([source.drop(), target.drop()]);
+    }
+  });
+});
