@@ -73,8 +73,11 @@ export type PostgresTx = PgQueryable | PostgresJsQueryable | PgliteQueryable;
  * - 2: the per-key index on a hash of the key (a long key no longer fails the INSERT); the id
  *   fence in the version table (the id sequence and its storage, to renew the namespace when
  *   ids start again).
+ * - 3: index names of their own, `edge_outbox_<table>_<purpose>` (`<table>_<purpose>` could be
+ *   another outbox's table name); the fence also keeps the sequence's settings and a high-water
+ *   mark (a harmless ALTER no longer renews the namespace).
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * A {@link TransactionalStore} on PostgreSQL. Call {@link PostgresStore.migrate} once (at
@@ -139,29 +142,41 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * started again (`TRUNCATE ... RESTART IDENTITY`; claims notice that one by themselves).
    */
   async migrate(): Promise<void> {
-    const namespace = await this.#transaction("migrating the schema", async (q) => {
+    try {
+      this.#namespace = Promise.resolve(checkIdNamespace(await this.#migrate()));
+    } catch (error) {
+      // Every failure is an OutboxError: a lock timeout is a retryable STORE_BUSY like anywhere else.
+      throw toStoreError(error, "migrating the schema");
+    }
+  }
+
+  /** migrate()'s transaction; returns the id namespace. Errors are the driver's own. */
+  #migrate(): Promise<string> {
+    return this.#transaction("migrating the schema", async (q) => {
       await q.query(this.#sql.lock, [`edge-outbox:${this.schema}`]);
       if ((await q.query(this.#sql.schemaExists, [this.schema])).length === 0)
         await q.query(this.#sql.createSchema, []);
       for (const statement of this.#sql.prepare) await q.query(statement, []);
       if ((await q.query(this.#sql.fenceColumnsMissing, [])).length > 0)
-        await q.query(this.#sql.addFenceColumns, []);
+        for (const statement of this.#sql.addFenceColumns) await q.query(statement, []);
       const [row] = await q.query(this.#sql.readVersion, [this.table]);
       const version = this.#checkVersion(row);
       const exists = (await q.query(this.#sql.tableExists, []))[0]?.[0] === true;
       // A version row that outlived its table (dropped by hand): the table is made anew.
-      for (const step of this.#sql.migrations.slice(exists ? version : 0))
-        for (const statement of step) await q.query(statement, []);
+      const steps = exists && version > 0 ? this.#sql.upgrades.slice(version - 1).flat() : this.#sql.create;
+      for (const statement of steps) await q.query(statement, []);
       // The namespace stays while the same ids go on; a version 1 row has no fence yet (null).
-      const fence = row?.[2];
+      // Read again against the table's ids, as claims read it (the layout has the table now).
+      const fence =
+        exists && row !== undefined ? (await q.query(this.#sql.fenceHolds, [this.table]))[0]?.[0] : row?.[2];
       const kept = exists && fence !== false && typeof row?.[1] === "string" ? row[1] : undefined;
       const namespace = kept ?? newIdNamespace();
-      if (version !== SCHEMA_VERSION || kept === undefined || fence !== true) {
+      // The fence is recorded anew when it is missing, unsettled, or older than its high-water mark.
+      if (version !== SCHEMA_VERSION || kept === undefined || fence !== true || row?.[3] !== true) {
         await q.query(this.#sql.writeVersion, [this.table, SCHEMA_VERSION, namespace]);
       }
       return namespace;
     });
-    this.#namespace = Promise.resolve(checkIdNamespace(namespace));
   }
 
   /**
@@ -169,10 +184,12 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * ids it hands out are of that namespace). When the fence is broken (the ids started again),
    * renews the namespace and returns undefined: the caller runs its statement again, once.
    */
-  async #fenced(value: unknown, renewed: boolean): Promise<string | undefined> {
+  async #fenced(value: unknown, settled: unknown, renewed: boolean): Promise<string | undefined> {
     if (typeof value === "string") {
       const namespace = checkIdNamespace(value);
       this.#namespace = Promise.resolve(namespace);
+      // A harmless ALTER gave the sequence new storage: the fence is recorded anew.
+      if (settled === false) await this.#read("recording the id fence", this.#sql.refence, [this.table]);
       return namespace;
     }
     if (renewed) {
@@ -262,7 +279,8 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * ```
    */
   async addMessage(tx: Tx, message: PreparedMessage): Promise<void> {
-    const target = txQueryable(tx, this.#prepare);
+    // A single pg.Client the store also runs on: queued behind the store's own work on it.
+    const target = this.#driver.own?.(tx) ?? txQueryable(tx, this.#prepare);
     if (!(message?.value instanceof Uint8Array)) {
       throw new ValidationError(
         "message.value must be a Uint8Array (use Outbox.addMessage, which encodes it)",
@@ -364,12 +382,12 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
       dead: Number(first?.[2] ?? 0),
     };
     if (!shape.claim) return { recorded, claim: { token, messages: [] } };
-    const current = await this.#fenced(first?.[3], renewed);
+    const current = await this.#fenced(first?.[3], first?.[4], renewed);
     if (current === undefined) {
       // The marks are recorded; the claim, which took nothing, runs again under the new namespace.
       return { recorded, claim: (await this.#pass(doing, { token: "" }, options, true)).claim };
     }
-    const messages: Message[] = claimedRows(rows, 4).map((row) => createMessage(toRecord(current, row, 4)));
+    const messages: Message[] = claimedRows(rows, 5).map((row) => createMessage(toRecord(current, row, 5)));
     return { recorded, claim: { token, messages } };
   }
 
@@ -397,10 +415,13 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * database's now (default 0: at once). Only rows still holding `token` change.
    */
   async release(token: string, ids: readonly string[], delay = 0): Promise<number> {
-    const rows = rowIds(await this.#ids(), ids);
+    const namespace = await this.#ids();
+    const rows = rowIds(namespace, ids);
     if (rows === undefined) return 0;
     const wait = releaseDelay(delay);
-    return countOf(await this.#read("releasing messages", this.#sql.release, [String(token), rows, wait]));
+    return countOf(
+      await this.#read("releasing messages", this.#sql.release, [String(token), rows, namespace, wait]),
+    );
   }
 
   /** Pending, in-flight and dead counts and the oldest unfinished timestamp, in one query. */
@@ -416,9 +437,9 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     for (let renewed = false; ; renewed = true) {
       const rows = await this.#read("listing dead messages", this.#sql.listDead, [limit]);
       if (rows.length === 0) return [];
-      const current = await this.#fenced(rows[0]?.[0], renewed);
+      const current = await this.#fenced(rows[0]?.[0], rows[0]?.[1], renewed);
       if (current !== undefined)
-        return rows.map((row) => createMessage(toRecord(current, row, 1), SendStatus.Dead));
+        return rows.map((row) => createMessage(toRecord(current, row, 2), SendStatus.Dead));
     }
   }
 
@@ -426,9 +447,11 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   async requeueDead(ids?: readonly string[]): Promise<number> {
     if (ids === undefined)
       return countOf(await this.#read("requeueing dead messages", this.#sql.requeueAll, []));
-    const rows = rowIds(await this.#ids(), ids);
+    // Ids of a namespace the fence no longer holds (the ids started again) match nothing.
+    const namespace = await this.#ids();
+    const rows = rowIds(namespace, ids);
     if (rows === undefined) return 0;
-    return countOf(await this.#read("requeueing dead messages", this.#sql.requeueIds, [rows]));
+    return countOf(await this.#read("requeueing dead messages", this.#sql.requeueIds, [rows, namespace]));
   }
 
   /**
@@ -455,10 +478,13 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * process), within milliseconds, until the returned function is called: pass
    * `() => outbox.wake()` and keep `outbox.start()`'s period as the safety net. node-postgres
    * and Neon pools keep one connection for it and open a new one when it drops (after a pause
-   * that grows to 5 s), waking once after each reconnect for what was missed; postgres.js
-   * reconnects by itself; a single `pg` `Client` listens on itself and cannot reconnect; PGlite
-   * hears its own process only. Connection failures go to `onError` (as `StoreError`s) and never
-   * stop the loop, which keeps relaying on its period meanwhile.
+   * that grows to 5 s), waking once after each reconnect for what was missed, and report each
+   * drop to `onError`; such a pool needs `max` >= 2 (a `ValidationError` otherwise: the listener
+   * would hold its only connection). A single `pg` `Client` listens on itself and cannot
+   * reconnect: its `error`/`end` go to `onError` once while it listens. postgres.js reconnects
+   * by itself and wakes after each reconnect, but reports no drop (`onError` is never called for
+   * it). PGlite hears its own process only. Failures never stop the loop, which keeps relaying
+   * on its period meanwhile.
    *
    * @example
    * ```ts

@@ -6,7 +6,7 @@
  * @module
  */
 import { ValidationError } from "../../mod.ts";
-import { shortHash } from "./options.ts";
+import { runPrepared } from "./prepared.ts";
 import type { Row } from "./rows.ts";
 
 /** Something that runs one statement: rows come back as arrays, by position. */
@@ -24,6 +24,13 @@ export interface Driver extends Queryable {
    * `BEGIN`/`COMMIT` failures are thrown as `StoreError`s, `fn`'s own errors as they are.
    */
   transaction<R>(fn: (tx: unknown) => Promise<R>): Promise<R>;
+  /**
+   * The store's own way to run statements on `target` when `target` is the connection this
+   * driver queues its work on (a single `pg.Client`), so that an autocommit `addMessage(client)`
+   * waits for a transaction of the store on that connection instead of landing inside it;
+   * undefined for anything else.
+   */
+  own?(target: unknown): Queryable | undefined;
   /**
    * Listens on `channel` until the returned function is called, calling `onNotify` for every
    * notification; when the listening connection drops, it reports the error to `onError` and
@@ -89,6 +96,8 @@ export interface PgliteQueryable {
 export interface PgQueryable {
   query(config: { text: string; values?: unknown[]; rowMode?: "array"; name?: string }): Promise<{
     rows: unknown[];
+    /** The command tag's verb (`COMMIT`, or `ROLLBACK` when a failed transaction ended). */
+    command?: string;
   }>;
 }
 
@@ -101,17 +110,6 @@ export function runOn(target: unknown, text: string, args: readonly unknown[]): 
   return (target as PgQueryable)
     .query({ text, values: [...args], rowMode: "array" })
     .then((r) => r.rows as Row[]);
-}
-
-/**
- * Runs one of the store's statements on a node-postgres (or Neon) `target` as a named prepared
- * statement: each connection parses and plans it once, then only binds and executes it (the
- * claim's plan costs as much as running it). The name is derived from the text, so one text has
- * one name on every connection and two texts never share one.
- */
-export function runPrepared(target: PgQueryable, text: string, args: readonly unknown[]): Promise<Row[]> {
-  const name = `edge_outbox_${shortHash(text)}_${text.length.toString(36)}`;
-  return target.query({ name, text, values: [...args], rowMode: "array" }).then((r) => r.rows as Row[]);
 }
 
 /**

@@ -38,10 +38,16 @@ export interface PostgresStoreOptions {
   /**
    * node-postgres and Neon: run the store's statements (claims, marks, stats, and the INSERT
    * `addMessage` runs in your transaction) as named prepared statements, planned once per
-   * connection. Default true. Set
+   * connection. Default true. At most 64 distinct statements per process are prepared (the
+   * others run unnamed), so each connection holds a bounded number whatever the tables and
+   * schemas. When the server drops them (`DISCARD ALL`, `DEALLOCATE ALL`), the store notices:
+   * its own statements run again; an `addMessage` in your transaction fails once with a
+   * retryable `StoreError` (the transaction is aborted) and the next transaction works. Set
    * false behind a pooler in transaction mode that cannot carry prepared statements across
-   * connections (PgBouncer before 1.21, or without `max_prepared_statements`), as postgres.js's
-   * own `prepare: false`. postgres.js and PGlite keep their own behaviour.
+   * connections (PgBouncer before 1.21, or without `max_prepared_statements`) or that resets
+   * sessions with `DISCARD ALL` between clients, and with many tables or schemas per process
+   * (a table per tenant), as postgres.js's own `prepare: false`. postgres.js and PGlite keep
+   * their own behaviour.
    */
   prepare?: boolean;
 }

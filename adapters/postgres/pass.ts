@@ -45,6 +45,7 @@ export function passArguments(
       keyed: claim?.ordering === "key",
     },
     values: {
+      namespace,
       token: String(outcome.token),
       sent: sentIds,
       retry,

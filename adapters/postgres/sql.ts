@@ -31,12 +31,48 @@ const RECORD = (m: string) =>
 const KEY_HASH = (key: string) => `hashtextextended(${key}, 0)`;
 
 /**
- * Whether version row `v`'s id fence holds: its table's id sequence still has the storage it
- * had when the namespace was chosen. `TRUNCATE ... RESTART IDENTITY` and `ALTER SEQUENCE ...
- * RESTART` give the sequence new storage (so ids start again), and a dropped table takes its
- * sequence with it (no storage: NULL). NULL when no fence is recorded (a version 1 row).
+ * The settings of the sequence `seq` (an oid) and its persistence, as one text: what an
+ * `ALTER` that gives the sequence new storage without resetting it changes (`SET CACHE`,
+ * `INCREMENT BY`, `MAXVALUE`, `SET LOGGED`...). NULL when the sequence is gone.
  */
-const FENCE_HOLDS = (v: string) => `(${v}.id_filenode = pg_relation_filenode(${v}.id_sequence))`;
+const SEQUENCE_SETTINGS = (seq: string) =>
+  `(SELECT concat_ws('/', s.seqtypid, s.seqstart, s.seqincrement, s.seqmax, s.seqmin, s.seqcache, s.seqcycle, c.relpersistence)
+    FROM pg_sequence AS s JOIN pg_class AS c ON c.oid = s.seqrelid WHERE s.seqrelid = ${seq})`;
+
+/** The last id the sequence handed out, 0 when it has handed none out since it (re)started. */
+const SEQUENCE_VALUE = (seq: string) => `coalesce(pg_sequence_last_value(${seq}::regclass), 0)`;
+
+/**
+ * Whether version row `v`'s id fence is settled: the table's id sequence has the storage it
+ * had when the fence was recorded, so nothing restarted it since (the fast path).
+ */
+const FENCE_SETTLED = (v: string) => `(${v}.id_filenode = pg_relation_filenode(${v}.id_sequence))`;
+
+/**
+ * Whether version row `v`'s id fence holds: the ids its table's sequence hands out were never
+ * handed out under the recorded namespace. A sequence gets new storage both when its ids start
+ * again (`TRUNCATE ... RESTART IDENTITY`, `ALTER ... RESTART`) and when a harmless `ALTER`
+ * changes a setting; the settings tell them apart: new storage under the recorded settings is a
+ * restart (broken), new storage under new settings holds while the sequence has not gone back
+ * below the high-water mark recorded with them (a restart in the same `ALTER` as a settings
+ * change). A sequence whose settings changed and that has handed out nothing since (restarted,
+ * or never used) counts as restarted: renewing a namespace no id was handed out under costs
+ * nothing. The high-water mark is the larger of the recorded one and, given `table`, the
+ * largest id in it. A dropped table takes its sequence with it (broken). NULL when no fence is
+ * recorded (a version 1 row). A CASE, so that nothing reads a sequence that is gone.
+ */
+const FENCE_HOLDS = (v: string, table?: string) => `(CASE
+  WHEN ${v}.id_filenode IS NULL THEN NULL
+  WHEN pg_relation_filenode(${v}.id_sequence) IS NULL THEN false
+  WHEN ${FENCE_SETTLED(v)} THEN true
+  WHEN ${SEQUENCE_SETTINGS(`${v}.id_sequence`)} IS NOT DISTINCT FROM ${v}.id_settings THEN false
+  ELSE coalesce(pg_sequence_last_value(${v}.id_sequence) >= ${
+    table === undefined ? `${v}.id_mark` : `greatest(${v}.id_mark, (SELECT max(id) FROM ${table}))`
+  }, false) END)`;
+
+/** The fence columns of the sequence `seq` as it is now: storage, settings, high-water mark. */
+const FENCE_NOW = (seq: string) =>
+  `pg_relation_filenode(${seq}), ${SEQUENCE_SETTINGS(seq)}, ${SEQUENCE_VALUE(seq)}`;
 
 /** Which marks one pass statement records, and how it claims. */
 export interface PassShape {
@@ -50,12 +86,23 @@ export interface PassShape {
 }
 
 /**
- * Named arguments of a pass statement: `token` the outcome's claim token; `sent` the sent ids
+ * Named arguments of a pass statement: `namespace` the one the marked ids are of; `token` the
+ * outcome's claim token; `sent` the sent ids
  * (comma-separated); `retry` JSON `[{id, delay, e}]`; `dead` JSON `[{id, e}]`; `marked` every
  * id marked, `done` the sent and dead ones (comma-separated); `claim` the new token; `lease`
  * ms; `limit` the batch size.
  */
-export type PassArg = "token" | "sent" | "retry" | "dead" | "marked" | "done" | "claim" | "lease" | "limit";
+export type PassArg =
+  | "namespace"
+  | "token"
+  | "sent"
+  | "retry"
+  | "dead"
+  | "marked"
+  | "done"
+  | "claim"
+  | "lease"
+  | "limit";
 
 /** A statement whose arguments are named, in `$n` order. */
 export interface PassSql {
@@ -74,12 +121,14 @@ export interface Statements {
   prepare: readonly string[];
   /** One row when the version table lacks version 2's id fence columns (made by version 1). */
   fenceColumnsMissing: string;
-  /** Adds them. */
-  addFenceColumns: string;
+  /** Adds them (and makes version 2's sequence oid a regclass). */
+  addFenceColumns: readonly string[];
   /** One row, true when the outbox table exists. */
   tableExists: string;
-  /** Schema migrations: index i brings the schema from version i to version i + 1. */
-  migrations: readonly (readonly string[])[];
+  /** Creates the table and its indexes as this version has them (all `IF NOT EXISTS`). */
+  create: readonly string[];
+  /** Schema upgrades: index i brings a table from version i + 1 to version i + 2. */
+  upgrades: readonly (readonly string[])[];
   /** $1 the advisory lock's key text: taken for the rest of migrate()'s transaction. */
   lock: string;
   /**
@@ -88,6 +137,8 @@ export interface Statements {
    * reset or replaced (the namespace must be renewed); null when none is recorded yet.
    */
   readVersion: string;
+  /** $1 table: readVersion's fence, also held against the largest id in the (existing) table. */
+  fenceHolds: string;
   /**
    * $1 table, $2 version, $3 namespace: the version row, with the id fence of the table's
    * sequence as it is now.
@@ -100,6 +151,12 @@ export interface Statements {
    */
   renewIds: string;
   /**
+   * $1 table: records the fence anew (storage, settings, high-water mark) when it holds but is
+   * not settled (a harmless ALTER gave the sequence new storage), so that the fast path serves
+   * again and a later restart is told apart exactly.
+   */
+  refence: string;
+  /**
    * $1 key, $2 value, $3 headers (JSON text), $4 timestamp (ISO text). JSON goes in as `text`
    * and is cast: typed `jsonb`, postgres.js would encode the string as a JSON string.
    */
@@ -108,14 +165,14 @@ export interface Statements {
   insertNotify: string;
   /** The statement of a pass of this shape (marks, then the claim that sees them). */
   pass(shape: PassShape, keep: boolean): PassSql;
-  /** $1 token, $2 ids: leases given back untouched. Returns one count. */
+  /** $1 token, $2 ids of namespace $3 (no row when the fence holds another): leases given back untouched. Returns one count. */
   release: string;
   /** One row: unfinished, in flight, dead, oldest (ms). */
   stats: string;
   /** $1 limit. Each row led by the namespace when the id fence holds (NULL: renew, re-read). */
   listDead: string;
   requeueAll: string;
-  /** $1 ids. */
+  /** $1 ids of namespace $2 (no row when the fence holds another). */
   requeueIds: string;
   /** $1 cutoff (ISO text): kept sent rows sent before it. */
   purgeBefore: string;
@@ -128,23 +185,102 @@ export function quote(name: string): string {
   return `"${name}"`;
 }
 
+/** What each of the table's indexes serves. */
+type IndexPurpose = "ready" | "key" | "dead" | "sent";
+const PURPOSES: readonly IndexPurpose[] = ["ready", "key", "dead", "sent"];
+
+/** Names longer than this are cut by PostgreSQL (NAMEDATALEN - 1 bytes; identifiers are ASCII). */
+const MAX_NAME = 63;
+
+/**
+ * The name of `table`'s `purpose` index: `edge_outbox_<table>_<purpose>`, which no other
+ * outbox's table or index name meets; past 63 bytes (which PostgreSQL would cut, and the four
+ * would collide) the table part is shortened and a hash of the whole table name keeps it apart.
+ */
+export function indexName(table: string, purpose: IndexPurpose): string {
+  const name = `edge_outbox_${table}_${purpose}`;
+  if (name.length <= MAX_NAME) return name;
+  const room = MAX_NAME - "edge_outbox_".length - purpose.length - 10;
+  return `edge_outbox_${table.slice(0, room)}_${shortHash(table)}_${purpose}`;
+}
+
+/** The name versions 1 and 2 gave `table`'s `purpose` index: `<table>_<purpose>`, hashed if long. */
+function legacyIndexName(table: string, purpose: IndexPurpose): string {
+  const name = `${table}_${purpose}`;
+  return name.length <= MAX_NAME
+    ? name
+    : `${table.slice(0, 63 - purpose.length - 10)}_${shortHash(table)}_${purpose}`;
+}
+
+/**
+ * A statement running `action` (a format() template given the schema, the legacy name and the
+ * new one) for each legacy-named index that is an index OF `schema`.`table`: a relation of that
+ * name that is another table's index, or a table, is left alone.
+ */
+function forLegacyIndexes(
+  schema: string,
+  table: string,
+  purposes: readonly IndexPurpose[],
+  action: string,
+): string {
+  const pairs = purposes.map((p) => `('${legacyIndexName(table, p)}', '${indexName(table, p)}')`).join(", ");
+  return `DO $$
+DECLARE legacy record;
+BEGIN
+  FOR legacy IN SELECT n.old, n.new FROM (VALUES ${pairs}) AS n(old, new)
+    JOIN pg_class AS c ON c.relname = n.old AND c.relnamespace = '${quote(schema)}'::regnamespace
+    JOIN pg_index AS i ON i.indexrelid = c.oid AND i.indrelid = '${quote(schema)}.${quote(table)}'::regclass
+  LOOP
+    IF to_regclass(format('%I.%I', '${schema}', legacy.new)) IS NULL THEN
+      EXECUTE format(${action}, '${schema}', legacy.old, legacy.new);
+    END IF;
+  END LOOP;
+END $$`;
+}
+
+/** Renames the table's indexes still under their version 1-2 names to this version's names. */
+function renameLegacyIndexes(schema: string, table: string): string {
+  return forLegacyIndexes(schema, table, PURPOSES, `'ALTER INDEX %I.%I RENAME TO %I'`);
+}
+
+/** Drops the table's `purpose` index under its version 1-2 name (if it is the table's). */
+function dropLegacyIndex(schema: string, table: string, purpose: IndexPurpose): string {
+  return forLegacyIndexes(schema, table, [purpose], `'DROP INDEX %I.%I /* %s */'`);
+}
+
+/** The table's indexes, as this version has them. */
+function createIndexes(t: string, index: (purpose: IndexPurpose) => string): string[] {
+  return [
+    // Unfinished rows in claim order: the claim reads the first ready entries.
+    `CREATE INDEX IF NOT EXISTS ${index("ready")} ON ${t} (created_at, id) WHERE status = 0`,
+    // Per-key predecessor lookups for ordering "key", on a hash of the key (see version 2): the
+    // claim compares the hashes, then the keys. hashtextextended rather than md5, which FIPS
+    // builds refuse.
+    `CREATE INDEX IF NOT EXISTS ${index("key")} ON ${t} (${KEY_HASH("key")}, id) WHERE status = 0`,
+    `CREATE INDEX IF NOT EXISTS ${index("dead")} ON ${t} (id) WHERE status = 3`,
+    `CREATE INDEX IF NOT EXISTS ${index("sent")} ON ${t} (sent_at) WHERE status = 1`,
+  ];
+}
+
 /** Builds every statement for `schema`.`table` (both already checked). */
 export function buildStatements(schema: string, table: string): Statements {
   const s = quote(schema);
   const t = `${s}.${quote(table)}`;
   const versions = `${s}.${quote(SCHEMA_TABLE)}`;
-  // Index names live in the schema; prefixed with the table so two outboxes never clash. A
-  // name past 63 bytes would be cut (and the four collide): a long table's prefix is hashed.
-  const index = (suffix: string) => {
-    const name = `${table}_${suffix}`;
-    return quote(
-      name.length <= 63 ? name : `${table.slice(0, 63 - suffix.length - 10)}_${shortHash(table)}_${suffix}`,
-    );
-  };
+  const index = (purpose: IndexPurpose) => quote(indexName(table, purpose));
   const cache = new Map<string, PassSql>();
+  // A claim handing out an id above the fence's high-water mark raises the mark to the
+  // sequence's value (every id made so far, so the claims after it write nothing until newer
+  // ids come), unless another claim holds the version row right now (its raise does it): a claim
+  // never waits on another.
+  const raiseMark = `raised AS (UPDATE ${versions} AS v
+  SET id_mark = greatest((SELECT max(id::bigint) FROM claimed), ${SEQUENCE_VALUE("v.id_sequence")})
+  WHERE v.table_name IN (SELECT l.table_name FROM ${versions} AS l
+    WHERE l.table_name = '${table}' AND l.id_mark < (SELECT max(id::bigint) FROM claimed)
+    FOR NO KEY UPDATE SKIP LOCKED))`;
   // The namespace, only while the id fence holds (see readVersion): read once per statement.
-  const fencedIds = `ids AS MATERIALIZED (SELECT v.id_namespace FROM ${versions} AS v
-  WHERE v.table_name = '${table}' AND ${FENCE_HOLDS("v")})`;
+  const fencedIds = `ids AS MATERIALIZED (SELECT v.id_namespace, ${FENCE_SETTLED("v")} AS settled
+  FROM ${versions} AS v WHERE v.table_name = '${table}' AND ${FENCE_HOLDS("v", t)})`;
   return {
     qualified: t,
     // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists:
@@ -157,17 +293,24 @@ export function buildStatements(schema: string, table: string): Statements {
   version integer NOT NULL,
   id_namespace text NOT NULL,
   migrated_at timestamptz NOT NULL DEFAULT now(),
-  id_sequence oid,
-  id_filenode oid
+  id_sequence regclass,
+  id_filenode oid,
+  id_settings text,
+  id_mark bigint
 )`,
     ],
     // Probed before altering: ALTER needs to own the table even when the columns are there.
-    fenceColumnsMissing: `SELECT 1 FROM pg_attribute WHERE attrelid = '${versions}'::regclass AND attname = 'id_filenode' AND NOT attisdropped HAVING count(*) = 0`,
-    addFenceColumns: `ALTER TABLE ${versions} ADD COLUMN IF NOT EXISTS id_sequence oid, ADD COLUMN IF NOT EXISTS id_filenode oid`,
+    fenceColumnsMissing: `SELECT 1 FROM pg_attribute WHERE attrelid = '${versions}'::regclass AND NOT attisdropped
+  AND (attname = 'id_mark' OR (attname = 'id_sequence' AND atttypid = 'regclass'::regtype)) HAVING count(*) < 2`,
+    addFenceColumns: [
+      `ALTER TABLE ${versions} ADD COLUMN IF NOT EXISTS id_sequence regclass, ADD COLUMN IF NOT EXISTS id_filenode oid,
+  ADD COLUMN IF NOT EXISTS id_settings text, ADD COLUMN IF NOT EXISTS id_mark bigint`,
+      // Version 2 kept the sequence as an oid, which a dump restores as a number of no meaning.
+      `ALTER TABLE ${versions} ALTER COLUMN id_sequence TYPE regclass USING id_sequence::oid::regclass`,
+    ],
     tableExists: `SELECT to_regclass('${t}') IS NOT NULL`,
-    migrations: [
-      [
-        `CREATE TABLE IF NOT EXISTS ${t} (
+    create: [
+      `CREATE TABLE IF NOT EXISTS ${t} (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   key text NOT NULL,
   value bytea NOT NULL,
@@ -181,33 +324,39 @@ export function buildStatements(schema: string, table: string): Statements {
   last_error text,
   sent_at timestamptz
 )`,
-        // Unfinished rows in claim order: the claim reads the first ready entries.
-        `CREATE INDEX IF NOT EXISTS ${index("ready")} ON ${t} (created_at, id) WHERE status = 0`,
-        // Version 1's per-key index, replaced by version 2 (kept here as version 1 was).
-        `CREATE INDEX IF NOT EXISTS ${index("key")} ON ${t} (key, id) WHERE status = 0`,
-        `CREATE INDEX IF NOT EXISTS ${index("dead")} ON ${t} (id) WHERE status = 3`,
-        `CREATE INDEX IF NOT EXISTS ${index("sent")} ON ${t} (sent_at) WHERE status = 1`,
+      // A table made before the version row (or whose row was lost) keeps its indexes.
+      renameLegacyIndexes(schema, table),
+      ...createIndexes(t, index),
+    ],
+    upgrades: [
+      [
+        // Version 1's per-key index, on the key itself: a btree entry holds at most ~2,700
+        // bytes, and a key may be 1,024 characters of 3 UTF-8 bytes each (the INSERT, inside
+        // the caller's transaction, would fail). Version 3 makes it again on the hash.
+        dropLegacyIndex(schema, table, "key"),
       ],
       [
-        // Per-key predecessor lookups for ordering "key", on a hash of the key: a btree entry
-        // holds at most ~2,700 bytes, and a key may be 1,024 characters of 3 UTF-8 bytes each
-        // (the INSERT, inside the caller's transaction, would fail). The claim compares the
-        // hashes, then the keys. hashtextextended rather than md5, which FIPS builds refuse.
-        `DROP INDEX IF EXISTS ${s}.${index("key")}`,
-        `CREATE INDEX ${index("key")} ON ${t} (${KEY_HASH("key")}, id) WHERE status = 0`,
+        // Version 3: index names of their own (`edge_outbox_<table>_<purpose>`), which no other
+        // table's name meets (`outbox` had `outbox_key`, the name of a possible second outbox).
+        renameLegacyIndexes(schema, table),
+        ...createIndexes(t, index),
       ],
     ],
     lock: "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
-    readVersion: `SELECT version, id_namespace,
-  CASE WHEN v.id_filenode IS NULL THEN NULL ELSE coalesce(${FENCE_HOLDS("v")}, false) END
+    readVersion: `SELECT version, id_namespace, ${FENCE_HOLDS("v")}, v.id_mark IS NOT NULL AND ${FENCE_SETTLED("v")}
 FROM ${versions} AS v WHERE table_name = $1::text`,
-    writeVersion: `WITH sequence AS (SELECT pg_get_serial_sequence('${t}', 'id')::regclass::oid AS oid)
-INSERT INTO ${versions} (table_name, version, id_namespace, id_sequence, id_filenode)
-SELECT $1::text, $2::integer, $3::text, oid, pg_relation_filenode(oid) FROM sequence
+    fenceHolds: `SELECT ${FENCE_HOLDS("v", t)} FROM ${versions} AS v WHERE table_name = $1::text`,
+    writeVersion: `WITH sequence AS (SELECT pg_get_serial_sequence('${t}', 'id')::regclass AS seq)
+INSERT INTO ${versions} (table_name, version, id_namespace, id_sequence, id_filenode, id_settings, id_mark)
+SELECT $1::text, $2::integer, $3::text, seq, ${FENCE_NOW("sequence.seq")} FROM sequence
 ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, id_namespace = excluded.id_namespace,
-  id_sequence = excluded.id_sequence, id_filenode = excluded.id_filenode, migrated_at = now()`,
-    renewIds: `UPDATE ${versions} AS v SET id_namespace = $2::text, id_filenode = pg_relation_filenode(v.id_sequence), migrated_at = now()
-WHERE v.table_name = $1::text AND NOT ${FENCE_HOLDS("v")} AND pg_relation_filenode(v.id_sequence) IS NOT NULL`,
+  id_sequence = excluded.id_sequence, id_filenode = excluded.id_filenode, id_settings = excluded.id_settings,
+  id_mark = excluded.id_mark, migrated_at = now()`,
+    renewIds: `UPDATE ${versions} AS v SET id_namespace = $2::text, (id_filenode, id_settings, id_mark) = (SELECT ${FENCE_NOW("v.id_sequence")}),
+  migrated_at = now()
+WHERE v.table_name = $1::text AND NOT ${FENCE_HOLDS("v", t)} AND pg_relation_filenode(v.id_sequence) IS NOT NULL`,
+    refence: `UPDATE ${versions} AS v SET (id_filenode, id_settings, id_mark) = (SELECT ${FENCE_NOW("v.id_sequence")})
+WHERE v.table_name = $1::text AND ${FENCE_HOLDS("v", t)} AND NOT ${FENCE_SETTLED("v")}`,
     insert: `INSERT INTO ${t} (key, value, headers, created_at) VALUES ($1::text, $2::bytea, $3::text::jsonb, $4::timestamptz)`,
     insertNotify: `WITH added AS (
   INSERT INTO ${t} (key, value, headers, created_at) VALUES ($1::text, $2::bytea, $3::text::jsonb, $4::timestamptz) RETURNING 1
@@ -217,15 +366,16 @@ SELECT pg_notify($5::text, '') FROM added`,
       const id = `${+shape.sent}${+shape.retry}${+shape.dead}${+shape.claim}${+shape.keyed}${+keep}`;
       let sql = cache.get(id);
       if (sql === undefined) {
-        sql = passStatement(t, fencedIds, shape, keep);
+        sql = passStatement(t, fencedIds, raiseMark, shape, keep);
         cache.set(id, sql);
       }
       return sql;
     },
-    release: `WITH released AS (
+    release: `WITH ${fencedIds}, released AS (
   UPDATE ${t} SET lease_until = NULL, claim_token = NULL,
-    available_at = greatest(available_at, now() + $3::integer * interval '1 millisecond')
+    available_at = greatest(available_at, now() + $4::integer * interval '1 millisecond')
   WHERE id = ANY(string_to_array($2::text, ',')::bigint[]) AND claim_token = $1::text AND status = 0
+    AND EXISTS (SELECT 1 FROM ids WHERE ids.id_namespace = $3::text)
   RETURNING 1
 )
 SELECT count(*)::integer FROM released`,
@@ -236,15 +386,16 @@ SELECT count(*)::integer FROM released`,
   (SELECT count(*) FROM ${t} WHERE status = 3)::float8,
   (SELECT (extract(epoch from min(created_at)) * 1000)::float8 FROM ${t} WHERE status = 0)`,
     listDead: `WITH ${fencedIds}
-SELECT (SELECT id_namespace FROM ids), ${RECORD("m")} FROM ${t} AS m WHERE m.status = 3 ORDER BY m.id LIMIT $1::bigint`,
+SELECT (SELECT id_namespace FROM ids), (SELECT settled FROM ids), ${RECORD("m")} FROM ${t} AS m WHERE m.status = 3 ORDER BY m.id LIMIT $1::bigint`,
     requeueAll: `WITH requeued AS (
   UPDATE ${t} SET status = 0, retries = 0, available_at = now(), lease_until = NULL, claim_token = NULL
   WHERE status = 3 RETURNING 1
 )
 SELECT count(*)::integer FROM requeued`,
-    requeueIds: `WITH requeued AS (
+    requeueIds: `WITH ${fencedIds}, requeued AS (
   UPDATE ${t} SET status = 0, retries = 0, available_at = now(), lease_until = NULL, claim_token = NULL
-  WHERE status = 3 AND id = ANY(string_to_array($1::text, ',')::bigint[]) RETURNING 1
+  WHERE status = 3 AND id = ANY(string_to_array($1::text, ',')::bigint[])
+    AND EXISTS (SELECT 1 FROM ids WHERE ids.id_namespace = $2::text) RETURNING 1
 )
 SELECT count(*)::integer FROM requeued`,
     purgeBefore: `WITH purged AS (DELETE FROM ${t} WHERE status = 1 AND sent_at < $1::timestamptz RETURNING 1)
@@ -269,7 +420,13 @@ SELECT count(*)::integer FROM purged`,
  * LOCKED` skips rows another relay is claiming right now instead of waiting for them, and a row
  * another relay claimed and committed meanwhile fails the recheck of the readiness test.
  */
-function passStatement(t: string, fencedIds: string, shape: PassShape, keep: boolean): PassSql {
+function passStatement(
+  t: string,
+  fencedIds: string,
+  raiseMark: string,
+  shape: PassShape,
+  keep: boolean,
+): PassSql {
   const args: PassArg[] = [];
   const $ = (name: PassArg, type: string) => {
     let n = args.indexOf(name);
@@ -277,8 +434,12 @@ function passStatement(t: string, fencedIds: string, shape: PassShape, keep: boo
     return `$${n + 1}::${type}`;
   };
   const ids = (name: PassArg) => `string_to_array(${$(name, "text")}, ',')::bigint[]`;
-  const ctes: string[] = [];
-  const mine = (m: string) => `${m}.claim_token = ${$("token", "text")} AND ${m}.status = 0`;
+  // The fence first: the marks act only on ids of the namespace it holds, the claim only while
+  // it holds (the store renews the namespace, then claims).
+  const ctes: string[] = [fencedIds];
+  const mine = (m: string) =>
+    `${m}.claim_token = ${$("token", "text")} AND ${m}.status = 0
+    AND EXISTS (SELECT 1 FROM ids WHERE ids.id_namespace = ${$("namespace", "text")})`;
   if (shape.sent) {
     ctes.push(
       keep
@@ -314,8 +475,6 @@ function passStatement(t: string, fencedIds: string, shape: PassShape, keep: boo
     ? `\n    AND NOT EXISTS (SELECT 1 FROM ${t} AS o WHERE o.status = 0 AND ${KEY_HASH("o.key")} = ${KEY_HASH("c.key")}
       AND o.key = c.key AND o.id < c.id${doneHere()})`
     : "";
-  // No claim while the id fence is broken: the store renews the namespace, then claims.
-  ctes.push(fencedIds);
   ctes.push(`picked AS MATERIALIZED (SELECT c.id FROM ${t} AS c
   WHERE c.status = 0 AND c.available_at <= now() AND (c.lease_until IS NULL OR c.lease_until <= now())
     AND EXISTS (SELECT 1 FROM ids)${notMarked}${keyed}
@@ -328,8 +487,9 @@ function passStatement(t: string, fencedIds: string, shape: PassShape, keep: boo
     last_error = CASE WHEN m.lease_until IS NULL THEN m.last_error ELSE 'lease expired before the outcome was recorded' END
   FROM picked WHERE m.id = picked.id
   RETURNING ${RECORD("m")})`);
+  ctes.push(raiseMark);
   const text = `WITH ${ctes.join(",\n")}
-SELECT ${counts}, (SELECT id_namespace FROM ids), c.*
+SELECT ${counts}, (SELECT id_namespace FROM ids), (SELECT settled FROM ids), c.*
 FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true`;
   return { text, args };
 }

@@ -8,10 +8,11 @@
  * @module
  */
 
-import { StoreError } from "../../../mod.ts";
-import { type Driver, type PgQueryable, runOn, runPrepared } from "../driver.ts";
+import { StoreError, ValidationError } from "../../../mod.ts";
+import { type Driver, type PgQueryable, runOn } from "../driver.ts";
 import { isConnectionLost, toStoreError } from "../errors.ts";
 import { listenOnPool, quotedChannel } from "../listen.ts";
+import { runPrepared } from "../prepared.ts";
 import type { Row } from "../rows.ts";
 
 /** The part of a `pg.PoolClient` the driver uses. */
@@ -55,6 +56,14 @@ export function isPgClient(value: unknown): value is PgClientLike {
   );
 }
 
+/** The error of a transaction PostgreSQL rolled back at COMMIT (a statement in it had failed). */
+function abortedAtCommit(): StoreError {
+  return new StoreError(
+    "the transaction was rolled back, not committed: a statement inside it failed (and the error was caught), which aborts a PostgreSQL transaction; nothing it wrote was kept",
+    { retryable: false, code: "STORE_ERROR" },
+  );
+}
+
 /** BEGIN, `fn(tx)`, COMMIT on `tx`; ROLLBACK when anything throws. Returns whether tx broke. */
 async function inTransaction<R>(
   tx: PgQueryable,
@@ -69,11 +78,16 @@ async function inTransaction<R>(
   }
   try {
     const result = await fn(tx);
+    let commit: { command?: unknown };
     try {
-      await tx.query({ text: "COMMIT" });
+      commit = await tx.query({ text: "COMMIT" });
     } catch (error) {
       throw toStoreError(error, "committing a transaction");
     }
+    // A transaction in which a statement failed (and `fn` caught it) cannot commit: PostgreSQL
+    // answers COMMIT with the tag ROLLBACK and no error. Resolving then would report as
+    // committed what was rolled back.
+    if (commit.command === "ROLLBACK") throw abortedAtCommit();
     return result;
   } catch (error) {
     // The caller's error is the one that matters; a connection that cannot roll back is broken.
@@ -104,8 +118,31 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prep
         client.release(broken);
       }
     },
-    listen: (channel, onNotify, onError) => listenOnPool(pool, channel, onNotify, onError),
+    listen(channel, onNotify, onError) {
+      // The listener keeps one connection of the pool for as long as it listens: with one, every
+      // other statement of the store (and of the app) would wait for it forever.
+      const max = (pool as { options?: { max?: unknown } }).options?.max;
+      if (typeof max === "number" && max <= 1) {
+        throw new ValidationError(
+          `listen() keeps one connection of the pool for as long as it listens, and this pool has max ${max}: every other statement would wait forever. Give the pool max >= 2, or listen through a PostgresStore on a pool or Client of its own`,
+        );
+      }
+      return listenOnPool(pool, channel, onNotify, onError);
+    },
   };
+}
+
+/**
+ * `client` under another identity: every property and method is the client's own (methods
+ * bound to it), but `!==` the client itself.
+ */
+function sameConnection<C extends object>(client: C): C {
+  return new Proxy(client, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 /** The driver of one connection: a `pg.Client`, Neon `Client`, or a `PoolClient` kept for it. */
@@ -139,24 +176,47 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
     queue = run.catch(() => {});
     return run;
   };
+  const query = (text: string, args: readonly unknown[]) =>
+    exclusive((): Promise<Row[]> => (prepare ? runPrepared : runOn)(client, text, args));
+  // The transaction's own handle: the same connection under another identity, so that `own`
+  // tells the caller's autocommit use of the client (queued) from use inside the transaction.
+  const inside = sameConnection(client);
   return {
     name,
-    query: (text, args) =>
-      exclusive((): Promise<Row[]> => (prepare ? runPrepared : runOn)(client, text, args)),
-    transaction: (fn) => exclusive(() => inTransaction(client, fn, () => {})),
-    // One connection, which cannot come back once dropped: listen on it, no reconnection.
-    async listen(channel, onNotify) {
+    query,
+    transaction: (fn) => exclusive(() => inTransaction(inside, fn, () => {})),
+    own: (target) => (target === client ? { query } : undefined),
+    // One connection, which cannot come back once dropped: listen on it, no reconnection. While
+    // it listens, the client's 'error' and 'end' go to onError: a Client emitting 'error' with no
+    // handler ends the process.
+    async listen(channel, onNotify, onError) {
       const events = client as PgClientLike & {
-        on(event: "notification", listener: (message: { channel: string }) => void): unknown;
-        off(event: "notification", listener: (message: { channel: string }) => void): unknown;
+        on(event: string, listener: (arg: never) => void): unknown;
+        off(event: string, listener: (arg: never) => void): unknown;
       };
       const listener = (message: { channel: string }) => {
         if (message.channel === channel) onNotify();
       };
+      let reported = false;
+      const failed = (error?: Error) => {
+        if (reported) return;
+        reported = true;
+        onError(gone(error));
+      };
+      const ended = () => failed();
       events.on("notification", listener);
-      await exclusive(() => runOn(client, `LISTEN ${quotedChannel(channel)}`, []));
+      events.on("error", failed);
+      events.on("end", ended);
+      await exclusive(() => runOn(client, `LISTEN ${quotedChannel(channel)}`, [])).catch((error: unknown) => {
+        events.off("notification", listener);
+        events.off("error", failed);
+        events.off("end", ended);
+        throw error;
+      });
       return async () => {
         events.off("notification", listener);
+        events.off("error", failed);
+        events.off("end", ended);
         await exclusive(() => runOn(client, `UNLISTEN ${quotedChannel(channel)}`, [])).catch(() => {});
       };
     },
