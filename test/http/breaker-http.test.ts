@@ -255,6 +255,71 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
   });
 });
 
+describe("requestTimeout at or above sendTimeout: the send's deadline cuts the requests", () => {
+  it.each([1_000, 2_000])(
+    "requestTimeout %i, sendTimeout 1000: a hanging endpoint opens the breaker after failureThreshold requests",
+    async (requestTimeout) => {
+      failing.respond(() => ({ delayMs: 60_000 }));
+      const store = new MemoryStore();
+      const sender = HTTP_BUILDS[1]!.build.httpSender({
+        url: failing.url,
+        unsigned: true,
+        concurrency: 1,
+        requestTimeout,
+        breaker: { failureThreshold: 3, cooldownMs: 60_000 },
+      });
+      const outbox = new Outbox(store, sender, {
+        sendTimeout: 1_000,
+        leaseDuration: 5_000,
+        maxRetries: 100,
+        backoff: { initialDelay: 1, maxDelay: 1 },
+        onError: () => {},
+      });
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < 6; i++) await outbox.addMessage(tx, { key: `k${i}`, value: "x" });
+      });
+      for (let i = 0; i < 20 && sender.breakers()[0]?.state !== "open"; i++) {
+        await outbox.tick({ budgetMs: 1_500 });
+      }
+      // One request at a time: each is cut by sendTimeout, counts, and the third opens it.
+      expect(sender.breakers()[0]).toMatchObject({ state: "open", failures: 3 });
+      expect(failing.requests).toHaveLength(3);
+      await outbox[Symbol.asyncDispose]();
+    },
+  );
+
+  it("a caller's abort says nothing about the endpoint: the ticket is given back, nothing counts", async () => {
+    failing.respond(() => ({ delayMs: 60_000 }));
+    const sender = httpSender1({ url: failing.url, requestTimeout: 10_000 });
+    for (let i = 0; i < 3; i++) {
+      const controller = new AbortController();
+      const sent = sender.send([testMessage(String(i))], controller.signal);
+      await waitFor(() => failing.requests.length === i + 1);
+      controller.abort();
+      await sent;
+    }
+    expect(sender.breakers()[0]).toMatchObject({ state: "closed", failures: 0 });
+  });
+
+  it("a timeout signal (AbortSignal.timeout, as the relay's sendTimeout) cutting a request counts", async () => {
+    failing.respond(() => ({ delayMs: 60_000 }));
+    const sender = httpSender1({ url: failing.url, requestTimeout: 10_000 });
+    for (let i = 0; i < 3; i++) await sender.send([testMessage(String(i))], AbortSignal.timeout(200));
+    expect(sender.breakers()[0]).toMatchObject({ state: "open", failures: 3 });
+    const { batch, marks } = recorded(["9"]);
+    await send(sender, batch);
+    expect(marks.get("9")?.error).toContain("(last: no response within sendTimeout)");
+  });
+});
+
+const httpSender1 = (options: { url: string; requestTimeout: number }) =>
+  HTTP_BUILDS[1]!.build.httpSender({
+    ...options,
+    unsigned: true,
+    concurrency: 1,
+    breaker: { failureThreshold: 3, cooldownMs: 60_000 },
+  });
+
 describe("two endpoints through an Outbox: one hanging, one healthy", () => {
   const stores = [
     ["MemoryStore", async () => new MemoryStore()],
