@@ -19,10 +19,11 @@ export interface BreakerOptions {
   /**
    * How long (ms) the breaker stays open the first time, before one probe is let through.
    * Doubles after each failed probe, up to `maxCooldownMs`; each period is shortened by a random
-   * 0-25% (jitter), so relays that opened together do not probe together. Default 5000.
+   * 0-25% (jitter), so relays that opened together do not probe together. An integer from 0 to
+   * 86400000 (1 day). Default 5000.
    */
   cooldownMs?: number;
-  /** Upper bound (ms) on the doubled cool-down. Default 60000; at least `cooldownMs`. */
+  /** Upper bound (ms) on the doubled cool-down: at least `cooldownMs`, at most 1 day. Default 60000. */
   maxCooldownMs?: number;
   /** Requests let through at once while half-open (probes). Default 1. */
   halfOpenProbes?: number;

@@ -526,10 +526,17 @@ describe("breaker and meter options", () => {
       [{ breaker: { halfOpenProbes: 0 } }, "breaker.halfOpenProbes must be an integer >= 1, got 0"],
       [
         { breaker: { cooldownMs: -1 } },
-        "breaker.cooldownMs must be a finite number of milliseconds >= 0, got -1",
+        "breaker.cooldownMs must be an integer number of milliseconds from 0 to 86400000 (1 day), got -1",
       ],
-      [{ breaker: { cooldownMs: Number.POSITIVE_INFINITY } }, "breaker.cooldownMs must be a finite number"],
-      [{ breaker: { maxCooldownMs: Number.NaN } }, "breaker.maxCooldownMs must be a finite number"],
+      [{ breaker: { cooldownMs: Number.POSITIVE_INFINITY } }, "breaker.cooldownMs must be an integer"],
+      [{ breaker: { cooldownMs: 1e300 } }, "from 0 to 86400000 (1 day), got 1e+300"],
+      [{ breaker: { cooldownMs: 1.5 } }, "breaker.cooldownMs must be an integer"],
+      [{ breaker: { maxCooldownMs: Number.NaN } }, "breaker.maxCooldownMs must be an integer"],
+      [{ breaker: { maxCooldownMs: 86_400_001 } }, "breaker.maxCooldownMs must be an integer"],
+      [
+        { concurrency: 20_000 },
+        "concurrency must be at most 10000 (the relay's largest send window), got 20000",
+      ],
       [
         { breaker: { cooldownMs: 5_000, maxCooldownMs: 1_000 } },
         "breaker.maxCooldownMs must be at least breaker.cooldownMs (5000), got 1000",
@@ -549,6 +556,9 @@ describe("breaker and meter options", () => {
     expect(build({ breaker: { cooldownMs: 0, failureThreshold: 1, halfOpenProbes: 4 } })).not.toThrow();
     // The cap follows a cool-down set above its default instead of refusing it.
     expect(build({ breaker: { cooldownMs: 120_000 } })).not.toThrow();
+    expect(build({ breaker: { cooldownMs: 86_400_000, maxCooldownMs: 86_400_000 } })).not.toThrow();
+    // The largest concurrency is a window the relay accepts.
+    expect(() => new Outbox(new MemoryStore(), build({ concurrency: 10_000 })())).not.toThrow();
     expect(build({ breaker: false })).not.toThrow();
   });
 });
