@@ -81,7 +81,7 @@ interface Entry {
   lastFailure: string;
 }
 
-// More origins than any sane routing table; past it, healthy closed entries are dropped first.
+// More origins than any sane routing table; past it, see Breakers.#evict for who is forgotten.
 const MAX_ORIGINS = 1_000;
 // The share of a cool-down the jitter may take off.
 const JITTER = 0.25;
@@ -106,7 +106,6 @@ export class Breakers {
   /** A ticket when a request to `origin` may go now, else a {@link Refusal}. */
   admit(origin: string, now: number = Date.now()): Ticket | Refusal {
     const entry = this.#entry(origin);
-    if (entry === undefined) return { origin, probe: false, generation: -1 };
     if (entry.state === "open") {
       if (now < entry.openUntil) return this.#refusal(origin, entry, entry.openUntil - now);
       entry.state = "half_open";
@@ -192,10 +191,15 @@ export class Breakers {
     return entry?.generation === ticket.generation ? entry : undefined;
   }
 
-  #entry(origin: string): Entry | undefined {
+  #entry(origin: string): Entry {
     let entry = this.#entries.get(origin);
-    if (entry !== undefined) return entry;
-    if (this.#entries.size >= MAX_ORIGINS && !this.#evict()) return undefined;
+    if (entry !== undefined) {
+      // Map order is recency order: the least recently used entry comes first.
+      this.#entries.delete(origin);
+      this.#entries.set(origin, entry);
+      return entry;
+    }
+    if (this.#entries.size >= MAX_ORIGINS) this.#evict();
     entry = {
       state: "closed",
       failures: 0,
@@ -209,15 +213,31 @@ export class Breakers {
     return entry;
   }
 
-  /** Drops the oldest healthy entry, else the oldest closed one; false when every one is open. */
-  #evict(): boolean {
-    let closed: string | undefined;
-    for (const [origin, entry] of this.#entries) {
-      if (entry.state !== "closed") continue;
-      if (entry.failures === 0) return this.#entries.delete(origin);
-      closed ??= origin;
+  /**
+   * Makes room for one origin, forgetting what says least about an endpoint: the least recently
+   * used closed entry without failures; else the closed entry with the fewest failures, the most
+   * recently used of those (with more failing origins than slots in rotation, dropping the least
+   * recently used would drop the very origin that comes next, so none would ever reach the
+   * threshold); else, every entry being open or half-open, the one whose cool-down ends first
+   * (it would let a probe through soonest anyway).
+   */
+  #evict(): void {
+    let fewest: [string, Entry] | undefined;
+    let soonest: [string, Entry] | undefined;
+    for (const pair of this.#entries) {
+      const [origin, entry] = pair;
+      if (entry.state === "closed") {
+        if (entry.failures === 0) {
+          this.#entries.delete(origin);
+          return;
+        }
+        if (fewest === undefined || entry.failures <= fewest[1].failures) fewest = pair;
+      } else if (soonest === undefined || entry.openUntil < soonest[1].openUntil) {
+        soonest = pair;
+      }
     }
-    return closed !== undefined && this.#entries.delete(closed);
+    const victim = fewest ?? soonest;
+    if (victim !== undefined) this.#entries.delete(victim[0]);
   }
 }
 

@@ -19,8 +19,8 @@ export interface HttpSender extends Sender {
    */
   readonly transport: string;
   /**
-   * The circuit breaker of every origin this sender has sent to (up to 1000, healthy ones
-   * forgotten first), as of now: `[]` with `breaker: false`. An open breaker whose cool-down is
+   * The circuit breaker of every origin this sender has sent to (up to 1000; past that, healthy
+   * ones are forgotten first, see the README), as of now: `[]` with `breaker: false`. An open breaker whose cool-down is
    * over shows as `half_open` (its next message is a probe).
    *
    * @example
