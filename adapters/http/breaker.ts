@@ -56,7 +56,11 @@ export interface BreakerSnapshot {
 
 /** Why a message may not be sent now, and when to try again. */
 export interface Refusal {
-  /** Milliseconds until the breaker may let a request through (at least 1). */
+  /**
+   * Milliseconds until the message should come back (at least 1): the time left until the
+   * breaker lets a probe through (or until the probe out ends at the latest), plus a random
+   * share (0-100%) of the cool-down, so a backlog comes back spread out.
+   */
   retryAfter: number;
   /** `circuit breaker open for <origin> after N failures in a row (last: ...)`. */
   reason: string;
@@ -76,6 +80,10 @@ interface Entry {
   openUntil: number;
   /** Times opened since the breaker was last closed: the cool-down's exponent. */
   opened: number;
+  /** The current (or last) cool-down's length before jitter: the spread of refused retries. */
+  cooldown: number;
+  /** When the last probe let through ends at the latest (its `requestTimeout`). */
+  probeUntil: number;
   probes: number;
   generation: number;
   lastFailure: string;
@@ -88,8 +96,8 @@ const JITTER = 0.25;
 
 /**
  * The breakers of one sender, one per origin, created on first use. `probeWaitMs` is the
- * retry time given to messages refused while the probes are out (a probe ends within it: the
- * sender's `requestTimeout`).
+ * longest a probe takes (the sender's `requestTimeout`): messages refused while the probes are
+ * out come back after the probe's remaining time (plus jitter).
  */
 export class Breakers {
   readonly #options: Required<BreakerOptions>;
@@ -114,9 +122,10 @@ export class Breakers {
     }
     if (entry.state === "half_open") {
       if (entry.probes >= this.#options.halfOpenProbes) {
-        return this.#refusal(origin, entry, this.#probeWaitMs);
+        return this.#refusal(origin, entry, Math.max(0, entry.probeUntil - now));
       }
       entry.probes++;
+      entry.probeUntil = now + this.#probeWaitMs;
       return { origin, probe: true, generation: entry.generation };
     }
     return { origin, probe: false, generation: entry.generation };
@@ -172,15 +181,23 @@ export class Breakers {
     // 2 ** opened stays finite for any count a process reaches; min() holds it to the cap.
     const cooldown = Math.min(maxCooldownMs, cooldownMs * 2 ** entry.opened);
     entry.opened++;
+    entry.cooldown = cooldown;
     entry.state = "open";
     entry.openUntil = now + cooldown * (1 - JITTER * this.#random());
     entry.probes = 0;
     entry.generation++;
   }
 
+  /**
+   * A refusal retried after `waitMs` (until a probe may go, or until the probe out ends) plus a
+   * random share of the cool-down: the messages of an origin refused during one cool-down come
+   * back spread over the next one, not all at once the moment it ends (a large backlog of a
+   * down endpoint would otherwise fill every claim and the window at each probe, holding back
+   * healthy endpoints), and ever more rarely as the cool-down doubles.
+   */
   #refusal(origin: string, entry: Entry, waitMs: number): Refusal {
     return {
-      retryAfter: Math.max(1, Math.ceil(waitMs)),
+      retryAfter: Math.max(1, Math.ceil(waitMs + entry.cooldown * this.#random())),
       reason: `circuit breaker open for ${origin} after ${entry.failures} failures in a row (last: ${entry.lastFailure})`,
     };
   }
@@ -205,6 +222,8 @@ export class Breakers {
       failures: 0,
       openUntil: 0,
       opened: 0,
+      cooldown: 0,
+      probeUntil: 0,
       probes: 0,
       generation: 0,
       lastFailure: "",

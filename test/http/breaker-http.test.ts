@@ -73,9 +73,10 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
       expect(message.status).toBe(SendStatus.Fail);
       const mark = marks.get(message.id)!;
       expect(mark.attempted).toBe(false);
-      // The time left until the breaker may let a probe through: at most the cool-down.
+      // The time left until the breaker may let a probe through, plus up to one cool-down of
+      // jitter (a backlog comes back spread out).
       expect(mark.retryAfter).toBeGreaterThan(0);
-      expect(mark.retryAfter).toBeLessThanOrEqual(10_000);
+      expect(mark.retryAfter).toBeLessThanOrEqual(20_000);
       expect(before + mark.retryAfter!).toBeGreaterThanOrEqual(state!.openUntil!.getTime() - 1);
       expect(mark.error).toBe(
         `circuit breaker open for ${failing.origin} after 3 failures in a row (last: HTTP 503); message ${message.id} not sent, retry in ${mark.retryAfter} ms`,
@@ -176,14 +177,16 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
     failing.respond(() => ({ status: 204, delayMs: 100 }));
     const { batch, marks } = recorded(ids(10, 3));
     await send(sender, batch);
-    // The probe alone reached the endpoint; the two others were refused for requestTimeout.
+    // The probe alone reached the endpoint; the two others were refused until the probe's
+    // requestTimeout is over at the latest, plus up to one cool-down of jitter.
     expect(failing.requests).toHaveLength(1);
     expect(batch.filter((m) => m.status === SendStatus.Sent)).toHaveLength(1);
     const refused = batch.filter((m) => m.status === SendStatus.Fail);
-    expect(refused.map((m) => marks.get(m.id))).toEqual([
-      expect.objectContaining({ attempted: false, retryAfter: 2_000 }),
-      expect.objectContaining({ attempted: false, retryAfter: 2_000 }),
-    ]);
+    for (const mark of refused.map((m) => marks.get(m.id))) {
+      expect(mark?.attempted).toBe(false);
+      expect(mark?.retryAfter).toBeGreaterThan(1_500);
+      expect(mark?.retryAfter).toBeLessThanOrEqual(2_000 + 150);
+    }
     expect(sender.breakers()).toEqual([
       { origin: failing.origin, state: "closed", failures: 0, openUntil: null },
     ]);
@@ -334,61 +337,89 @@ describe("two endpoints through an Outbox: one hanging, one healthy", () => {
   ] as const;
 
   it.each(stores)(
-    "%s: the healthy endpoint gets all its messages; the hanging one gets no request while open, then recovers through a probe",
+    "%s: the healthy endpoint gets all its messages, not much later than without the hanging one; the hanging one gets no request while open, then recovers through a probe",
     async (_name, open) => {
-      const store = await open();
       failing.respond(() => ({ delayMs: 60_000 }));
-      const sender = HTTP_BUILDS[1]!.build.httpSender({
-        url: (m) => (m.key.startsWith("bad") ? failing.url : healthy.url),
-        unsigned: true,
-        concurrency: 4,
-        requestTimeout: 1_500,
-        breaker: { failureThreshold: 3, cooldownMs: 4_000 },
-      });
-      const outbox = new Outbox(store as TransactionalStore<unknown>, sender, {
-        batchSize: 10,
-        sendTimeout: 5_000,
-        leaseDuration: 30_000,
-        maxRetries: 20,
-        backoff: { initialDelay: 10, maxDelay: 50 },
-        onError: () => {},
-      });
-      const add = async (key: string, n: number) => {
-        for (let i = 0; i < n; i++) {
-          await store.withTransaction((tx: unknown) =>
-            outbox.addMessage(tx, { key: `${key}-${i}`, value: `${key}${i}` }),
-          );
-        }
+      const BAD = 100;
+      const GOOD = 40;
+      const relay = async () => {
+        const store = await open();
+        const sender = HTTP_BUILDS[1]!.build.httpSender({
+          url: (m) => (m.key.startsWith("bad") ? failing.url : healthy.url),
+          unsigned: true,
+          concurrency: 4,
+          requestTimeout: 1_500,
+          breaker: { failureThreshold: 3, cooldownMs: 4_000 },
+        });
+        const outbox = new Outbox(store as TransactionalStore<unknown>, sender, {
+          batchSize: 10,
+          sendTimeout: 5_000,
+          leaseDuration: 30_000,
+          maxRetries: 20,
+          backoff: { initialDelay: 10, maxDelay: 50 },
+          onError: () => {},
+        });
+        const add = async (key: string, n: number) => {
+          await store.withTransaction(async (tx: unknown) => {
+            for (let i = 0; i < n; i++)
+              await outbox.addMessage(tx, { key: `${key}-${i}`, value: `${key}${i}` });
+          });
+        };
+        return { store, sender, outbox, add };
       };
-      await add("bad", 10);
-      await add("good", 40);
-      await outbox.tick({ budgetMs: 20_000 });
+      /** Milliseconds until the healthy endpoint got all its messages, relaying from now on. */
+      const healthyDelivery = async (outbox: Outbox<unknown>) => {
+        const started = performance.now();
+        const ticking = outbox.tick({ budgetMs: 30_000 });
+        await waitFor(() => healthy.requests.length >= GOOD, 30_000);
+        const elapsed = performance.now() - started;
+        await ticking;
+        return elapsed;
+      };
+
+      // The same healthy traffic without the hanging endpoint, in this test: the baseline.
+      const alone = await relay();
+      await alone.add("good", GOOD);
+      const aloneMs = await healthyDelivery(alone.outbox);
+      await alone.outbox[Symbol.asyncDispose]();
+      healthy.reset();
+
+      const { store, sender, outbox, add } = await relay();
+      // The hanging endpoint's backlog is written first: the oldest messages, claimed first.
+      await add("bad", BAD);
+      await add("good", GOOD);
+      const withHangingMs = await healthyDelivery(outbox);
       const goodIds = healthy.requests.map((r) => r.text());
-      expect(new Set(goodIds).size).toBe(40);
+      expect(new Set(goodIds).size).toBe(GOOD);
+      // Its three first requests hang until requestTimeout (one slot still serving the healthy
+      // endpoint), then its backlog is refused without a request: the healthy deliveries are
+      // not held back for long. Generous margins: a loaded machine measures noisily.
+      expect(withHangingMs).toBeLessThanOrEqual(3 * aloneMs + 2_000);
       // The hanging endpoint got its first requests (at most failureThreshold + concurrency - 1
       // were admitted before the third timeout opened the breaker), then none while it was open:
-      // the rest of its 10 messages were refused without a request.
+      // the rest of its messages were refused without a request.
       const state = sender.breakers().find((b) => b.origin === failing.origin);
       expect(state?.state).toBe("open");
       const whileOpen = failing.requests.length;
       expect(whileOpen).toBeGreaterThanOrEqual(3);
       expect(whileOpen).toBeLessThanOrEqual(3 + 4 - 1);
       // The endpoint recovers: after the cool-down a probe closes the breaker, and every message
-      // of that endpoint is delivered.
+      // of that endpoint is delivered (refused ones come back spread over a cool-down).
       failing.respond(() => ({ status: 200 }));
       const delivered = () => new Set(failing.requests.filter((r) => r.text() !== "").map((r) => r.text()));
-      for (let i = 0; i < 100 && (await store.stats()).pending > 0; i++) {
+      for (let i = 0; i < 400 && (await store.stats()).pending > 0; i++) {
         await outbox.tick({ budgetMs: 500 });
         await sleep(50);
       }
       expect((await store.stats()).pending).toBe(0);
       expect([...delivered()].filter((t) => t.startsWith("bad")).sort()).toEqual(
-        Array.from({ length: 10 }, (_, i) => `bad${i}`).sort(),
+        Array.from({ length: BAD }, (_, i) => `bad${i}`).sort(),
       );
       expect(sender.breakers().find((b) => b.origin === failing.origin)?.state).toBe("closed");
-      expect(healthy.requests).toHaveLength(40);
+      expect(healthy.requests).toHaveLength(GOOD);
       await outbox[Symbol.asyncDispose]();
     },
+    60_000,
   );
 });
 
