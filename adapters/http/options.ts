@@ -72,7 +72,7 @@ export interface HttpSenderOptions {
    * connection error, 408, 429 or 5xx) the origin's breaker opens: its messages then fail at
    * once, without a request and without spending an attempt
    * (`markAsFailed({ attempted: false, retryAfter })`, `retryAfter` = the time left until a
-   * probe may go plus a random share of the cool-down), while other origins are sent as usual. After the cool-down, one probe
+   * probe may go, rounded up to 100 ms), while other origins are sent as usual. After the cool-down, one probe
    * request goes: a healthy answer closes the breaker, a failure opens it again for twice as
    * long. A 2xx, 3xx or other 4xx answer counts as healthy (the server is up and answering).
    * Default: on, with {@link DEFAULT_BREAKER}'s settings. State is per sender, never shared.

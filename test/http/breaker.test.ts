@@ -59,8 +59,9 @@ describe("Breakers", () => {
     expect(refused.reason).toBe(
       `circuit breaker open for ${A} after 3 failures in a row (last: no response within requestTimeout)`,
     );
-    // Rounded up and never 0: a refusal always asks to wait.
-    expect(refusal(b.admit(A, 999.5)).retryAfter).toBe(1);
+    // Rounded up to 100 ms (refusals of one claim share a delay, so one release write), never 0.
+    expect(refusal(b.admit(A, 450)).retryAfter).toBe(600);
+    expect(refusal(b.admit(A, 999.5)).retryAfter).toBe(100);
   });
 
   it("keeps origins apart: one open breaker refuses nothing of another origin", () => {
@@ -73,14 +74,16 @@ describe("Breakers", () => {
     ]);
   });
 
-  it("half-open after the cool-down: lets halfOpenProbes probes through, refuses the rest for probeWaitMs", () => {
+  it("half-open after the cool-down: lets halfOpenProbes probes through, refuses the rest until the last probe ends", () => {
     const b = breakers({ halfOpenProbes: 2 });
     fail(b, A, 3, 0);
     expect(b.snapshot(1000)[0]).toMatchObject({ state: "half_open", openUntil: null });
     const first = ticket(b.admit(A, 1000));
     const second = ticket(b.admit(A, 1000));
     expect([first.probe, second.probe]).toEqual([true, true]);
-    expect(refusal(b.admit(A, 1000)).retryAfter).toBe(250);
+    expect(refusal(b.admit(A, 1000)).retryAfter).toBe(300); // probeWaitMs 250, rounded up
+    // What is left of the probe's time, not probeWaitMs again.
+    expect(refusal(b.admit(A, 1140)).retryAfter).toBe(200);
     // A probe given back (its send was aborted) frees its slot without deciding anything.
     b.release(first);
     expect(ticket(b.admit(A, 1001)).probe).toBe(true);
