@@ -6,6 +6,13 @@ export interface RequestDeadline {
   readonly signal: AbortSignal;
   /** Whether the request's own timeout fired (the send's signal had not aborted before). */
   timedOut(): boolean;
+  /**
+   * Whether the send's own deadline (its `sendTimeout`) cut the request after the request had
+   * most of the time it could have had: an endpoint that did not answer in time, as telling as
+   * a request timeout. False for a caller's abort (any other reason), and for a request that
+   * started just before the send's deadline (a batch's last request says little).
+   */
+  cutBySendTimeout(): boolean;
   /** Ends the deadline: clears the timer. Call it once the request has settled. */
   dispose(): void;
 }
@@ -21,6 +28,7 @@ export class RequestDeadlines {
   readonly #parent: AbortSignal;
   readonly #timeoutMs: number;
   readonly #running = new Set<AbortController>();
+  readonly #started = performance.now();
   readonly #onParentAbort = () => {
     for (const controller of this.#running) controller.abort(this.#parent.reason);
   };
@@ -42,9 +50,17 @@ export class RequestDeadlines {
       controller.abort(reason());
     }, this.#timeoutMs);
     this.#running.add(controller);
+    const requestStarted = performance.now();
     return {
       signal: controller.signal,
       timedOut: () => timedOut,
+      cutBySendTimeout: () => {
+        if (timedOut || !this.#parent.aborted || !isTimeout(this.#parent.reason)) return false;
+        const now = performance.now();
+        // The time this request could have had: its own timeout, or what the send had left.
+        const allowed = Math.min(this.#timeoutMs, now - this.#started);
+        return now - requestStarted >= allowed / 2;
+      },
       dispose: () => {
         clearTimeout(timer);
         this.#running.delete(controller);
@@ -56,4 +72,13 @@ export class RequestDeadlines {
   dispose(): void {
     this.#parent.removeEventListener("abort", this.#onParentAbort);
   }
+}
+
+/**
+ * Whether an abort reason says time ran out: the relay aborts a send at `sendTimeout` with a
+ * `TimeoutError` (`src/abort.ts`), as `AbortSignal.timeout` does; `stop()` and a caller's
+ * `AbortController.abort()` give other reasons.
+ */
+function isTimeout(reason: unknown): boolean {
+  return (reason as { name?: unknown } | null)?.name === "TimeoutError";
 }

@@ -33,7 +33,12 @@ export interface HttpSenderOptions {
    * receiver that authenticates some other way. Default `false`; a `secret` given anyway is used.
    */
   unsigned?: boolean;
-  /** Requests in flight at once per batch (a worker pool, not one request per message at once). Default 8. */
+  /**
+   * Messages in flight at once: the relay's streaming send window (`sender.window`), each
+   * message its own request, refilled as they finish. (A sender called with a whole batch
+   * outside the relay sends it `concurrency` requests at a time.) An integer from 1 to
+   * {@link MAX_CONCURRENCY} (the largest window the relay accepts). Default 8.
+   */
   concurrency?: number;
   /**
    * The `fetch` to send with (tests, proxies, instrumentation); given, it wins on every runtime.
@@ -67,7 +72,7 @@ export interface HttpSenderOptions {
    * connection error, 408, 429 or 5xx) the origin's breaker opens: its messages then fail at
    * once, without a request and without spending an attempt
    * (`markAsFailed({ attempted: false, retryAfter })`, `retryAfter` = the time left until a
-   * probe may go), while other origins are sent as usual. After the cool-down, one probe
+   * probe may go, rounded up to 100 ms), while other origins are sent as usual. After the cool-down, one probe
    * request goes: a healthy answer closes the breaker, a failure opens it again for twice as
    * long. A 2xx, 3xx or other 4xx answer counts as healthy (the server is up and answering).
    * Default: on, with {@link DEFAULT_BREAKER}'s settings. State is per sender, never shared.
@@ -83,6 +88,10 @@ export interface HttpSenderOptions {
 /** The `content-type` sent when neither the message nor `headers` names one. */
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 const DEFAULT_CONCURRENCY = 8;
+/** The largest `concurrency`: the largest `Sender.window` the relay accepts. */
+export const MAX_CONCURRENCY = 10_000;
+/** The longest breaker cool-down (`cooldownMs`, `maxCooldownMs`): one day. */
+export const MAX_COOLDOWN_MS = 86_400_000;
 const DEFAULT_MAX_RETRY_AFTER = 3_600_000;
 /** The default `requestTimeout`: half of the relay's default `sendTimeout` (2000 ms). */
 export const DEFAULT_REQUEST_TIMEOUT = 1_000;
@@ -125,7 +134,13 @@ export function resolveHttpOptions(options: HttpSenderOptions): ResolvedHttpOpti
     url: checkUrl(options.url),
     headers,
     secrets: options.secret === undefined ? undefined : decodeSecrets(options.secret, "secret"),
-    concurrency: positiveInteger("concurrency", options.concurrency, DEFAULT_CONCURRENCY),
+    concurrency: positiveInteger(
+      "concurrency",
+      options.concurrency,
+      DEFAULT_CONCURRENCY,
+      MAX_CONCURRENCY,
+      "the relay's largest send window",
+    ),
     // Bound to globalThis: some runtimes throw "Illegal invocation" for a detached fetch.
     fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
     permanent: options.permanent ?? isPermanentStatus,
@@ -159,10 +174,27 @@ function checkUrl(url: unknown): string | ((message: Message) => string) {
   return checked.url;
 }
 
-function positiveInteger(name: string, value: unknown, fallback: number): number {
+function positiveInteger(
+  name: string,
+  value: unknown,
+  fallback: number,
+  max = Number.POSITIVE_INFINITY,
+  why = "",
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
     throw new ValidationError(`${name} must be an integer >= 1, got ${show(value)}`);
+  }
+  if (value > max) throw new ValidationError(`${name} must be at most ${max} (${why}), got ${value}`);
+  return value;
+}
+
+function cooldown(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_COOLDOWN_MS) {
+    throw new ValidationError(
+      `${name} must be an integer number of milliseconds from 0 to ${MAX_COOLDOWN_MS} (1 day), got ${show(value)}`,
+    );
   }
   return value;
 }
@@ -194,8 +226,8 @@ function checkBreaker(value: unknown): Required<BreakerOptions> | false {
     );
   }
   const options = value as BreakerOptions;
-  const cooldownMs = nonNegative("breaker.cooldownMs", options.cooldownMs, DEFAULT_BREAKER.cooldownMs);
-  const maxCooldownMs = nonNegative(
+  const cooldownMs = cooldown("breaker.cooldownMs", options.cooldownMs, DEFAULT_BREAKER.cooldownMs);
+  const maxCooldownMs = cooldown(
     "breaker.maxCooldownMs",
     options.maxCooldownMs,
     Math.max(cooldownMs, DEFAULT_BREAKER.maxCooldownMs),

@@ -19,8 +19,8 @@ export interface HttpSender extends Sender {
    */
   readonly transport: string;
   /**
-   * The circuit breaker of every origin this sender has sent to (up to 1000, healthy ones
-   * forgotten first), as of now: `[]` with `breaker: false`. An open breaker whose cool-down is
+   * The circuit breaker of every origin this sender has sent to (up to 1000; past that, healthy
+   * ones are forgotten first, see the README), as of now: `[]` with `breaker: false`. An open breaker whose cool-down is
    * over shows as `half_open` (its next message is a probe).
    *
    * @example
@@ -186,11 +186,16 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
     try {
       response = await client.request({ method: "POST", url, headers, body, signal: deadline.signal });
     } catch (error) {
-      const timedOut = deadline.timedOut();
       if (admission !== undefined) {
-        if (signal.aborted && !timedOut) breakers!.release(admission);
-        else
-          breakers!.settle(admission, timedOut ? "no response within requestTimeout" : describeThrown(error));
+        const unhealthy = deadline.timedOut()
+          ? "no response within requestTimeout"
+          : deadline.cutBySendTimeout()
+            ? "no response within sendTimeout"
+            : signal.aborted
+              ? undefined // stopped by the caller: says nothing about the endpoint
+              : describeThrown(error);
+        if (unhealthy === undefined) breakers!.release(admission);
+        else breakers!.settle(admission, unhealthy);
       }
       message.markAsFailed({ error: describeFailure(message.id, error, deadline.signal) });
       return;

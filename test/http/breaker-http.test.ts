@@ -73,7 +73,8 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
       expect(message.status).toBe(SendStatus.Fail);
       const mark = marks.get(message.id)!;
       expect(mark.attempted).toBe(false);
-      // The time left until the breaker may let a probe through: at most the cool-down.
+      // The time left until the breaker may let a probe through, rounded up to 100 ms.
+      expect(mark.retryAfter! % 100).toBe(0);
       expect(mark.retryAfter).toBeGreaterThan(0);
       expect(mark.retryAfter).toBeLessThanOrEqual(10_000);
       expect(before + mark.retryAfter!).toBeGreaterThanOrEqual(state!.openUntil!.getTime() - 1);
@@ -176,14 +177,16 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
     failing.respond(() => ({ status: 204, delayMs: 100 }));
     const { batch, marks } = recorded(ids(10, 3));
     await send(sender, batch);
-    // The probe alone reached the endpoint; the two others were refused for requestTimeout.
+    // The probe alone reached the endpoint; the two others were refused until the probe's
+    // requestTimeout is over at the latest (what is left of it, not requestTimeout again).
     expect(failing.requests).toHaveLength(1);
     expect(batch.filter((m) => m.status === SendStatus.Sent)).toHaveLength(1);
     const refused = batch.filter((m) => m.status === SendStatus.Fail);
-    expect(refused.map((m) => marks.get(m.id))).toEqual([
-      expect.objectContaining({ attempted: false, retryAfter: 2_000 }),
-      expect.objectContaining({ attempted: false, retryAfter: 2_000 }),
-    ]);
+    for (const mark of refused.map((m) => marks.get(m.id))) {
+      expect(mark?.attempted).toBe(false);
+      expect(mark?.retryAfter).toBeGreaterThan(1_500);
+      expect(mark?.retryAfter).toBeLessThanOrEqual(2_000);
+    }
     expect(sender.breakers()).toEqual([
       { origin: failing.origin, state: "closed", failures: 0, openUntil: null },
     ]);
@@ -255,6 +258,71 @@ describe.each(HTTP_BUILDS)("$transport transport", ({ build }) => {
   });
 });
 
+describe("requestTimeout at or above sendTimeout: the send's deadline cuts the requests", () => {
+  it.each([1_000, 2_000])(
+    "requestTimeout %i, sendTimeout 1000: a hanging endpoint opens the breaker after failureThreshold requests",
+    async (requestTimeout) => {
+      failing.respond(() => ({ delayMs: 60_000 }));
+      const store = new MemoryStore();
+      const sender = HTTP_BUILDS[1]!.build.httpSender({
+        url: failing.url,
+        unsigned: true,
+        concurrency: 1,
+        requestTimeout,
+        breaker: { failureThreshold: 3, cooldownMs: 60_000 },
+      });
+      const outbox = new Outbox(store, sender, {
+        sendTimeout: 1_000,
+        leaseDuration: 5_000,
+        maxRetries: 100,
+        backoff: { initialDelay: 1, maxDelay: 1 },
+        onError: () => {},
+      });
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < 6; i++) await outbox.addMessage(tx, { key: `k${i}`, value: "x" });
+      });
+      for (let i = 0; i < 20 && sender.breakers()[0]?.state !== "open"; i++) {
+        await outbox.tick({ budgetMs: 1_500 });
+      }
+      // One request at a time: each is cut by sendTimeout, counts, and the third opens it.
+      expect(sender.breakers()[0]).toMatchObject({ state: "open", failures: 3 });
+      expect(failing.requests).toHaveLength(3);
+      await outbox[Symbol.asyncDispose]();
+    },
+  );
+
+  it("a caller's abort says nothing about the endpoint: the ticket is given back, nothing counts", async () => {
+    failing.respond(() => ({ delayMs: 60_000 }));
+    const sender = httpSender1({ url: failing.url, requestTimeout: 10_000 });
+    for (let i = 0; i < 3; i++) {
+      const controller = new AbortController();
+      const sent = sender.send([testMessage(String(i))], controller.signal);
+      await waitFor(() => failing.requests.length === i + 1);
+      controller.abort();
+      await sent;
+    }
+    expect(sender.breakers()[0]).toMatchObject({ state: "closed", failures: 0 });
+  });
+
+  it("a timeout signal (AbortSignal.timeout, as the relay's sendTimeout) cutting a request counts", async () => {
+    failing.respond(() => ({ delayMs: 60_000 }));
+    const sender = httpSender1({ url: failing.url, requestTimeout: 10_000 });
+    for (let i = 0; i < 3; i++) await sender.send([testMessage(String(i))], AbortSignal.timeout(200));
+    expect(sender.breakers()[0]).toMatchObject({ state: "open", failures: 3 });
+    const { batch, marks } = recorded(["9"]);
+    await send(sender, batch);
+    expect(marks.get("9")?.error).toContain("(last: no response within sendTimeout)");
+  });
+});
+
+const httpSender1 = (options: { url: string; requestTimeout: number }) =>
+  HTTP_BUILDS[1]!.build.httpSender({
+    ...options,
+    unsigned: true,
+    concurrency: 1,
+    breaker: { failureThreshold: 3, cooldownMs: 60_000 },
+  });
+
 describe("two endpoints through an Outbox: one hanging, one healthy", () => {
   const stores = [
     ["MemoryStore", async () => new MemoryStore()],
@@ -269,61 +337,89 @@ describe("two endpoints through an Outbox: one hanging, one healthy", () => {
   ] as const;
 
   it.each(stores)(
-    "%s: the healthy endpoint gets all its messages; the hanging one gets no request while open, then recovers through a probe",
+    "%s: the healthy endpoint gets all its messages, not much later than without the hanging one; the hanging one gets no request while open, then recovers through a probe",
     async (_name, open) => {
-      const store = await open();
       failing.respond(() => ({ delayMs: 60_000 }));
-      const sender = HTTP_BUILDS[1]!.build.httpSender({
-        url: (m) => (m.key.startsWith("bad") ? failing.url : healthy.url),
-        unsigned: true,
-        concurrency: 4,
-        requestTimeout: 1_500,
-        breaker: { failureThreshold: 3, cooldownMs: 4_000 },
-      });
-      const outbox = new Outbox(store as TransactionalStore<unknown>, sender, {
-        batchSize: 10,
-        sendTimeout: 5_000,
-        leaseDuration: 30_000,
-        maxRetries: 20,
-        backoff: { initialDelay: 10, maxDelay: 50 },
-        onError: () => {},
-      });
-      const add = async (key: string, n: number) => {
-        for (let i = 0; i < n; i++) {
-          await store.withTransaction((tx: unknown) =>
-            outbox.addMessage(tx, { key: `${key}-${i}`, value: `${key}${i}` }),
-          );
-        }
+      const BAD = 100;
+      const GOOD = 40;
+      const relay = async () => {
+        const store = await open();
+        const sender = HTTP_BUILDS[1]!.build.httpSender({
+          url: (m) => (m.key.startsWith("bad") ? failing.url : healthy.url),
+          unsigned: true,
+          concurrency: 4,
+          requestTimeout: 1_500,
+          breaker: { failureThreshold: 3, cooldownMs: 4_000 },
+        });
+        const outbox = new Outbox(store as TransactionalStore<unknown>, sender, {
+          batchSize: 10,
+          sendTimeout: 5_000,
+          leaseDuration: 30_000,
+          maxRetries: 20,
+          backoff: { initialDelay: 10, maxDelay: 50 },
+          onError: () => {},
+        });
+        const add = async (key: string, n: number) => {
+          await store.withTransaction(async (tx: unknown) => {
+            for (let i = 0; i < n; i++)
+              await outbox.addMessage(tx, { key: `${key}-${i}`, value: `${key}${i}` });
+          });
+        };
+        return { store, sender, outbox, add };
       };
-      await add("bad", 10);
-      await add("good", 40);
-      await outbox.tick({ budgetMs: 20_000 });
+      /** Milliseconds until the healthy endpoint got all its messages, relaying from now on. */
+      const healthyDelivery = async (outbox: Outbox<unknown>) => {
+        const started = performance.now();
+        const ticking = outbox.tick({ budgetMs: 30_000 });
+        await waitFor(() => healthy.requests.length >= GOOD, 30_000);
+        const elapsed = performance.now() - started;
+        await ticking;
+        return elapsed;
+      };
+
+      // The same healthy traffic without the hanging endpoint, in this test: the baseline.
+      const alone = await relay();
+      await alone.add("good", GOOD);
+      const aloneMs = await healthyDelivery(alone.outbox);
+      await alone.outbox[Symbol.asyncDispose]();
+      healthy.reset();
+
+      const { store, sender, outbox, add } = await relay();
+      // The hanging endpoint's backlog is written first: the oldest messages, claimed first.
+      await add("bad", BAD);
+      await add("good", GOOD);
+      const withHangingMs = await healthyDelivery(outbox);
       const goodIds = healthy.requests.map((r) => r.text());
-      expect(new Set(goodIds).size).toBe(40);
+      expect(new Set(goodIds).size).toBe(GOOD);
+      // Its three first requests hang until requestTimeout (one slot still serving the healthy
+      // endpoint), then its backlog is refused without a request: the healthy deliveries are
+      // not held back for long. Generous margins: a loaded machine measures noisily.
+      expect(withHangingMs).toBeLessThanOrEqual(3 * aloneMs + 2_000);
       // The hanging endpoint got its first requests (at most failureThreshold + concurrency - 1
       // were admitted before the third timeout opened the breaker), then none while it was open:
-      // the rest of its 10 messages were refused without a request.
+      // the rest of its messages were refused without a request.
       const state = sender.breakers().find((b) => b.origin === failing.origin);
       expect(state?.state).toBe("open");
       const whileOpen = failing.requests.length;
       expect(whileOpen).toBeGreaterThanOrEqual(3);
       expect(whileOpen).toBeLessThanOrEqual(3 + 4 - 1);
       // The endpoint recovers: after the cool-down a probe closes the breaker, and every message
-      // of that endpoint is delivered.
+      // of that endpoint is delivered (refused ones come back spread over a cool-down).
       failing.respond(() => ({ status: 200 }));
       const delivered = () => new Set(failing.requests.filter((r) => r.text() !== "").map((r) => r.text()));
-      for (let i = 0; i < 100 && (await store.stats()).pending > 0; i++) {
+      for (let i = 0; i < 400 && (await store.stats()).pending > 0; i++) {
         await outbox.tick({ budgetMs: 500 });
         await sleep(50);
       }
       expect((await store.stats()).pending).toBe(0);
       expect([...delivered()].filter((t) => t.startsWith("bad")).sort()).toEqual(
-        Array.from({ length: 10 }, (_, i) => `bad${i}`).sort(),
+        Array.from({ length: BAD }, (_, i) => `bad${i}`).sort(),
       );
       expect(sender.breakers().find((b) => b.origin === failing.origin)?.state).toBe("closed");
-      expect(healthy.requests).toHaveLength(40);
+      expect(healthy.requests).toHaveLength(GOOD);
       await outbox[Symbol.asyncDispose]();
     },
+    60_000,
   );
 });
 
@@ -461,10 +557,17 @@ describe("breaker and meter options", () => {
       [{ breaker: { halfOpenProbes: 0 } }, "breaker.halfOpenProbes must be an integer >= 1, got 0"],
       [
         { breaker: { cooldownMs: -1 } },
-        "breaker.cooldownMs must be a finite number of milliseconds >= 0, got -1",
+        "breaker.cooldownMs must be an integer number of milliseconds from 0 to 86400000 (1 day), got -1",
       ],
-      [{ breaker: { cooldownMs: Number.POSITIVE_INFINITY } }, "breaker.cooldownMs must be a finite number"],
-      [{ breaker: { maxCooldownMs: Number.NaN } }, "breaker.maxCooldownMs must be a finite number"],
+      [{ breaker: { cooldownMs: Number.POSITIVE_INFINITY } }, "breaker.cooldownMs must be an integer"],
+      [{ breaker: { cooldownMs: 1e300 } }, "from 0 to 86400000 (1 day), got 1e+300"],
+      [{ breaker: { cooldownMs: 1.5 } }, "breaker.cooldownMs must be an integer"],
+      [{ breaker: { maxCooldownMs: Number.NaN } }, "breaker.maxCooldownMs must be an integer"],
+      [{ breaker: { maxCooldownMs: 86_400_001 } }, "breaker.maxCooldownMs must be an integer"],
+      [
+        { concurrency: 20_000 },
+        "concurrency must be at most 10000 (the relay's largest send window), got 20000",
+      ],
       [
         { breaker: { cooldownMs: 5_000, maxCooldownMs: 1_000 } },
         "breaker.maxCooldownMs must be at least breaker.cooldownMs (5000), got 1000",
@@ -484,6 +587,9 @@ describe("breaker and meter options", () => {
     expect(build({ breaker: { cooldownMs: 0, failureThreshold: 1, halfOpenProbes: 4 } })).not.toThrow();
     // The cap follows a cool-down set above its default instead of refusing it.
     expect(build({ breaker: { cooldownMs: 120_000 } })).not.toThrow();
+    expect(build({ breaker: { cooldownMs: 86_400_000, maxCooldownMs: 86_400_000 } })).not.toThrow();
+    // The largest concurrency is a window the relay accepts.
+    expect(() => new Outbox(new MemoryStore(), build({ concurrency: 10_000 })())).not.toThrow();
     expect(build({ breaker: false })).not.toThrow();
   });
 });

@@ -59,8 +59,9 @@ describe("Breakers", () => {
     expect(refused.reason).toBe(
       `circuit breaker open for ${A} after 3 failures in a row (last: no response within requestTimeout)`,
     );
-    // Rounded up and never 0: a refusal always asks to wait.
-    expect(refusal(b.admit(A, 999.5)).retryAfter).toBe(1);
+    // Rounded up to 100 ms (refusals of one claim share a delay, so one release write), never 0.
+    expect(refusal(b.admit(A, 450)).retryAfter).toBe(600);
+    expect(refusal(b.admit(A, 999.5)).retryAfter).toBe(100);
   });
 
   it("keeps origins apart: one open breaker refuses nothing of another origin", () => {
@@ -73,14 +74,16 @@ describe("Breakers", () => {
     ]);
   });
 
-  it("half-open after the cool-down: lets halfOpenProbes probes through, refuses the rest for probeWaitMs", () => {
+  it("half-open after the cool-down: lets halfOpenProbes probes through, refuses the rest until the last probe ends", () => {
     const b = breakers({ halfOpenProbes: 2 });
     fail(b, A, 3, 0);
     expect(b.snapshot(1000)[0]).toMatchObject({ state: "half_open", openUntil: null });
     const first = ticket(b.admit(A, 1000));
     const second = ticket(b.admit(A, 1000));
     expect([first.probe, second.probe]).toEqual([true, true]);
-    expect(refusal(b.admit(A, 1000)).retryAfter).toBe(250);
+    expect(refusal(b.admit(A, 1000)).retryAfter).toBe(300); // probeWaitMs 250, rounded up
+    // What is left of the probe's time, not probeWaitMs again.
+    expect(refusal(b.admit(A, 1140)).retryAfter).toBe(200);
     // A probe given back (its send was aborted) frees its slot without deciding anything.
     b.release(first);
     expect(ticket(b.admit(A, 1001)).probe).toBe(true);
@@ -165,12 +168,15 @@ describe("Breakers", () => {
     expect(isTicket(b.admit(A, 2002))).toBe(false);
   });
 
-  it("giving back a ticket of an untracked origin is harmless", () => {
+  it("giving back or settling a ticket of a forgotten origin is harmless", () => {
     const b = breakers({ failureThreshold: 1 });
-    for (let i = 0; i < 1000; i++) fail(b, `http://o${i}.example`, 1, 0);
-    const untracked = ticket(b.admit("http://new.example", 0));
-    expect(() => b.release(untracked)).not.toThrow();
-    expect(() => b.release({ ...untracked, probe: true })).not.toThrow();
+    const forgotten = ticket(b.admit("http://old.example", 0));
+    for (let i = 0; i < 1000; i++) b.admit(`http://o${i}.example`, 0);
+    expect(b.snapshot(0).map((s) => s.origin)).not.toContain("http://old.example");
+    expect(() => b.release(forgotten)).not.toThrow();
+    expect(() => b.release({ ...forgotten, probe: true })).not.toThrow();
+    b.settle(forgotten, "HTTP 500", 0);
+    expect(b.snapshot(0).map((s) => s.origin)).not.toContain("http://old.example");
   });
 
   it("a release outside half-open changes nothing", () => {
@@ -180,31 +186,21 @@ describe("Breakers", () => {
     expect(b.snapshot(0)[0]).toMatchObject({ state: "closed", failures: 2 });
   });
 
-  it("tracks at most 1000 origins, forgetting healthy ones first and never an open one", () => {
+  it("tracks at most 1000 origins, forgetting the least recently used healthy one first", () => {
     const b = breakers({ failureThreshold: 1 });
     fail(b, "http://open.example", 1, 0);
-    fail(b, "http://failing.example", 1, 0);
-    b.settle(ticket(b.admit("http://failing.example", 1000)), "HTTP 500", 1000); // open again
-    for (let i = 0; i < 998; i++) b.admit(`http://h${i}.example`, 0);
-    expect(b.snapshot(0)).toHaveLength(1000);
+    for (let i = 0; i < 999; i++) b.admit(`http://h${i}.example`, 0);
+    b.admit("http://h0.example", 0); // used again: h1 is now the least recently used
     b.admit("http://new.example", 0);
     const origins = b.snapshot(0).map((s) => s.origin);
     expect(origins).toHaveLength(1000);
     expect(origins).toContain("http://open.example");
     expect(origins).toContain("http://new.example");
-    expect(origins).not.toContain("http://h0.example");
+    expect(origins).toContain("http://h0.example");
+    expect(origins).not.toContain("http://h1.example");
   });
 
-  it("past 1000 open origins, a new origin is sent untracked (never refused)", () => {
-    const b = breakers({ failureThreshold: 1 });
-    for (let i = 0; i < 1000; i++) fail(b, `http://o${i}.example`, 1, 0);
-    const untracked = ticket(b.admit("http://new.example", 0));
-    b.settle(untracked, "HTTP 500", 0);
-    expect(isTicket(b.admit("http://new.example", 0))).toBe(true);
-    expect(b.snapshot(0).map((s) => s.origin)).not.toContain("http://new.example");
-  });
-
-  it("forgets a healthy origin before an older one on a failure streak", () => {
+  it("forgets a healthy origin before one on a failure streak", () => {
     const b = breakers();
     fail(b, "http://streak.example", 1, 0);
     for (let i = 0; i < 999; i++) b.admit(`http://h${i}.example`, 0);
@@ -212,19 +208,42 @@ describe("Breakers", () => {
     const origins = b.snapshot(0).map((s) => s.origin);
     expect(origins).toContain("http://streak.example");
     expect(origins).not.toContain("http://h0.example");
-    expect(origins).toContain("http://h1.example");
   });
 
-  it("with 1000 origins tracked and none healthy, the oldest closed one with failures makes room", () => {
-    const b = breakers({ failureThreshold: 2 });
-    fail(b, "http://open.example", 2, 0);
-    for (let i = 0; i < 999; i++) fail(b, `http://f${i}.example`, 1, 0);
+  it("more failing origins than slots, in rotation: most reach the threshold and open", () => {
+    const b = breakers({ failureThreshold: 10, cooldownMs: 60_000, maxCooldownMs: 60_000 });
+    for (let round = 0; round < 50; round++) {
+      for (let i = 0; i < 1001; i++) {
+        const admission = b.admit(`http://h${i}.example`, 0);
+        if (isTicket(admission)) b.settle(admission, "HTTP 503", 0);
+      }
+    }
+    const snapshot = b.snapshot(0);
+    expect(snapshot).toHaveLength(1000);
+    expect(snapshot.filter((s) => s.state === "open").length).toBeGreaterThanOrEqual(990);
+  });
+
+  it("with no healthy origin, the closed one with the fewest failures makes room", () => {
+    const b = breakers({ failureThreshold: 5 });
+    fail(b, "http://open.example", 5, 0);
+    fail(b, "http://two.example", 2, 0);
+    for (let i = 0; i < 998; i++) fail(b, `http://f${i}.example`, 3, 0);
     b.admit("http://new.example", 0);
     const origins = b.snapshot(0).map((s) => s.origin);
     expect(origins).toContain("http://open.example");
     expect(origins).toContain("http://new.example");
-    expect(origins).not.toContain("http://f0.example");
-    expect(origins).toContain("http://f1.example");
+    expect(origins).not.toContain("http://two.example");
+  });
+
+  it("with every breaker open, the one whose cool-down ends first makes room: a new origin can still open", () => {
+    const b = breakers({ failureThreshold: 1, cooldownMs: 60_000, maxCooldownMs: 60_000 });
+    for (let i = 0; i < 1000; i++) fail(b, `http://o${i}.example`, 1, i); // o0 reopens first
+    fail(b, "http://new.example", 1, 2000);
+    const snapshot = b.snapshot(2000);
+    expect(snapshot).toHaveLength(1000);
+    expect(snapshot.map((s) => s.origin)).not.toContain("http://o0.example");
+    expect(snapshot.find((s) => s.origin === "http://new.example")?.state).toBe("open");
+    expect(refusal(b.admit("http://new.example", 2001)).retryAfter).toBeGreaterThan(0);
   });
 
   it("defaults are safe for a single endpoint", () => {
