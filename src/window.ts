@@ -144,10 +144,13 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     if (claim.finished.length === 0 && claim.unsent.length === 0) claim.oldest = now;
   };
   const finish = (claim: OpenClaim, item: Finished) => {
+    const first = claim.finished.length === 0 && claim.unsent.length === 0;
     hold(claim, performance.now());
     claim.finished.push(item);
     claim.pending -= 1;
-    wake();
+    // The loop has work only when this claim is complete, its flush timer must start, or the
+    // queue is empty (a claim may be due); other finishes just free a slot (see start).
+    if (first || claim.pending === 0 || queued() === 0) wake();
   };
 
   const start = (claim: OpenClaim, item: SentMessage) => {
