@@ -388,37 +388,45 @@ describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
     expect((await remaining(store)).map((m) => [m.text(), m.retries])).toEqual([["m1", 1]]);
   });
 
-  it("a failed combined write is recorded again with the plain marks: the drain ends, nothing is sent twice", async () => {
-    const store = await open(make);
-    await commitMessages(store, numbered(12));
-    let recordsLeft = 1;
-    // The first refill write fails: the messages already in flight are still recorded.
-    const flaky = new Proxy(store, {
-      get(target, name) {
-        const value = Reflect.get(target, name);
-        if (typeof value !== "function") return value;
-        if (name === "fetchAndLock" || name === "recordAndFetch") {
-          return async (...args: unknown[]) => {
-            if (name === "recordAndFetch" && recordsLeft-- === 1) {
-              throw new StoreError("database is locked", { retryable: true });
-            }
-            return value.apply(target, args);
-          };
-        }
-        return value.bind(target);
-      },
-    });
-    const planned = plannedSender(4, () => ({ delayMs: 5, mark: (x) => x.markAsSent() }));
-    const outbox = new Outbox(flaky, planned.sender, { leaseDuration: 1200, sendTimeout: 200 });
-    await expect(outbox.tick()).rejects.toBeInstanceOf(StoreError);
-    // Whatever the failed write dropped comes back when its lease ends; then all are delivered.
-    await new Promise((resolve) => setTimeout(resolve, 1250));
-    for (let i = 0; i < 10 && (await store.stats()).pending > 0; i++) await outbox.tick();
-    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
-    expect(new Set(planned.log.map((l) => l.text)).size).toBe(12);
-    // The outcomes of the failed write were stored by the plain marks: no message came back.
-    expect(planned.log).toHaveLength(12);
-  });
+  it.each([
+    ["window", true],
+    ["batch passes", false],
+  ])(
+    "%s: a failed combined write is recorded again with the plain marks: the drain ends, nothing is sent twice",
+    async (_, windowed) => {
+      const store = await open(make);
+      await commitMessages(store, numbered(12));
+      let recordsLeft = 1;
+      // The first refill write fails: the messages already in flight are still recorded.
+      const flaky = new Proxy(store, {
+        get(target, name) {
+          const value = Reflect.get(target, name);
+          if (typeof value !== "function") return value;
+          if (name === "fetchAndLock" || name === "recordAndFetch") {
+            return async (...args: unknown[]) => {
+              if (name === "recordAndFetch" && recordsLeft-- === 1) {
+                throw new StoreError("database is locked", { retryable: true });
+              }
+              return value.apply(target, args);
+            };
+          }
+          return value.bind(target);
+        },
+      });
+      const planned = plannedSender(4, () => ({ delayMs: 5, mark: (x) => x.markAsSent() }));
+      const sender: Sender = windowed ? planned.sender : { send: planned.sender.send };
+      const outbox = new Outbox(flaky, sender, { batchSize: 4, leaseDuration: 1200, sendTimeout: 200 });
+      await expect(outbox.tick()).rejects.toBeInstanceOf(StoreError);
+      expect(recordsLeft).toBe(0);
+      // Whatever the failed write dropped comes back when its lease ends; then all are delivered.
+      await new Promise((resolve) => setTimeout(resolve, 1250));
+      for (let i = 0; i < 10 && (await store.stats()).pending > 0; i++) await outbox.tick();
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+      expect(new Set(planned.log.map((l) => l.text)).size).toBe(12);
+      // The outcomes of the failed write were stored by the plain marks: no message came back.
+      expect(planned.log).toHaveLength(12);
+    },
+  );
 });
 
 describe("Sender.window validation", () => {
