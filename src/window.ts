@@ -125,6 +125,10 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   // A write's claim is free with recordAndFetch: take one whenever the queue is below this, so
   // the next batch is queued before the window runs dry and no separate claim is needed.
   const highWater = window + options.batchSize;
+  // A store without `release` cannot give a queued message back without charging an attempt:
+  // then a claim takes only what starts at once, as free slots allow.
+  const queues = store.release !== undefined;
+  const claimSize = () => (queues ? options.batchSize : Math.min(options.batchSize, window - inFlight));
   const open = new Set<OpenClaim>();
   let queue: Queued[] = [];
   let head = 0;
@@ -153,10 +157,10 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     if (first || claim.pending === 0 || queued() === 0) wake();
   };
 
-  const start = (claim: OpenClaim, item: SentMessage) => {
+  const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
     inFlight += 1;
     void telemetry
-      .within(claim.span, () => sendBatch(sending, [item.message], run.signal, undefined))
+      .within(claim.span, () => sendBatch(sending, [item.message], signal, undefined))
       .then((error) => {
         if (error !== undefined) claim.sendError ??= error;
         inFlight -= 1;
@@ -172,7 +176,11 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     const ending = failure !== undefined || !run.continues();
     while (head < queue.length) {
       const { claim, item } = queue[head] as Queued;
-      if (ending || claim.leaseEnd - now < startBefore) {
+      if (ending && !queues && claim.leaseEnd - now >= startBefore) {
+        // Claimed as the drain ended, and no `release` to give it back: sent as a batch pass
+        // sends such a claim, without the ended drain's signal.
+        start(claim, item, undefined);
+      } else if (ending || claim.leaseEnd - now < startBefore) {
         // Too late to send and still record under this lease: back unsent at the next write.
         hold(claim, now);
         claim.unsent.push(item.id);
@@ -323,7 +331,8 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       const due = dueClaims(now);
       let acted = false;
       if (due.length > 0) {
-        const refill = claiming && queued() < highWater ? options.batchSize : 0;
+        const room = queues ? queued() < highWater : queued() === 0 && inFlight < window;
+        const refill = claiming && room ? claimSize() : 0;
         // What is recorded may free a key, and new messages may have come: not idle any more
         // unless the claim made with the write found nothing.
         idle = (await flush(due, refill)) === false;
@@ -331,7 +340,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       } else if (claiming && !idle && queued() === 0 && inFlight < window) {
         // A slot is free and nothing waits for it: a claim of its own.
         try {
-          idle = !(await claimAndQueue(() => store.fetchAndLock(claimOptions(options.batchSize))));
+          idle = !(await claimAndQueue(() => store.fetchAndLock(claimOptions(claimSize()))));
         } catch (error) {
           fail(undefined, error);
         }

@@ -388,6 +388,33 @@ describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
     expect((await remaining(store)).map((m) => [m.text(), m.retries])).toEqual([["m1", 1]]);
   });
 
+  it("a store without release: the window claims only what starts at once, never charging a queued message", async () => {
+    const store = await open(make);
+    await commitMessages(store, numbered(12));
+    const claimSizes: number[] = [];
+    const withoutRelease = new Proxy(store, {
+      get(target, name) {
+        if (name === "release") return undefined;
+        const value = Reflect.get(target, name);
+        if (typeof value !== "function") return value;
+        if (name === "fetchAndLock" || name === "recordAndFetch") {
+          return (...args: unknown[]) => {
+            claimSizes.push((args[args.length - 1] as { batchSize: number }).batchSize);
+            return value.apply(target, args);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+    const planned = plannedSender(3, () => ({ delayMs: 20, mark: (x) => x.markAsSent() }));
+    const outbox = new Outbox(withoutRelease, planned.sender, { batchSize: 10 });
+    // Nothing waits in a queue it could not give back: every claim fits the free slots.
+    expect(await outbox.tick()).toMatchObject({ sent: 12, failed: 0, dead: 0 });
+    expect(Math.max(...claimSizes)).toBeLessThanOrEqual(3);
+    expect(planned.log.map((l) => l.retries)).toEqual(Array(12).fill(0));
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+  });
+
   it.each([
     ["window", true],
     ["batch passes", false],
