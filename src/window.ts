@@ -185,6 +185,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         hold(claim, now);
         claim.unsent.push(item.id);
         claim.pending -= 1;
+        wake();
       } else if (inFlight < window) start(claim, item);
       else break;
       head += 1;
