@@ -17,8 +17,10 @@ export interface TickResult {
   /** Messages delivered. */
   sent: number;
   /**
-   * Messages that failed and wait for a retry, including those the sender did not attempt
-   * (`markAsFailed({ attempted: false })`), given back without spending an attempt.
+   * Messages that failed an attempt and wait for a retry. Those the sender did not attempt
+   * (`markAsFailed({ attempted: false })`) are given back without spending an attempt and are
+   * no failure of delivery: counted here only when the store has no `release` (then they are
+   * recorded as a failed attempt).
    */
   failed: number;
   /** Messages given up on (retries spent, or a permanent failure). */

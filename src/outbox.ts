@@ -11,7 +11,7 @@ import type { OutboxStats, TransactionalStore } from "./store.ts";
 import { RelayTelemetry } from "./telemetry.ts";
 import { observeStats } from "./telemetry-stats.ts";
 import { injectTraceContext } from "./trace-context.ts";
-import { MAX_WINDOW, WINDOW_FLUSH_MS } from "./window.ts";
+import { MAX_WINDOW, WINDOW_LEASE_MARGIN_MS } from "./window.ts";
 
 export type { TickResult } from "./drain.ts";
 
@@ -201,27 +201,30 @@ export class Outbox<T> {
   }
 }
 
+/** How errors name the window: users of httpSender set it as `concurrency`, never `window`. */
+const windowName = "the sender's window (Sender.window; httpSender's concurrency)";
+
 /**
  * The sender's `window` (see `Sender.window`), checked: undefined, or an integer from 1 to
- * {@link MAX_WINDOW}, and then the lease must cover a send and the wait for its grouped write.
+ * {@link MAX_WINDOW}, and then the lease must cover the wait for a slot, a send and its grouped write.
  */
 function senderWindow(sender: Sender, options: ResolvedOptions): number | undefined {
   let window: unknown;
   try {
     window = sender.window;
   } catch (error) {
-    throw new ValidationError("sender.window threw when read", { cause: error });
+    throw new ValidationError(`${windowName} threw when read`, { cause: error });
   }
   if (window === undefined) return undefined;
   if (typeof window !== "number" || !Number.isSafeInteger(window) || window < 1 || window > MAX_WINDOW) {
     throw new ValidationError(
-      `sender.window must be an integer from 1 to ${MAX_WINDOW}, got ${typeof window === "number" ? window : typeof window}`,
+      `${windowName} must be an integer from 1 to ${MAX_WINDOW}, got ${typeof window === "number" ? window : typeof window}`,
     );
   }
-  const needed = options.sendTimeout + WINDOW_FLUSH_MS;
-  if (options.leaseDuration <= needed) {
+  const needed = options.sendTimeout + WINDOW_LEASE_MARGIN_MS;
+  if (options.leaseDuration < needed) {
     throw new ValidationError(
-      `leaseDuration must exceed sendTimeout + ${WINDOW_FLUSH_MS} ms (${needed} ms) with a windowed sender: an outcome waits up to ${WINDOW_FLUSH_MS} ms for its grouped write; got ${options.leaseDuration}`,
+      `leaseDuration must be at least sendTimeout + ${WINDOW_LEASE_MARGIN_MS} ms (${needed} ms) with ${windowName}: a claimed message may wait for a free slot, and its outcome is written after its send in a grouped write; got ${options.leaseDuration}`,
     );
   }
   return window;

@@ -123,9 +123,10 @@ export async function recordMarks(context: RecordContext, outcome: PassOutcome):
 
 /**
  * Gives back the messages the sender did not attempt, one `release` per distinct delay.
- * Returns the rows changed. Without `release`, or when it throws (reported), they are recorded
- * as failed attempts instead: the claim is still ours, and waiting out its lease would count
- * the attempt anyway, later.
+ * Without `release`, or when it throws (reported), they are recorded as failed attempts
+ * instead: the claim is still ours, and waiting out its lease would count the attempt anyway,
+ * later. Returns the rows recorded as failed attempts: a release is no failure of delivery, so
+ * it counts in no `failed` total.
  */
 export async function recordReleases(
   context: RecordContext,
@@ -144,7 +145,7 @@ export async function recordReleases(
   let changed = 0;
   for (const [delay, ids] of byDelay) {
     try {
-      changed += checkLease(context, ids, await store.release(token, ids, delay));
+      checkLease(context, ids, await store.release(token, ids, delay));
     } catch (error) {
       context.onError(error);
       const ofDelay = new Set(ids);

@@ -128,9 +128,11 @@ function claimOptions(options: ResolvedOptions): ClaimOptions {
 /**
  * Stores the outcome: with the next claim in one `recordAndFetch` when the store has it and the
  * drain continues (asked only now, after the send, so a stop or abort during the send is seen),
- * else with the separate marks. Messages the sender did not attempt are released first (their
- * delay keeps them out of that next claim); they count as failed. Short counts go to `onError`
- * as `LeaseLostError`s either way.
+ * else with the separate marks. If the combined write fails, the outcome is recorded again with
+ * the separate marks before its error propagates: the sends happened, only the claim is lost.
+ * Messages the sender did not attempt are released first (their delay keeps them out of that
+ * next claim); they count as failed only when recorded as a failed attempt (no `release`).
+ * Short counts go to `onError` as `LeaseLostError`s either way.
  */
 async function recordOutcome(
   context: RelayContext,
@@ -139,19 +141,25 @@ async function recordOutcome(
 ): Promise<BatchOutcome & { next?: Claim }> {
   const { store } = context;
   const recording = { store, onError: context.options.onError };
-  const released = await recordReleases(recording, outcome.token, outcome.release);
+  const retried = await recordReleases(recording, outcome.token, outcome.release);
+  const { token, sent, retry, dead } = outcome;
+  const marks = { token, sent, retry, dead };
   if (store.recordAndFetch !== undefined && plan.continues?.() === true) {
-    const { token, sent, retry, dead } = outcome;
-    const marks = { token, sent, retry, dead };
-    const { recorded, claim } = await store.recordAndFetch(marks, claimOptions(context.options));
+    let combined: Awaited<ReturnType<typeof store.recordAndFetch>>;
+    try {
+      combined = await store.recordAndFetch(marks, claimOptions(context.options));
+    } catch (error) {
+      await recordMarks(recording, marks);
+      throw error;
+    }
+    const { recorded, claim } = combined;
     return {
       sent: checkLease(recording, sent, recorded.sent),
-      failed: checkLease(recording, retry.map(idOf), recorded.failed) + released,
+      failed: checkLease(recording, retry.map(idOf), recorded.failed) + retried,
       dead: checkLease(recording, dead.map(idOf), recorded.dead),
       next: claim,
     };
   }
-  const { token, sent, retry, dead } = outcome;
-  const recorded = await recordMarks(recording, { token, sent, retry, dead });
-  return { ...recorded, failed: recorded.failed + released };
+  const recorded = await recordMarks(recording, marks);
+  return { ...recorded, failed: recorded.failed + retried };
 }

@@ -25,10 +25,24 @@ import type { BatchOutcome, BatchSpan, TickSpan } from "./telemetry.ts";
 import type { LoopTurns } from "./turns.ts";
 
 /**
- * Longest time (ms) a finished message's outcome waits before it is written: outcomes are
- * recorded in groups, at most a few writes per claim per this interval, never one per message.
+ * Longest time (ms) a finished message's outcome waits before it is written while other
+ * messages of its claim are still out: a claim with nothing left out is recorded at once.
  */
 export const WINDOW_FLUSH_MS = 100;
+
+/**
+ * Time (ms) a message's lease must still have after its `sendTimeout` when it starts: room for
+ * the grouped write of its outcome ({@link WINDOW_FLUSH_MS} plus the writes queued before it).
+ * A claimed message that cannot start in time goes back unsent, with no attempt spent.
+ */
+export const WINDOW_RECORD_MARGIN_MS = 500;
+
+/**
+ * With a windowed sender, `leaseDuration` must be at least `sendTimeout` plus this (ms): the
+ * recording margin ({@link WINDOW_RECORD_MARGIN_MS}) and as much again for the claim write and
+ * the wait of a claimed message for a free slot.
+ */
+export const WINDOW_LEASE_MARGIN_MS = 1000;
 
 /** The largest `Sender.window` the relay accepts. */
 export const MAX_WINDOW = 10_000;
@@ -45,14 +59,24 @@ export interface WindowRun {
   result: TickResult;
 }
 
-/** One claim while any of its messages is in flight or waits to be recorded. */
+/** One claim while any of its messages is queued, in flight or waits to be recorded. */
 interface OpenClaim {
   readonly token: string;
   readonly span: BatchSpan;
   readonly claimed: number;
   readonly started: number;
+  /** `performance.now()` when the lease ends, counted from before the claim call. */
+  readonly leaseEnd: number;
+  /** Messages of the claim queued or in flight. */
+  pending: number;
   /** Messages of the claim not yet recorded (or dropped by a failed write). */
   unrecorded: number;
+  /** Finished messages waiting for their write. */
+  finished: Finished[];
+  /** Queued messages that will not be sent: released unsent at the next write. */
+  unsent: string[];
+  /** `performance.now()` when the first of `finished` / `unsent` came. */
+  oldest: number;
   readonly totals: BatchOutcome;
   /** The first batch-wide error of its sends (a timeout, a throw), for its span and metrics. */
   sendError: unknown;
@@ -63,36 +87,51 @@ interface OpenClaim {
 }
 
 /** A finished message waiting to be recorded. */
-type Finished =
-  | { claim: OpenClaim; sent: SentMessage; dead?: undefined }
-  | { claim: OpenClaim; sent?: undefined; dead: DeadUpdate };
+type Finished = { sent: SentMessage; dead?: undefined } | { sent?: undefined; dead: DeadUpdate };
+
+/** A claimed message waiting for a free slot. */
+interface Queued {
+  readonly claim: OpenClaim;
+  readonly item: SentMessage;
+}
 
 /**
  * Relays through the window until nothing is ready or `run.continues()` turns false, then lets
  * every message in flight finish (or be aborted by `run.signal`) and records it before
- * resolving. A claim takes only what can start at once (`window` minus what is in flight, at
- * most `batchSize`), so a message's lease covers its claim, its send (at most `sendTimeout`)
- * and at most {@link WINDOW_FLUSH_MS} plus one write before its outcome is stored.
+ * resolving.
+ *
+ * Claims take `batchSize` messages into a local queue that feeds the window's free slots. Each
+ * claim's lease end is known (measured from before the claim call): a queued message starts
+ * only while its lease leaves `sendTimeout` + {@link WINDOW_RECORD_MARGIN_MS}, else it goes back
+ * unsent at the next write (no attempt spent), so an outcome is always stored under a live
+ * lease unless the store itself stalls for longer than the margin.
  *
  * Outcomes are recorded per claim token (marks apply only to rows still holding it; a short
- * count is a `LeaseLostError` for `onError`), grouped: when half the window (or `batchSize`) has
- * finished, when the oldest waited {@link WINDOW_FLUSH_MS}, or when nothing else is in flight.
- * With `ordering: "key"` the store never claims a key's next message while one is leased, so a
- * key's next message starts only after the previous outcome is stored. Each claim has its own
- * batch span, from the claim until its last message is recorded. A store error stops the
- * claims; what is in flight still finishes and is recorded if the store lets it, then the
- * error is thrown (unrecorded messages come back when their lease ends).
+ * count is a `LeaseLostError` for `onError`): a claim with nothing queued or in flight is
+ * recorded at once, one with a slow message still out every {@link WINDOW_FLUSH_MS}; groups
+ * whose lease ends first are written first. With `recordAndFetch` the last write also claims
+ * the next batch, so a fast receiver costs one write per claim, as in the batch relay. With
+ * `ordering: "key"` the store never claims a key's next message while one is leased, so a key's
+ * next message starts only after the previous outcome is stored. Each claim has its own batch
+ * span, from the claim until its last message is recorded. A store error stops the claims and
+ * gives the queue back; what is in flight still finishes and is recorded if the store lets it,
+ * then the error is thrown (unrecorded messages come back when their lease ends).
  */
 export async function relayWindow(context: RelayContext, window: number, run: WindowRun): Promise<void> {
   const { store, options, telemetry } = context;
   const recording: RecordContext = { store, onError: options.onError };
   const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
-  // Refills come half a window at a time (one write records and refills several slots), or a
-  // claim's worth when `batchSize` is smaller.
-  const group = Math.max(1, Math.min(Math.ceil(window / 2), options.batchSize));
+  const startBefore = options.sendTimeout + WINDOW_RECORD_MARGIN_MS;
+  // A write's claim is free with recordAndFetch: take one whenever the queue is below this, so
+  // the next batch is queued before the window runs dry and no separate claim is needed.
+  const highWater = window + options.batchSize;
+  // A store without `release` cannot give a queued message back without charging an attempt:
+  // then a claim takes only what starts at once, as free slots allow.
+  const queues = store.release !== undefined;
+  const claimSize = () => (queues ? options.batchSize : Math.min(options.batchSize, window - inFlight));
   const open = new Set<OpenClaim>();
-  let buffer: Finished[] = [];
-  let oldest = 0;
+  let queue: Queued[] = [];
+  let head = 0;
   let inFlight = 0;
   // The last claim found nothing: claim again only after a write or a quiet interval.
   let idle = false;
@@ -104,21 +143,57 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     signalled = true;
     wakeUp?.();
   };
-  const finish = (item: Finished) => {
-    if (buffer.length === 0) oldest = performance.now();
-    buffer.push(item);
-    wake();
+  const queued = () => queue.length - head;
+  const hold = (claim: OpenClaim, now: number) => {
+    if (claim.finished.length === 0 && claim.unsent.length === 0) claim.oldest = now;
+  };
+  const finish = (claim: OpenClaim, item: Finished) => {
+    const first = claim.finished.length === 0 && claim.unsent.length === 0;
+    hold(claim, performance.now());
+    claim.finished.push(item);
+    claim.pending -= 1;
+    // The loop has work only when this claim is complete, its flush timer must start, or the
+    // queue is empty (a claim may be due); other finishes just free a slot (see start).
+    if (first || claim.pending === 0 || queued() === 0) wake();
   };
 
-  const start = (claim: OpenClaim, item: SentMessage, signal: AbortSignal | undefined) => {
+  const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
     inFlight += 1;
     void telemetry
       .within(claim.span, () => sendBatch(sending, [item.message], signal, undefined))
       .then((error) => {
         if (error !== undefined) claim.sendError ??= error;
         inFlight -= 1;
-        finish({ claim, sent: item });
+        finish(claim, { sent: item });
+        // The freed slot takes the next queued message at once, even while a write is running.
+        startQueued();
       });
+  };
+
+  /** Starts queued messages into free slots; gives back unsent what can no longer start. */
+  const startQueued = () => {
+    const now = performance.now();
+    const ending = failure !== undefined || !run.continues();
+    while (head < queue.length) {
+      const { claim, item } = queue[head] as Queued;
+      if (ending && !queues && claim.leaseEnd - now >= startBefore) {
+        // Claimed as the drain ended, and no `release` to give it back: sent as a batch pass
+        // sends such a claim, without the ended drain's signal.
+        start(claim, item, undefined);
+      } else if (ending || claim.leaseEnd - now < startBefore) {
+        // Too late to send and still record under this lease: back unsent at the next write.
+        hold(claim, now);
+        claim.unsent.push(item.id);
+        claim.pending -= 1;
+        wake();
+      } else if (inFlight < window) start(claim, item);
+      else break;
+      head += 1;
+    }
+    if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
   };
 
   const claimOptions = (wanted: number) => ({
@@ -127,28 +202,18 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     ordering: options.ordering,
   });
 
-  /** Claims with `fetch` and starts what it got at once; false when nothing was ready. */
-  const claimAndStart = async (fetch: () => Promise<Claim>): Promise<boolean> => {
+  /** Claims with `fetch` and queues what it got; false when nothing was ready. */
+  const claimAndQueue = async (fetch: () => Promise<Claim>): Promise<boolean> => {
     const claim = await openClaim(context, run.tick, open, fetch);
     if (claim === undefined) return false;
     const { entry, messages } = claim;
     const { toSend, exhausted } = sortClaimed(messages, options.maxRetries);
-    let signal = run.signal;
-    if (!run.continues() && toSend.length > 0) {
-      // The drain ended during the claim: nothing was sent, so it goes back without an attempt.
-      const ids = toSend.map((s) => s.id);
-      if (store.release !== undefined && (await releaseUnsent(recording, entry.token, ids))) {
-        entry.unrecorded -= toSend.length;
-        toSend.length = 0;
-      } else {
-        // No release, or it failed: sent as a batch pass would send it, without the signal.
-        signal = undefined;
-      }
-    }
     // A claim given back whole is no batch, as in a pass.
-    if (toSend.length + exhausted.length > 0) run.result.batches += 1;
-    for (const dead of exhausted) finish({ claim: entry, dead });
-    for (const item of toSend) start(entry, item, signal);
+    if (run.continues() && toSend.length + exhausted.length > 0) run.result.batches += 1;
+    entry.pending += toSend.length + exhausted.length;
+    for (const dead of exhausted) finish(entry, { dead });
+    for (const item of toSend) queue.push({ claim: entry, item });
+    startQueued();
     entry.settle();
     return true;
   };
@@ -169,34 +234,43 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     claim.settle();
   };
 
+  /** Claims whose waiting outcomes are due: nothing of theirs left out, or waited long enough. */
+  const dueClaims = (now: number): OpenClaim[] => {
+    const due: OpenClaim[] = [];
+    for (const claim of open) {
+      const waiting = claim.finished.length + claim.unsent.length;
+      if (waiting > 0 && (claim.pending === 0 || now - claim.oldest >= WINDOW_FLUSH_MS)) due.push(claim);
+    }
+    // The lease closest to its end is written first.
+    return due.sort((a, b) => a.leaseEnd - b.leaseEnd);
+  };
+
   /**
-   * Records every finished message, one group of writes per claim token, and, when `refill`
+   * Records the due claims' groups, one group of writes per claim token, and, when `refill`
    * is > 0, claims that many more. With `recordAndFetch`, the last group's marks and the claim
    * are one write (the claim then sees every outcome recorded, so a key just finished frees its
-   * next message). Answers whether the claim found messages (undefined: none was made).
+   * next message); if that write fails, the group is recorded again with the plain marks before
+   * the error ends the drain. Answers whether the claim found messages (undefined: none made).
    */
-  const flush = async (refill: number): Promise<boolean | undefined> => {
-    const finished = buffer;
-    buffer = [];
-    const byClaim = new Map<OpenClaim, Finished[]>();
-    for (const item of finished) {
-      const list = byClaim.get(item.claim);
-      if (list === undefined) byClaim.set(item.claim, [item]);
-      else list.push(item);
-    }
-    const groups = [...byClaim];
+  const flush = async (due: OpenClaim[], refill: number): Promise<boolean | undefined> => {
+    const groups = due.map((claim) => {
+      const group = { claim, finished: claim.finished, unsent: claim.unsent };
+      claim.finished = [];
+      claim.unsent = [];
+      return group;
+    });
     const pipelined = refill > 0 && store.recordAndFetch !== undefined ? groups.pop() : undefined;
-    const recordAlone = async ([claim, items]: [OpenClaim, Finished[]]) => {
+    const recordAlone = async (group: Group) => {
       let counts: BatchOutcome | undefined;
       try {
-        counts = (await recordGroup(context, recording, claim.token, items)).counts;
+        counts = (await recordGroup(context, recording, group)).counts;
       } catch (error) {
         // Dropped: their leases run out and the rows come back. The drain ends with this error.
-        fail(claim, error);
+        fail(group.claim, error);
       }
-      settleGroup(claim, items.length, counts);
+      settleGroup(group.claim, group.finished.length + group.unsent.length, counts);
     };
-    for (const entry of groups) await recordAlone(entry);
+    for (const group of groups) await recordAlone(group);
     if (refill === 0 || failure !== undefined) {
       // No claim after a store error: the last group is recorded on its own.
       if (pipelined !== undefined) await recordAlone(pipelined);
@@ -204,25 +278,34 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     }
     if (pipelined === undefined) {
       try {
-        return await claimAndStart(() => store.fetchAndLock(claimOptions(refill)));
+        return await claimAndQueue(() => store.fetchAndLock(claimOptions(refill)));
       } catch (error) {
         fail(undefined, error);
         return undefined;
       }
     }
-    const [claim, items] = pipelined;
     let counts: BatchOutcome | undefined;
+    let recorded = false;
     try {
-      return await claimAndStart(async () => {
-        const recorded = await recordGroup(context, recording, claim.token, items, claimOptions(refill));
-        counts = recorded.counts;
-        return recorded.claim ?? { token: "", messages: [] };
+      return await claimAndQueue(async () => {
+        const result = await recordGroup(context, recording, pipelined, claimOptions(refill));
+        recorded = true;
+        counts = result.counts;
+        return result.claim ?? { token: "", messages: [] };
       });
     } catch (error) {
-      fail(claim, error);
+      fail(undefined, error);
+      if (!recorded) {
+        // The combined write failed: the outcomes are worth a second, plain try.
+        await recordAlone(pipelined);
+        return undefined;
+      }
+      pipelined.claim.storeError ??= error;
       return undefined;
     } finally {
-      settleGroup(claim, items.length, counts);
+      if (recorded || failure === undefined) {
+        settleGroup(pipelined.claim, pipelined.finished.length + pipelined.unsent.length, counts);
+      }
     }
   };
 
@@ -241,35 +324,43 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
 
   try {
     // Bounded: every turn writes, claims, waits for a send (each ends by sendTimeout) or the
-    // flush timer, or ends the loop; the loop ends once claims stop and the window is empty.
+    // flush timer, or ends the loop; the loop ends once claims stop and nothing is left out.
     for (;;) {
+      startQueued();
+      const now = performance.now();
+      const claiming = failure === undefined && run.continues();
+      const due = dueClaims(now);
       let acted = false;
-      const wanted = Math.min(window - inFlight, options.batchSize);
-      const refillDue: boolean =
-        failure === undefined && !idle && run.continues() && window - inFlight >= group;
-      const age = performance.now() - oldest;
-      if (buffer.length > 0 && (refillDue || inFlight === 0 || age >= WINDOW_FLUSH_MS)) {
+      if (due.length > 0) {
+        const room = queues ? queued() < highWater : queued() === 0 && inFlight < window;
+        const refill = claiming && room ? claimSize() : 0;
         // What is recorded may free a key, and new messages may have come: not idle any more
         // unless the claim made with the write found nothing.
-        idle = (await flush(refillDue ? wanted : 0)) === false;
+        idle = (await flush(due, refill)) === false;
         acted = true;
-      } else if (refillDue) {
+      } else if (claiming && !idle && queued() === 0 && inFlight < window) {
+        // A slot is free and nothing waits for it: a claim of its own.
         try {
-          idle = !(await claimAndStart(() => store.fetchAndLock(claimOptions(wanted))));
+          idle = !(await claimAndQueue(() => store.fetchAndLock(claimOptions(claimSize()))));
         } catch (error) {
           fail(undefined, error);
         }
         acted = true;
       }
-      if (inFlight === 0 && buffer.length === 0 && (idle || failure !== undefined || !run.continues())) {
-        break;
-      }
       if (!acted) {
-        // With an outcome waiting, wake for its flush; with the store idle, look again after a
+        let waiting = false;
+        let nextDue: number | undefined;
+        for (const claim of open) {
+          if (claim.finished.length + claim.unsent.length === 0) continue;
+          waiting = true;
+          const wait = claim.oldest + WINDOW_FLUSH_MS - now;
+          nextDue = nextDue === undefined ? wait : Math.min(nextDue, wait);
+        }
+        if (inFlight === 0 && queued() === 0 && !waiting && (idle || !claiming)) break;
+        // With an outcome waiting, wake for its write; with the store idle, look again after a
         // quiet interval (new messages may come while a slow send holds its slot).
-        const due = buffer.length > 0 ? WINDOW_FLUSH_MS - age : idle ? WINDOW_FLUSH_MS : undefined;
-        await waitForWork(due);
-        if (idle && buffer.length === 0) idle = false;
+        await waitForWork(nextDue ?? (idle ? WINDOW_FLUSH_MS : undefined));
+        if (idle && !waiting) idle = false;
       }
       await run.turns.maybeYield();
     }
@@ -277,6 +368,13 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     for (const claim of open) claim.settle(true);
   }
   if (failure !== undefined) throw failure.error;
+}
+
+/** One claim's waiting outcomes, taken for a write. */
+interface Group {
+  readonly claim: OpenClaim;
+  readonly finished: readonly Finished[];
+  readonly unsent: readonly string[];
 }
 
 /** Adds `counts` into `into`. */
@@ -296,10 +394,11 @@ function openClaim(
   open: Set<OpenClaim>,
   fetch: () => Promise<Claim>,
 ): Promise<{ entry: OpenClaim; messages: Message[] } | undefined> {
-  const { telemetry } = context;
+  const { telemetry, options } = context;
   return new Promise((resolve, reject) => {
     telemetry
       .batch(tick, async (span) => {
+        // Before the call: the store may start the lease at any moment during it.
         const started = performance.now();
         const claim = await fetch();
         if (claim.messages.length === 0) {
@@ -316,7 +415,12 @@ function openClaim(
           span,
           claimed: claim.messages.length,
           started,
+          leaseEnd: started + options.leaseDuration,
+          pending: 0,
           unrecorded: claim.messages.length,
+          finished: [],
+          unsent: [],
+          oldest: started,
           totals: { sent: 0, failed: 0, dead: 0 },
           sendError: undefined,
           storeError: undefined,
@@ -338,24 +442,27 @@ function openClaim(
 }
 
 /**
- * Records one claim's finished messages: releases, then the marks, or, with `next`, the marks
- * and the next claim in one `recordAndFetch`. Store errors propagate.
+ * Records one claim's group: the unsent given back, the releases, then the marks, or, with
+ * `next`, the marks and the next claim in one `recordAndFetch`. Store errors propagate.
  */
 async function recordGroup(
   context: RelayContext,
   recording: RecordContext,
-  token: string,
-  items: readonly Finished[],
+  group: Group,
   next?: ClaimOptions,
 ): Promise<{ counts: BatchOutcome; claim?: Claim }> {
+  const { token } = group.claim;
   const sent: SentMessage[] = [];
   const exhausted: DeadUpdate[] = [];
-  for (const item of items) {
+  for (const item of group.finished) {
     if (item.sent !== undefined) sent.push(item.sent);
     else exhausted.push(item.dead);
   }
+  // Not sent: back at once with no attempt spent. Without `release` (or when it fails,
+  // reported) they wait out the lease.
+  if (group.unsent.length > 0) await releaseUnsent(recording, token, group.unsent);
   const outcome = outcomeOf(token, exhausted, sent, context.options);
-  const released = await recordReleases(recording, token, outcome.release);
+  const retried = await recordReleases(recording, token, outcome.release);
   const marks = { token, sent: outcome.sent, retry: outcome.retry, dead: outcome.dead };
   let counts: BatchOutcome;
   let claim: Claim | undefined;
@@ -370,5 +477,5 @@ async function recordGroup(
   } else counts = await recordMarks(recording, marks);
   const messages = sent.map((s) => s.message);
   if (messages.some((m) => m.status !== SendStatus.Sent)) context.logFailedBatch?.(messages);
-  return { counts: { ...counts, failed: counts.failed + released }, claim };
+  return { counts: { ...counts, failed: counts.failed + retried }, claim };
 }

@@ -245,10 +245,11 @@ describe.each(stores)("the send window (%s)", (_, make) => {
     }));
     const outbox = new Outbox(store, planned.sender, { maxRetries: 0 });
     // maxRetries 0: a real failure would kill m1; a non-attempt must not.
-    expect(await outbox.tick()).toMatchObject({ sent: 3, failed: 1, dead: 0 });
+    // A refusal is no failure of delivery: counted in no `failed` total.
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 3, failed: 0, dead: 0 });
     // Not claimable before its retryAfter.
     expect(await outbox.tick()).toMatchObject({ batches: 0, sent: 0 });
-    await waitFor(async () => (await outbox.tick()).failed === 1, 5_000);
+    await waitFor(async () => (await outbox.tick()).batches === 1, 5_000);
     await waitFor(async () => (await outbox.tick()).sent === 1, 5_000);
     const m1 = planned.log.filter((l) => l.text === "m1");
     expect(m1.map((l) => l.retries)).toEqual([0, 0, 0]);
@@ -310,11 +311,11 @@ describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
       },
     };
     const outbox = new Outbox(store, sender, { maxRetries: 0 });
-    expect(await outbox.tick()).toMatchObject({ sent: 0, failed: 2, dead: 0 });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 0, failed: 0, dead: 0 });
     // retryAfter 0 still waits the 100 ms floor: an open breaker cannot spin the relay.
     expect(await outbox.tick()).toMatchObject({ batches: 0 });
     await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(await outbox.tick()).toMatchObject({ failed: 2, dead: 0 });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, failed: 0, dead: 0 });
     expect(seen).toEqual([0, 0, 0, 0]);
 
     // The same store without release: today's behaviour, an attempt spent (and maxRetries 0 kills).
@@ -387,37 +388,72 @@ describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
     expect((await remaining(store)).map((m) => [m.text(), m.retries])).toEqual([["m1", 1]]);
   });
 
-  it("a store error ends the window's drain after what is in flight is recorded; nothing is lost", async () => {
+  it("a store without release: the window claims only what starts at once, never charging a queued message", async () => {
     const store = await open(make);
     await commitMessages(store, numbered(12));
-    let recordsLeft = 1;
-    // The first refill write fails: the messages already in flight are still recorded.
-    const flaky = new Proxy(store, {
+    const claimSizes: number[] = [];
+    const withoutRelease = new Proxy(store, {
       get(target, name) {
+        if (name === "release") return undefined;
         const value = Reflect.get(target, name);
         if (typeof value !== "function") return value;
         if (name === "fetchAndLock" || name === "recordAndFetch") {
-          return async (...args: unknown[]) => {
-            if (name === "recordAndFetch" && recordsLeft-- === 1) {
-              throw new StoreError("database is locked", { retryable: true });
-            }
+          return (...args: unknown[]) => {
+            claimSizes.push((args[args.length - 1] as { batchSize: number }).batchSize);
             return value.apply(target, args);
           };
         }
         return value.bind(target);
       },
     });
-    const planned = plannedSender(4, () => ({ delayMs: 5, mark: (x) => x.markAsSent() }));
-    const outbox = new Outbox(flaky, planned.sender, { leaseDuration: 400, sendTimeout: 200 });
-    await expect(outbox.tick()).rejects.toBeInstanceOf(StoreError);
-    // Whatever the failed write dropped comes back when its lease ends; then all are delivered.
-    await new Promise((resolve) => setTimeout(resolve, 450));
-    let sent = 0;
-    for (let i = 0; i < 10 && (await store.stats()).pending > 0; i++) sent += (await outbox.tick()).sent;
-    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
-    expect(new Set(planned.log.map((l) => l.text)).size).toBe(12);
-    expect(sent).toBeGreaterThan(0);
+    const planned = plannedSender(3, () => ({ delayMs: 20, mark: (x) => x.markAsSent() }));
+    const outbox = new Outbox(withoutRelease, planned.sender, { batchSize: 10 });
+    // Nothing waits in a queue it could not give back: every claim fits the free slots.
+    expect(await outbox.tick()).toMatchObject({ sent: 12, failed: 0, dead: 0 });
+    expect(Math.max(...claimSizes)).toBeLessThanOrEqual(3);
+    expect(planned.log.map((l) => l.retries)).toEqual(Array(12).fill(0));
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
   });
+
+  it.each([
+    ["window", true],
+    ["batch passes", false],
+  ])(
+    "%s: a failed combined write is recorded again with the plain marks: the drain ends, nothing is sent twice",
+    async (_, windowed) => {
+      const store = await open(make);
+      await commitMessages(store, numbered(12));
+      let recordsLeft = 1;
+      // The first refill write fails: the messages already in flight are still recorded.
+      const flaky = new Proxy(store, {
+        get(target, name) {
+          const value = Reflect.get(target, name);
+          if (typeof value !== "function") return value;
+          if (name === "fetchAndLock" || name === "recordAndFetch") {
+            return async (...args: unknown[]) => {
+              if (name === "recordAndFetch" && recordsLeft-- === 1) {
+                throw new StoreError("database is locked", { retryable: true });
+              }
+              return value.apply(target, args);
+            };
+          }
+          return value.bind(target);
+        },
+      });
+      const planned = plannedSender(4, () => ({ delayMs: 5, mark: (x) => x.markAsSent() }));
+      const sender: Sender = windowed ? planned.sender : { send: planned.sender.send };
+      const outbox = new Outbox(flaky, sender, { batchSize: 4, leaseDuration: 1200, sendTimeout: 200 });
+      await expect(outbox.tick()).rejects.toBeInstanceOf(StoreError);
+      expect(recordsLeft).toBe(0);
+      // Whatever the failed write dropped comes back when its lease ends; then all are delivered.
+      await new Promise((resolve) => setTimeout(resolve, 1250));
+      for (let i = 0; i < 10 && (await store.stats()).pending > 0; i++) await outbox.tick();
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+      expect(new Set(planned.log.map((l) => l.text)).size).toBe(12);
+      // The outcomes of the failed write were stored by the plain marks: no message came back.
+      expect(planned.log).toHaveLength(12);
+    },
+  );
 });
 
 describe("Sender.window validation", () => {
@@ -427,12 +463,15 @@ describe("Sender.window validation", () => {
     expect(() => new Outbox(new MemoryStore(), sender)).toThrow(ValidationError);
   });
 
-  it("refuses a lease that cannot cover a send and its grouped write", async () => {
+  it("refuses a lease that cannot cover a wait for a slot, a send and its grouped write", async () => {
     const { MemoryStore } = await import("../adapters/memory.ts");
     const sender: Sender = { window: 2, send: async (m) => m };
-    const options: OutboxOptions = { sendTimeout: 1000, leaseDuration: 1050 };
-    expect(() => new Outbox(new MemoryStore(), sender, options)).toThrow(/leaseDuration must exceed/);
+    const options: OutboxOptions = { sendTimeout: 1000, leaseDuration: 1999 };
+    expect(() => new Outbox(new MemoryStore(), sender, options)).toThrow(
+      /leaseDuration must be at least sendTimeout \+ 1000 ms \(2000 ms\) with the sender's window \(Sender.window; httpSender's concurrency\)/,
+    );
     expect(() => new Outbox(new MemoryStore(), { send: sender.send }, options)).not.toThrow();
+    expect(() => new Outbox(new MemoryStore(), sender, { ...options, leaseDuration: 2000 })).not.toThrow();
   });
 });
 
@@ -469,7 +508,7 @@ describe("the default log", () => {
           return messages;
         },
       };
-      expect(await new Outbox(store, sender).tick()).toMatchObject({ failed: 2 });
+      expect(await new Outbox(store, sender).tick()).toMatchObject({ batches: 1, failed: 0 });
     } finally {
       console.error = original;
     }

@@ -124,7 +124,9 @@ describe("LibsqlStore across processes", () => {
         const names = ["r1", "r2", "r3"];
         const everyRelay: Child[] = [];
         const relay = (name: string) => {
-          const child = run("relay.ts", [path, receiver.url, name, "1000", "500", ...windowArgs]);
+          // A windowed sender needs leaseDuration >= sendTimeout + 1000 (see the window's leases).
+          const lease = window === undefined ? "1000" : "1500";
+          const child = run("relay.ts", [path, receiver.url, name, lease, "500", ...windowArgs]);
           everyRelay.push(child);
           return child;
         };
