@@ -1,0 +1,269 @@
+/**
+ * The libSQL store's marks, claims and retention where the conformance suite cannot look: the
+ * wait a retry mark records for every shape of `RetryUpdate`, what a lost lease leaves in the
+ * row, and which rows a purge keeps. Written against mutation survivors (TESTING.md).
+ */
+import type { Client } from "@libsql/client";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { LibsqlStore } from "../../adapters/libsql.ts";
+import type { RetryUpdate } from "../../mod.ts";
+import { commitMessages } from "../conformance/store-conformance.ts";
+import { dbPath, openStore, rowId, tempDir } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+const claim = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as const;
+const MINUTE = 60_000;
+
+let close: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await close?.();
+  close = undefined;
+});
+
+async function open(
+  options: Parameters<typeof openStore>[1] = {},
+): Promise<{ client: Client; store: LibsqlStore }> {
+  const opened = await openStore(`file:${dbPath(tmp.dir)}`, options);
+  close = opened.close;
+  return opened;
+}
+
+/** The database's now, in ms, as the store reads it. */
+async function dbNow(client: Client): Promise<number> {
+  const result = await client.execute("SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER) AS now");
+  return Number(result.rows[0]!.now);
+}
+
+/** Each row's wait after the database's now (negative: ready), by key. */
+async function waits(client: Client): Promise<Record<string, number>> {
+  const now = await dbNow(client);
+  const rows = await client.execute("SELECT key, available_at FROM outbox_messages");
+  return Object.fromEntries(rows.rows.map((r) => [String(r.key), Number(r.available_at) - now]));
+}
+
+describe("LibsqlStore retry marks: the wait recorded for each RetryUpdate shape", () => {
+  it("waits `delay` from the database's now, ignoring availableAt when delay is a number", async () => {
+    const { client, store } = await open();
+    await commitMessages(
+      store,
+      ["a", "b", "c"].map((key) => ({ key, value: key })),
+    );
+    const { token, messages } = await store.fetchAndLock(claim);
+    const [a, b, c] = messages;
+    const past = new Date(Date.now() - 10 * MINUTE);
+    const updates: RetryUpdate[] = [
+      // delay wins over an availableAt in the past.
+      { id: a!.id, delay: 5 * MINUTE, availableAt: past, error: "x" },
+      // A fraction is cut to whole ms, never rounded up past what was asked.
+      { id: b!.id, delay: 2 * MINUTE + 0.9, availableAt: past },
+      // A negative delay waits nothing.
+      { id: c!.id, delay: -MINUTE, availableAt: past },
+    ];
+    expect(await store.updateRetryCount(token, updates)).toBe(3);
+    const wait = await waits(client);
+    expect(wait.a).toBeGreaterThan(4 * MINUTE);
+    expect(wait.a).toBeLessThanOrEqual(5 * MINUTE);
+    expect(wait.b).toBeGreaterThan(MINUTE);
+    expect(wait.b).toBeLessThanOrEqual(2 * MINUTE);
+    expect(wait.c).toBeLessThanOrEqual(0);
+    const again = await store.fetchAndLock(claim);
+    expect(again.messages.map((m) => [m.key, m.retries, m.lastError])).toEqual([["c", 1, undefined]]);
+  });
+
+  it("for a caller that gave only availableAt, waits until then; a bad one or neither waits nothing", async () => {
+    const { client, store } = await open();
+    await commitMessages(
+      store,
+      ["at", "nan", "bad-date", "none", "huge"].map((key) => ({ key, value: key })),
+    );
+    const { token, messages } = await store.fetchAndLock(claim);
+    const id = (key: string) => messages.find((m) => m.key === key)!.id;
+    const updates = [
+      { id: id("at"), availableAt: new Date(Date.now() + 3 * MINUTE) },
+      { id: id("nan"), delay: Number.NaN, availableAt: new Date(Date.now() + 3 * MINUTE) },
+      { id: id("bad-date"), availableAt: new Date(Number.NaN) },
+      { id: id("none") },
+      // Clamped to the range of a Date rather than overflowing the integer clock.
+      { id: id("huge"), delay: Number.POSITIVE_INFINITY },
+    ] as unknown as RetryUpdate[];
+    expect(await store.updateRetryCount(token, updates)).toBe(5);
+    const wait = await waits(client);
+    for (const key of ["at", "nan"]) {
+      expect(wait[key]).toBeGreaterThan(2 * MINUTE);
+      expect(wait[key]).toBeLessThanOrEqual(3 * MINUTE);
+    }
+    expect(wait["bad-date"]).toBeLessThanOrEqual(0);
+    expect(wait.none).toBeLessThanOrEqual(0);
+    expect(wait.huge).toBeGreaterThan(8e15);
+    expect(wait.huge).toBeLessThanOrEqual(8.64e15);
+    const again = await store.fetchAndLock(claim);
+    expect(again.messages.map((m) => m.key).sort()).toEqual(["bad-date", "none"]);
+    expect((await store.stats()).pending).toBe(3);
+  });
+});
+
+describe("LibsqlStore claims", () => {
+  it("counts a lost lease once per expiry and records why, keeping an older error until then", async () => {
+    const { client, store } = await open();
+    await commitMessages(store, [{ key: "a", value: "a" }]);
+    const first = await store.fetchAndLock(claim);
+    await store.updateRetryCount(first.token, [
+      { id: first.messages[0]!.id, delay: 0, availableAt: new Date(), error: "HTTP 503" },
+    ]);
+    // Claimed after a retry mark (no lease held): the mark's count and error come as they are.
+    const second = await store.fetchAndLock({ ...claim, leaseDuration: 1 });
+    expect(second.messages.map((m) => [m.retries, m.lastError])).toEqual([[1, "HTTP 503"]]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Its lease ran out: the takeover counts that attempt and says why.
+    const third = await store.fetchAndLock(claim);
+    expect(third.messages.map((m) => [m.retries, m.lastError])).toEqual([
+      [2, "lease expired before the outcome was recorded"],
+    ]);
+    const row = await client.execute("SELECT retries, last_error, claim_token FROM outbox_messages");
+    expect([row.rows[0]!.retries, row.rows[0]!.last_error, row.rows[0]!.claim_token]).toEqual([
+      2,
+      "lease expired before the outcome was recorded",
+      third.token,
+    ]);
+    // The stale holder's marks change nothing.
+    expect(await store.markAsSent(second.token, [second.messages[0]!.id])).toBe(0);
+    expect(await store.markAsDead(second.token, [{ id: second.messages[0]!.id, error: "late" }])).toBe(0);
+    expect(await store.markAsSent(third.token, [third.messages[0]!.id])).toBe(1);
+  });
+
+  it("takes over only expired leases and never a row held by a live one", async () => {
+    const { store } = await open();
+    await commitMessages(
+      store,
+      ["a", "b", "c"].map((key) => ({ key, value: key })),
+    );
+    await store.fetchAndLock({ ...claim, batchSize: 1, leaseDuration: 10 * MINUTE });
+    await store.fetchAndLock({ ...claim, batchSize: 1, leaseDuration: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const next = await store.fetchAndLock(claim);
+    expect(next.messages.map((m) => [m.key, m.retries])).toEqual([
+      ["b", 1],
+      ["c", 0],
+    ]);
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 3 });
+  });
+
+  it("claims by age, not by id: an older message committed later goes first", async () => {
+    const { store } = await open();
+    const now = Date.now();
+    await commitMessages(store, [{ key: "newer", value: "n" }], now - 1000);
+    await commitMessages(store, [{ key: "older", value: "o" }], now - 5000);
+    const first = await store.fetchAndLock({ ...claim, batchSize: 1 });
+    expect(first.messages.map((m) => m.key)).toEqual(["older"]);
+    const both = await store.fetchAndLock(claim);
+    expect(both.messages.map((m) => m.key)).toEqual(["newer"]);
+  });
+});
+
+describe("LibsqlStore dead rows", () => {
+  it("requeues only dead rows, with retries 0 and ready at once, leaving sent, pending and held rows", async () => {
+    const { client, store } = await open({ retention: { sent: "keep", keepFor: MINUTE } });
+    await commitMessages(
+      store,
+      ["dead", "sent", "held", "pending"].map((key) => ({ key, value: key })),
+    );
+    const { token, messages } = await store.fetchAndLock({ ...claim, batchSize: 3 });
+    const [dead, sent, held] = messages;
+    await store.markAsDead(token, [{ id: dead!.id, error: "gone" }]);
+    await store.markAsSent(token, [sent!.id]);
+    expect(await store.requeueDead([dead!.id, sent!.id, held!.id])).toBe(1);
+    expect(await store.requeueDead()).toBe(0);
+    const rows = await client.execute(
+      "SELECT key, status, retries, claim_token FROM outbox_messages ORDER BY id",
+    );
+    expect(rows.rows.map((r) => [r.key, r.status, r.retries, r.claim_token === null])).toEqual([
+      ["dead", 0, 0, true],
+      ["sent", 1, 0, true],
+      ["held", 0, 0, false],
+      ["pending", 0, 0, true],
+    ]);
+    const next = await store.fetchAndLock(claim);
+    expect(next.messages.map((m) => m.key)).toEqual(["dead", "pending"]);
+    expect(rowId(next.messages[0]!.id)).toBe(rowId(dead!.id));
+  });
+});
+
+describe("LibsqlStore sent marks and the newest row (ids never reused)", () => {
+  it("counts only the rows it marks, not the older tombstone it clears on the way", async () => {
+    const { client, store } = await open();
+    await commitMessages(store, [{ key: "a", value: "a" }]);
+    const first = await store.fetchAndLock(claim);
+    // The newest row stays as a sent tombstone so that SQLite never hands its id out again.
+    expect(await store.markAsSent(first.token, [first.messages[0]!.id])).toBe(1);
+    const kept = await client.execute("SELECT key, status, claim_token FROM outbox_messages");
+    expect(kept.rows.map((r) => [r.key, r.status, r.claim_token])).toEqual([["a", 1, first.token]]);
+    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+    await commitMessages(
+      store,
+      ["b", "c"].map((key) => ({ key, value: key })),
+    );
+    const second = await store.fetchAndLock(claim);
+    expect(second.messages.map((m) => m.key)).toEqual(["b", "c"]);
+    expect(Number(rowId(second.messages[0]!.id))).toBeGreaterThan(Number(rowId(first.messages[0]!.id)));
+    // b's mark also deletes a's tombstone (no longer the newest row), which is not b's count.
+    expect(await store.markAsSent(second.token, [second.messages[0]!.id])).toBe(1);
+    const left = await client.execute("SELECT key, status FROM outbox_messages ORDER BY id");
+    expect(left.rows.map((r) => [r.key, r.status])).toEqual([["c", 0]]);
+    // The pass form counts the same way.
+    const done = await store.recordAndFetch(
+      { token: second.token, sent: [second.messages[1]!.id], retry: [], dead: [] },
+      claim,
+    );
+    expect(done.recorded).toEqual({ sent: 1, failed: 0, dead: 0 });
+    expect(done.claim.messages).toEqual([]);
+    await commitMessages(store, [{ key: "d", value: "d" }]);
+    const third = await store.fetchAndLock(claim);
+    expect(third.messages.map((m) => m.key)).toEqual(["d"]);
+    expect(Number(rowId(third.messages[0]!.id))).toBeGreaterThan(Number(rowId(second.messages[1]!.id)));
+    const after = await store.recordAndFetch(
+      { token: third.token, sent: [third.messages[0]!.id], retry: [], dead: [] },
+      claim,
+    );
+    expect(after.recorded.sent).toBe(1);
+  });
+});
+
+describe("LibsqlStore purgeSent", () => {
+  it("deletes sent rows older than the cutoff, never the newest row, nor unsent or dead ones", async () => {
+    const { client, store } = await open({ retention: { sent: "keep", keepFor: 10 * MINUTE } });
+    await commitMessages(
+      store,
+      ["dead", "pending", "a", "b"].map((key) => ({ key, value: key })),
+    );
+    const { token, messages } = await store.fetchAndLock({ ...claim, batchSize: 1 });
+    await store.markAsDead(token, [{ id: messages[0]!.id, error: "x" }]);
+    await store.fetchAndLock({ ...claim, batchSize: 1 }); // "pending" stays held, unsent
+    const sent = await store.fetchAndLock(claim);
+    expect(sent.messages.map((m) => m.key)).toEqual(["a", "b"]);
+    expect(await store.markAsSent(sent.token, [sent.messages[0]!.id, sent.messages[1]!.id])).toBe(2);
+    const keys = async () =>
+      (await client.execute("SELECT key FROM outbox_messages ORDER BY id")).rows.map((r) => String(r.key));
+    // Within keepFor, and before a cutoff in the past: nothing.
+    expect(await store.purgeSent()).toBe(0);
+    expect(await store.purgeSent(new Date(Date.now() - MINUTE))).toBe(0);
+    // Past the cutoff: a goes; b is the newest row and stays (its id must never come back).
+    expect(await store.purgeSent(new Date(Date.now() + MINUTE))).toBe(1);
+    expect(await keys()).toEqual(["dead", "pending", "b"]);
+    await commitMessages(store, [{ key: "c", value: "c" }]);
+    expect(await store.purgeSent(new Date(Date.now() + MINUTE))).toBe(1);
+    expect(await keys()).toEqual(["dead", "pending", "c"]);
+    expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 1, dead: 1 });
+  });
+
+  it("refuses a cutoff that is not a valid Date before touching anything", async () => {
+    const { store } = await open({ retention: { sent: "keep", keepFor: MINUTE } });
+    for (const bad of [new Date(Number.NaN), "2020-01-01", 0]) {
+      await expect(store.purgeSent(bad as Date)).rejects.toMatchObject({
+        name: "ValidationError",
+        code: "INVALID_OPTIONS",
+      });
+    }
+  });
+});
