@@ -31,6 +31,16 @@ describe("LibsqlStore construction", () => {
     expect(new LibsqlStore({ execute: noop, transaction: noop } as never).table).toBe("outbox_messages");
   });
 
+  it("refuses the reserved names in any case, and names beyond a plain identifier", () => {
+    const client = { execute() {}, transaction() {} } as never;
+    for (const table of ["EDGE_Outbox_Schema", "Sqlite_x", "a-b", "a\nb", 7]) {
+      expect(() => new LibsqlStore(client, { table: table as string })).toThrow(ValidationError);
+    }
+    for (const table of ["edge_outbox_schema2", "my_sqlite_table", "Z9", "_"]) {
+      expect(new LibsqlStore(client, { table }).table).toBe(table);
+    }
+  });
+
   it("refuses options that are not an object, and a wal that is not a boolean", () => {
     const client = { execute() {}, transaction() {} } as never;
     expect(() => new LibsqlStore(client, null as never)).toThrow(/options must be an object/);
