@@ -267,3 +267,65 @@ describe("LibsqlStore purgeSent", () => {
     }
   });
 });
+
+describe("LibsqlStore marks given odd updates", () => {
+  it("skips holes, foreign and malformed ids in a mark's list and marks the rest", async () => {
+    const { store } = await open();
+    await commitMessages(
+      store,
+      ["a", "b"].map((key) => ({ key, value: key })),
+    );
+    const { token, messages } = await store.fetchAndLock(claim);
+    const [a, b] = messages;
+    const foreign = "msg_0000000000000000_1";
+    const retry = [
+      null,
+      { id: foreign, delay: 0 },
+      { id: "nope", delay: 0 },
+      { id: a!.id, delay: 0, error: "e" },
+    ];
+    expect(await store.updateRetryCount(token, retry as never)).toBe(1);
+    const dead = [undefined, { id: foreign }, { id: b!.id, error: "gone" }];
+    expect(await store.markAsDead(token, dead as never)).toBe(1);
+    expect(await store.updateRetryCount(token, [{ id: foreign, delay: 0 }] as never)).toBe(0);
+    expect(await store.markAsDead(token, [{ id: foreign }])).toBe(0);
+    expect((await store.listDead()).map((m) => [m.key, m.lastError])).toEqual([["b", "gone"]]);
+    const again = await store.fetchAndLock(claim);
+    expect(again.messages.map((m) => [m.key, m.retries, m.lastError])).toEqual([["a", 1, "e"]]);
+  });
+});
+
+describe("LibsqlStore claims of large values and ordering", () => {
+  it("reads values above the inlined size by id, keeping the small ones after them in place", async () => {
+    const { store } = await open();
+    const values = [
+      new Uint8Array(2048).fill(1),
+      new Uint8Array([2, 2]),
+      new Uint8Array(5000).fill(3),
+      new Uint8Array([4]),
+      new Uint8Array(2049).fill(5),
+      new Uint8Array(0),
+    ];
+    await commitMessages(
+      store,
+      values.map((value, i) => ({ key: `k${i}`, value })),
+    );
+    const { messages } = await store.fetchAndLock(claim);
+    expect(messages.map((m) => m.key)).toEqual(values.map((_, i) => `k${i}`));
+    for (const [i, m] of messages.entries()) expect(Array.from(m.value)).toEqual(Array.from(values[i]!));
+  });
+
+  it('with ordering "key" holds back a key behind its unfinished elder; "none" does not', async () => {
+    const { store } = await open();
+    await commitMessages(
+      store,
+      ["k", "k", "j"].map((key, i) => ({ key, value: String(i) })),
+    );
+    const first = await store.fetchAndLock({ ...claim, batchSize: 1, ordering: "key" });
+    expect(first.messages.map((m) => m.value[0])).toEqual([0x30]);
+    const byKey = await store.fetchAndLock({ ...claim, ordering: "key" });
+    expect(byKey.messages.map((m) => m.key)).toEqual(["j"]);
+    const none = await store.fetchAndLock({ ...claim, ordering: "none" });
+    expect(none.messages.map((m) => [m.key, m.value[0]])).toEqual([["k", 0x31]]);
+  });
+});

@@ -39,7 +39,7 @@ describe("claim order when timestamps tie", () => {
 
   it("byAge orders by time, then by id as a number", () => {
     const at = (ms: number, id: string) => ({ id, timestamp: new Date(ms) });
-    const sorted = [at(2, "1"), at(1, "10"), at(1, "9"), at(1, "100"), at(1, "11"), at(1, "9")].sort(byAge);
+    const sorted = [at(2, "1"), at(1, "11"), at(1, "9"), at(1, "100"), at(1, "10"), at(1, "9")].sort(byAge);
     expect(sorted.map((r) => `${r.timestamp.getTime()}:${r.id}`)).toEqual([
       "1:9",
       "1:9",
@@ -49,6 +49,8 @@ describe("claim order when timestamps tie", () => {
       "2:1",
     ]);
     expect(byAge(at(1, "5"), at(1, "5"))).toBe(0);
+    expect(byAge(at(1, "4"), at(1, "5"))).toBe(-1);
+    expect(byAge(at(1, "5"), at(1, "4"))).toBe(1);
   });
 });
 
