@@ -175,6 +175,7 @@ describe("LibsqlStore dead rows", () => {
     await store.markAsSent(token, [sent!.id]);
     expect(await store.requeueDead([dead!.id, sent!.id, held!.id])).toBe(1);
     expect(await store.requeueDead()).toBe(0);
+    expect(await store.requeueDead(["msg_0000000000000000_1", "bad"])).toBe(0);
     const rows = await client.execute(
       "SELECT key, status, retries, claim_token FROM outbox_messages ORDER BY id",
     );
