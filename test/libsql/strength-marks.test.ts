@@ -330,3 +330,30 @@ describe("LibsqlStore claims of large values and ordering", () => {
     expect(none.messages.map((m) => [m.key, m.value[0]])).toEqual([["k", 0x31]]);
   });
 });
+
+describe("LibsqlStore recordAndFetch counts", () => {
+  it("counts no sent rows for a pass that marked none, whatever its other marks changed", async () => {
+    const { store } = await open();
+    await commitMessages(
+      store,
+      ["a", "b", "c"].map((key) => ({ key, value: key })),
+    );
+    const first = await store.fetchAndLock(claim);
+    const [a, b, c] = first.messages;
+    const result = await store.recordAndFetch(
+      {
+        token: first.token,
+        sent: [],
+        retry: [{ id: a!.id, delay: 60_000, availableAt: new Date() }],
+        dead: [{ id: b!.id, error: "x" }],
+      },
+      claim,
+    );
+    expect(result.recorded).toEqual({ sent: 0, failed: 1, dead: 1 });
+    const next = await store.recordAndFetch(
+      { token: first.token, sent: [c!.id], retry: [], dead: [] },
+      claim,
+    );
+    expect(next.recorded).toEqual({ sent: 1, failed: 0, dead: 0 });
+  });
+});
