@@ -180,8 +180,11 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         // Claimed as the drain ended, and no `release` to give it back: sent as a batch pass
         // sends such a claim, without the ended drain's signal.
         start(claim, item, undefined);
-      } else if (ending || claim.leaseEnd - now < startBefore) {
+      } else if (ending || (queues && claim.leaseEnd - now < startBefore)) {
         // Too late to send and still record under this lease: back unsent at the next write.
+        // (Without `release`, giving it back would charge an attempt for a send that never
+        // happened: such a claim holds only what starts at once, and is sent as a batch pass
+        // sends its claim, however long the claim took.)
         hold(claim, now);
         claim.unsent.push(item.id);
         claim.pending -= 1;
