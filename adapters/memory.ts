@@ -304,7 +304,7 @@ function retryDelay(update: RetryUpdate): number {
   return typeof at === "number" && at >= Date.now() ? at - Date.now() : 0;
 }
 
-/** A release's delay as `RetryUpdate.delay` is taken: a finite number >= 0, else 0. */
+/** An error text as every store keeps it: cut to `MAX_ERROR_LENGTH` on a code-point boundary. */
 function errorText(error: string | undefined): string | undefined {
   return error === undefined ? undefined : truncateText(String(error), MAX_ERROR_LENGTH);
 }

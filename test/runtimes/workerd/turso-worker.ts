@@ -7,9 +7,9 @@
  * Workers forbid using one request's I/O objects (the client's HTTP streams) from another.
  */
 import { createClient } from "@libsql/client/web";
-import { httpSender } from "../../../adapters/http.ts";
 import { LibsqlStore } from "../../../adapters/libsql.ts";
 import { Outbox } from "../../../mod.ts";
+import { exactCountSender } from "../../support/exact-count-sender.ts";
 
 interface Env {
   DATABASE_URL: string;
@@ -21,16 +21,7 @@ function open(env: Env) {
   const client = createClient({ url: env.DATABASE_URL });
   const store = new LibsqlStore(client);
   const errors: string[] = [];
-  // The tests count exact deliveries and retries: no request may time out on a loaded machine
-  // (a timed-out request the receiver did get is sent again), and a receiver that refuses first
-  // attempts on purpose must not open the breaker (which would defer every message).
-  const sender = httpSender({
-    url: env.WEBHOOK_URL,
-    secret: env.WEBHOOK_SECRET,
-    requestTimeout: 4_000,
-    breaker: false,
-  });
-  const outbox = new Outbox(store, sender, {
+  const outbox = new Outbox(store, exactCountSender(env), {
     batchSize: 5,
     maxRetries: 5,
     sendTimeout: 5_000,
