@@ -2,56 +2,17 @@
  * Real processes on one database file: relays racing, relays SIGKILLed mid-batch, another
  * process holding the write lock. Every relay POSTs what it delivers to a receiver here.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Outbox, StoreError } from "../../mod.ts";
 import { commitMessages } from "../conformance/store-conformance.ts";
+import { type Child, childProcesses, counts } from "../support/child-processes.ts";
 import { recordingSender, waitFor } from "../support/senders.ts";
 import { dbPath, openStore, startReceiver, tempDir } from "./helpers.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 
-interface Child {
-  process: ChildProcess;
-  output: string;
-  exited: Promise<number | null>;
-}
-
-const children: Child[] = [];
-afterEach(() => {
-  // Only our own children, by pid.
-  for (const child of children.splice(0)) {
-    if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill("SIGKILL");
-  }
-});
-
-function run(script: string, args: string[]): Child {
-  const process_ = spawn(
-    process.execPath,
-    ["--import", "tsx", join(ROOT, "test/libsql/fixtures", script), ...args],
-    {
-      cwd: ROOT,
-      stdio: ["pipe", "pipe", "pipe"],
-    },
-  );
-  const child: Child = {
-    process: process_,
-    output: "",
-    exited: new Promise((resolve) => process_.on("exit", (code) => resolve(code))),
-  };
-  process_.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    child.output += chunk;
-  });
-  process_.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    child.output += chunk;
-  });
-  children.push(child);
-  return child;
-}
+const run = childProcesses("test/libsql/fixtures");
 
 async function preparedDatabase() {
   const path = dbPath(tmp.dir);
@@ -61,12 +22,6 @@ async function preparedDatabase() {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function counts(values: string[]): Map<string, number> {
-  const seen = new Map<string, number>();
-  for (const value of values) seen.set(value, (seen.get(value) ?? 0) + 1);
-  return seen;
-}
 
 describe("LibsqlStore across processes", () => {
   // Generous limits: on a loaded 2-core machine 600 fsync'd commits alone take 10 s or more.

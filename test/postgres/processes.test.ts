@@ -4,59 +4,20 @@
  * whose rolled-back transactions' messages are never delivered. Every relay POSTs what it
  * delivers to a receiver here.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { startReceiver } from "../libsql/helpers.ts";
+import { type Child, childProcesses, counts } from "../support/child-processes.ts";
 import { waitFor } from "../support/senders.ts";
 import { freshTable, PG_URL, serverDatabase } from "./helpers.ts";
 
 // PGlite and child processes need CPU a loaded machine may not have.
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const url = serverDatabase("processes");
 
-interface Child {
-  process: ChildProcess;
-  output: string;
-  exited: Promise<number | null>;
-}
-
-const children: Child[] = [];
-afterEach(() => {
-  // Only our own children, by pid.
-  for (const child of children.splice(0)) {
-    if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill("SIGKILL");
-  }
-});
-
-function run(script: string, args: string[]): Child {
-  const process_ = spawn(
-    process.execPath,
-    ["--import", "tsx", join(ROOT, "test/postgres/fixtures", script), ...args],
-    {
-      cwd: ROOT,
-      stdio: ["pipe", "pipe", "pipe"],
-    },
-  );
-  const child: Child = {
-    process: process_,
-    output: "",
-    exited: new Promise((resolve) => process_.on("exit", (code) => resolve(code))),
-  };
-  process_.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    child.output += chunk;
-  });
-  process_.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    child.output += chunk;
-  });
-  children.push(child);
-  return child;
-}
+const run = childProcesses("test/postgres/fixtures");
 
 async function preparedDatabase() {
   const pool = new pg.Pool({ connectionString: url(), max: 2 });
@@ -69,12 +30,6 @@ async function preparedDatabase() {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function counts(values: string[]): Map<string, number> {
-  const seen = new Map<string, number>();
-  for (const value of values) seen.set(value, (seen.get(value) ?? 0) + 1);
-  return seen;
-}
 
 describe.runIf(PG_URL !== undefined)("PostgresStore across processes (server)", () => {
   it("three relays (node-postgres and postgres.js) and a producer deliver every message exactly once, no rolled-back one", {
