@@ -137,6 +137,9 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   let inFlight = 0;
   // The last claim found nothing: claim again only after a write or a quiet interval.
   let idle = false;
+  // Queued messages went back because no slot freed in time (hanging sends): claim no more
+  // until a send ends, or the same messages would be claimed and given back again and again.
+  let stalled = false;
   let failure: { error: unknown } | undefined;
 
   let signalled = false;
@@ -175,6 +178,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       .then((error) => {
         if (error !== undefined) claim.sendError ??= error;
         inFlight -= 1;
+        stalled = false;
         finish(claim, { sent: item });
         // The freed slot takes the next queued message at once, even while a write is running.
         startQueued();
@@ -196,6 +200,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         // (Without `release`, giving it back would charge an attempt for a send that never
         // happened: such a claim holds only what starts at once, and is sent as a batch pass
         // sends its claim, however long the claim took.)
+        if (!ending) stalled = true;
         hold(claim, now);
         claim.unsent.push(item.id);
         claim.pending -= 1;
@@ -352,7 +357,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       const due = dueClaims(now);
       let acted = false;
       if (due.length > 0) {
-        const room = queues ? queued() < highWater : queued() === 0 && inFlight < window;
+        const room = queues ? queued() < highWater && !stalled : queued() === 0 && inFlight < window;
         const refill = claiming && room ? claimSize() : 0;
         // What is recorded may free a key, and new messages may have come: not idle any more
         // unless the claim made with the write found nothing.
