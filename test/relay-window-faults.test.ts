@@ -76,7 +76,12 @@ describe("send window faults (real libSQL file)", () => {
     const healthy = await receiver();
     // A claim of 6 through a window of 2 whose requests hang: the 4 queued can start only in
     // the first 500 ms of their lease (it leaves sendTimeout + 500 ms), long before a slot frees.
-    const options = { batchSize: 6, sendTimeout: 10_000, leaseDuration: 11_000, backoff: { initialDelay: 0, maxDelay: 0 } };
+    const options = {
+      batchSize: 6,
+      sendTimeout: 10_000,
+      leaseDuration: 11_000,
+      backoff: { initialDelay: 0, maxDelay: 0 },
+    };
     const stuck = new Outbox(a, windowedHttp(hanging.url, 2), options);
     const abort = new AbortController();
     const ticking = stuck.tick({ signal: abort.signal });
@@ -166,7 +171,8 @@ describe("send window faults (real libSQL file)", () => {
     await commitMessages(store, numbered(2));
     let failures = 1;
     const flaky = wrapped(store, async (name, call) => {
-      if (name === "recordAndFetch" && failures-- > 0) throw new StoreError("database is locked", { retryable: true });
+      if (name === "recordAndFetch" && failures-- > 0)
+        throw new StoreError("database is locked", { retryable: true });
       return call();
     });
     const sender: Sender = {
@@ -199,7 +205,10 @@ describe("send window faults (real libSQL file)", () => {
       if (name === "fetchAndLock" || name === "recordAndFetch") claims += 1;
       return call();
     });
-    const outbox = new Outbox(counted, windowedHttp(r.url, 4), { sendTimeout: 10_000, leaseDuration: 11_000 });
+    const outbox = new Outbox(counted, windowedHttp(r.url, 4), {
+      sendTimeout: 10_000,
+      leaseDuration: 11_000,
+    });
     expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 1 });
     // The claim that got m0, one that found nothing, and the one made with m0's write: the
     // store is claimed again when a send ends (or after `period`), not every 100 ms.

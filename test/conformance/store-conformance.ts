@@ -352,7 +352,10 @@ export function describeStoreConformance<T>(
       const nothing = { retry: [], dead: [] };
       const counts: number[] = [];
       for (const id of [c!, a!, b!]) {
-        const result = await store.recordAndFetch({ token: claim.token, sent: [id], ...nothing }, claimDefaults);
+        const result = await store.recordAndFetch(
+          { token: claim.token, sent: [id], ...nothing },
+          claimDefaults,
+        );
         counts.push(result.recorded.sent);
       }
       expect(counts).toEqual([1, 1, 1]);
