@@ -200,7 +200,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         // (Without `release`, giving it back would charge an attempt for a send that never
         // happened: such a claim holds only what starts at once, and is sent as a batch pass
         // sends its claim, however long the claim took.)
-        if (!ending) stalled = true;
+        if (!ending && inFlight >= window) stalled = true;
         hold(claim, now);
         claim.unsent.push(item.id);
         claim.pending -= 1;
