@@ -78,6 +78,8 @@ interface OpenClaim {
   /** `performance.now()` when the first of `finished` / `unsent` came. */
   oldest: number;
   readonly totals: BatchOutcome;
+  /** Whether a message of the claim went to the sender (or died): then it counts as a batch. */
+  handed: boolean;
   /** The first batch-wide error of its sends (a timeout, a throw), for its span and metrics. */
   sendError: unknown;
   /** The first store error met recording its outcomes. */
@@ -135,6 +137,9 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   let inFlight = 0;
   // The last claim found nothing: claim again only after a write or a quiet interval.
   let idle = false;
+  // Queued messages went back because no slot freed in time (hanging sends): claim no more
+  // until a send ends, or the same messages would be claimed and given back again and again.
+  let stalled = false;
   let failure: { error: unknown } | undefined;
 
   let signalled = false;
@@ -157,13 +162,23 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     if (first || claim.pending === 0 || queued() === 0) wake();
   };
 
+  // A claim counts as a batch once it hands a message to the sender (or declares one dead), as
+  // a pass does: a claim whose messages all go back unsent is none.
+  const handOut = (claim: OpenClaim) => {
+    if (claim.handed) return;
+    claim.handed = true;
+    run.result.batches += 1;
+  };
+
   const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
     inFlight += 1;
+    handOut(claim);
     void telemetry
       .within(claim.span, () => sendBatch(sending, [item.message], signal, undefined))
       .then((error) => {
         if (error !== undefined) claim.sendError ??= error;
         inFlight -= 1;
+        stalled = false;
         finish(claim, { sent: item });
         // The freed slot takes the next queued message at once, even while a write is running.
         startQueued();
@@ -185,6 +200,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         // (Without `release`, giving it back would charge an attempt for a send that never
         // happened: such a claim holds only what starts at once, and is sent as a batch pass
         // sends its claim, however long the claim took.)
+        if (!ending && inFlight >= window) stalled = true;
         hold(claim, now);
         claim.unsent.push(item.id);
         claim.pending -= 1;
@@ -199,21 +215,27 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     }
   };
 
+  // The lease a claim asks for: `leaseDuration`, or longer when claims come back so late that
+  // it would leave no message time to start (then every claim would go back unsent, claimed
+  // again as late, and so on): twice the slowest claim so far, plus what a start needs. It never
+  // shrinks within a drain, so the queue stays in the order its leases end (see startQueued).
+  let claimLease = options.leaseDuration;
   const claimOptions = (wanted: number) => ({
     batchSize: wanted,
-    leaseDuration: options.leaseDuration,
+    leaseDuration: claimLease,
     ordering: options.ordering,
   });
 
   /** Claims with `fetch` and queues what it got; false when nothing was ready. */
   const claimAndQueue = async (fetch: () => Promise<Claim>): Promise<boolean> => {
-    const claim = await openClaim(context, run.tick, open, fetch);
+    const before = performance.now();
+    const claim = await openClaim(context, run.tick, open, claimLease, fetch);
+    claimLease = Math.max(claimLease, Math.ceil(2 * (performance.now() - before)) + startBefore);
     if (claim === undefined) return false;
     const { entry, messages } = claim;
     const { toSend, exhausted } = sortClaimed(messages, options.maxRetries);
-    // A claim given back whole is no batch, as in a pass.
-    if (run.continues() && toSend.length + exhausted.length > 0) run.result.batches += 1;
     entry.pending += toSend.length + exhausted.length;
+    if (exhausted.length > 0) handOut(entry);
     for (const dead of exhausted) finish(entry, { dead });
     for (const item of toSend) queue.push({ claim: entry, item });
     startQueued();
@@ -257,7 +279,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
    */
   const flush = async (due: OpenClaim[], refill: number): Promise<boolean | undefined> => {
     const groups = due.map((claim) => {
-      const group = { claim, finished: claim.finished, unsent: claim.unsent };
+      const group: Group = { claim, finished: claim.finished, unsent: claim.unsent };
       claim.finished = [];
       claim.unsent = [];
       return group;
@@ -335,7 +357,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       const due = dueClaims(now);
       let acted = false;
       if (due.length > 0) {
-        const room = queues ? queued() < highWater : queued() === 0 && inFlight < window;
+        const room = queues ? queued() < highWater && !stalled : queued() === 0 && inFlight < window;
         const refill = claiming && room ? claimSize() : 0;
         // What is recorded may free a key, and new messages may have come: not idle any more
         // unless the claim made with the write found nothing.
@@ -353,16 +375,22 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       if (!acted) {
         let waiting = false;
         let nextDue: number | undefined;
+        const until = (wait: number) => {
+          nextDue = nextDue === undefined ? wait : Math.min(nextDue, wait);
+        };
         for (const claim of open) {
           if (claim.finished.length + claim.unsent.length === 0) continue;
           waiting = true;
-          const wait = claim.oldest + WINDOW_FLUSH_MS - now;
-          nextDue = nextDue === undefined ? wait : Math.min(nextDue, wait);
+          until(claim.oldest + WINDOW_FLUSH_MS - now);
         }
+        // Every slot busy (hanging sends, say): the queue's head must still go back unsent once
+        // it can no longer start, not sit there past its lease. Leases end in queue order.
+        if (queues && queued() > 0) until((queue[head] as Queued).claim.leaseEnd - startBefore - now);
         if (inFlight === 0 && queued() === 0 && !waiting && (idle || !claiming)) break;
-        // With an outcome waiting, wake for its write; with the store idle, look again after a
-        // quiet interval (new messages may come while a slow send holds its slot).
-        await waitForWork(nextDue ?? (idle ? WINDOW_FLUSH_MS : undefined));
+        // With an outcome waiting, wake for its write. With the store idle, claim again once a
+        // send ends (its write claims) or after `period`, not sooner: a slow send must not turn
+        // the window into a busy poll of an empty store (a batch pass would not poll at all).
+        await waitForWork(nextDue ?? (idle ? options.period : undefined));
         if (idle && !waiting) idle = false;
       }
       await run.turns.maybeYield();
@@ -378,6 +406,12 @@ interface Group {
   readonly claim: OpenClaim;
   readonly finished: readonly Finished[];
   readonly unsent: readonly string[];
+  /**
+   * Set once the group's releases are written (the rows recorded as failed attempts instead):
+   * a group recorded again after a failed combined write must not release twice (the rows no
+   * longer hold the token, and the short count would be a false `LeaseLostError`).
+   */
+  retried?: number;
 }
 
 /** Adds `counts` into `into`. */
@@ -388,16 +422,17 @@ function addCounts(into: BatchOutcome, counts: BatchOutcome): void {
 }
 
 /**
- * Claims with `fetch` inside a batch span that stays open until the claim's last
- * message is recorded (`settle`). Undefined when nothing was ready. A store error rejects.
+ * Claims with `fetch` (a lease of `lease` ms) inside a batch span that stays open until the
+ * claim's last message is recorded (`settle`). Undefined when nothing was ready. A store error rejects.
  */
 function openClaim(
   context: RelayContext,
   tick: TickSpan,
   open: Set<OpenClaim>,
+  lease: number,
   fetch: () => Promise<Claim>,
 ): Promise<{ entry: OpenClaim; messages: Message[] } | undefined> {
-  const { telemetry, options } = context;
+  const { telemetry } = context;
   return new Promise((resolve, reject) => {
     telemetry
       .batch(tick, async (span) => {
@@ -418,13 +453,14 @@ function openClaim(
           span,
           claimed: claim.messages.length,
           started,
-          leaseEnd: started + options.leaseDuration,
+          leaseEnd: started + lease,
           pending: 0,
           unrecorded: claim.messages.length,
           finished: [],
           unsent: [],
           oldest: started,
           totals: { sent: 0, failed: 0, dead: 0 },
+          handed: false,
           sendError: undefined,
           storeError: undefined,
           settle(force = false) {
@@ -461,11 +497,14 @@ async function recordGroup(
     if (item.sent !== undefined) sent.push(item.sent);
     else exhausted.push(item.dead);
   }
-  // Not sent: back at once with no attempt spent. Without `release` (or when it fails,
-  // reported) they wait out the lease.
-  if (group.unsent.length > 0) await releaseUnsent(recording, token, group.unsent);
   const outcome = outcomeOf(token, exhausted, sent, context.options);
-  const retried = await recordReleases(recording, token, outcome.release);
+  if (group.retried === undefined) {
+    // Not sent: back at once with no attempt spent. Without `release` (or when it fails,
+    // reported) they wait out the lease.
+    if (group.unsent.length > 0) await releaseUnsent(recording, token, group.unsent);
+    group.retried = await recordReleases(recording, token, outcome.release);
+  }
+  const retried = group.retried;
   const marks = { token, sent: outcome.sent, retry: outcome.retry, dead: outcome.dead };
   let counts: BatchOutcome;
   let claim: Claim | undefined;

@@ -40,8 +40,8 @@ export interface ClaimStatements {
 
 /**
  * The claim of `options` under a fresh token, read first (local clients) or written first
- * (remote ones); its read carries values of at most `inlined` bytes. `sentToken` is the token
- * of a delete-mode sent mark just before it (its tombstone counts as sent), if any.
+ * (remote ones); its read carries values of at most `inlined` bytes. `sentToken` is the
+ * tombstone tag of a delete-mode sent mark just before it (its tombstone counts as sent), if any.
  */
 export function claimStatements(
   sql: Statements,
@@ -107,7 +107,7 @@ export interface MarkStatements {
   sent?: readonly MarkStatement[] | undefined;
   retry?: SqlStatement | undefined;
   dead?: SqlStatement | undefined;
-  /** The token of a delete-mode sent mark (the claim's read counts its tombstone by it). */
+  /** The tombstone tag of a delete-mode sent mark (the claim's read counts its tombstone by it). */
   sentToken: string | null;
 }
 
@@ -123,6 +123,8 @@ export function markStatements(
   keepSent: boolean,
 ): MarkStatements {
   const { token } = outcome;
+  // The tombstone this write may make is tagged as this write's own (see `deleteSent`).
+  const tag = crypto.randomUUID();
   const sentIds = outcome.sent === undefined ? undefined : idsJson(namespace, outcome.sent);
   const retries = outcome.retry === undefined ? undefined : retriesJson(namespace, outcome.retry);
   const dead = outcome.dead === undefined ? undefined : deadJson(namespace, outcome.dead);
@@ -132,13 +134,16 @@ export function markStatements(
       : keepSent
         ? [{ statement: { sql: sql.keepSent, args: [sentIds, token] }, counts: true }]
         : sql.deleteSent.map((step) => ({
-            statement: { sql: step.sql, args: step.counts ? [sentIds, token] : [] },
+            statement: {
+              sql: step.sql,
+              args: step.tags ? [sentIds, token, tag] : step.counts ? [sentIds, token] : [],
+            },
             counts: step.counts,
           }));
   return {
     sent,
     retry: retries === undefined ? undefined : { sql: sql.retry, args: [retries, token] },
     dead: dead === undefined ? undefined : { sql: sql.dead, args: [dead, token] },
-    sentToken: sent !== undefined && !keepSent ? token : null,
+    sentToken: sent !== undefined && !keepSent ? tag : null,
   };
 }

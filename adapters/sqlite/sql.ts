@@ -27,11 +27,13 @@ export const DB_NOW = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 export interface MarkStep {
   sql: string;
   counts: boolean;
+  /** Whether ?3 is the tag the step gives the tombstone it makes (see `deleteSent`). */
+  tags?: boolean;
 }
 
 /**
- * A claim. Locally: `read` (?1 limit, ?2 the largest value it carries, ?3 the token of the sent
- * mark just before it, or null) picks the batch and returns it as one row, then `takeByIds`
+ * A claim. Locally: `read` (?1 limit, ?2 the largest value it carries, ?3 the tombstone tag of
+ * the sent mark just before it, or null) picks the batch and returns it as one row, then `takeByIds`
  * (?1 token, ?2 lease ms, ?3 the read's `ids`) leases exactly those rows. Remotely, where both
  * statements go in one request and the read's result cannot feed the write: `take` (?1 token,
  * ?2 lease ms, ?3 limit) leases the batch, then `readTaken` (?1 token, ?2 limit, ?3 largest
@@ -65,7 +67,7 @@ export interface Statements {
   takeByIds: string;
   /** See {@link ClaimSql}. */
   readTaken: string;
-  /** Sent rows deleted: the steps, in order (?1 ids, ?2 token). */
+  /** Sent rows deleted: the steps, in order (?1 ids, ?2 token, ?3 the tombstone's tag). */
   deleteSent: readonly MarkStep[];
   /** Sent rows kept (retention "keep"): ?1 ids, ?2 token. */
   keepSent: string;
@@ -173,11 +175,15 @@ WHERE id IN (SELECT value FROM json_each(?3))`,
       // Tombstones that are no longer the newest row (a newer one exists): their ids are safe.
       // (`+id`: through the small partial index of sent rows, never a range of the whole table.)
       { sql: `DELETE FROM ${q} WHERE status = 1 AND +id < ${newest}`, counts: false },
-      // The newest row, if delivered now, stays as a sent row holding the token (which the
-      // claim's read counts it by) so that SQLite never hands its id out again.
+      // The newest row, if delivered now, stays as a sent row so that SQLite never hands its id
+      // out again. It holds this write's own tag (?3), which the claim's read counts it by: not
+      // the claim's token, since one claim may be recorded in several writes (the send window),
+      // and a tombstone an earlier write left must not count again.
       {
-        sql: `UPDATE ${q} SET status = 1, sent_at = ${DB_NOW}, lease_until = NULL WHERE id = ${newest} AND ${mine}`,
+        sql: `UPDATE ${q} SET status = 1, sent_at = ${DB_NOW}, lease_until = NULL, claim_token = ?3
+  WHERE id = ${newest} AND ${mine}`,
         counts: true,
+        tags: true,
       },
       { sql: `DELETE FROM ${q} WHERE ${mine}`, counts: true },
     ],

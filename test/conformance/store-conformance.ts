@@ -337,6 +337,34 @@ export function describeStoreConformance<T>(
       expect(empty).toMatchObject({ recorded: { sent: 0, failed: 0, dead: 0 }, claim: { messages: [] } });
     });
 
+    it("recordAndFetch (if present): one claim recorded in several writes counts each message once", async () => {
+      // The streaming window records a claim's messages as they finish, in several writes under
+      // one token; the newest row delivered first must not count again in the later writes.
+      const store = await open();
+      if (store.recordAndFetch === undefined) return;
+      await commitMessages(store, [
+        { key: "a", value: "1" },
+        { key: "b", value: "2" },
+        { key: "c", value: "3" },
+      ]);
+      const claim = await store.fetchAndLock(claimDefaults);
+      const [a, b, c] = claim.messages.map((m) => m.id);
+      const nothing = { retry: [], dead: [] };
+      const counts: number[] = [];
+      for (const id of [c!, a!, b!]) {
+        const result = await store.recordAndFetch(
+          { token: claim.token, sent: [id], ...nothing },
+          claimDefaults,
+        );
+        counts.push(result.recorded.sent);
+      }
+      expect(counts).toEqual([1, 1, 1]);
+      expect(
+        (await store.recordAndFetch({ token: claim.token, sent: [c!], ...nothing }, claimDefaults)).recorded,
+      ).toEqual({ sent: 0, failed: 0, dead: 0 });
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+    });
+
     it("recordAndFetch (if present) with a stale token records nothing but still claims", async () => {
       const store = await open();
       if (store.recordAndFetch === undefined) return;

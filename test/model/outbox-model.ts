@@ -31,6 +31,8 @@ const HUGE_RETRY_AFTER = 1e16;
 // and still be delivered: four leases leave room for a loaded machine (a 10 s bound failed under
 // `npm run fuzz` beside other work, and the same path passed when replayed on a quiet machine).
 const RUN_DEADLINE = 4 * LEASE;
+// Times the model's sender may give one message back not attempted before it delivers it.
+const MAX_DEFERRALS = 3;
 
 interface Tracked {
   seq: number;
@@ -43,6 +45,8 @@ interface Tracked {
   /** A relay asked the store to record it sent or dead (requested; applies if the lease held). */
   finished?: "sent" | "dead";
   hugeGiven: boolean;
+  /** Times the sender gave it back not attempted (`attempted: false`). */
+  deferred: number;
   /**
    * The error the sender gave with its last mark, when its last attempt was a plain failure
    * mark (not a throw, an overrun or a vanished relay): a message that then dies keeps it.
@@ -180,7 +184,11 @@ async function relayScenario<T>(
     if (behaviour !== "unmarked") {
       for (const message of messages) {
         const t = byId.get(message.id)!;
-        const outcome: Outcome = t.fate === "random" ? draw(s.outcomes) : "failed";
+        const drawn: Outcome = t.fate === "random" ? draw(s.outcomes) : "failed";
+        // A sender that never attempts a message keeps it pending forever (by design: no attempt
+        // is spent on it). The draws are cyclic, so a message can land on "notAttempted" at
+        // every send: after MAX_DEFERRALS it is delivered, so liveness stays checkable.
+        const outcome: Outcome = drawn === "notAttempted" && t.deferred >= MAX_DEFERRALS ? "sent" : drawn;
         const error = draw(s.errors);
         if (t.fate === "huge" && !t.hugeGiven) {
           t.hugeGiven = true;
@@ -191,6 +199,7 @@ async function relayScenario<T>(
           // Never tried (an open breaker): no attempt is spent, whatever retryAfter asks.
           message.markAsFailed({ attempted: false, retryAfter: draw(s.retryAfters), error });
           t.attempts -= 1;
+          t.deferred += 1;
         } else if (outcome === "failed") {
           const retryAfter = draw(s.retryAfters);
           message.markAsFailed(retryAfter === undefined ? { error } : { retryAfter, error });
@@ -227,7 +236,15 @@ async function relayScenario<T>(
       const key = spec.fate === "huge" ? `huge:${seq + 1}` : s.keys[spec.key % s.keys.length]!;
       const value = inputValue(spec.value);
       const bytes = typeof value === "string" ? new TextEncoder().encode(value) : Uint8Array.from(value);
-      const t: Tracked = { seq: ++seq, key, bytes, fate: spec.fate, attempts: 0, hugeGiven: false };
+      const t: Tracked = {
+        seq: ++seq,
+        key,
+        bytes,
+        fate: spec.fate,
+        attempts: 0,
+        hugeGiven: false,
+        deferred: 0,
+      };
       try {
         await relays[0]!.addMessage(tx, { key, value, headers: { [SEQ_HEADER]: String(t.seq) } });
         // What addMessage accepted is what is delivered, whatever the caller does with its buffer.
