@@ -240,12 +240,13 @@ describe.each(stores)("the send window (%s)", (_, make) => {
     const planned = plannedSender(4, (_m, attempt) => ({
       mark: (x) =>
         x.text() === "m1" && attempt <= 2
-          ? x.markAsFailed({ attempted: false, retryAfter: 150, error: "circuit open" })
+          ? x.markAsFailed({ attempted: false, retryAfter: 1_000, error: "circuit open" })
           : x.markAsSent(),
     }));
     const outbox = new Outbox(store, planned.sender, { maxRetries: 0 });
     // maxRetries 0: a real failure would kill m1; a non-attempt must not.
-    // A refusal is no failure of delivery: counted in no `failed` total.
+    // A refusal is no failure of delivery: counted in no `failed` total. (retryAfter is a
+    // second so that a tick slowed by a loaded machine cannot reach m1's second attempt.)
     expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 3, failed: 0, dead: 0 });
     // Not claimable before its retryAfter.
     expect(await outbox.tick()).toMatchObject({ batches: 0, sent: 0 });
