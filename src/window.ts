@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { SendDeadlines } from "./abort.ts";
 import type { TickResult } from "./drain.ts";
 import { type Message, SendStatus } from "./message.ts";
 import {
@@ -121,6 +122,8 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   const { store, options, telemetry } = context;
   const recording: RecordContext = { store, onError: options.onError };
   const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
+  // One timer for the deadlines of every send in flight, not one per message.
+  const deadlines = new SendDeadlines(options.sendTimeout);
   const startBefore = options.sendTimeout + WINDOW_RECORD_MARGIN_MS;
   // A write's claim is free with recordAndFetch: take one whenever the queue is below this, so
   // the next batch is queued before the window runs dry and no separate claim is needed.
@@ -160,7 +163,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
     inFlight += 1;
     void telemetry
-      .within(claim.span, () => sendBatch(sending, [item.message], signal, undefined))
+      .within(claim.span, () => sendBatch(sending, [item.message], signal, deadlines))
       .then((error) => {
         if (error !== undefined) claim.sendError ??= error;
         inFlight -= 1;
@@ -368,6 +371,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       await run.turns.maybeYield();
     }
   } finally {
+    deadlines.dispose();
     for (const claim of open) claim.settle(true);
   }
   if (failure !== undefined) throw failure.error;
