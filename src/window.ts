@@ -6,6 +6,7 @@
  * @module
  */
 import { SendDeadlines } from "./abort.ts";
+import { afterIo } from "./after-io.ts";
 import type { TickResult } from "./drain.ts";
 import { type Message, SendStatus } from "./message.ts";
 import {
@@ -160,6 +161,16 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     if (first || claim.pending === 0 || queued() === 0) wake();
   };
 
+  let startScheduled = false;
+  const startSoon = () => {
+    if (startScheduled) return;
+    startScheduled = true;
+    afterIo(() => {
+      startScheduled = false;
+      startQueued();
+    });
+  };
+
   const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
     inFlight += 1;
     void telemetry
@@ -168,8 +179,9 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         if (error !== undefined) claim.sendError ??= error;
         inFlight -= 1;
         finish(claim, { sent: item });
-        // The freed slot takes the next queued message at once, even while a write is running.
-        startQueued();
+        // The freed slot takes the next queued message, even while a write is running: after the
+        // other responses ready now, so their freed slots are refilled together (see after-io.ts).
+        startSoon();
       });
   };
 
