@@ -28,7 +28,9 @@ export interface RequestDeadline {
 export class RequestDeadlines {
   readonly #parent: AbortSignal;
   readonly #timeoutMs: number;
-  readonly #running = new Set<Request>();
+  /** The running requests: the first alone in `#one` (a send of one message needs no Set). */
+  #one: Request | undefined;
+  #more: Set<Request> | undefined;
   readonly #started = performance.now();
 
   constructor(parent: AbortSignal, timeoutMs: number) {
@@ -42,7 +44,11 @@ export class RequestDeadlines {
   start(reason: () => Error): RequestDeadline {
     const request = new Request(this, reason);
     if (this.#parent.aborted) request.abort(this.#parent.reason);
-    else this.#running.add(request);
+    else if (this.#one === undefined) this.#one = request;
+    else {
+      this.#more ??= new Set();
+      this.#more.add(request);
+    }
     return request;
   }
 
@@ -53,7 +59,8 @@ export class RequestDeadlines {
 
   /** The send's signal aborted: so does every request still running. */
   handleEvent(): void {
-    for (const request of this.#running) request.abort(this.#parent.reason);
+    this.#one?.abort(this.#parent.reason);
+    if (this.#more !== undefined) for (const request of this.#more) request.abort(this.#parent.reason);
   }
 
   get timeoutMs(): number {
@@ -70,7 +77,8 @@ export class RequestDeadlines {
   }
 
   forget(request: Request): void {
-    this.#running.delete(request);
+    if (this.#one === request) this.#one = undefined;
+    else this.#more?.delete(request);
   }
 }
 
