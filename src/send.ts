@@ -33,10 +33,7 @@ export async function sendBatch(
   let error: unknown;
   try {
     // Race the abort so a sender that ignores its signal cannot hold the pass past the deadline.
-    const result = await Promise.race([
-      sender.send(messages, deadline.signal),
-      deadline.aborted.then(() => TIMED_OUT),
-    ]);
+    const result = await deadline.race(sender.send(messages, deadline.signal), TIMED_OUT);
     error = result === TIMED_OUT ? abortError(deadline, sendTimeout, signal) : checkResult(ours, result);
   } catch (thrown) {
     // A sender that gives up because its signal aborted (fetch does) failed for that reason.

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { SendDeadlines } from "./abort.ts";
+import { afterIo } from "./after-io.ts";
 import type { TickResult } from "./drain.ts";
 import { type Message, SendStatus } from "./message.ts";
 import {
@@ -123,6 +125,8 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   const { store, options, telemetry } = context;
   const recording: RecordContext = { store, onError: options.onError };
   const sending = { sender: context.sender, sendTimeout: options.sendTimeout, onError: options.onError };
+  // One timer for the deadlines of every send in flight, not one per message.
+  const deadlines = new SendDeadlines(options.sendTimeout);
   const startBefore = options.sendTimeout + WINDOW_RECORD_MARGIN_MS;
   // A write's claim is free with recordAndFetch: take one whenever the queue is below this, so
   // the next batch is queued before the window runs dry and no separate claim is needed.
@@ -170,18 +174,29 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     run.result.batches += 1;
   };
 
+  let startScheduled = false;
+  const startSoon = () => {
+    if (startScheduled) return;
+    startScheduled = true;
+    afterIo(() => {
+      startScheduled = false;
+      startQueued();
+    });
+  };
+
   const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
     inFlight += 1;
     handOut(claim);
     void telemetry
-      .within(claim.span, () => sendBatch(sending, [item.message], signal, undefined))
+      .within(claim.span, () => sendBatch(sending, [item.message], signal, deadlines))
       .then((error) => {
         if (error !== undefined) claim.sendError ??= error;
         inFlight -= 1;
         stalled = false;
         finish(claim, { sent: item });
-        // The freed slot takes the next queued message at once, even while a write is running.
-        startQueued();
+        // The freed slot takes the next queued message, even while a write is running: after the
+        // other responses ready now, so their freed slots are refilled together (see after-io.ts).
+        startSoon();
       });
   };
 
@@ -396,6 +411,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       await run.turns.maybeYield();
     }
   } finally {
+    deadlines.dispose();
     for (const claim of open) claim.settle(true);
   }
   if (failure !== undefined) throw failure.error;

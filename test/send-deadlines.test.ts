@@ -75,4 +75,38 @@ describe("send deadlines", () => {
       clock.dispose();
     }
   });
+
+  it("serve sends running at once (the send window): each aborts at its own time, a disposed one never", async () => {
+    const clock = new SendDeadlines(40);
+    const first = clock.start();
+    await sleep(20);
+    const secondStarted = performance.now();
+    const second = clock.start();
+    const finished = clock.start();
+    finished.dispose();
+    // The drain ends while two sends are still out: their deadlines still hold.
+    clock.dispose();
+    expect(await first.race(new Promise(() => {}), "timed out")).toBe("timed out");
+    expect(first.timedOut()).toBe(true);
+    await second.aborted;
+    expect(performance.now() - secondStarted).toBeGreaterThanOrEqual(35);
+    expect(second.timedOut()).toBe(true);
+    first.dispose();
+    second.dispose();
+    await sleep(60);
+    expect(finished.signal.aborted).toBe(false);
+  });
+
+  it("race settles as the work does when it comes first, whatever the work is", async () => {
+    const clock = new SendDeadlines(10_000);
+    try {
+      const deadline = clock.start();
+      expect(await deadline.race(Promise.resolve("done"), "timed out")).toBe("done");
+      expect(await deadline.race("plain value", "timed out")).toBe("plain value");
+      await expect(deadline.race(Promise.reject(new Error("boom")), "timed out")).rejects.toThrow("boom");
+      deadline.dispose();
+    } finally {
+      clock.dispose();
+    }
+  });
 });

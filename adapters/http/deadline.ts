@@ -22,55 +22,107 @@ export interface RequestDeadline {
  * request still running, rather than one listener per request (Node warns past ten listeners on
  * a signal, and `concurrency` may be larger). Hand-rolled rather than `AbortSignal.any` and
  * `AbortSignal.timeout` (as `src/abort.ts`), so it behaves the same on every runtime, and so a
- * request's timer is cleared the moment it ends instead of lingering until it fires.
+ * request's timer is cleared the moment it ends instead of lingering until it fires. Objects
+ * rather than closures: the send window makes one send, so one of these, per message.
  */
 export class RequestDeadlines {
   readonly #parent: AbortSignal;
   readonly #timeoutMs: number;
-  readonly #running = new Set<AbortController>();
+  /** The running requests: the first alone in `#one` (a send of one message needs no Set). */
+  #one: Request | undefined;
+  #more: Set<Request> | undefined;
   readonly #started = performance.now();
-  readonly #onParentAbort = () => {
-    for (const controller of this.#running) controller.abort(this.#parent.reason);
-  };
 
   constructor(parent: AbortSignal, timeoutMs: number) {
     this.#parent = parent;
     this.#timeoutMs = timeoutMs;
-    parent.addEventListener("abort", this.#onParentAbort);
+    // This object is the listener (`handleEvent`): no closure per send.
+    parent.addEventListener("abort", this);
   }
 
   /** The deadline of a request starting now; `reason` is the abort reason when it times out. */
   start(reason: () => Error): RequestDeadline {
-    const controller = new AbortController();
-    if (this.#parent.aborted) controller.abort(this.#parent.reason);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      if (controller.signal.aborted) return;
-      timedOut = true;
-      controller.abort(reason());
-    }, this.#timeoutMs);
-    this.#running.add(controller);
-    const requestStarted = performance.now();
-    return {
-      signal: controller.signal,
-      timedOut: () => timedOut,
-      cutBySendTimeout: () => {
-        if (timedOut || !this.#parent.aborted || !isTimeout(this.#parent.reason)) return false;
-        const now = performance.now();
-        // The time this request could have had: its own timeout, or what the send had left.
-        const allowed = Math.min(this.#timeoutMs, now - this.#started);
-        return now - requestStarted >= allowed / 2;
-      },
-      dispose: () => {
-        clearTimeout(timer);
-        this.#running.delete(controller);
-      },
-    };
+    const request = new Request(this, reason);
+    if (this.#parent.aborted) request.abort(this.#parent.reason);
+    else if (this.#one === undefined) this.#one = request;
+    else {
+      this.#more ??= new Set();
+      this.#more.add(request);
+    }
+    return request;
   }
 
   /** Removes the listener on the send's signal: call it when the send is over. */
   dispose(): void {
-    this.#parent.removeEventListener("abort", this.#onParentAbort);
+    this.#parent.removeEventListener("abort", this);
+  }
+
+  /** The send's signal aborted: so does every request still running. */
+  handleEvent(): void {
+    this.#one?.abort(this.#parent.reason);
+    if (this.#more !== undefined) for (const request of this.#more) request.abort(this.#parent.reason);
+  }
+
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  /** See {@link RequestDeadline.cutBySendTimeout}. */
+  cutBySendTimeout(requestStarted: number): boolean {
+    if (!this.#parent.aborted || !isTimeout(this.#parent.reason)) return false;
+    const now = performance.now();
+    // The time this request could have had: its own timeout, or what the send had left.
+    const allowed = Math.min(this.#timeoutMs, now - this.#started);
+    return now - requestStarted >= allowed / 2;
+  }
+
+  forget(request: Request): void {
+    if (this.#one === request) this.#one = undefined;
+    else this.#more?.delete(request);
+  }
+}
+
+/** One request's deadline. */
+class Request implements RequestDeadline {
+  readonly #controller = new AbortController();
+  readonly #deadlines: RequestDeadlines;
+  readonly #reason: () => Error;
+  readonly #started = performance.now();
+  readonly #timer: ReturnType<typeof setTimeout>;
+  #timedOut = false;
+
+  constructor(deadlines: RequestDeadlines, reason: () => Error) {
+    this.#deadlines = deadlines;
+    this.#reason = reason;
+    this.#timer = setTimeout(Request.#timeOut, deadlines.timeoutMs, this);
+  }
+
+  /** The timer's callback, one for every request (the request is its argument). */
+  static #timeOut(request: Request): void {
+    if (request.#controller.signal.aborted) return;
+    request.#timedOut = true;
+    request.#controller.abort(request.#reason());
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  cutBySendTimeout(): boolean {
+    return !this.#timedOut && this.#deadlines.cutBySendTimeout(this.#started);
+  }
+
+  abort(reason: unknown): void {
+    this.#controller.abort(reason);
+  }
+
+  dispose(): void {
+    clearTimeout(this.#timer);
+    this.#deadlines.forget(this);
   }
 }
 

@@ -92,6 +92,15 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
   const config = resolveHttpOptions(options);
   const client = options.fetch === undefined ? transport : fetchTransport(config.fetch);
   let keys: Promise<CryptoKey[]> | undefined;
+  let imported: CryptoKey[] | undefined;
+  const importKeys = async (secrets: NonNullable<typeof config.secrets>): Promise<CryptoKey[]> => {
+    keys ??= importHmacKeys(secrets).catch((error: unknown) => {
+      keys = undefined; // let the next batch try again
+      throw error;
+    });
+    imported = await keys;
+    return imported;
+  };
   // A fixed URL was checked by resolveHttpOptions and is parsed once; a URL function's
   // result is checked per message.
   const fixedUrl = typeof config.url === "string" ? new URL(config.url) : undefined;
@@ -235,14 +244,8 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
     window: config.concurrency,
     breakers: () => breakers?.snapshot() ?? [],
     async send(messages, signal) {
-      let signing: CryptoKey[] | undefined;
-      if (config.secrets) {
-        keys ??= importHmacKeys(config.secrets).catch((error: unknown) => {
-          keys = undefined; // let the next batch try again
-          throw error;
-        });
-        signing = await keys;
-      }
+      // Imported once: later sends (the window makes one per message) take them without a wait.
+      const signing = config.secrets ? (imported ?? (await importKeys(config.secrets))) : undefined;
       // One timestamp per batch, and every signature started up front: Web Crypto works off the
       // main thread, so the HMACs of later messages are ready by the time a worker reaches them.
       const seconds = Math.floor(Date.now() / 1000);
@@ -251,17 +254,21 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
       // Each message is its own request under its own deadline: one that hangs costs its slot
       // requestTimeout, and the other workers go on meanwhile.
       const deadlines = new RequestDeadlines(signal, config.requestTimeout);
-      let next = 0;
-      const worker = async () => {
-        while (next < messages.length) {
-          const index = next++;
-          await deliver(messages[index]!, deadlines, signal, timestamp, signed?.[index]);
-        }
-      };
       const workers = Math.min(config.concurrency, messages.length);
       try {
-        if (workers === 1) await worker();
-        else {
+        if (workers <= 1) {
+          // One at a time (the send window's single message): no worker closures to make.
+          for (let index = 0; index < messages.length; index++) {
+            await deliver(messages[index]!, deadlines, signal, timestamp, signed?.[index]);
+          }
+        } else {
+          let next = 0;
+          const worker = async () => {
+            while (next < messages.length) {
+              const index = next++;
+              await deliver(messages[index]!, deadlines, signal, timestamp, signed?.[index]);
+            }
+          };
           const running: Promise<void>[] = [];
           for (let i = 0; i < workers; i++) running.push(worker());
           await Promise.all(running);

@@ -8,7 +8,6 @@
  * Only the `node` build of `edge-outbox/http` imports this file; `src/` and the web build never
  * see `node:*`.
  */
-import { getMaxListeners, setMaxListeners } from "node:events";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import {
@@ -107,7 +106,6 @@ function send(
       reject(error);
       return;
     }
-    allowManyListeners(signal);
     signal.addEventListener("abort", onAbort, { once: true });
     client.on("error", fail);
     client.on("response", (res) => {
@@ -151,15 +149,6 @@ function fetchLikeHeaders(headers: Record<string, string>): Record<string, strin
     out[key] = key in out ? `${out[key]}, ${value}` : value;
   }
   return out;
-}
-
-// Every request of a batch listens on the batch's one signal: past 10 (concurrency > 10), Node
-// would print MaxListenersExceededWarning for every batch. Raised as undici's fetch raises it.
-const MANY_LISTENERS = 1500;
-
-function allowManyListeners(signal: AbortSignal): void {
-  const current = getMaxListeners(signal);
-  if (current !== 0 && current < MANY_LISTENERS) setMaxListeners(MANY_LISTENERS, signal);
 }
 
 function headerOf(response: IncomingMessage): (name: string) => string | undefined {
