@@ -459,7 +459,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         // Every slot busy (hanging sends, say): a queued claim must still go back unsent once it
         // can no longer start, not sit there past its lease. The earliest such deadline counts,
         // wherever that claim is in the queue.
-        if (queues && queued() > 0) until(lateAt - now);
+        if (queues && queued() > 0 && lateAt < Number.POSITIVE_INFINITY) until(lateAt - now);
         if (inFlight === 0 && queued() === 0 && !waiting && (idle || !claiming)) break;
         // With an outcome waiting, wake for its write. With the store idle, claim again once a
         // send ends (its write claims) or after `period`, not sooner: a slow send must not turn
@@ -483,7 +483,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
  * `sendTimeout` + {@link WINDOW_RECORD_MARGIN_MS} (under twice `leaseDuration`, see
  * {@link WINDOW_LEASE_MARGIN_MS}), so a crashed relay's messages come back within that.
  */
-export function leaseFor(options: { leaseDuration: number; sendTimeout: number }, claimTime: number): number {
+function leaseFor(options: { leaseDuration: number; sendTimeout: number }, claimTime: number): number {
   const startBefore = options.sendTimeout + WINDOW_RECORD_MARGIN_MS;
   const wanted = Math.max(options.leaseDuration, Math.ceil(2 * claimTime) + startBefore);
   return Math.min(wanted, options.leaseDuration + startBefore);
@@ -613,7 +613,8 @@ async function recordGroup(
     group.gaveBack = true;
   }
   const { released } = group;
-  const releases = outcome.release.filter((update) => !released.has(update.id));
+  const releases =
+    released.size === 0 ? outcome.release : outcome.release.filter((update) => !released.has(update.id));
   await recordReleases(recording, token, releases, (ids, retried) => {
     for (const id of ids) released.add(id);
     group.retried += retried;
