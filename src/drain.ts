@@ -1,5 +1,6 @@
 import { SendDeadlines } from "./abort.ts";
 import { isInstanceOf, ValidationError } from "./errors.ts";
+import type { Wakes } from "./loop.ts";
 import { checkBudget } from "./options.ts";
 import { type RelayContext, relayPass } from "./relay.ts";
 import type { Claim } from "./store.ts";
@@ -41,6 +42,8 @@ export interface DrainOptions {
   stopping: () => boolean;
   /** A `tick()` always has a span; a loop pass only when it claims or fails. */
   spanWhenIdle: boolean;
+  /** The loop's `wake()` calls during a loop pass (the send window claims again at once). */
+  wakes?: Wakes | undefined;
 }
 
 // Longest stretch (ms) a drain runs without letting the event loop's other tasks in (see LoopTurns).
@@ -66,7 +69,8 @@ export async function drain(context: RelayContext, options: DrainOptions): Promi
   let next: Claim | undefined;
   try {
     if (context.window !== undefined) {
-      await relayWindow(context, context.window, { signal, continues, tick, turns, result });
+      const { wakes } = options;
+      await relayWindow(context, context.window, { signal, continues, tick, turns, result, wakes });
       return finish(result, started, tick);
     }
     // Bounded: every pass claims nothing (and ends the loop), gives its claim back (and ends

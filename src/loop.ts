@@ -74,14 +74,25 @@ export class Lane {
   }
 }
 
+/**
+ * How a loop's drain hears `wake()` while it runs: the loop calls `onWake` (set by the drain
+ * for as long as it can use it) on every `wake()` during its pass.
+ */
+export interface Wakes {
+  onWake: (() => void) | undefined;
+}
+
 /** What a {@link RelayLoop} runs. */
 export interface RelayLoopOptions {
   /** Milliseconds between passes. */
   period: number;
   /** The lane the passes queue in (shared with `tick()`). */
   lane: Lane;
-  /** One drain; `stopping()` turns true when this loop run was stopped. Must not reject. */
-  drain: (stopping: () => boolean) => Promise<void>;
+  /**
+   * One drain; `stopping()` turns true when this loop run was stopped; `wakes` hears the
+   * `wake()` calls made during it. Must not reject.
+   */
+  drain: (stopping: () => boolean, wakes: Wakes) => Promise<void>;
 }
 
 /**
@@ -97,6 +108,7 @@ export class RelayLoop {
   #running = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wakeRequested = false;
+  readonly #wakes: Wakes = { onWake: undefined };
   // The run whose pass is scheduled to end next (queued or draining), if any.
   #passOf: number | undefined;
 
@@ -113,11 +125,15 @@ export class RelayLoop {
     this.#schedule(0);
   }
 
-  /** A pass now; during a pass, one more pass right after it (calls coalesce). */
+  /**
+   * A pass now; during a pass, one more pass right after it (calls coalesce), and a drain that
+   * listens (the send window) claims again at once.
+   */
   wake(): void {
     if (!this.#running) return;
     if (this.#passOf === this.#run) {
       this.#wakeRequested = true;
+      this.#wakes.onWake?.();
       return;
     }
     this.#schedule(0);
@@ -151,7 +167,7 @@ export class RelayLoop {
     if (run !== this.#run) return;
     this.#passOf = run;
     try {
-      await this.#options.lane.run(() => this.#options.drain(() => run !== this.#run));
+      await this.#options.lane.run(() => this.#options.drain(() => run !== this.#run, this.#wakes));
     } catch {
       // `drain` reports its own errors; nothing may escape a timer callback.
     }

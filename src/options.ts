@@ -38,7 +38,10 @@ export interface OutboxOptions {
   sendTimeout?: number;
   /**
    * How long a claim holds before another relay may take the messages over. Must exceed
-   * `sendTimeout` (with room for the database work). Default 30000.
+   * `sendTimeout` (with room for the database work). Default 30000. With a windowed sender
+   * (`Sender.window`) it must be at least `sendTimeout + 1000`, and while claims come back late
+   * the window asks for up to `leaseDuration + sendTimeout + 500` (twice the recent claim time
+   * plus `sendTimeout + 500`, if more than `leaseDuration`), so its messages can still start.
    */
   leaseDuration?: number;
   /** `"none"` (default) or `"key"`: per-key FIFO; see `Ordering`. */

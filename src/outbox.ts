@@ -1,6 +1,6 @@
 import { drain, type TickResult } from "./drain.ts";
 import { isInstanceOf, ValidationError } from "./errors.ts";
-import { Lane, RelayLoop } from "./loop.ts";
+import { Lane, RelayLoop, type Wakes } from "./loop.ts";
 import { type NewMessage, prepareMessage } from "./message.ts";
 import { claimMetricName } from "./metric-names.ts";
 import { type OutboxOptions, type ResolvedOptions, resolveOptions } from "./options.ts";
@@ -99,7 +99,7 @@ export class Outbox<T> {
     this.#loop = new RelayLoop({
       period: this.options.period,
       lane: this.#lane,
-      drain: (stopping) => this.#loopDrain(stopping),
+      drain: (stopping, wakes) => this.#loopDrain(stopping, wakes),
     });
   }
 
@@ -192,9 +192,9 @@ export class Outbox<T> {
     return this.stop();
   }
 
-  async #loopDrain(stopping: () => boolean): Promise<void> {
+  async #loopDrain(stopping: () => boolean, wakes: Wakes): Promise<void> {
     try {
-      await drain(this.#context, { started: performance.now(), stopping, spanWhenIdle: false });
+      await drain(this.#context, { started: performance.now(), stopping, spanWhenIdle: false, wakes });
     } catch (error) {
       this.options.onError(error);
     }

@@ -126,16 +126,23 @@ export async function recordMarks(context: RecordContext, outcome: PassOutcome):
  * Without `release`, or when it throws (reported), they are recorded as failed attempts
  * instead: the claim is still ours, and waiting out its lease would count the attempt anyway,
  * later. Returns the rows recorded as failed attempts: a release is no failure of delivery, so
- * it counts in no `failed` total.
+ * it counts in no `failed` total. `written` hears each write that went through (its ids, and
+ * the rows it recorded as failed attempts), so a caller trying again after a store error can
+ * leave those out rather than release them twice.
  */
 export async function recordReleases(
   context: RecordContext,
   token: string,
   updates: readonly ReleaseUpdate[],
+  written?: (ids: readonly string[], retried: number) => void,
 ): Promise<number> {
   if (updates.length === 0) return 0;
   const { store } = context;
-  if (store.release === undefined) return recordAsRetries(context, token, updates);
+  if (store.release === undefined) {
+    const retried = await recordAsRetries(context, token, updates);
+    written?.(updates.map(idOf), retried);
+    return retried;
+  }
   const byDelay = new Map<number, string[]>();
   for (const { id, delay } of updates) {
     const ids = byDelay.get(delay);
@@ -144,17 +151,20 @@ export async function recordReleases(
   }
   let changed = 0;
   for (const [delay, ids] of byDelay) {
+    let retried = 0;
     try {
       checkLease(context, ids, await store.release(token, ids, delay));
     } catch (error) {
       context.onError(error);
       const ofDelay = new Set(ids);
-      changed += await recordAsRetries(
+      retried = await recordAsRetries(
         context,
         token,
         updates.filter((u) => ofDelay.has(u.id)),
       );
     }
+    written?.(ids, retried);
+    changed += retried;
   }
   return changed;
 }

@@ -8,6 +8,7 @@
 import { SendDeadlines } from "./abort.ts";
 import { afterIo } from "./after-io.ts";
 import type { TickResult } from "./drain.ts";
+import type { Wakes } from "./loop.ts";
 import { type Message, SendStatus } from "./message.ts";
 import {
   checkLease,
@@ -59,6 +60,8 @@ export interface WindowRun {
   turns: LoopTurns;
   /** Counts are added here as outcomes are recorded. */
   result: TickResult;
+  /** `wake()` of the loop whose pass this is: it ends a wait for work at once. */
+  wakes?: Wakes | undefined;
 }
 
 /** One claim while any of its messages is queued, in flight or waits to be recorded. */
@@ -67,10 +70,12 @@ interface OpenClaim {
   readonly span: BatchSpan;
   readonly claimed: number;
   readonly started: number;
-  /** `performance.now()` when the lease ends, counted from before the claim call. */
+  /** `performance.now()` when the lease ends, counted from before the claim write. */
   readonly leaseEnd: number;
   /** Messages of the claim queued or in flight. */
   pending: number;
+  /** Messages of the claim queued. */
+  queued: number;
   /** Messages of the claim not yet recorded (or dropped by a failed write). */
   unrecorded: number;
   /** Finished messages waiting for their write. */
@@ -146,6 +151,9 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   let stalled = false;
   let failure: { error: unknown } | undefined;
 
+  // Once `performance.now()` reaches it, a queued claim may be out of time (see giveBackLate).
+  let lateAt = Number.POSITIVE_INFINITY;
+
   let signalled = false;
   let wakeUp: (() => void) | undefined;
   const wake = () => {
@@ -200,6 +208,40 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       });
   };
 
+  /** A queued message that will not be sent: back unsent at the claim's next write. */
+  const giveBack = (claim: OpenClaim, item: SentMessage, now: number) => {
+    hold(claim, now);
+    claim.unsent.push(item.id);
+    claim.pending -= 1;
+    claim.queued -= 1;
+  };
+
+  /**
+   * Leases do not end in queue order (see claimLease): with every slot busy, a claim behind
+   * the head may run out of time first. Once the earliest deadline has passed, gives back the
+   * queued messages of every claim that can no longer start and finds the next deadline.
+   */
+  const giveBackLate = (now: number) => {
+    let late = false;
+    lateAt = Number.POSITIVE_INFINITY;
+    for (const claim of open) {
+      if (claim.queued === 0) continue;
+      if (claim.leaseEnd - now < startBefore) late = true;
+      else lateAt = Math.min(lateAt, claim.leaseEnd - startBefore);
+    }
+    if (!late) return;
+    const kept: Queued[] = [];
+    for (let i = head; i < queue.length; i++) {
+      const entry = queue[i] as Queued;
+      if (entry.claim.leaseEnd - now < startBefore) giveBack(entry.claim, entry.item, now);
+      else kept.push(entry);
+    }
+    queue = kept;
+    head = 0;
+    stalled = true;
+    wake();
+  };
+
   /** Starts queued messages into free slots; gives back unsent what can no longer start. */
   const startQueued = () => {
     const now = performance.now();
@@ -209,6 +251,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       if (ending && !queues && claim.leaseEnd - now >= startBefore) {
         // Claimed as the drain ended, and no `release` to give it back: sent as a batch pass
         // sends such a claim, without the ended drain's signal.
+        claim.queued -= 1;
         start(claim, item, undefined);
       } else if (ending || (queues && claim.leaseEnd - now < startBefore)) {
         // Too late to send and still record under this lease: back unsent at the next write.
@@ -216,24 +259,29 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         // happened: such a claim holds only what starts at once, and is sent as a batch pass
         // sends its claim, however long the claim took.)
         if (!ending && inFlight >= window) stalled = true;
-        hold(claim, now);
-        claim.unsent.push(item.id);
-        claim.pending -= 1;
+        giveBack(claim, item, now);
         wake();
-      } else if (inFlight < window) start(claim, item);
-      else break;
+      } else if (inFlight < window) {
+        claim.queued -= 1;
+        start(claim, item);
+      } else break;
       head += 1;
     }
+    // Only with every slot busy is anything left queued (an ending drain empties the queue).
+    if (head === queue.length) lateAt = Number.POSITIVE_INFINITY;
+    else if (queues && now >= lateAt) giveBackLate(now);
     if (head > 1024 && head * 2 > queue.length) {
       queue = queue.slice(head);
       head = 0;
     }
   };
 
-  // The lease a claim asks for: `leaseDuration`, or longer when claims come back so late that
-  // it would leave no message time to start (then every claim would go back unsent, claimed
-  // again as late, and so on): twice the slowest claim so far, plus what a start needs. It never
-  // shrinks within a drain, so the queue stays in the order its leases end (see startQueued).
+  // The lease a claim asks for (see leaseFor): `leaseDuration`, or longer while claim writes
+  // come back so late that it would leave no message time to start (then every claim would go
+  // back unsent, be claimed again as late, and so on). `claimTime` is the recent claim write
+  // time: that of the last claim that found messages, or half the estimate before it if that was
+  // longer, so one stall lengthens a few leases, not the rest of the drain.
+  let claimTime = 0;
   let claimLease = options.leaseDuration;
   const claimOptions = (wanted: number) => ({
     batchSize: wanted,
@@ -241,15 +289,21 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     ordering: options.ordering,
   });
 
-  /** Claims with `fetch` and queues what it got; false when nothing was ready. */
-  const claimAndQueue = async (fetch: () => Promise<Claim>): Promise<boolean> => {
-    const before = performance.now();
+  /**
+   * Claims with `fetch` (which runs its claim write through the {@link ClaimWrite} it is given)
+   * and queues what it got; false when nothing was ready.
+   */
+  const claimAndQueue = async (fetch: (write: ClaimWrite) => Promise<Claim>): Promise<boolean> => {
     const claim = await openClaim(context, run.tick, open, claimLease, fetch);
-    claimLease = Math.max(claimLease, Math.ceil(2 * (performance.now() - before)) + startBefore);
+    // An empty claim says nothing about the leases: it queues nothing that must start in time.
     if (claim === undefined) return false;
+    claimTime = Math.max(claim.took, claimTime / 2);
+    claimLease = leaseFor(options, claimTime);
     const { entry, messages } = claim;
     const { toSend, exhausted } = sortClaimed(messages, options.maxRetries);
     entry.pending += toSend.length + exhausted.length;
+    entry.queued += toSend.length;
+    if (toSend.length > 0) lateAt = Math.min(lateAt, entry.leaseEnd - startBefore);
     if (exhausted.length > 0) handOut(entry);
     for (const dead of exhausted) finish(entry, { dead });
     for (const item of toSend) queue.push({ claim: entry, item });
@@ -294,7 +348,13 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
    */
   const flush = async (due: OpenClaim[], refill: number): Promise<boolean | undefined> => {
     const groups = due.map((claim) => {
-      const group: Group = { claim, finished: claim.finished, unsent: claim.unsent };
+      const group: Group = {
+        claim,
+        finished: claim.finished,
+        unsent: claim.unsent,
+        released: new Set(),
+        retried: 0,
+      };
       claim.finished = [];
       claim.unsent = [];
       return group;
@@ -318,7 +378,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     }
     if (pipelined === undefined) {
       try {
-        return await claimAndQueue(() => store.fetchAndLock(claimOptions(refill)));
+        return await claimAndQueue((write) => write(() => store.fetchAndLock(claimOptions(refill))));
       } catch (error) {
         fail(undefined, error);
         return undefined;
@@ -327,8 +387,11 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     let counts: BatchOutcome | undefined;
     let recorded = false;
     try {
-      return await claimAndQueue(async () => {
-        const result = await recordGroup(context, recording, pipelined, claimOptions(refill));
+      return await claimAndQueue(async (write) => {
+        const result = await recordGroup(context, recording, pipelined, {
+          claim: claimOptions(refill),
+          write,
+        });
         recorded = true;
         counts = result.counts;
         return result.claim ?? { token: "", messages: [] };
@@ -348,6 +411,14 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       }
     }
   };
+
+  // A `wake()` of the loop (a message just committed): claim again now, not after `period`.
+  if (run.wakes !== undefined) {
+    run.wakes.onWake = () => {
+      idle = false;
+      wake();
+    };
+  }
 
   const waitForWork = async (timeoutMs: number | undefined) => {
     if (!signalled) {
@@ -381,7 +452,9 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       } else if (claiming && !idle && queued() === 0 && inFlight < window) {
         // A slot is free and nothing waits for it: a claim of its own.
         try {
-          idle = !(await claimAndQueue(() => store.fetchAndLock(claimOptions(claimSize()))));
+          idle = !(await claimAndQueue((write) =>
+            write(() => store.fetchAndLock(claimOptions(claimSize()))),
+          ));
         } catch (error) {
           fail(undefined, error);
         }
@@ -398,9 +471,10 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
           waiting = true;
           until(claim.oldest + WINDOW_FLUSH_MS - now);
         }
-        // Every slot busy (hanging sends, say): the queue's head must still go back unsent once
-        // it can no longer start, not sit there past its lease. Leases end in queue order.
-        if (queues && queued() > 0) until((queue[head] as Queued).claim.leaseEnd - startBefore - now);
+        // Every slot busy (hanging sends, say): a queued claim must still go back unsent once it
+        // can no longer start, not sit there past its lease. The earliest such deadline counts,
+        // wherever that claim is in the queue.
+        if (queues && queued() > 0 && lateAt < Number.POSITIVE_INFINITY) until(lateAt - now);
         if (inFlight === 0 && queued() === 0 && !waiting && (idle || !claiming)) break;
         // With an outcome waiting, wake for its write. With the store idle, claim again once a
         // send ends (its write claims) or after `period`, not sooner: a slow send must not turn
@@ -412,10 +486,31 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     }
   } finally {
     deadlines.dispose();
+    if (run.wakes !== undefined) run.wakes.onWake = undefined;
     for (const claim of open) claim.settle(true);
   }
   if (failure !== undefined) throw failure.error;
 }
+
+/**
+ * The lease a claim asks for after claim writes of about `claimTime` ms: `leaseDuration`, or
+ * twice `claimTime` plus what a start needs (`sendTimeout` + {@link WINDOW_RECORD_MARGIN_MS})
+ * if longer, so a message of a late claim still has time to start; at most `leaseDuration` +
+ * `sendTimeout` + {@link WINDOW_RECORD_MARGIN_MS} (under twice `leaseDuration`, see
+ * {@link WINDOW_LEASE_MARGIN_MS}), so a crashed relay's messages come back within that.
+ */
+function leaseFor(options: { leaseDuration: number; sendTimeout: number }, claimTime: number): number {
+  const startBefore = options.sendTimeout + WINDOW_RECORD_MARGIN_MS;
+  const wanted = Math.max(options.leaseDuration, Math.ceil(2 * claimTime) + startBefore);
+  return Math.min(wanted, options.leaseDuration + startBefore);
+}
+
+/**
+ * Runs a claim's store write (the claim alone, or outcomes and claim in one `recordAndFetch`)
+ * and notes when it started and how long it took: the lease is counted from its start, and its
+ * time sizes the next leases (writes before it, such as releases, count in neither).
+ */
+type ClaimWrite = <T>(write: () => Promise<T>) => Promise<T>;
 
 /** One claim's waiting outcomes, taken for a write. */
 interface Group {
@@ -423,11 +518,14 @@ interface Group {
   readonly finished: readonly Finished[];
   readonly unsent: readonly string[];
   /**
-   * Set once the group's releases are written (the rows recorded as failed attempts instead):
-   * a group recorded again after a failed combined write must not release twice (the rows no
-   * longer hold the token, and the short count would be a false `LeaseLostError`).
+   * Set once the unsent are given back. A group recorded again after a failed write must not
+   * give back or release twice: the rows no longer hold the token.
    */
-  retried?: number;
+  gaveBack?: true;
+  /** Ids whose release is written (or recorded as a failed attempt instead), as {@link gaveBack}. */
+  readonly released: Set<string>;
+  /** The rows recorded as failed attempts instead of released. */
+  retried: number;
 }
 
 /** Adds `counts` into `into`. */
@@ -439,22 +537,30 @@ function addCounts(into: BatchOutcome, counts: BatchOutcome): void {
 
 /**
  * Claims with `fetch` (a lease of `lease` ms) inside a batch span that stays open until the
- * claim's last message is recorded (`settle`). Undefined when nothing was ready. A store error rejects.
+ * claim's last message is recorded (`settle`). Undefined when nothing was ready; else the claim
+ * and how long its claim write took (`took`, ms). A store error rejects.
  */
 function openClaim(
   context: RelayContext,
   tick: TickSpan,
   open: Set<OpenClaim>,
   lease: number,
-  fetch: () => Promise<Claim>,
-): Promise<{ entry: OpenClaim; messages: Message[] } | undefined> {
+  fetch: (write: ClaimWrite) => Promise<Claim>,
+): Promise<{ entry: OpenClaim; messages: Message[]; took: number } | undefined> {
   const { telemetry } = context;
   return new Promise((resolve, reject) => {
     telemetry
       .batch(tick, async (span) => {
-        // Before the call: the store may start the lease at any moment during it.
         const started = performance.now();
-        const claim = await fetch();
+        let writeStarted = started;
+        let took = 0;
+        const claim = await fetch(async (write) => {
+          // Before the write: the store may start the lease at any moment during it.
+          writeStarted = performance.now();
+          const result = await write();
+          took = performance.now() - writeStarted;
+          return result;
+        });
         if (claim.messages.length === 0) {
           resolve(undefined);
           return;
@@ -469,8 +575,9 @@ function openClaim(
           span,
           claimed: claim.messages.length,
           started,
-          leaseEnd: started + lease,
+          leaseEnd: writeStarted + lease,
           pending: 0,
+          queued: 0,
           unrecorded: claim.messages.length,
           finished: [],
           unsent: [],
@@ -485,7 +592,7 @@ function openClaim(
           },
         };
         open.add(entry);
-        resolve({ entry, messages: claim.messages });
+        resolve({ entry, messages: claim.messages, took });
         await recorded;
         if (entry.storeError !== undefined) throw entry.storeError;
         const duration = performance.now() - started;
@@ -498,13 +605,14 @@ function openClaim(
 
 /**
  * Records one claim's group: the unsent given back, the releases, then the marks, or, with
- * `next`, the marks and the next claim in one `recordAndFetch`. Store errors propagate.
+ * `next`, the marks and the next claim in one `recordAndFetch` (run through `next.write`).
+ * Store errors propagate; what was written before one is not written again on a second try.
  */
 async function recordGroup(
   context: RelayContext,
   recording: RecordContext,
   group: Group,
-  next?: ClaimOptions,
+  next?: { claim: ClaimOptions; write: ClaimWrite },
 ): Promise<{ counts: BatchOutcome; claim?: Claim }> {
   const { token } = group.claim;
   const sent: SentMessage[] = [];
@@ -514,18 +622,27 @@ async function recordGroup(
     else exhausted.push(item.dead);
   }
   const outcome = outcomeOf(token, exhausted, sent, context.options);
-  if (group.retried === undefined) {
+  if (group.gaveBack === undefined) {
     // Not sent: back at once with no attempt spent. Without `release` (or when it fails,
     // reported) they wait out the lease.
     if (group.unsent.length > 0) await releaseUnsent(recording, token, group.unsent);
-    group.retried = await recordReleases(recording, token, outcome.release);
+    group.gaveBack = true;
   }
-  const retried = group.retried;
+  const { released } = group;
+  const releases =
+    released.size === 0 ? outcome.release : outcome.release.filter((update) => !released.has(update.id));
+  await recordReleases(recording, token, releases, (ids, retried) => {
+    for (const id of ids) released.add(id);
+    group.retried += retried;
+  });
+  const { retried } = group;
   const marks = { token, sent: outcome.sent, retry: outcome.retry, dead: outcome.dead };
   let counts: BatchOutcome;
   let claim: Claim | undefined;
-  if (next !== undefined && context.store.recordAndFetch !== undefined) {
-    const result = await context.store.recordAndFetch(marks, next);
+  const { store } = context;
+  const recordAndFetch = store.recordAndFetch;
+  if (next !== undefined && recordAndFetch !== undefined) {
+    const result = await next.write(() => recordAndFetch.call(store, marks, next.claim));
     claim = result.claim;
     counts = {
       sent: checkLease(recording, marks.sent, result.recorded.sent),
