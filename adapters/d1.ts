@@ -42,7 +42,7 @@ import {
   toRecord,
   toStats,
 } from "./sqlite/rows.ts";
-import { checkTableName } from "./sqlite/schema.ts";
+import { checkTableName, keyIndex } from "./sqlite/schema.ts";
 import { buildStatements, type Statements } from "./sqlite/sql.ts";
 
 export type { D1Database, D1Meta, D1PreparedStatement, D1Result } from "./d1/binding.ts";
@@ -96,6 +96,8 @@ export class D1Store implements TransactionalStore<D1Tx> {
   readonly #purges: PurgeSchedule;
   /** The table's id space, once `migrate()` or the first call that needs it read it. */
   #namespace: IdSpace | undefined;
+  /** Whether this store has made (or found) the per-key index: see `keyIndex`. */
+  #keyIndexed = false;
 
   /**
    * The DDL of the outbox table `table` (default `"outbox_messages"`) as SQL text, for a file
@@ -210,6 +212,10 @@ export class D1Store implements TransactionalStore<D1Tx> {
   ): Promise<RecordAndFetchResult> {
     // First use: a missing version row is reported as "run migrate()", not as a failed batch.
     await this.#ns();
+    if (options.ordering === "key" && !this.#keyIndexed) {
+      await this.#run.change("creating the per-key index", keyIndex(this.table));
+      this.#keyIndexed = true;
+    }
     const { space, ...result } = await runPass(this.#run, this.#sql, this.table, doing, marks, options);
     this.#namespace = space;
     return result;

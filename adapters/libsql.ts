@@ -35,6 +35,7 @@ import { Runner } from "./libsql/runner.ts";
 import { PurgeSchedule } from "./sql/retention.ts";
 import { type MarkStatements, markStatements } from "./sqlite/pass.ts";
 import { headersJson, type IdSpace, idsJson, toRecord, toStats } from "./sqlite/rows.ts";
+import { keyIndex } from "./sqlite/schema.ts";
 import { buildStatements, type Statements } from "./sqlite/sql.ts";
 
 export type { LibsqlStoreOptions, LibsqlTx, RetentionOptions } from "./libsql/options.ts";
@@ -75,6 +76,8 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   /** The table's id space, once `migrate()` or the first call that needs it read it. */
   #namespace: IdSpace | undefined;
   readonly #purges: PurgeSchedule;
+  /** Whether this store has made (or found) the per-key index: see `keyIndex`. */
+  #keyIndexed = false;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for a bad table name or option. */
   constructor(client: Client, options: LibsqlStoreOptions = {}) {
@@ -241,6 +244,10 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
+    if (options.ordering === "key" && !this.#keyIndexed) {
+      await this.#run.script("creating the per-key index", keyIndex(this.table));
+      this.#keyIndexed = true;
+    }
     return runClaim(this.#run, this.#sql, await this.#ns(), () => this.#freshNs(), doing, marks, options);
   }
 

@@ -119,7 +119,8 @@ export function deadJson(namespace: string, updates: readonly DeadUpdate[]): str
 export function headersJson(headers: Readonly<Record<string, string>>): string {
   const json = JSON.stringify(headers);
   // A lone surrogate is the only thing JSON.stringify writes as a \ud8xx-\udfxx escape.
-  if (!/\\ud[89a-f]/i.test(json)) return json;
+  // indexOf first: the regular expression alone cost about as much as the stringify.
+  if (json.indexOf("\\u") === -1 || !/\\ud[89a-f]/i.test(json)) return json;
   // fromEntries defines own properties: a header named "__proto__" stays a header.
   return JSON.stringify(
     Object.fromEntries(

@@ -9,7 +9,9 @@
  * - 2: indexes named `edge_outbox_<table>_<purpose>` (see {@link indexName}); a random id
  *   namespace per table in the version table, and for a table upgraded from version 1 the
  *   highest id it had used (`legacy_max_id`: those rows keep their bare ids); new tables without `AUTOINCREMENT` (the store
- *   never deletes the row with the highest id instead, see `sql.ts`).
+ *   never deletes the row with the highest id instead, see `sql.ts`). The per-key index
+ *   (`_key`) is not made by the migration but by the first claim with ordering "key" (see
+ *   {@link keyIndex}); a table migrated before that keeps the one it has.
  *
  * @module
  */
@@ -87,14 +89,24 @@ function createIndexes(t: string, name: (table: string, purpose: IndexPurpose) =
     // which id is, so naming it again would only store it twice): the claim reads the first
     // batchSize ready entries.
     `CREATE INDEX IF NOT EXISTS "${name(t, "ready")}" ON ${q} (created_at) WHERE status = 0`,
-    // Per-key predecessor lookups for ordering "key" (key, then id, likewise).
-    `CREATE INDEX IF NOT EXISTS "${name(t, "key")}" ON ${q} (key) WHERE status = 0`,
     `CREATE INDEX IF NOT EXISTS "${name(t, "dead")}" ON ${q} (status) WHERE status = 3`,
     `CREATE INDEX IF NOT EXISTS "${name(t, "sent")}" ON ${q} (sent_at) WHERE status = 1`,
   ];
 }
 
-/** The DDL of a new table at the current version. */
+/**
+ * The per-key index (ordering "key"'s predecessor lookups: key, then id, as every entry ends in
+ * the rowid), made by each store on its first claim with ordering "key" rather than by the
+ * migration: every insert pays for every index (about a tenth of a plain INSERT's cost each,
+ * most of it in preparing the statement, which `@libsql/client` does on every call), and an
+ * outbox that never orders by key has no use for it. `IF NOT EXISTS`: any store, in any
+ * process, makes it or finds it; the migration checked that its name is free.
+ */
+export function keyIndex(t: string): string {
+  return `CREATE INDEX IF NOT EXISTS "${indexName(t, "key")}" ON "${t}" (key) WHERE status = 0`;
+}
+
+/** The DDL of a new table at the current version (without {@link keyIndex}). */
 export function currentSchema(t: string): string[] {
   // No AUTOINCREMENT: its per-insert bookkeeping (a read and a write of sqlite_sequence) was
   // most of addMessage's gap to a plain INSERT. Ids still never come back: see `sql.ts`.

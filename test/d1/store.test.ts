@@ -353,6 +353,19 @@ describe("D1Store and LibsqlStore: one schema", () => {
     client.close();
   });
 
+  it("the per-key index comes with the first claim by key, from either store", async () => {
+    const table = freshTable();
+    const index = `edge_outbox_${table}_key`;
+    const store = new D1Store(d1.db, { table });
+    await store.migrate();
+    expect(await schemaNames(d1.db)).not.toContain(index);
+    await store.addMessage(d1.db, message("a"));
+    await store.addMessage(d1.db, message("a"));
+    const first = await new D1Store(d1.db, { table }).fetchAndLock({ ...claim, ordering: "key" });
+    expect(first.messages).toHaveLength(1);
+    expect(await schemaNames(d1.db)).toContain(index);
+  });
+
   it("migrationSql(), applied as a migration file, makes a table the store uses without migrate()", async () => {
     const table = freshTable();
     const text = D1Store.migrationSql(table);

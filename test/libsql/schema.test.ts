@@ -49,6 +49,70 @@ async function drain(store: LibsqlStore): Promise<string[]> {
   return keys;
 }
 
+describe("LibsqlStore per-key index", () => {
+  const byKey = { ...claim, ordering: "key" } as const;
+  const keyIndexes = async (client: Client) =>
+    (
+      await client.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'edge_outbox_outbox_messages_key'",
+      )
+    ).rows.length;
+
+  it("is made by the first claim with ordering key of any store, not by migrate()", async () => {
+    const path = dbPath(tmp.dir);
+    const client = newClient(path);
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    expect(await keyIndexes(client)).toBe(0);
+    await commitMessages(store, [
+      { key: "a", value: "1" },
+      { key: "a", value: "2" },
+      { key: "b", value: "3" },
+    ]);
+    // Claims without key order leave it out: inserts do not pay for an index nobody reads.
+    const none = await store.fetchAndLock(claim);
+    await store.release(
+      none.token,
+      none.messages.map((m) => m.id),
+    );
+    expect(await keyIndexes(client)).toBe(0);
+    // Another process's store, which never ran migrate(), makes it on its first claim by key.
+    const other = new LibsqlStore(newClient(path));
+    const first = await other.fetchAndLock(byKey);
+    expect(first.messages.map((m) => m.text())).toEqual(["1", "3"]);
+    expect(await keyIndexes(client)).toBe(1);
+    // The index serves the claim's predecessor lookups (a search, not a scan of the table).
+    const plan = await client.execute({
+      sql: "EXPLAIN QUERY PLAN SELECT 1 FROM outbox_messages AS o WHERE o.status = 0 AND o.key = ?1 AND o.id < ?2",
+      args: ["a", 5],
+    });
+    expect(plan.rows.map((r) => String(r.detail)).join(" | ")).toMatch(
+      /USING COVERING INDEX edge_outbox_outbox_messages_key \(key=\? AND rowid<\?\)/,
+    );
+    // A store that finds it made already claims by key as before; migrate() keeps it.
+    await other.markAsSent(
+      first.token,
+      first.messages.map((m) => m.id),
+    );
+    const second = await store.fetchAndLock(byKey);
+    expect(second.messages.map((m) => m.key)).toEqual(["a"]);
+    await store.migrate();
+    expect(await keyIndexes(client)).toBe(1);
+  });
+
+  it("fails a claim by key with a StoreError when its name is taken after migrate()", async () => {
+    const client = newClient();
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    await client.execute("CREATE TABLE edge_outbox_outbox_messages_key (x)");
+    const error = await store.fetchAndLock(byKey).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as StoreError).message).toMatch(/per-key index/);
+    // Claims without key order go on.
+    expect((await store.fetchAndLock(claim)).messages).toEqual([]);
+  });
+});
+
 describe("LibsqlStore schema names", () => {
   it.each([
     ["events", "events_key"],
@@ -65,7 +129,8 @@ describe("LibsqlStore schema names", () => {
     const indexes = await client.execute(
       "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'edge_outbox_%' ORDER BY name",
     );
-    expect(indexes.rows).toHaveLength(8);
+    // Three each: the per-key index comes with the first claim by key (see "per-key index").
+    expect(indexes.rows).toHaveLength(6);
     for (const row of indexes.rows)
       expect(String(row.name)).toBe(`edge_outbox_${row.tbl_name}_${String(row.name).split("_").at(-1)}`);
   });
@@ -202,9 +267,9 @@ describe("LibsqlStore upgrade from schema version 1", () => {
     const indexes = await client.execute(
       "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox_messages' AND name NOT LIKE 'sqlite_%' ORDER BY name",
     );
+    // Version 1's per-key index is gone with its name; a claim by key makes the new one.
     expect(indexes.rows.map((r) => r.name)).toEqual([
       "edge_outbox_outbox_messages_dead",
-      "edge_outbox_outbox_messages_key",
       "edge_outbox_outbox_messages_ready",
       "edge_outbox_outbox_messages_sent",
     ]);

@@ -106,6 +106,8 @@ describe("LibsqlStore schema", () => {
     const opened = await openStore(":memory:");
     close = opened.close;
     const sql = buildStatements("outbox_messages");
+    // Made by the first claim with ordering "key" (not by migrate()).
+    await opened.store.fetchAndLock({ ...claim, ordering: "key" });
     const plan = async (statement: string, args: (string | number | null)[]) =>
       (await opened.client.execute({ sql: `EXPLAIN QUERY PLAN ${statement}`, args })).rows
         .map((row) => String(row.detail))

@@ -26,8 +26,6 @@ CREATE TABLE IF NOT EXISTS "outbox_messages" (
 
 CREATE INDEX IF NOT EXISTS "edge_outbox_outbox_messages_ready" ON "outbox_messages" (created_at) WHERE status = 0;
 
-CREATE INDEX IF NOT EXISTS "edge_outbox_outbox_messages_key" ON "outbox_messages" (key) WHERE status = 0;
-
 CREATE INDEX IF NOT EXISTS "edge_outbox_outbox_messages_dead" ON "outbox_messages" (status) WHERE status = 3;
 
 CREATE INDEX IF NOT EXISTS "edge_outbox_outbox_messages_sent" ON "outbox_messages" (sent_at) WHERE status = 1;
