@@ -95,4 +95,19 @@ describe("LibsqlStore on a table it cannot use", () => {
       'the name "edge_outbox_outbox_messages_ready" that the outbox table "outbox_messages" needs for its index is taken by the index on "other"; rename that object or choose another outbox table name',
     );
   });
+
+  it("names a trigger on the outbox table itself that holds an index name", async () => {
+    const url = `file:${dbPath(tmp.dir)}`;
+    const { client, close } = await openStore(url);
+    await client.execute("DROP INDEX edge_outbox_outbox_messages_ready");
+    // Without its version row the table is checked again, as one made by an older release.
+    await client.execute("DELETE FROM edge_outbox_schema");
+    await client.execute(
+      "CREATE TRIGGER edge_outbox_outbox_messages_ready AFTER INSERT ON outbox_messages BEGIN SELECT 1; END",
+    );
+    await close();
+    expect((await failure(url, (store) => store.migrate())).message).toBe(
+      'the name "edge_outbox_outbox_messages_ready" that the outbox table "outbox_messages" needs for its index is taken by the trigger on "outbox_messages"; rename that object or choose another outbox table name',
+    );
+  });
 });
