@@ -1,0 +1,88 @@
+/**
+ * PostgresStore's pass arguments (`adapters/postgres/pass.ts`): the claim options it refuses and
+ * what the refusal says, a lease longer than PostgreSQL's interval range, and marks given odd
+ * entries. Written against mutation survivors (TESTING.md). On every driver this run has (PGlite
+ * always, the server's when EDGE_OUTBOX_PG_URL is set).
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { PostgresStore } from "../../adapters/postgres.ts";
+import { prepareMessage, ValidationError } from "../../mod.ts";
+import { type DriverName, driversToRun, migratedStore, openClient, serverDatabase } from "./helpers.ts";
+
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
+
+const claim = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as const;
+const url = serverDatabase("strength-pass");
+
+async function add(store: PostgresStore, keys: string[]): Promise<void> {
+  await store.withTransaction(async (tx) => {
+    for (const key of keys)
+      await store.addMessage(tx, prepareMessage({ key, value: key }, { maxMessageBytes: 1024 }));
+  });
+}
+
+for (const kind of driversToRun()) {
+  describe(`PostgresStore pass arguments (${kind})`, () => {
+    let client: Awaited<ReturnType<typeof openClient>>;
+    beforeAll(async () => {
+      client = await openClient(kind as DriverName, kind === "PGlite" ? undefined : url());
+    });
+    afterAll(async () => {
+      await client?.close();
+    });
+
+    it("refuses a batch size that is not a whole number >= 1 and a lease that is not a number >= 0, saying what it got", async () => {
+      const store = await migratedStore(client.db);
+      await add(store, ["a"]);
+      for (const batchSize of [0, -1, 1.5, Number.NaN, "2", undefined]) {
+        const call = store.fetchAndLock({ ...claim, batchSize: batchSize as number });
+        await expect(call).rejects.toThrow(ValidationError);
+        await expect(store.fetchAndLock({ ...claim, batchSize: batchSize as number })).rejects.toThrow(
+          `batchSize must be an integer >= 1, got ${String(batchSize)}`,
+        );
+      }
+      for (const leaseDuration of [-1, Number.NaN, Number.POSITIVE_INFINITY, "5", undefined]) {
+        await expect(
+          store.fetchAndLock({ ...claim, leaseDuration: leaseDuration as number }),
+        ).rejects.toThrow(
+          `leaseDuration must be a number of milliseconds >= 0, got ${String(leaseDuration)}`,
+        );
+      }
+      await expect(store.fetchAndLock(null as never)).rejects.toThrow(
+        "batchSize must be an integer >= 1, got undefined",
+      );
+      // Nothing was claimed by the refused calls; the smallest valid ones work.
+      const one = await store.fetchAndLock({ ...claim, batchSize: 1, leaseDuration: 0 });
+      expect(one.messages.map((m) => m.key)).toEqual(["a"]);
+    });
+
+    it("claims with a lease beyond PostgreSQL's interval range (held a century), instead of failing the claim", async () => {
+      const store = await migratedStore(client.db);
+      await add(store, ["a", "b"]);
+      const held = await store.fetchAndLock({ ...claim, batchSize: 1, leaseDuration: 1e300 });
+      expect(held.messages.map((m) => m.key)).toEqual(["a"]);
+      const next = await store.fetchAndLock(claim);
+      expect(next.messages.map((m) => m.key)).toEqual(["b"]);
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 2 });
+    });
+
+    it("skips malformed entries of a mark and records the rest", async () => {
+      const store = await migratedStore(client.db);
+      await add(store, ["s", "r", "d"]);
+      const { token, messages } = await store.fetchAndLock(claim);
+      const [s, r, d] = messages.map((m) => m.id);
+      expect(await store.markAsSent(token, [null as never, 7 as never, s!])).toBe(1);
+      expect(
+        await store.updateRetryCount(token, [
+          null as never,
+          { id: 7 } as never,
+          { id: r!, delay: 60_000, availableAt: new Date(), error: "busy" },
+        ]),
+      ).toBe(1);
+      expect(await store.markAsDead(token, [undefined as never, { id: d!, error: "bad" }])).toBe(1);
+      expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0, dead: 1 });
+      const dead = await store.listDead();
+      expect(dead.map((m) => [m.key, m.lastError])).toEqual([["d", "bad"]]);
+    });
+  });
+}
