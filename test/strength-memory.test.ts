@@ -5,10 +5,11 @@
  */
 import { describe, expect, it } from "vitest";
 import { MemoryStore } from "../adapters/memory.ts";
-import { prepareMessage, ValidationError } from "../mod.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, prepareMessage, ValidationError } from "../mod.ts";
 
 const claimOptions = { batchSize: 10, leaseDuration: 60_000, ordering: "none" as const };
-const prepared = (key: string) => prepareMessage({ key, value: key }, {});
+const prepared = (key: string) =>
+  prepareMessage({ key, value: key }, { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("MemoryStore", () => {
