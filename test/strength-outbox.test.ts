@@ -1,0 +1,115 @@
+/**
+ * What a caller of `Outbox` can see at its edges: the sender window it accepts and how it words
+ * a refusal, and a tick with bad options behind a drain already running (it rejects, never
+ * passes for an idle tick). Written against mutants that the older suites let survive.
+ */
+import { describe, expect, it } from "vitest";
+import { MemoryStore } from "../adapters/memory.ts";
+import { type Message, Outbox, type Sender, ValidationError } from "../mod.ts";
+import { gate, recordingSender, waitFor } from "./support/senders.ts";
+
+const send = async (messages: Message[]) => messages;
+
+describe("the sender's window", () => {
+  it("accepts 1 and 10000, the ends of its range, and relays through them", async () => {
+    for (const window of [1, 10_000]) {
+      const store = new MemoryStore();
+      const inner = recordingSender();
+      const sender: Sender = { window, send: (messages, signal) => inner.send(messages, signal) };
+      const outbox = new Outbox(store, sender);
+      await store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" }));
+      expect(await outbox.tick()).toMatchObject({ sent: 1 });
+    }
+  });
+
+  it("names the value or the type it refuses", () => {
+    const refuse = (window: unknown) => () =>
+      new Outbox(new MemoryStore(), { window, send } as unknown as Sender);
+    expect(refuse(0)).toThrow(
+      "the sender's window (Sender.window; httpSender's concurrency) must be an integer from 1 to 10000, got 0",
+    );
+    expect(refuse(10_001)).toThrow(/must be an integer from 1 to 10000, got 10001$/);
+    expect(refuse("8")).toThrow(/must be an integer from 1 to 10000, got string$/);
+    expect(refuse(null)).toThrow(/got object$/);
+  });
+
+  it("a window getter that throws is refused with the getter's error as the cause", () => {
+    const boom = new Error("no window here");
+    const sender = {
+      send,
+      get window(): number {
+        throw boom;
+      },
+    };
+    let caught: unknown;
+    try {
+      new Outbox(new MemoryStore(), sender);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ValidationError);
+    expect((caught as ValidationError).message).toBe(
+      "the sender's window (Sender.window; httpSender's concurrency) threw when read",
+    );
+    expect((caught as ValidationError).cause).toBe(boom);
+  });
+});
+
+describe("a tick behind a drain already running", () => {
+  it("with bad options rejects once its turn comes, never resolves as an idle tick", async () => {
+    const release = gate();
+    let inSend = false;
+    const sender: Sender = {
+      async send(messages) {
+        inSend = true;
+        await release.promise;
+        for (const m of messages) m.markAsSent();
+        return messages;
+      },
+    };
+    const store = new MemoryStore();
+    const outbox = new Outbox(store, sender, { onError: () => {} });
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" }));
+    const first = outbox.tick();
+    await waitFor(() => inSend);
+    const badBudget = outbox.tick({ budgetMs: -1 });
+    const nanBudget = outbox.tick({ budgetMs: Number.NaN });
+    const infiniteBudget = outbox.tick({ budgetMs: Number.POSITIVE_INFINITY });
+    const badSignal = outbox.tick({ signal: "stop" as unknown as AbortSignal });
+    const badSignalGoodBudget = outbox.tick({ signal: {} as AbortSignal, budgetMs: 60_000 });
+    const goodSignalBadBudget = outbox.tick({ signal: new AbortController().signal, budgetMs: -5 });
+    release.open();
+    expect(await first).toMatchObject({ batches: 1, sent: 1 });
+    await expect(badBudget).rejects.toBeInstanceOf(ValidationError);
+    await expect(nanBudget).rejects.toBeInstanceOf(ValidationError);
+    // An infinite budget is valid: no bound on the wait, so it waited its turn.
+    expect(await infiniteBudget).toMatchObject({ batches: 0 });
+    await expect(badSignal).rejects.toBeInstanceOf(ValidationError);
+    await expect(badSignalGoodBudget).rejects.toBeInstanceOf(ValidationError);
+    await expect(goodSignalBadBudget).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it("with a budget of 0 gives up at once and runs no pass later", async () => {
+    const release = gate();
+    const sends: number[] = [];
+    const sender: Sender = {
+      async send(messages) {
+        sends.push(messages.length);
+        await release.promise;
+        for (const m of messages) m.markAsSent();
+        return messages;
+      },
+    };
+    const store = new MemoryStore();
+    const outbox = new Outbox(store, sender, { batchSize: 1 });
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "a", value: "1" }));
+    const first = outbox.tick({ budgetMs: 60_000 });
+    await waitFor(() => sends.length === 1);
+    const zero = await outbox.tick({ budgetMs: 0 });
+    expect(zero).toMatchObject({ batches: 0, sent: 0 });
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "b", value: "2" }));
+    release.open();
+    expect(await first).toMatchObject({ batches: 2, sent: 2 });
+    expect(sends).toEqual([1, 1]);
+  });
+});
