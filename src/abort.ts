@@ -11,7 +11,7 @@ export interface Deadline {
   race<T, U>(work: T | PromiseLike<T>, timedOut: U): Promise<Awaited<T> | U>;
   /** Whether the timeout (not the parent) aborted `signal`. */
   timedOut(): boolean;
-  /** Ends the deadline: the timeout no longer applies and the parent listener is removed. */
+  /** Ends the deadline: neither the timeout nor the parent's abort applies any more. */
   dispose(): void;
 }
 
@@ -35,7 +35,6 @@ class Running implements Deadline {
     this.due = due;
     this.#parent = parent;
     if (parent?.aborted) this.abort(parent.reason, false);
-    else parent?.addEventListener("abort", this);
   }
 
   get signal(): AbortSignal {
@@ -60,13 +59,15 @@ class Running implements Deadline {
 
   dispose(): void {
     this.done = true;
+    // The waiters hold the send's scope (its messages): a send hanging at the head of the
+    // clock's queue keeps every later one here until it ends.
+    this.#onAbort = undefined;
     this.#clock.trim();
-    this.#parent?.removeEventListener("abort", this);
   }
 
-  /** The parent's abort (this object is its listener: no closure per send). */
-  handleEvent(): void {
-    this.abort(this.#parent?.reason, false);
+  /** Aborts with the parent's reason if `parent` is this send's parent (see SendDeadlines). */
+  abortFrom(parent: AbortSignal): void {
+    if (!this.done && this.#parent === parent) this.abort(parent.reason, false);
   }
 
   abort(reason: unknown, timedOut: boolean): void {
@@ -114,6 +115,18 @@ export class SendDeadlines {
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #disposed = false;
+  /**
+   * The parent signals listened to: one listener per parent for the whole drain, not one per
+   * send (a window of 20 would pass Node's limit of 10 listeners per signal).
+   */
+  readonly #parents = new Set<AbortSignal>();
+  readonly #onParentAbort = (event: Event): void => {
+    const parent = event.target as AbortSignal;
+    // This array, even if a send's dispose (run by its own abort) trims the queue into a new one.
+    // Bounded: one pass over the sends in flight.
+    const queue = this.#queue;
+    for (let i = this.#head; i < queue.length; i++) queue[i]?.abortFrom(parent);
+  };
 
   constructor(timeoutMs: number) {
     this.#timeoutMs = timeoutMs;
@@ -124,21 +137,26 @@ export class SendDeadlines {
     const running = new Running(this, performance.now() + this.#timeoutMs, parent);
     if (running.done) return running;
     this.#disposed = false;
+    if (parent !== undefined && !this.#parents.has(parent)) {
+      this.#parents.add(parent);
+      parent.addEventListener("abort", this.#onParentAbort);
+    }
     this.#queue.push(running);
     this.#timer ??= setTimeout(() => this.#check(), this.#timeoutMs);
     return running;
   }
 
   /**
-   * Clears the timer: nothing of the drain is left to keep a process alive. A send still
-   * running keeps its deadline: the timer then goes once the last of them is over.
+   * Clears the timer and the parent listeners: nothing of the drain is left to keep a process
+   * alive or to hold on to. A send still running keeps its deadline: the timer and listeners
+   * then go once the last of them is over.
    */
   dispose(): void {
     this.#disposed = true;
     this.trim();
   }
 
-  /** Drops the finished sends at the head; once disposed and empty, the timer too. */
+  /** Drops the finished sends at the head; once disposed and empty, the timer and listeners too. */
   trim(): void {
     const queue = this.#queue;
     while (this.#head < queue.length && queue[this.#head]!.done) queue[this.#head++] = undefined;
@@ -148,6 +166,8 @@ export class SendDeadlines {
       if (this.#disposed) {
         clearTimeout(this.#timer);
         this.#timer = undefined;
+        for (const parent of this.#parents) parent.removeEventListener("abort", this.#onParentAbort);
+        this.#parents.clear();
       }
     } else if (this.#head > 1024 && this.#head * 2 > queue.length) {
       this.#queue = queue.slice(this.#head);

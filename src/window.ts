@@ -141,7 +141,9 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   const queues = store.release !== undefined;
   const claimSize = () => (queues ? options.batchSize : Math.min(options.batchSize, window - inFlight));
   const open = new Set<OpenClaim>();
-  let queue: Queued[] = [];
+  // Entries before `head` are cleared as it passes them: each holds its message (and value)
+  // until the array is compacted, which a queue kept topped up may not be for a long time.
+  let queue: (Queued | undefined)[] = [];
   let head = 0;
   let inFlight = 0;
   // The last claim found nothing: claim again only after a write or a quiet interval.
@@ -265,11 +267,14 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         claim.queued -= 1;
         start(claim, item);
       } else break;
-      head += 1;
+      queue[head++] = undefined;
     }
     // Only with every slot busy is anything left queued (an ending drain empties the queue).
-    if (head === queue.length) lateAt = Number.POSITIVE_INFINITY;
-    else if (queues && now >= lateAt) giveBackLate(now);
+    if (head === queue.length) {
+      lateAt = Number.POSITIVE_INFINITY;
+      queue.length = 0;
+      head = 0;
+    } else if (queues && now >= lateAt) giveBackLate(now);
     if (head > 1024 && head * 2 > queue.length) {
       queue = queue.slice(head);
       head = 0;
@@ -548,19 +553,27 @@ function openClaim(
   fetch: (write: ClaimWrite) => Promise<Claim>,
 ): Promise<{ entry: OpenClaim; messages: Message[]; took: number } | undefined> {
   const { telemetry } = context;
+  // The span below lives until the claim's last message is recorded, and `fetch` holds what its
+  // write recorded: with `recordAndFetch`, the previous claim's messages and that claim, whose
+  // span holds its own `fetch`, and so on back to the drain's first claim (every value ever
+  // sent). So no closure here captures the parameter: `claimWrite` is dropped once it ran.
+  let claimWrite: typeof fetch | undefined = fetch;
   return new Promise((resolve, reject) => {
     telemetry
       .batch(tick, async (span) => {
         const started = performance.now();
         let writeStarted = started;
         let took = 0;
-        const claim = await fetch(async (write) => {
+        // Runs once: the span callback is called once.
+        const claiming = (claimWrite as typeof fetch)(async (write) => {
           // Before the write: the store may start the lease at any moment during it.
           writeStarted = performance.now();
           const result = await write();
           took = performance.now() - writeStarted;
           return result;
         });
+        claimWrite = undefined;
+        const claim = await claiming;
         if (claim.messages.length === 0) {
           resolve(undefined);
           return;
