@@ -27,15 +27,21 @@ class Running implements Deadline {
   #timedOut = false;
   /** Disposed or aborted: the clock no longer watches it. */
   done = false;
+  /** Aborted through its clock's listener on the parent signal, not one of its own. */
+  shared = false;
   /** Called once when the signal aborts (the race's loser, or `aborted`'s resolver). */
   #onAbort: (() => void) | undefined;
 
-  constructor(clock: SendDeadlines, due: number, parent: AbortSignal | undefined) {
+  /**
+   * `listen`: whether this send listens to `parent` itself (false when its clock's one listener
+   * on that signal covers it, see {@link SendDeadlines.start}).
+   */
+  constructor(clock: SendDeadlines, due: number, parent: AbortSignal | undefined, listen: boolean) {
     this.#clock = clock;
     this.due = due;
-    this.#parent = parent;
+    this.#parent = listen ? parent : undefined;
     if (parent?.aborted) this.abort(parent.reason, false);
-    else parent?.addEventListener("abort", this);
+    else if (listen) parent?.addEventListener("abort", this);
   }
 
   get signal(): AbortSignal {
@@ -114,6 +120,8 @@ export class SendDeadlines {
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #disposed = false;
+  /** The signal this clock listens to for its sends (the first one given), until disposed. */
+  #parent: AbortSignal | undefined;
 
   constructor(timeoutMs: number) {
     this.#timeoutMs = timeoutMs;
@@ -121,7 +129,15 @@ export class SendDeadlines {
 
   /** The deadline of a send starting now; dispose of it once the send is over. */
   start(parent?: AbortSignal): Deadline {
-    const running = new Running(this, performance.now() + this.#timeoutMs, parent);
+    // The sends of a drain share its signal: one listener on it for all of them (the window
+    // starts a send per message, and a listener added and removed costs a few µs in Node).
+    if (parent !== undefined && this.#parent === undefined && !parent.aborted) {
+      this.#parent = parent;
+      parent.addEventListener("abort", this);
+    }
+    const shared = parent !== undefined && parent === this.#parent;
+    const running = new Running(this, performance.now() + this.#timeoutMs, parent, !shared);
+    running.shared = shared;
     if (running.done) return running;
     this.#disposed = false;
     this.#queue.push(running);
@@ -148,10 +164,22 @@ export class SendDeadlines {
       if (this.#disposed) {
         clearTimeout(this.#timer);
         this.#timer = undefined;
+        this.#parent?.removeEventListener("abort", this);
+        this.#parent = undefined;
       }
     } else if (this.#head > 1024 && this.#head * 2 > queue.length) {
       this.#queue = queue.slice(this.#head);
       this.#head = 0;
+    }
+  }
+
+  /** The shared parent signal aborted: so does every send still running under it. */
+  handleEvent(): void {
+    const reason = this.#parent?.reason;
+    // Bounded: one look at each send in the queue.
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const running = this.#queue[i];
+      if (running?.shared && !running.done) running.abort(reason, false);
     }
   }
 
