@@ -148,7 +148,8 @@ function signalHook(signal: AbortSignal): AbortHook {
       return signal.reason;
     },
     onAbort(next) {
-      if (listener === undefined && next !== undefined) signal.addEventListener("abort", onAbort, { once: true });
+      if (listener === undefined && next !== undefined)
+        signal.addEventListener("abort", onAbort, { once: true });
       else if (listener !== undefined && next === undefined) signal.removeEventListener("abort", onAbort);
       listener = next;
     },
