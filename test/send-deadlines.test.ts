@@ -97,6 +97,36 @@ describe("send deadlines", () => {
     expect(finished.signal.aborted).toBe(false);
   });
 
+  it("abort every send still running under a shared parent signal, and each under its own parent", async () => {
+    const clock = new SendDeadlines(10_000);
+    const stop = new AbortController();
+    const other = new AbortController();
+    const a = clock.start(stop.signal);
+    const finished = clock.start(stop.signal);
+    finished.dispose();
+    const b = clock.start(stop.signal);
+    const elsewhere = clock.start(other.signal);
+    const free = clock.start();
+    stop.abort("stopped");
+    await Promise.all([a.aborted, b.aborted]);
+    expect([a.signal.reason, b.signal.reason]).toEqual(["stopped", "stopped"]);
+    expect([a.timedOut(), b.timedOut()]).toEqual([false, false]);
+    expect(finished.signal.aborted).toBe(false);
+    expect(elsewhere.signal.aborted).toBe(false);
+    expect(free.signal.aborted).toBe(false);
+    other.abort("other");
+    await elsewhere.aborted;
+    expect(elsewhere.signal.reason).toBe("other");
+    expect(free.signal.aborted).toBe(false);
+    for (const deadline of [a, b, elsewhere, free]) deadline.dispose();
+    clock.dispose();
+    // A send started after the shared parent aborted starts aborted.
+    const late = clock.start(stop.signal);
+    expect(late.signal.reason).toBe("stopped");
+    late.dispose();
+    clock.dispose();
+  });
+
   it("race settles as the work does when it comes first, whatever the work is", async () => {
     const clock = new SendDeadlines(10_000);
     try {

@@ -1,8 +1,12 @@
 /** The deadlines of requests (`requestTimeout`) under the deadline of their send (`sendTimeout`). */
+import type { AbortHook } from "./transport.ts";
 
 /** A request's signal and whether its own timeout (not the send's) aborted it. */
-export interface RequestDeadline {
-  /** Aborts `timeoutMs` after the request started, or when the send's signal aborts. */
+export interface RequestDeadline extends AbortHook {
+  /**
+   * Aborts `timeoutMs` after the request started, or when the send's signal aborts. Made on
+   * first read: a transport that takes the {@link AbortHook} (the Node one) never needs it.
+   */
   readonly signal: AbortSignal;
   /** Whether the request's own timeout fired (the send's signal had not aborted before). */
   timedOut(): boolean;
@@ -82,30 +86,53 @@ export class RequestDeadlines {
   }
 }
 
-/** One request's deadline. */
+/**
+ * One request's deadline. Its `AbortSignal` is made only when read: the Node transport listens
+ * through {@link AbortHook} instead (an `AbortController` and a listener added and removed are
+ * several µs per request in Node, and the send window makes a request per send).
+ */
 class Request implements RequestDeadline {
-  readonly #controller = new AbortController();
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+  #listener: (() => void) | undefined;
   readonly #deadlines: RequestDeadlines;
-  readonly #reason: () => Error;
+  readonly #timeoutReason: () => Error;
   readonly #started = performance.now();
   readonly #timer: ReturnType<typeof setTimeout>;
   #timedOut = false;
 
   constructor(deadlines: RequestDeadlines, reason: () => Error) {
     this.#deadlines = deadlines;
-    this.#reason = reason;
+    this.#timeoutReason = reason;
     this.#timer = setTimeout(Request.#timeOut, deadlines.timeoutMs, this);
   }
 
   /** The timer's callback, one for every request (the request is its argument). */
   static #timeOut(request: Request): void {
-    if (request.#controller.signal.aborted) return;
+    if (request.#aborted) return;
     request.#timedOut = true;
-    request.#controller.abort(request.#reason());
+    request.abort(request.#timeoutReason());
   }
 
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
     return this.#controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  onAbort(listener: (() => void) | undefined): void {
+    this.#listener = listener;
   }
 
   timedOut(): boolean {
@@ -117,7 +144,13 @@ class Request implements RequestDeadline {
   }
 
   abort(reason: unknown): void {
-    this.#controller.abort(reason);
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
   }
 
   dispose(): void {

@@ -193,7 +193,17 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
     const deadline = deadlines.start(timeoutReason);
     let response: TransportResponse;
     try {
-      response = await client.request({ method: "POST", url, headers, body, signal: deadline.signal });
+      response = await client.request({
+        method: "POST",
+        url,
+        headers,
+        body,
+        // Read only by a transport without the hook (fetch): the deadline makes it then.
+        get signal() {
+          return deadline.signal;
+        },
+        abort: deadline,
+      });
     } catch (error) {
       if (admission !== undefined) {
         const unhealthy = deadline.timedOut()
@@ -206,7 +216,7 @@ export function createHttpSender(options: HttpSenderOptions, transport: HttpTran
         if (unhealthy === undefined) breakers!.release(admission);
         else breakers!.settle(admission, unhealthy);
       }
-      message.markAsFailed({ error: describeFailure(message.id, error, deadline.signal) });
+      message.markAsFailed({ error: describeFailure(message.id, error, deadline) });
       return;
     } finally {
       deadline.dispose();
@@ -305,7 +315,11 @@ function describeStatus(messageId: string, status: number): string {
  * Why a request failed, for the message's stored error: well-formed, bounded, and with any URL
  * in a runtime's message redacted (no credentials, no query).
  */
-function describeFailure(messageId: string, error: unknown, signal: AbortSignal): string {
+function describeFailure(
+  messageId: string,
+  error: unknown,
+  signal: { readonly aborted: boolean; readonly reason: unknown },
+): string {
   if (signal.aborted) {
     const reason = signal.reason instanceof Error ? `: ${safeText(signal.reason.message)}` : "";
     return `request for message ${messageId} aborted${reason}`;

@@ -11,6 +11,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import {
+  type AbortHook,
   type HttpTransport,
   joinChunks,
   MAX_RESPONSE_BYTES,
@@ -52,13 +53,13 @@ export function nodeTransport(): HttpTransport {
   };
 }
 
-function send(
-  { method, url, headers, body, signal }: TransportRequest,
-  agent: HttpAgent,
-): Promise<TransportResponse> {
+function send(request: TransportRequest, agent: HttpAgent): Promise<TransportResponse> {
+  const { method, url, headers, body } = request;
+  // httpSender's hook, or the signal (read only when there is no hook: it may be made on read).
+  const abort = request.abort ?? signalHook(request.signal);
   return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
+    if (abort.aborted) {
+      reject(abort.reason);
       return;
     }
     const outgoing = fetchLikeHeaders(headers);
@@ -70,7 +71,7 @@ function send(
     const finish = () => {
       if (settled || response === undefined) return;
       settled = true;
-      signal.removeEventListener("abort", onAbort);
+      abort.onAbort(undefined);
       resolve({
         status: response.statusCode ?? 0,
         header: headerOf(response),
@@ -82,11 +83,11 @@ function send(
       // Once the status is in, it decides: a body cut short changes nothing.
       if (response !== undefined) return finish();
       settled = true;
-      signal.removeEventListener("abort", onAbort);
+      abort.onAbort(undefined);
       reject(error);
     };
     const onAbort = () => {
-      fail(signal.reason);
+      fail(abort.reason);
       client.destroy();
     };
     // `request` throws synchronously on a header it cannot send (CR, LF, a non-Latin-1 char).
@@ -106,7 +107,7 @@ function send(
       reject(error);
       return;
     }
-    signal.addEventListener("abort", onAbort, { once: true });
+    abort.onAbort(onAbort);
     client.on("error", fail);
     client.on("response", (res) => {
       response = res;
@@ -133,6 +134,26 @@ function send(
     });
     client.end(body);
   });
+}
+
+/** An {@link AbortHook} over a plain `AbortSignal` (a caller other than httpSender). */
+function signalHook(signal: AbortSignal): AbortHook {
+  let listener: (() => void) | undefined;
+  const onAbort = () => listener?.();
+  return {
+    get aborted() {
+      return signal.aborted;
+    },
+    get reason() {
+      return signal.reason;
+    },
+    onAbort(next) {
+      if (listener === undefined && next !== undefined)
+        signal.addEventListener("abort", onAbort, { once: true });
+      else if (listener !== undefined && next === undefined) signal.removeEventListener("abort", onAbort);
+      listener = next;
+    },
+  };
 }
 
 /**

@@ -14,7 +14,21 @@ export interface TransportRequest {
   headers: Record<string, string>;
   body: Uint8Array<ArrayBuffer>;
   /** Aborts the request at any stage: connecting, sending, waiting, or reading the body. */
-  signal: AbortSignal;
+  readonly signal: AbortSignal;
+  /**
+   * The same abort as `signal`, for a transport that can do without an `AbortSignal` (the Node
+   * one): reading `signal` may make one, and `httpSender` passes both. Optional: other callers
+   * give the signal alone.
+   */
+  readonly abort?: AbortHook | undefined;
+}
+
+/** A request's abort without an `AbortSignal`: its state, and one listener at most. */
+export interface AbortHook {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  /** Calls `listener` once, when it aborts (`undefined` removes it). One listener: a new one replaces it. */
+  onAbort(listener: (() => void) | undefined): void;
 }
 
 /** What came back. Resolved only once the body is drained (or given up), so the connection is free. */

@@ -4,7 +4,9 @@
  * for `hangMs` before answering. Which request gets which fate is decided per delivery attempt
  * from a seeded generator, so runs are comparable. Prints `{"port":N}` once listening.
  * `GET /stats` answers `{"delivered":N,"requests":N}` (delivered: distinct `webhook-id`s answered
- * 2xx); `POST /config` with `{"fail":0.1,"reset":0.02,"hang":0.04,"hangMs":1500}` sets the mix
+ * 2xx); `GET /stats?nth=K` adds `"at"`: when the K-th distinct id was answered 2xx, in ms since
+ * the epoch (`performance.timeOrigin + performance.now()`, sub-millisecond, comparable with the
+ * same figure in another process on this machine), or null before that; `POST /config` with `{"fail":0.1,"reset":0.02,"hang":0.04,"hangMs":1500}` sets the mix
  * and clears the counts.
  */
 import { createServer } from "node:http";
@@ -13,6 +15,9 @@ import { announceOnLoopback } from "./announce.ts";
 let mix = { fail: 0, reset: 0, hang: 0, hangMs: 0 };
 let requests = 0;
 const delivered = new Set<string>();
+// When each distinct id was first answered 2xx, in order: the bench reads the time of the
+// K-th delivery from here rather than from a poll of the count.
+const deliveredAt: number[] = [];
 // Mulberry32: a small seeded generator, reset with each config.
 let seed = 1;
 function random(): number {
@@ -24,9 +29,11 @@ function random(): number {
 }
 
 const server = createServer((req, res) => {
-  if (req.url === "/stats") {
+  if (req.url?.startsWith("/stats")) {
+    const nth = Number(new URL(req.url, "http://receiver").searchParams.get("nth") ?? Number.NaN);
+    const at = nth >= 1 ? (deliveredAt[nth - 1] ?? null) : undefined;
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ delivered: delivered.size, requests }));
+    res.end(JSON.stringify({ delivered: delivered.size, requests, at }));
     return;
   }
   const chunks: Buffer[] = [];
@@ -36,6 +43,7 @@ const server = createServer((req, res) => {
       mix = JSON.parse(Buffer.concat(chunks).toString("utf8"));
       requests = 0;
       delivered.clear();
+      deliveredAt.length = 0;
       seed = 1;
       res.writeHead(204).end();
       return;
@@ -53,7 +61,10 @@ const server = createServer((req, res) => {
     const answer = () => {
       if (res.destroyed) return;
       const id = req.headers["webhook-id"];
-      if (typeof id === "string") delivered.add(id);
+      if (typeof id === "string" && !delivered.has(id)) {
+        delivered.add(id);
+        deliveredAt.push(performance.timeOrigin + performance.now());
+      }
       res.writeHead(204).end();
     };
     if (roll < mix.reset + mix.fail + mix.hang) {
