@@ -105,8 +105,13 @@ export function relayPass(
     const messages = toSend.map((s) => s.message);
     const sendError =
       toSend.length > 0
-        ? await context.telemetry.within(span, () =>
-            sendBatch(sending, messages.slice(), sendSignal, plan.deadlines),
+        ? await context.telemetry.within(
+            span,
+            sendBatch,
+            sending,
+            messages.slice(),
+            sendSignal,
+            plan.deadlines,
           )
         : undefined;
 

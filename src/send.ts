@@ -27,7 +27,8 @@ export async function sendBatch(
 ): Promise<unknown> {
   const { sender, sendTimeout } = context;
   // The sender gets `messages` and may rearrange that array; the outcome is read from our copy.
-  const ours = messages.slice();
+  // (The window sends one message per call: a one-element copy, no array scans below.)
+  const ours = messages.length === 1 ? [messages[0] as Message] : messages.slice();
   const clock = deadlines ?? new SendDeadlines(sendTimeout);
   const deadline = clock.start(signal);
   let error: unknown;
@@ -84,7 +85,7 @@ function checkResult(given: readonly Message[], result: unknown): SendError | un
       );
     }
   }
-  if (given.every((m) => m.status !== SendStatus.None)) return undefined;
+  if (allMarked(given)) return undefined;
   const unmarked = given.filter((m) => m.status === SendStatus.None);
   return new SendError(
     `sender left ${unmarked.length} message(s) unmarked (ids ${unmarked
@@ -95,8 +96,16 @@ function checkResult(given: readonly Message[], result: unknown): SendError | un
   );
 }
 
+// Plain loops: run once per send, and the window makes a send per message.
 function sameMessages(result: readonly unknown[], given: readonly Message[]): boolean {
-  return result.length === given.length && result.every((m, i) => m === given[i]);
+  if (result.length !== given.length) return false;
+  for (let i = 0; i < given.length; i++) if (result[i] !== given[i]) return false;
+  return true;
+}
+
+function allMarked(given: readonly Message[]): boolean {
+  for (const message of given) if (message.status === SendStatus.None) return false;
+  return true;
 }
 
 function describeUnmarked(error: unknown): string {

@@ -169,9 +169,12 @@ export class RelayTelemetry {
     }
   }
 
-  /** Runs `fn` (the send) with the batch span active, so instrumented clients nest under it. */
-  within<T>(batch: BatchSpan, fn: () => Promise<T>): Promise<T> {
-    return context.with(batch.context(), fn);
+  /**
+   * Runs `fn(...args)` (the send) with the batch span active, so instrumented clients nest under
+   * it. Arguments rather than a closure: the send window calls this once per message.
+   */
+  within<A extends unknown[], T>(batch: BatchSpan, fn: (...args: A) => Promise<T>, ...args: A): Promise<T> {
+    return context.with(batch.context(), fn, undefined, ...args);
   }
 
   /** Records a pass whose outcome is stored: counters, histograms and the batch span. */

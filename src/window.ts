@@ -197,17 +197,15 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
   const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
     inFlight += 1;
     handOut(claim);
-    void telemetry
-      .within(claim.span, () => sendBatch(sending, [item.message], signal, deadlines))
-      .then((error) => {
-        if (error !== undefined) claim.sendError ??= error;
-        inFlight -= 1;
-        stalled = false;
-        finish(claim, { sent: item });
-        // The freed slot takes the next queued message, even while a write is running: after the
-        // other responses ready now, so their freed slots are refilled together (see after-io.ts).
-        startSoon();
-      });
+    void telemetry.within(claim.span, sendBatch, sending, [item.message], signal, deadlines).then((error) => {
+      if (error !== undefined) claim.sendError ??= error;
+      inFlight -= 1;
+      stalled = false;
+      finish(claim, { sent: item });
+      // The freed slot takes the next queued message, even while a write is running: after the
+      // other responses ready now, so their freed slots are refilled together (see after-io.ts).
+      startSoon();
+    });
   };
 
   /** A queued message that will not be sent: back unsent at the claim's next write. */
