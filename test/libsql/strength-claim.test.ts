@@ -18,13 +18,28 @@ const claim = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as cons
 /**
  * A real file client whose write transactions (one per attempt of a local write) are counted;
  * while `tooBig` is above 0, each one fails as SQLite fails a value over its length limit.
+ * `beforeNextExecute` runs once, before the next statement run outside a transaction.
  */
-function countingClient(client: Client): { client: Client; writes: number; tooBig: number } {
+function countingClient(client: Client): {
+  client: Client;
+  writes: number;
+  tooBig: number;
+  beforeNextExecute: (() => Promise<unknown>) | undefined;
+} {
   const state = {
     writes: 0,
     tooBig: 0,
+    beforeNextExecute: undefined as (() => Promise<unknown>) | undefined,
     client: new Proxy(client, {
       get(target, name) {
+        if (name === "execute") {
+          return async (...args: Parameters<Client["execute"]>) => {
+            const before = state.beforeNextExecute;
+            state.beforeNextExecute = undefined;
+            await before?.();
+            return target.execute(...args);
+          };
+        }
         if (name === "transaction") {
           return (mode?: "write" | "read" | "deferred") => {
             state.writes++;
@@ -108,6 +123,28 @@ describe("LibsqlStore claim attempts", () => {
       const { messages } = await store.fetchAndLock(claim);
       expect(messages.map((m) => m.key)).toEqual(["k0", "k1", "k2"]);
       expect(counted.writes).toBe(3);
+    } finally {
+      real.close();
+    }
+  });
+
+  it("names the read of large values after the claim when that read fails", async () => {
+    const { real, counted, store } = await open();
+    try {
+      await commitMessages(store, [{ key: "big", value: "x".repeat(4096) }]);
+      await store.fetchAndLock(claim); // the 10 small ones
+      // The claim's write commits; the table is gone before its large value is read.
+      counted.writes = 0;
+      const claimed = store.fetchAndLock(claim);
+      counted.beforeNextExecute = () => real.execute("ALTER TABLE outbox_messages RENAME TO outbox_gone");
+      const failure = await claimed.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(StoreError);
+      expect((failure as Error).message).toContain("reading claimed values");
+      expect((failure as Error).message).toContain("no such table");
+      expect(counted.writes).toBe(1);
     } finally {
       real.close();
     }
