@@ -65,9 +65,9 @@ function v1IndexName(table: string, purpose: IndexPurpose): string {
 }
 
 /** The columns of every version so far. */
-function createTable(q: string, autoincrement: boolean): string {
+function createTable(q: string): string {
   return `CREATE TABLE IF NOT EXISTS ${q} (
-  id INTEGER PRIMARY KEY${autoincrement ? " AUTOINCREMENT" : ""},
+  id INTEGER PRIMARY KEY,
   key TEXT NOT NULL,
   value BLOB NOT NULL,
   headers TEXT NOT NULL DEFAULT '{}',
@@ -110,12 +110,7 @@ export function keyIndex(t: string): string {
 export function currentSchema(t: string): string[] {
   // No AUTOINCREMENT: its per-insert bookkeeping (a read and a write of sqlite_sequence) was
   // most of addMessage's gap to a plain INSERT. Ids still never come back: see `sql.ts`.
-  return [createTable(`"${t}"`, false), ...createIndexes(t, indexName)];
-}
-
-/** Version 1 to 2: the indexes under their new names (the table keeps its AUTOINCREMENT). */
-export function upgradeV1(t: string): string[] {
-  return createIndexes(t, indexName);
+  return [createTable(`"${t}"`), ...createIndexes(t, indexName)];
 }
 
 /**

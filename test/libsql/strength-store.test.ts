@@ -41,6 +41,21 @@ describe("LibsqlStore construction", () => {
     }
   });
 
+  it("says why it refuses a table name and what it got, for a name that is not text too", () => {
+    const client = { execute() {}, transaction() {} } as never;
+    const open = (table: unknown) => () => new LibsqlStore(client, { table: table as string });
+    const plain =
+      "table must be a plain SQL identifier (a letter or _, then up to 62 letters, digits or _), got";
+    expect(open("a-b")).toThrow(new ValidationError(`${plain} "a-b"`));
+    expect(open(7)).toThrow(new ValidationError(`${plain} 7`));
+    // Text only: an object whose text is an identifier is still refused with a ValidationError.
+    expect(open({ toString: () => "outbox" })).toThrow(new ValidationError(`${plain} {}`));
+    const reserved =
+      'table must not start with "sqlite_" (reserved by SQLite) nor be "edge_outbox_schema", got';
+    expect(open("Sqlite_x")).toThrow(new ValidationError(`${reserved} "Sqlite_x"`));
+    expect(open("EDGE_outbox_schema")).toThrow(new ValidationError(`${reserved} "EDGE_outbox_schema"`));
+  });
+
   it("refuses options that are not an object, and a wal that is not a boolean", () => {
     const client = { execute() {}, transaction() {} } as never;
     expect(() => new LibsqlStore(client, null as never)).toThrow(/options must be an object/);
