@@ -13,36 +13,35 @@ const MAX_LEASE = 100 * 365 * 24 * 3_600_000;
 
 /**
  * The shape and named values of a pass recording `outcome` (ids of `namespace`; ids of no
- * row are left out) and, when `claim` is given, claiming under `token`.
+ * row are left out), or, when `claim` is given, claiming under `token` (a claim records no
+ * outcome: PostgresStore has no recordAndFetch, see postgres.ts).
  */
 export function passArguments(
   namespace: string,
   outcome: Partial<PassOutcome> & { token: string },
   claim: ClaimOptions | undefined,
   token: string,
-): { shape: PassShape; values: Record<PassArg, unknown> } {
+): { shape: PassShape; values: Partial<Record<PassArg, unknown>> } {
+  if (claim !== undefined) {
+    return {
+      shape: { sent: false, retry: false, dead: false, claim: true, keyed: claim.ordering === "key" },
+      values: {
+        claim: token,
+        lease: Math.min(claim.leaseDuration, MAX_LEASE),
+        limit: claim.batchSize,
+      },
+    };
+  }
   const sentIds = rowIds(namespace, outcome.sent ?? []);
   const retry = retriesJson(namespace, outcome.retry ?? []);
   const dead = deadJson(namespace, outcome.dead ?? []);
-  const retryIds =
-    retry &&
-    rowIds(
-      namespace,
-      (outcome.retry ?? []).map((u) => u?.id),
-    );
-  const deadIds =
-    dead &&
-    rowIds(
-      namespace,
-      (outcome.dead ?? []).map((u) => u?.id),
-    );
   return {
     shape: {
       sent: sentIds !== undefined,
       retry: retry !== undefined,
       dead: dead !== undefined,
-      claim: claim !== undefined,
-      keyed: claim?.ordering === "key",
+      claim: false,
+      keyed: false,
     },
     values: {
       namespace,
@@ -50,11 +49,6 @@ export function passArguments(
       sent: sentIds,
       retry,
       dead,
-      marked: [sentIds, retryIds, deadIds].filter(Boolean).join(","),
-      done: [sentIds, deadIds].filter(Boolean).join(","),
-      claim: token,
-      lease: Math.min(claim?.leaseDuration ?? 0, MAX_LEASE),
-      limit: claim?.batchSize ?? 0,
     },
   };
 }

@@ -74,7 +74,10 @@ const FENCE_HOLDS = (v: string, table?: string) => `(CASE
 const FENCE_NOW = (seq: string) =>
   `pg_relation_filenode(${seq}), ${SEQUENCE_SETTINGS(seq)}, ${SEQUENCE_VALUE(seq)}`;
 
-/** Which marks one pass statement records, and how it claims. */
+/**
+ * Which marks one pass statement records, or how it claims: never both (PostgresStore has no
+ * recordAndFetch, see postgres.ts), so a claim's statement has no mark flags set.
+ */
 export interface PassShape {
   sent: boolean;
   retry: boolean;
@@ -88,21 +91,10 @@ export interface PassShape {
 /**
  * Named arguments of a pass statement: `namespace` the one the marked ids are of; `token` the
  * outcome's claim token; `sent` the sent ids
- * (comma-separated); `retry` JSON `[{id, delay, e}]`; `dead` JSON `[{id, e}]`; `marked` every
- * id marked, `done` the sent and dead ones (comma-separated); `claim` the new token; `lease`
- * ms; `limit` the batch size.
+ * (comma-separated); `retry` JSON `[{id, delay, e}]`; `dead` JSON `[{id, e}]`; `claim` the
+ * new token; `lease` ms; `limit` the batch size.
  */
-export type PassArg =
-  | "namespace"
-  | "token"
-  | "sent"
-  | "retry"
-  | "dead"
-  | "marked"
-  | "done"
-  | "claim"
-  | "lease"
-  | "limit";
+export type PassArg = "namespace" | "token" | "sent" | "retry" | "dead" | "claim" | "lease" | "limit";
 
 /** A statement whose arguments are named, in `$n` order. */
 export interface PassSql {
@@ -408,12 +400,9 @@ SELECT count(*)::integer FROM purged`,
 }
 
 /**
- * One pass as one statement: the marks (data-modifying CTEs), then the claim. All parts of a
- * statement see one snapshot, so the claim would not see the marks: it is told instead. Rows
- * this statement marks are never claimed by it (`marked`), and, with ordering "key", rows it
- * marks sent or dead no longer hold back their key (`done`), exactly as if the claim ran after
- * the marks. The result has one row per claimed message (or one row of NULLs when none), each
- * led by the three mark counts and, when it claims, the namespace of the ids it hands out
+ * One pass as one statement: the marks (data-modifying CTEs) of an outcome, or a claim. The
+ * result has one row: the three mark counts; a claim's has one row per claimed message (or one
+ * row of NULLs when none), each led by zero counts and the namespace of the ids it hands out
  * (NULL, claiming nothing, when the id fence is broken).
  *
  * The claim's SELECT is a MATERIALIZED CTE so that it runs exactly once: `FOR UPDATE SKIP
@@ -437,6 +426,8 @@ function passStatement(
   // The fence first: the marks act only on ids of the namespace it holds, the claim only while
   // it holds (the store renews the namespace, then claims).
   const ctes: string[] = [fencedIds];
+  // `args` is filled as the text names its arguments.
+  if (shape.claim) return { text: claimText(t, ctes, raiseMark, shape.keyed, $), args };
   const mine = (m: string) =>
     `${m}.claim_token = ${$("token", "text")} AND ${m}.status = 0
     AND EXISTS (SELECT 1 FROM ids WHERE ids.id_namespace = ${$("namespace", "text")})`;
@@ -461,23 +452,24 @@ function passStatement(
   }
   const count = (cte: string, present: boolean) => (present ? `(SELECT count(*) FROM ${cte})::integer` : "0");
   const counts = `${count("sent", shape.sent)}, ${count("retried", shape.retry)}, ${count("dead", shape.dead)}`;
-  if (!shape.claim) return { text: `WITH ${ctes.join(",\n")}\nSELECT ${counts}`, args };
-  const marks = shape.sent || shape.retry || shape.dead;
-  const notMarked = marks
-    ? `\n    AND NOT (c.claim_token = ${$("token", "text")} AND c.id = ANY(${ids("marked")}))`
-    : "";
-  // Only built (and its parameters numbered) when used: an unreferenced $n has no type.
-  const doneHere = () =>
-    shape.sent || shape.dead
-      ? ` AND NOT (o.claim_token = ${$("token", "text")} AND o.id = ANY(${ids("done")}))`
-      : "";
-  const keyed = shape.keyed
+  return { text: `WITH ${ctes.join(",\n")}\nSELECT ${counts}`, args };
+}
+
+/** The claim of {@link passStatement}: `ctes` holds the id fence; `$` numbers its arguments. */
+function claimText(
+  t: string,
+  ctes: string[],
+  raiseMark: string,
+  keyed: boolean,
+  $: (name: PassArg, type: string) => string,
+): string {
+  const older = keyed
     ? `\n    AND NOT EXISTS (SELECT 1 FROM ${t} AS o WHERE o.status = 0 AND ${KEY_HASH("o.key")} = ${KEY_HASH("c.key")}
-      AND o.key = c.key AND o.id < c.id${doneHere()})`
+      AND o.key = c.key AND o.id < c.id)`
     : "";
   ctes.push(`picked AS MATERIALIZED (SELECT c.id FROM ${t} AS c
   WHERE c.status = 0 AND c.available_at <= now() AND (c.lease_until IS NULL OR c.lease_until <= now())
-    AND EXISTS (SELECT 1 FROM ids)${notMarked}${keyed}
+    AND EXISTS (SELECT 1 FROM ids)${older}
   ORDER BY c.created_at, c.id LIMIT ${$("limit", "bigint")}
   FOR UPDATE OF c SKIP LOCKED)`);
   // A row whose lease ran out counts that lost attempt, exactly as MemoryStore does.
@@ -488,8 +480,7 @@ function passStatement(
   FROM picked WHERE m.id = picked.id
   RETURNING ${RECORD("m")})`);
   ctes.push(raiseMark);
-  const text = `WITH ${ctes.join(",\n")}
-SELECT ${counts}, (SELECT id_namespace FROM ids), (SELECT settled FROM ids), c.*
+  return `WITH ${ctes.join(",\n")}
+SELECT 0, 0, 0, (SELECT id_namespace FROM ids), (SELECT settled FROM ids), c.*
 FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true`;
-  return { text, args };
 }
