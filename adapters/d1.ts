@@ -96,8 +96,11 @@ export class D1Store implements TransactionalStore<D1Tx> {
   readonly #purges: PurgeSchedule;
   /** The table's id space, once `migrate()` or the first call that needs it read it. */
   #namespace: IdSpace | undefined;
-  /** Whether this store has made (or found) the per-key index: see `keyIndex`. */
-  #keyIndexed = false;
+  /**
+   * The namespace under which this store made (or found) the per-key index (see `keyIndex`): a
+   * table dropped and migrated again by another process comes back without it, under another.
+   */
+  #keyIndexed: string | undefined;
 
   /**
    * The DDL of the outbox table `table` (default `"outbox_messages"`) as SQL text, for a file
@@ -211,10 +214,10 @@ export class D1Store implements TransactionalStore<D1Tx> {
     options: ClaimOptions,
   ): Promise<RecordAndFetchResult> {
     // First use: a missing version row is reported as "run migrate()", not as a failed batch.
-    await this.#ns();
-    if (options.ordering === "key" && !this.#keyIndexed) {
+    const { namespace } = await this.#ns();
+    if (options.ordering === "key" && this.#keyIndexed !== namespace) {
       await this.#run.change("creating the per-key index", keyIndex(this.table));
-      this.#keyIndexed = true;
+      this.#keyIndexed = namespace;
     }
     const { space, ...result } = await runPass(this.#run, this.#sql, this.table, doing, marks, options);
     this.#namespace = space;

@@ -76,8 +76,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   /** The table's id space, once `migrate()` or the first call that needs it read it. */
   #namespace: IdSpace | undefined;
   readonly #purges: PurgeSchedule;
-  /** Whether this store has made (or found) the per-key index: see `keyIndex`. */
-  #keyIndexed = false;
+  /**
+   * The namespace under which this store made (or found) the per-key index (see `keyIndex`): a
+   * table dropped and migrated again by another process comes back without it, under another.
+   */
+  #keyIndexed: string | undefined;
 
   /** Throws a `ValidationError` (code `INVALID_OPTIONS`) for a bad table name or option. */
   constructor(client: Client, options: LibsqlStoreOptions = {}) {
@@ -244,11 +247,14 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   }
 
   async #claim(doing: string, marks: MarkStatements, options: ClaimOptions): Promise<RecordAndFetchResult> {
-    if (options.ordering === "key" && !this.#keyIndexed) {
+    // The namespace first: a table that is not a migrated outbox table gets "run migrate()", and
+    // no index of ours.
+    const ns = await this.#ns();
+    if (options.ordering === "key" && this.#keyIndexed !== ns.namespace) {
       await this.#run.script("creating the per-key index", keyIndex(this.table));
-      this.#keyIndexed = true;
+      this.#keyIndexed = ns.namespace;
     }
-    return runClaim(this.#run, this.#sql, await this.#ns(), () => this.#freshNs(), doing, marks, options);
+    return runClaim(this.#run, this.#sql, ns, () => this.#freshNs(), doing, marks, options);
   }
 
   /**

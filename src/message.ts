@@ -301,9 +301,9 @@ function prepareHeaders(headers: unknown): Record<string, string> {
   if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
     throw invalid(`message.headers must be an object of string values, got ${describe(headers)}`);
   }
-  // for...in over own properties: what Object.entries lists, without its arrays per call.
-  for (const name in headers) {
-    if (!Object.hasOwn(headers, name)) continue;
+  // Own enumerable string keys only: for...in would walk the prototype chain (a getter or a
+  // revoked Proxy there runs or throws).
+  for (const name of Object.keys(headers)) {
     const value: unknown = (headers as Record<string, unknown>)[name];
     if (!HEADER_NAME.test(name)) {
       throw invalid(`message.headers: "${name}" is not a valid HTTP header name`);
@@ -316,7 +316,19 @@ function prepareHeaders(headers: unknown): Record<string, string> {
         `message.headers["${name}"] has characters not allowed in a header value (CR, LF, NUL or controls)`,
       );
     }
-    result[name.toLowerCase()] = value;
+    setHeader(result, name.toLowerCase(), value);
   }
   return result;
+}
+
+/**
+ * `headers[name] = value` that keeps a header named `__proto__` (a valid RFC 9110 token):
+ * assigning it would call the prototype setter instead, which drops a string value.
+ */
+function setHeader(headers: Record<string, string>, name: string, value: string): void {
+  if (name === "__proto__") {
+    Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    headers[name] = value;
+  }
 }

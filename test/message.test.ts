@@ -1,4 +1,6 @@
+import { createClient } from "@libsql/client";
 import { describe, expect, it } from "vitest";
+import { LibsqlStore } from "../adapters/libsql.ts";
 import { MemoryStore } from "../adapters/memory.ts";
 import { Outbox, prepareMessage, ValidationError } from "../mod.ts";
 import { recordingSender } from "./support/senders.ts";
@@ -61,6 +63,43 @@ describe("prepareMessage", () => {
     expect(refusal({ key: "k", value: "x", headers: { a: "x\r\nInjected: yes" } }).message).toMatch(
       /not allowed/,
     );
+  });
+
+  it("reads only the headers object's own enumerable keys, never its prototype chain", () => {
+    const inherited = Object.create({ inherited: "i" }, { own: { value: "o", enumerable: true } });
+    expect(prepareMessage({ key: "k", value: "", headers: inherited }, limits).headers).toEqual({ own: "o" });
+    // A revoked Proxy as prototype: walking the chain would throw a TypeError.
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const revoked = Object.setPrototypeOf({ a: "1" }, proxy);
+    expect(prepareMessage({ key: "k", value: "", headers: revoked }, limits).headers).toEqual({ a: "1" });
+  });
+
+  it("keeps a header named __proto__ (a valid header name) as an own header, prototype untouched", () => {
+    const headers = JSON.parse('{"__proto__":"x","B":"y"}') as Record<string, string>;
+    const prepared = prepareMessage({ key: "k", value: "", headers }, limits);
+    expect(Object.getPrototypeOf(prepared.headers)).toBe(Object.prototype);
+    expect(Object.entries(prepared.headers)).toEqual([
+      ["__proto__", "x"],
+      ["b", "y"],
+    ]);
+  });
+});
+
+describe("a header named __proto__ in a SQL store", () => {
+  it("is written in the headers JSON and comes back with the claimed message", async () => {
+    const client = createClient({ url: ":memory:" });
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    const headers = JSON.parse('{"__proto__":"x","b":"y"}') as Record<string, string>;
+    await new Outbox(store, recordingSender()).addMessage(client, { key: "k", value: "v", headers });
+    const row = await client.execute("SELECT headers FROM outbox_messages");
+    expect(JSON.parse(String(row.rows[0]!.headers))).toEqual(JSON.parse('{"__proto__":"x","b":"y"}'));
+    expect(String(row.rows[0]!.headers)).toContain('"__proto__":"x"');
+    const { messages } = await store.fetchAndLock({ batchSize: 10, leaseDuration: 30_000, ordering: "none" });
+    expect(Object.getOwnPropertyDescriptor(messages[0]!.headers, "__proto__")?.value).toBe("x");
+    expect(Object.getPrototypeOf(messages[0]!.headers)).toBe(Object.prototype);
+    client.close();
   });
 });
 

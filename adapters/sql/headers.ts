@@ -18,9 +18,7 @@ export function storedHeaders(value: unknown): Record<string, string> {
       return {};
     }
   }
-  const headers: Record<string, string> = {};
-  if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
-    for (const [name, v] of Object.entries(parsed)) if (typeof v === "string") headers[name] = v;
-  }
-  return headers;
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return {};
+  // fromEntries defines own properties: a header named "__proto__" stays a header.
+  return Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === "string"));
 }

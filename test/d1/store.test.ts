@@ -366,6 +366,31 @@ describe("D1Store and LibsqlStore: one schema", () => {
     expect(await schemaNames(d1.db)).toContain(index);
   });
 
+  it("the per-key index is made again after another process drops the table and migrates it again", async () => {
+    const table = freshTable();
+    const index = `edge_outbox_${table}_key`;
+    const byKey = { ...claim, ordering: "key" } as const;
+    const store = new D1Store(d1.db, { table });
+    await store.migrate();
+    await store.fetchAndLock(byKey);
+    expect(await schemaNames(d1.db)).toContain(index);
+    await d1.db.prepare(`DROP TABLE ${table}`).run();
+    await new D1Store(d1.db, { table }).migrate(); // a new namespace, without the per-key index
+    expect(await schemaNames(d1.db)).not.toContain(index);
+    await store.addMessage(d1.db, message("a"));
+    await store.addMessage(d1.db, message("a"));
+    // The long-lived store's first claim finds the new namespace; its next claim by key makes the
+    // index again (before, it kept believing in the dropped one: every claim scanned the table).
+    const first = await store.fetchAndLock(byKey);
+    expect(first.messages).toHaveLength(1);
+    await store.markAsSent(
+      first.token,
+      first.messages.map((m) => m.id),
+    );
+    expect((await store.fetchAndLock(byKey)).messages).toHaveLength(1);
+    expect(await schemaNames(d1.db)).toContain(index);
+  });
+
   it("migrationSql(), applied as a migration file, makes a table the store uses without migrate()", async () => {
     const table = freshTable();
     const text = D1Store.migrationSql(table);

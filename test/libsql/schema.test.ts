@@ -111,6 +111,54 @@ describe("LibsqlStore per-key index", () => {
     // Claims without key order go on.
     expect((await store.fetchAndLock(claim)).messages).toEqual([]);
   });
+
+  it("is made again when another process drops the table and migrates it again", async () => {
+    const path = dbPath(tmp.dir);
+    const client = newClient(path);
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    await store.fetchAndLock(byKey);
+    expect(await keyIndexes(client)).toBe(1);
+    // Another process remakes the table: a new namespace, and no per-key index (migrate() makes none).
+    const admin = newClient(path);
+    await admin.execute("DROP TABLE outbox_messages");
+    await new LibsqlStore(admin).migrate();
+    expect(await keyIndexes(client)).toBe(0);
+    await commitMessages(new LibsqlStore(admin), [
+      { key: "a", value: "1" },
+      { key: "a", value: "2" },
+    ]);
+    // The long-lived store's first claim finds the new namespace; its next claim by key makes the
+    // index again (before, it kept believing in the dropped one: every claim scanned the table).
+    const first = await store.fetchAndLock(byKey);
+    expect(first.messages.map((m) => m.text())).toEqual(["1"]);
+    await store.markAsSent(
+      first.token,
+      first.messages.map((m) => m.id),
+    );
+    expect((await store.fetchAndLock(byKey)).messages.map((m) => m.text())).toEqual(["2"]);
+    expect(await keyIndexes(client)).toBe(1);
+    const plan = await client.execute({
+      sql: "EXPLAIN QUERY PLAN SELECT 1 FROM outbox_messages AS o WHERE o.status = 0 AND o.key = ?1 AND o.id < ?2",
+      args: ["a", 5],
+    });
+    expect(plan.rows.map((r) => String(r.detail)).join(" | ")).toMatch(
+      /USING COVERING INDEX edge_outbox_outbox_messages_key/,
+    );
+  });
+
+  it("is not made on a table that is not a migrated outbox table; the claim says to run migrate()", async () => {
+    const client = newClient();
+    // An application's own table, of a name the store was (wrongly) pointed at.
+    await client.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, key TEXT, status INTEGER)");
+    for (const table of ["orders", "missing"]) {
+      const error = await new LibsqlStore(client, { table }).fetchAndLock(byKey).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as StoreError).message).toMatch(/is not migrated.*store\.migrate\(\)/);
+    }
+    const indexes = await client.execute("SELECT name FROM sqlite_schema WHERE type = 'index'");
+    expect(indexes.rows).toEqual([]);
+  });
 });
 
 describe("LibsqlStore schema names", () => {
