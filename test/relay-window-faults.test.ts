@@ -12,12 +12,12 @@ import { createClient } from "@libsql/client";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { httpSender } from "../adapters/http.ts";
 import type { LibsqlStoreOptions } from "../adapters/libsql.ts";
-import { type Claim, type ClaimOptions, type Message, Outbox, type Sender, StoreError } from "../mod.ts";
+import { type Claim, type ClaimOptions, Outbox, type Sender, StoreError } from "../mod.ts";
 import { commitMessages } from "./conformance/store-conformance.ts";
 import { dbPath, openStore, tempDir } from "./libsql/helpers.ts";
 import { type HttpReceiver, startHttpReceiver } from "./support/http-receiver.ts";
 import { waitFor } from "./support/senders.ts";
-import type { AnyStore } from "./support/stores.ts";
+import { type AnyStore, remaining } from "./support/stores.ts";
 
 const temp = tempDir();
 afterAll(() => temp.cleanup());
@@ -56,16 +56,6 @@ function wrapped(store: AnyStore, around: (name: string, call: () => Promise<unk
       return (...args: unknown[]) => around(String(name), () => value.apply(target, args));
     },
   });
-}
-
-/** Messages still in the store, with their retries (claimed and given back at once). */
-async function remaining(store: AnyStore): Promise<Message[]> {
-  const claim = await store.fetchAndLock({ batchSize: 1000, leaseDuration: 30_000, ordering: "none" });
-  await store.release?.(
-    claim.token,
-    claim.messages.map((m) => m.id),
-  );
-  return claim.messages;
 }
 
 describe("send window faults (real libSQL file)", () => {

@@ -19,7 +19,7 @@ import { commitMessages } from "./conformance/store-conformance.ts";
 import { tempDir } from "./libsql/helpers.ts";
 import { type HttpReceiver, startHttpReceiver } from "./support/http-receiver.ts";
 import { waitFor } from "./support/senders.ts";
-import { type AnyStore, everyStore, type OpenedStore } from "./support/stores.ts";
+import { type AnyStore, everyStore, type OpenedStore, remaining } from "./support/stores.ts";
 
 const temp = tempDir();
 afterAll(() => temp.cleanup());
@@ -58,16 +58,6 @@ function windowedHttp(url: string, window: number): Sender {
 
 const numbered = (n: number, key = (i: number) => `k${i}`) =>
   Array.from({ length: n }, (_, i) => ({ key: key(i), value: `m${i}` }));
-
-/** Messages still in the store: claimed (and given back) to read their retries. */
-async function remaining(store: AnyStore): Promise<Message[]> {
-  const claim = await store.fetchAndLock({ batchSize: 1000, leaseDuration: 30_000, ordering: "none" });
-  await store.release?.(
-    claim.token,
-    claim.messages.map((m) => m.id),
-  );
-  return claim.messages;
-}
 
 describe("the send window over HTTP (real libSQL file, real receiver)", () => {
   it("a hanging request holds one slot: every other message is delivered and recorded while it hangs", {

@@ -1,6 +1,6 @@
 /** Stores for core tests that must hold on every store: MemoryStore and a real libSQL file. */
 import { MemoryStore } from "../../adapters/memory.ts";
-import { StoreError, type TransactionalStore } from "../../mod.ts";
+import { type Message, StoreError, type TransactionalStore } from "../../mod.ts";
 import { dbPath, openStore } from "../libsql/helpers.ts";
 
 /** A store of any transaction type, as the core sees it. */
@@ -41,4 +41,17 @@ export function failingClaims<S extends object>(store: S, failures: number): S {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/**
+ * The messages still in `store`, with their retries: claimed and given back at once (a store
+ * without `release` keeps them leased for 30 s).
+ */
+export async function remaining(store: AnyStore): Promise<Message[]> {
+  const claim = await store.fetchAndLock({ batchSize: 1000, leaseDuration: 30_000, ordering: "none" });
+  await store.release?.(
+    claim.token,
+    claim.messages.map((m) => m.id),
+  );
+  return claim.messages;
 }
