@@ -3,7 +3,7 @@
  * outboxes' `tick()` with a sender that randomly delivers, fails (with hostile error texts and
  * `retryAfter`s, some beyond what a Date holds), kills, throws, overruns `sendTimeout`, leaves
  * messages unmarked or returns a malformed result; meanwhile relays vanish mid-batch (a claim
- * never marked) and ticks abort between claim and send. Checked: nothing is lost, an
+ * never marked; a bounded number of times, see `maxVanishes`) and ticks abort between claim and send. Checked: nothing is lost, an
  * always-failing message is attempted exactly `1 + maxRetries` times, no message more often,
  * per-key order, exact bytes on every attempt, and a throwing `onError` breaks no tick.
  */
@@ -31,6 +31,12 @@ const HUGE_RETRY_AFTER = 1e16;
 // and still be delivered: four leases leave room for a loaded machine (a 10 s bound failed under
 // `npm run fuzz` beside other work, and the same path passed when replayed on a quiet machine).
 const RUN_DEADLINE = 4 * LEASE;
+// Claims a vanishing relay may make (crashes holding messages) before it stays down. Liveness
+// needs this fairness: a relay that crashes after every claim, forever, and always reclaims the
+// messages the moment their lease ends, starves every live relay (its reclaims even count the
+// attempts past maxRetries, but only a live relay declares a message dead). Twice what it takes
+// to exhaust a message still lets vanished relays alone spend every attempt.
+const maxVanishes = (maxRetries: number) => 2 * (maxRetries + 2);
 // Times the model's sender may give one message back not attempted before it delivers it.
 const MAX_DEFERRALS = 3;
 
@@ -258,12 +264,15 @@ async function relayScenario<T>(
     }
   });
 
+  let vanishes = 0;
   const vanish = async () => {
+    if (vanishes >= maxVanishes(s.maxRetries)) return;
     const claim = await store.fetchAndLock({
       batchSize: s.batchSize,
       leaseDuration: VANISH_LEASE,
       ordering: s.ordering,
     });
+    if (claim.messages.length > 0) vanishes += 1;
     for (const message of claim.messages) {
       const t = identify(message, "vanished relay");
       // A relay sends a message only while it has attempts left (else it kills it unsent).
