@@ -301,7 +301,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     // An empty claim says nothing about the leases: it queues nothing that must start in time.
     if (claim === undefined) return false;
     claimTime = Math.max(claim.took, claimTime / 2);
-    claimLease = leaseFor(options, claimTime);
+    claimLease = leaseFor(options.leaseDuration, startBefore, claimTime);
     const { entry, messages } = claim;
     const { toSend, exhausted } = sortClaimed(messages, options.maxRetries);
     entry.pending += toSend.length + exhausted.length;
@@ -314,6 +314,10 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     entry.settle();
     return true;
   };
+
+  /** A claim of `wanted` messages with no outcome to record in the same write. */
+  const claimAlone = (wanted: number): Promise<boolean> =>
+    claimAndQueue((write) => write(() => store.fetchAndLock(claimOptions(wanted))));
 
   const fail = (claim: OpenClaim | undefined, error: unknown) => {
     if (claim !== undefined) claim.storeError ??= error;
@@ -381,7 +385,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     }
     if (pipelined === undefined) {
       try {
-        return await claimAndQueue((write) => write(() => store.fetchAndLock(claimOptions(refill))));
+        return await claimAlone(refill);
       } catch (error) {
         fail(undefined, error);
         return undefined;
@@ -455,9 +459,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
       } else if (claiming && !idle && queued() === 0 && inFlight < window) {
         // A slot is free and nothing waits for it: a claim of its own.
         try {
-          idle = !(await claimAndQueue((write) =>
-            write(() => store.fetchAndLock(claimOptions(claimSize()))),
-          ));
+          idle = !(await claimAlone(claimSize()));
         } catch (error) {
           fail(undefined, error);
         }
@@ -497,15 +499,14 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
 
 /**
  * The lease a claim asks for after claim writes of about `claimTime` ms: `leaseDuration`, or
- * twice `claimTime` plus what a start needs (`sendTimeout` + {@link WINDOW_RECORD_MARGIN_MS})
- * if longer, so a message of a late claim still has time to start; at most `leaseDuration` +
- * `sendTimeout` + {@link WINDOW_RECORD_MARGIN_MS} (under twice `leaseDuration`, see
+ * twice `claimTime` plus what a start needs (`startBefore`: `sendTimeout` +
+ * {@link WINDOW_RECORD_MARGIN_MS}) if longer, so a message of a late claim still has time to
+ * start; at most `leaseDuration` + `startBefore` (under twice `leaseDuration`, see
  * {@link WINDOW_LEASE_MARGIN_MS}), so a crashed relay's messages come back within that.
  */
-function leaseFor(options: { leaseDuration: number; sendTimeout: number }, claimTime: number): number {
-  const startBefore = options.sendTimeout + WINDOW_RECORD_MARGIN_MS;
-  const wanted = Math.max(options.leaseDuration, Math.ceil(2 * claimTime) + startBefore);
-  return Math.min(wanted, options.leaseDuration + startBefore);
+function leaseFor(leaseDuration: number, startBefore: number, claimTime: number): number {
+  const wanted = Math.max(leaseDuration, Math.ceil(2 * claimTime) + startBefore);
+  return Math.min(wanted, leaseDuration + startBefore);
 }
 
 /**
