@@ -33,8 +33,8 @@ export class RequestDeadlines {
   readonly #parent: AbortSignal;
   readonly #timeoutMs: number;
   /** The running requests: the first alone in `#one` (a send of one message needs no Set). */
-  #one: Request | undefined;
-  #more: Set<Request> | undefined;
+  #one: RunningRequest | undefined;
+  #more: Set<RunningRequest> | undefined;
   readonly #started = performance.now();
 
   constructor(parent: AbortSignal, timeoutMs: number) {
@@ -46,7 +46,7 @@ export class RequestDeadlines {
 
   /** The deadline of a request starting now; `reason` is the abort reason when it times out. */
   start(reason: () => Error): RequestDeadline {
-    const request = new Request(this, reason);
+    const request = new RunningRequest(this, reason);
     if (this.#parent.aborted) request.abort(this.#parent.reason);
     else if (this.#one === undefined) this.#one = request;
     else {
@@ -80,7 +80,7 @@ export class RequestDeadlines {
     return now - requestStarted >= allowed / 2;
   }
 
-  forget(request: Request): void {
+  forget(request: RunningRequest): void {
     if (this.#one === request) this.#one = undefined;
     else this.#more?.delete(request);
   }
@@ -91,7 +91,7 @@ export class RequestDeadlines {
  * through {@link AbortHook} instead (an `AbortController` and a listener added and removed are
  * several µs per request in Node, and the send window makes a request per send).
  */
-class Request implements RequestDeadline {
+class RunningRequest implements RequestDeadline {
   #controller: AbortController | undefined;
   #aborted = false;
   #reason: unknown;
@@ -105,11 +105,11 @@ class Request implements RequestDeadline {
   constructor(deadlines: RequestDeadlines, reason: () => Error) {
     this.#deadlines = deadlines;
     this.#timeoutReason = reason;
-    this.#timer = setTimeout(Request.#timeOut, deadlines.timeoutMs, this);
+    this.#timer = setTimeout(RunningRequest.#timeOut, deadlines.timeoutMs, this);
   }
 
   /** The timer's callback, one for every request (the request is its argument). */
-  static #timeOut(request: Request): void {
+  static #timeOut(request: RunningRequest): void {
     if (request.#aborted) return;
     request.#timedOut = true;
     request.abort(request.#timeoutReason());
