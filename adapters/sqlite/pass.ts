@@ -123,9 +123,10 @@ export function markStatements(
   keepSent: boolean,
 ): MarkStatements {
   const { token } = outcome;
-  // The tombstone this write may make is tagged as this write's own (see `deleteSent`).
-  const tag = crypto.randomUUID();
   const sentIds = outcome.sent === undefined ? undefined : idsJson(namespace, outcome.sent);
+  // The tombstone a delete-mode sent mark may make is tagged as this write's own (see
+  // `deleteSent`); no other write makes one, so none other needs a tag.
+  const tag = sentIds !== undefined && !keepSent ? crypto.randomUUID() : null;
   const retries = outcome.retry === undefined ? undefined : retriesJson(namespace, outcome.retry);
   const dead = outcome.dead === undefined ? undefined : deadJson(namespace, outcome.dead);
   const sent =
@@ -144,6 +145,6 @@ export function markStatements(
     sent,
     retry: retries === undefined ? undefined : { sql: sql.retry, args: [retries, token] },
     dead: dead === undefined ? undefined : { sql: sql.dead, args: [dead, token] },
-    sentToken: sent !== undefined && !keepSent ? tag : null,
+    sentToken: tag,
   };
 }
