@@ -1,0 +1,221 @@
+/**
+ * LibsqlStore's writes outside a relay pass: what `addMessage` takes and says, how
+ * `withTransaction` ends (commit, rollback, a failed commit), which busy message an application
+ * gets, and a first use that met a busy lock. Written against mutation survivors (TESTING.md).
+ */
+import { createClient } from "@libsql/client";
+import { afterAll, describe, expect, it } from "vitest";
+import { LibsqlStore } from "../../adapters/libsql.ts";
+import { prepareMessage, StoreError, ValidationError } from "../../mod.ts";
+import { dbPath, openStore, tempDir } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const message = (key: string) => prepareMessage({ key, value: "v" }, { maxMessageBytes: 64 });
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+const pendingOf = async (store: LibsqlStore) => (await store.stats()).pending;
+
+describe("LibsqlStore.addMessage's tx", () => {
+  it("refuses what is neither a transaction, a client nor an array, writing nothing", async () => {
+    const { store, close } = await openStore(":memory:");
+    try {
+      for (const tx of [null, undefined, {}, { execute: 1 }, "stmts"]) {
+        const error = await failure(store.addMessage(tx as never, message("k")));
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(error).toMatchObject({
+          code: "INVALID_MESSAGE",
+          message: "tx must be a libSQL Transaction, a Client, or an array of statements for client.batch()",
+        });
+      }
+      expect(await pendingOf(store)).toBe(0);
+    } finally {
+      await close();
+    }
+  });
+
+  it("turns a failed write in the caller's transaction into a StoreError naming it", async () => {
+    const { client, close } = await openStore(":memory:");
+    try {
+      const unmigrated = new LibsqlStore(client, { table: "never_migrated" });
+      const tx = await client.transaction("write");
+      try {
+        const error = await failure(unmigrated.addMessage(tx, message("k")));
+        expect(error).toBeInstanceOf(StoreError);
+        expect((error as StoreError).message).toMatch(
+          /^libSQL failed while adding a message \(SQLITE_ERROR\): .*no such table.*did you run `await store\.migrate\(\)`\?/,
+        );
+        expect(error).toMatchObject({ retryable: false, code: "STORE_ERROR" });
+      } finally {
+        tx.close();
+      }
+    } finally {
+      await close();
+    }
+  });
+
+  it("writes through a transaction of the application's own (visible once it commits)", async () => {
+    const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`);
+    try {
+      const tx = await client.transaction("write");
+      await store.addMessage(tx, message("mine"));
+      await tx.commit();
+      tx.close();
+      const { messages } = await store.fetchAndLock({ batchSize: 5, leaseDuration: 1000, ordering: "none" });
+      expect(messages.map((m) => m.key)).toEqual(["mine"]);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe("LibsqlStore.withTransaction", () => {
+  it("rolls back and rethrows the callback's own error, and leaves the store usable", async () => {
+    const { store, close } = await openStore(`file:${dbPath(tmp.dir)}`);
+    try {
+      const mine = new Error("the application's");
+      const thrown = await failure(
+        store.withTransaction(async (tx) => {
+          await store.addMessage(tx, message("a"));
+          throw mine;
+        }),
+      );
+      expect(thrown).toBe(mine);
+      expect(await pendingOf(store)).toBe(0);
+      // Closed either way: the next transaction takes the lock and commits.
+      expect(
+        await store.withTransaction(async (tx) => {
+          await store.addMessage(tx, message("b"));
+          return "done";
+        }),
+      ).toBe("done");
+      expect(await pendingOf(store)).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+
+  it("reports a failed commit as a StoreError naming the commit", async () => {
+    const { store, close } = await openStore(`file:${dbPath(tmp.dir)}`);
+    try {
+      const error = await failure(
+        store.withTransaction(async (tx) => {
+          await store.addMessage(tx, message("a"));
+          // Ended under the store's feet: its own COMMIT then has no transaction to commit.
+          await tx.executeMultiple("COMMIT");
+        }),
+      );
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as StoreError).message).toMatch(/^libSQL failed while committing a transaction/);
+      // The store is still usable.
+      await store.withTransaction(async (tx) => store.addMessage(tx, message("b")));
+      expect(await pendingOf(store)).toBe(2);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe("LibsqlStore.addMessage(client) failing busy", () => {
+  it("says a store.withTransaction stayed open when one of another request held the lock all along", async () => {
+    const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, { busyTimeout: 100 });
+    try {
+      let opened!: () => void;
+      const inside = new Promise<void>((resolve) => {
+        opened = resolve;
+      });
+      const request1 = store.withTransaction(async (tx) => {
+        opened();
+        await sleep(600);
+        await store.addMessage(tx, message("one"));
+      });
+      await inside;
+      // Another request: not inside the callback, so it waits for the lock, here too briefly.
+      const error = await failure(store.addMessage(client, message("two")));
+      await request1;
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ code: "STORE_BUSY", retryable: true });
+      const text = (error as StoreError).message;
+      expect(text).toMatch(/^libSQL database busy or locked while adding a message \(SQLITE_BUSY/);
+      expect(text).toContain(
+        "; the message was NOT written, retry the call. A store.withTransaction on this same client stayed open the whole time: if this call runs inside it, pass its transaction (tx) instead of the client.",
+      );
+      expect(text).not.toContain("next pass retries");
+      expect(await pendingOf(store)).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+
+  it("does not blame a store.withTransaction that has ended (after one that failed, too)", async () => {
+    const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`, { busyTimeout: 100 });
+    try {
+      await store.withTransaction(async (tx) => store.addMessage(tx, message("a")));
+      await failure(
+        store.withTransaction(async () => {
+          throw new Error("x");
+        }),
+      );
+      const holder = await client.transaction("write");
+      await holder.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY)");
+      const error = await failure(store.addMessage(client, message("b")));
+      await holder.rollback();
+      holder.close();
+      expect(error).toBeInstanceOf(StoreError);
+      const text = (error as StoreError).message;
+      expect(text).toContain(
+        "; the message was NOT written, retry the call. If a transaction of yours is open on this client around this call, pass that transaction instead of the client.",
+      );
+      expect(text).not.toContain("stayed open");
+    } finally {
+      await close();
+    }
+  });
+
+  it("passes other failures through unchanged", async () => {
+    const { client, close } = await openStore(":memory:");
+    try {
+      const unmigrated = new LibsqlStore(client, { table: "never_migrated" });
+      const error = await failure(unmigrated.addMessage(client, message("k")));
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as StoreError).message).toMatch(/^libSQL failed while adding a message \(SQLITE_ERROR\)/);
+      expect((error as StoreError).message).not.toContain("NOT written");
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe("LibsqlStore's first use meeting a busy lock", () => {
+  it("fails busy while WAL cannot be enabled, then enables it on the next call", async () => {
+    const path = dbPath(tmp.dir);
+    const other = createClient({ url: `file:${path}` });
+    try {
+      const holder = await other.transaction("write");
+      await holder.execute("CREATE TABLE held (x)");
+      const client = createClient({ url: `file:${path}` });
+      try {
+        const store = new LibsqlStore(client, { busyTimeout: 50 });
+        const error = await failure(store.migrate());
+        expect(error).toBeInstanceOf(StoreError);
+        expect(error).toMatchObject({ code: "STORE_BUSY", retryable: true });
+        expect((error as StoreError).message).toMatch(/^libSQL database busy or locked while enabling WAL/);
+        await holder.rollback();
+        holder.close();
+        await store.migrate();
+        expect((await client.execute("PRAGMA journal_mode")).rows[0]?.journal_mode).toBe("wal");
+        await store.addMessage(client, message("k"));
+        expect(await pendingOf(store)).toBe(1);
+      } finally {
+        client.close();
+      }
+    } finally {
+      other.close();
+    }
+  });
+});
