@@ -146,6 +146,8 @@ describe("LibsqlStore.addMessage(client) failing busy", () => {
         "; the message was NOT written, retry the call. A store.withTransaction on this same client stayed open the whole time: if this call runs inside it, pass its transaction (tx) instead of the client.",
       );
       expect(text).not.toContain("next pass retries");
+      // The libSQL error stays as the cause, for logs.
+      expect((error as StoreError).cause).toMatchObject({ code: "SQLITE_BUSY" });
       expect(await pendingOf(store)).toBe(1);
     } finally {
       await close();
