@@ -221,3 +221,17 @@ describe("LibsqlStore's first use meeting a busy lock", () => {
     }
   });
 });
+
+describe("LibsqlStore's busyTimeout option", () => {
+  it("is refused when it is not a whole number of milliseconds, naming it", () => {
+    const client = { execute() {}, transaction() {} } as never;
+    for (const busyTimeout of [-1, 1.5, "100", Number.NaN]) {
+      expect(() => new LibsqlStore(client, { busyTimeout: busyTimeout as number })).toThrow(
+        new ValidationError(
+          `busyTimeout must be an integer number of milliseconds >= 0, got ${String(busyTimeout)}`,
+        ),
+      );
+    }
+    expect(new LibsqlStore(client, { busyTimeout: 0 }).table).toBe("outbox_messages");
+  });
+});
