@@ -42,6 +42,11 @@ describe("D1Store's database", () => {
         ),
       );
     }
+    expect(() => new D1Store(null as never)).toThrow(
+      new ValidationError(
+        "db must be a D1 database binding (an object with prepare() and batch(), such as env.DB), got null",
+      ),
+    );
     expect(() => new D1Store(undefined as never)).toThrow(/got undefined$/);
     expect(() => new D1Store((() => {}) as never)).toThrow(/got function$/);
   });
