@@ -35,7 +35,6 @@ function contextStorage(): ContextStorage | undefined {
       | undefined;
     const Storage = hooks?.AsyncLocalStorage ?? global.AsyncLocalStorage;
     return typeof Storage === "function" ? new Storage() : undefined;
-    // Stryker disable next-line BlockStatement: equivalent (an empty catch returns undefined too)
   } catch {
     return undefined;
   }
