@@ -141,7 +141,9 @@ describe("LibsqlStore.addMessage(client) failing busy", () => {
       expect(error).toBeInstanceOf(StoreError);
       expect(error).toMatchObject({ code: "STORE_BUSY", retryable: true });
       const text = (error as StoreError).message;
+      const detail = ((error as StoreError).cause as Error).message;
       expect(text).toMatch(/^libSQL database busy or locked while adding a message \(SQLITE_BUSY/);
+      expect(text).toContain(`: ${detail}; the message was NOT written`);
       expect(text).toContain(
         "; the message was NOT written, retry the call. A store.withTransaction on this same client stayed open the whole time: if this call runs inside it, pass its transaction (tx) instead of the client.",
       );
@@ -233,5 +235,90 @@ describe("LibsqlStore's busyTimeout option", () => {
       );
     }
     expect(new LibsqlStore(client, { busyTimeout: 0 }).table).toBe("outbox_messages");
+  });
+});
+
+describe("LibsqlStore's more writes", () => {
+  it("refuses a client that is not a libSQL Client, saying what it takes", () => {
+    expect(() => new LibsqlStore({} as never)).toThrow(
+      new ValidationError("client must be a libSQL Client (createClient from @libsql/client)"),
+    );
+  });
+
+  it("pushes the INSERT onto an array of statements, committed with the caller's writes by one batch", async () => {
+    const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`);
+    try {
+      await client.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)");
+      const stmts: { sql: string; args: unknown[] }[] = [
+        { sql: "INSERT INTO orders (id) VALUES (?)", args: [1] },
+      ];
+      await store.addMessage(stmts as never, message("order:1"));
+      expect(stmts).toHaveLength(2);
+      expect(await pendingOf(store)).toBe(0);
+      await client.batch(stmts as never, "write");
+      expect(await pendingOf(store)).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+
+  it("fails a write in the caller's deferred transaction at once when it meets a busy lock (no retry inside a transaction)", async () => {
+    const path = dbPath(tmp.dir);
+    const { client, store, close } = await openStore(`file:${path}`, { busyTimeout: 3_000 });
+    const other = createClient({ url: `file:${path}` });
+    try {
+      const holder = await other.transaction("write");
+      await holder.execute("CREATE TABLE IF NOT EXISTS held (x)");
+      const tx = await client.transaction("deferred");
+      const started = Date.now();
+      const error = await failure(store.addMessage(tx, message("k")));
+      const waited = Date.now() - started;
+      tx.close();
+      await holder.rollback();
+      holder.close();
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ code: "STORE_BUSY" });
+      expect((error as StoreError).message).toMatch(/^libSQL database busy or locked while adding a message/);
+      expect(waited).toBeLessThan(2_000);
+    } finally {
+      other.close();
+      await close();
+    }
+  });
+
+  it("names the begin of a transaction that could not take the lock", async () => {
+    const path = dbPath(tmp.dir);
+    const { store, close } = await openStore(`file:${path}`, { busyTimeout: 50 });
+    const other = createClient({ url: `file:${path}` });
+    try {
+      const holder = await other.transaction("write");
+      await holder.execute("CREATE TABLE IF NOT EXISTS held (x)");
+      const error = await failure(store.withTransaction(async () => "never"));
+      await holder.rollback();
+      holder.close();
+      expect((error as StoreError).message).toMatch(
+        /^libSQL database busy or locked while beginning a transaction/,
+      );
+    } finally {
+      other.close();
+      await close();
+    }
+  });
+
+  it("keeps a :memory: store usable after its transactions commit and roll back", async () => {
+    const { store, close } = await openStore(":memory:", { busyTimeout: 500 });
+    try {
+      await store.withTransaction(async (tx) => store.addMessage(tx, message("a")));
+      await failure(
+        store.withTransaction(async () => {
+          throw new Error("x");
+        }),
+      );
+      expect(await pendingOf(store)).toBe(1);
+      await store.withTransaction(async (tx) => store.addMessage(tx, message("b")));
+      expect(await pendingOf(store)).toBe(2);
+    } finally {
+      await close();
+    }
   });
 });
