@@ -322,3 +322,86 @@ describe("LibsqlStore's more writes", () => {
     }
   });
 });
+
+describe("LibsqlStore's journal mode on the clients it writes through", () => {
+  const journal = async (url: string) => {
+    const c = createClient({ url });
+    try {
+      return String((await c.execute("PRAGMA journal_mode")).rows[0]?.journal_mode);
+    } finally {
+      c.close();
+    }
+  };
+
+  it("enables WAL when a store's first call is addMessage through its own client", async () => {
+    const path = dbPath(tmp.dir);
+    const first = await openStore(`file:${path}`, { wal: false });
+    await first.close();
+    expect(await journal(`file:${path}`)).toBe("delete");
+    const client = createClient({ url: `file:${path}` });
+    try {
+      await new LibsqlStore(client).addMessage(client, message("k"));
+    } finally {
+      client.close();
+    }
+    expect(await journal(`file:${path}`)).toBe("wal");
+  });
+
+  it("never switches the journal mode through an application's other client", async () => {
+    const path = dbPath(tmp.dir);
+    const { store, close } = await openStore(`file:${path}`, { wal: false });
+    const other = createClient({ url: `file:${path}` });
+    try {
+      await store.addMessage(other, message("k"));
+    } finally {
+      other.close();
+      await close();
+    }
+    expect(await journal(`file:${path}`)).toBe("delete");
+  });
+});
+
+describe("LibsqlStore.migrate() on a table already up to date", () => {
+  it("neither takes nor waits for the write lock (a start-up beside a busy writer)", async () => {
+    const path = dbPath(tmp.dir);
+    const { store, close } = await openStore(`file:${path}`, { busyTimeout: 100 });
+    const other = createClient({ url: `file:${path}` });
+    try {
+      const holder = await other.transaction("write");
+      await holder.execute("CREATE TABLE IF NOT EXISTS held (x)");
+      try {
+        await store.migrate();
+        const another = createClient({ url: `file:${path}` });
+        await new LibsqlStore(another, { busyTimeout: 100 }).migrate().finally(() => another.close());
+      } finally {
+        await holder.rollback();
+        holder.close();
+      }
+    } finally {
+      other.close();
+      await close();
+    }
+  });
+});
+
+describe("LibsqlStore on a UTF-16 database", () => {
+  it("refuses to migrate, saying why, and creates nothing", async () => {
+    const path = dbPath(tmp.dir);
+    const client = createClient({ url: `file:${path}` });
+    try {
+      await client.execute('PRAGMA encoding = "UTF-16le"');
+      await client.execute("CREATE TABLE app (x)");
+      const error = await failure(new LibsqlStore(client).migrate());
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({
+        retryable: false,
+        message:
+          "the database's text encoding is UTF-16; edge-outbox needs UTF-8, SQLite's default (a new database file starts with it)",
+      });
+      const tables = await client.execute("SELECT name FROM sqlite_schema WHERE type = 'table'");
+      expect(tables.rows.map((r) => r.name)).toEqual(["app"]);
+    } finally {
+      client.close();
+    }
+  });
+});
