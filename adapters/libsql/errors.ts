@@ -9,9 +9,10 @@ import { OutboxError, StoreError } from "../../mod.ts";
 // Lock contention: another connection holds the write lock (BUSY, including BUSY_SNAPSHOT and
 // BUSY_RECOVERY), a shared-cache table lock (LOCKED), or, on a single-connection client
 // (`:memory:`), an open interactive transaction holding the only connection.
-const BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_LOCKED", "TRANSACTION_ACTIVE"]);
+// Typed `unknown`: a code of any type can be looked up (only these strings are in them).
+const BUSY_CODES: ReadonlySet<unknown> = new Set(["SQLITE_BUSY", "SQLITE_LOCKED", "TRANSACTION_ACTIVE"]);
 // Transport failures of remote (Turso/sqld) clients: the statement may be retried later.
-const TRANSIENT_CODES = new Set([
+const TRANSIENT_CODES: ReadonlySet<unknown> = new Set([
   "HRANA_WEBSOCKET_ERROR",
   "HRANA_CLOSED_ERROR",
   "SERVER_ERROR",
@@ -29,7 +30,7 @@ interface LibsqlLike {
 export function isBusy(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
   const { code, extendedCode, rawCode } = error as LibsqlLike;
-  if (typeof code === "string" && BUSY_CODES.has(code)) return true;
+  if (BUSY_CODES.has(code)) return true;
   if (typeof extendedCode === "string" && /^SQLITE_(BUSY|LOCKED)/.test(extendedCode)) return true;
   // Base result codes 5 (BUSY) and 6 (LOCKED); extended codes keep them in the low byte.
   return typeof rawCode === "number" && ((rawCode & 0xff) === 5 || (rawCode & 0xff) === 6);
@@ -40,10 +41,8 @@ export function isBusy(error: unknown): boolean {
  * blob over SQLite's length limit (1e9 bytes unless the build says otherwise).
  */
 export function isTooBig(error: unknown): boolean {
-  const cause = error instanceof OutboxError ? error.cause : error;
-  if (typeof cause !== "object" || cause === null) return false;
-  const { code, extendedCode, rawCode } = cause as LibsqlLike;
-  return code === "SQLITE_TOOBIG" || extendedCode === "SQLITE_TOOBIG" || rawCode === 18;
+  const cause = (error instanceof OutboxError ? error.cause : error) as LibsqlLike | null | undefined;
+  return cause?.code === "SQLITE_TOOBIG" || cause?.extendedCode === "SQLITE_TOOBIG" || cause?.rawCode === 18;
 }
 
 /**
@@ -64,7 +63,7 @@ export function toStoreError(error: unknown, doing: string): OutboxError {
   }
   const hint = /no such table/i.test(detail) ? " (did you run `await store.migrate()`?)" : "";
   return new StoreError(`libSQL failed while ${doing}${code ? ` (${code})` : ""}: ${detail}${hint}`, {
-    retryable: typeof e.code === "string" && TRANSIENT_CODES.has(e.code),
+    retryable: TRANSIENT_CODES.has(e.code),
     code: "STORE_ERROR",
     cause: error,
   });
