@@ -2,7 +2,7 @@
  * D1Store where a quick reading of it went wrong, each on Miniflare's real D1 (workerd): a table
  * dropped and made again (ids never reused, whichever Worker cached what), large dead messages
  * listed without one huge result, a store per request purging kept rows, two Workers upgrading
- * a version-1 table at once, bindings that are RPC stubs, and the worst row a mark can leave.
+ * a version-1 table at once, a version-2 table upgraded by migrate() or by the migration file, bindings that are RPC stubs, and the worst row a mark can leave.
  */
 import { Miniflare } from "miniflare";
 import { describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { READ_GROUP_BYTES, ROW_OVERHEAD } from "../../adapters/d1/limits.ts";
 import { type D1Database, D1Store, MAX_ROW_BYTES } from "../../adapters/d1.ts";
 import { MAX_ERROR_LENGTH } from "../../adapters/sqlite/rows.ts";
 import { type ClaimOptions, type PreparedMessage, prepareMessage } from "../../mod.ts";
+import { V2_NAMESPACE, v2Rows, v2Schema } from "../support/sqlite-v2.ts";
 import { bundleWorker } from "../support/worker-bundle.ts";
 import { applyFile, d1ForFile, freshTable, migratedStore, startD1 } from "./helpers.ts";
 
@@ -173,6 +174,55 @@ INSERT INTO "${t}" (key, value, created_at, available_at) VALUES ('old', x'00', 
       }
     }
   });
+});
+
+describe("D1Store: a table of schema version 2 upgraded to version 3", () => {
+  const t = "outbox_messages";
+  const stateOf = async (db: D1Database) => ({
+    version: (await db.prepare("SELECT version, id_namespace, legacy_max_id FROM edge_outbox_schema").all())
+      .results,
+    indexes: (
+      await db
+        .prepare(
+          `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = '${t}' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+        )
+        .all()
+    ).results.map((r) => (r as { name: string }).name),
+    rows: (await db.prepare(`SELECT * FROM "${t}" ORDER BY id`).all()).results,
+  });
+
+  it.each(["migrate() from two Workers at once", "the migration file, applied twice"])(
+    "by %s: every row, id and the namespace kept, version 2's indexes gone",
+    { timeout: 120_000 },
+    async (how) => {
+      const fixture = await startD1();
+      try {
+        const now = Date.now();
+        await applyFile(
+          fixture.db,
+          `${[...v2Schema(t, { keyIndex: true }), ...v2Rows(t, now, 0)].join(";\n")};`,
+        );
+        const before = await stateOf(fixture.db);
+        const store = new D1Store(fixture.db);
+        await expect(store.fetchAndLock(claim)).rejects.toThrow(/not migrated to schema version 3/);
+        if (how.startsWith("migrate"))
+          await Promise.all([store.migrate(), new D1Store(fixture.db).migrate()]);
+        else for (let i = 0; i < 2; i++) await applyFile(fixture.db, D1Store.migrationSql(t));
+        const after = await stateOf(fixture.db);
+        expect(after.rows).toEqual(before.rows);
+        expect(after.version).toEqual([{ version: 3, id_namespace: V2_NAMESPACE, legacy_max_id: null }]);
+        expect(after.indexes).toEqual([`edge_outbox_${t}_key`, `edge_outbox_${t}_state`]);
+        const id = (row: number) => `msg_${V2_NAMESPACE}_${row}`;
+        expect((await store.listDead()).map((m) => m.id)).toEqual([id(4), id(6)]);
+        const { messages } = await store.fetchAndLock(claim);
+        expect(messages.map((m) => m.id)).toEqual([id(2), id(1), id(3)]);
+        await store.addMessage(fixture.db, message("new"));
+        expect((await store.fetchAndLock(claim)).messages.map((m) => m.id)).toEqual([id(8)]);
+      } finally {
+        await fixture.mf.dispose();
+      }
+    },
+  );
 });
 
 describe("D1Store: bindings that are not D1", () => {
