@@ -11,7 +11,7 @@
  * statement below that selects by state and orders or bounds by time names `ORDER_AT` exactly
  * as the index does, or SQLite would not use it.
  *
- * Ids are never reused: tables made by schema version 2 have no `AUTOINCREMENT`, so SQLite
+ * Ids are never reused: tables made since schema version 2 have no `AUTOINCREMENT`, so SQLite
  * hands out `max(id) + 1`, and the store never deletes the row with the highest id. When that
  * row is delivered it stays as a sent row (a tombstone) until a newer row exists; the sent
  * mark removes older tombstones first, and purges skip the highest row.
