@@ -60,8 +60,11 @@ const SQL_NAMESPACE = `(SELECT group_concat(substr('0123456789abcdefghjkmnpqrstv
  * schema version 2 (made by an earlier `migrationSql` or `migrate()`) to this version: applied
  * as a new migration file, it drops version 2's indexes, makes the state index and records the
  * version, keeping every row, id and the namespace. It does not upgrade a table of schema
- * version 1 (only `migrate()` does: D1Store never made one); such a table's version row stays
- * as it is and the store keeps asking for `migrate()`.
+ * version 1 (only `migrate()` does: D1Store never made one): on a version table of version 1
+ * (no `id_namespace` column) the file fails as a whole ("table edge_outbox_schema has no column
+ * named id_namespace"), D1 rolls it back, and wrangler, which records only files that
+ * succeeded, keeps it unapplied, blocking the migrations after it. Run `migrate()` first (version
+ * 2's file fails the same way); the file then applies as on any table at this version.
  *
  * Applied again, it keeps the namespace of a table that has rows (their ids stay the same) and
  * draws a new one for a table with none. A table without rows is one that never had any, or
@@ -108,10 +111,13 @@ export async function migrateD1(run: D1Runner, table: string): Promise<IdSpace> 
 async function migrateOnce(run: D1Runner, table: string): Promise<IdSpace> {
   try {
     // Checked for LibsqlStore's sake (a moved database): D1 databases are always UTF-8.
-    const [encoding, schemaColumns, tableColumns] = await run.batch("reading the schema", [
+    // Older versions' indexes on this table are read in the same batch (no extra round trip):
+    // see below.
+    const [encoding, schemaColumns, tableColumns, oldIndexes] = await run.batch("reading the schema", [
       BYTES_SURVIVE_CONCAT,
       columnsQuery(SCHEMA_TABLE),
       columnsQuery(table),
+      oldIndexesOf(table),
     ]);
     if (toNumber(encoding?.results[0]?.kept) !== 1)
       throw new StoreError("the database's text encoding is not UTF-8", { retryable: false });
@@ -120,17 +126,19 @@ async function migrateOnce(run: D1Runner, table: string): Promise<IdSpace> {
     const before = names.size > 0 && names.has("id_namespace") && names.has("legacy_max_id");
     const read = before ? await run.rows("reading the schema version", versionQuery(table)) : [];
     const known = upToDate(table, { rows: read });
-    if (known !== undefined && columns.length > 0) return known;
+    // Up to date means the version row says so AND no older version's index is left on the
+    // table: a version-2 Worker migrating beside this one (a rolling deploy; D1 migrators decide
+    // from reads and write later) may make its three partial indexes after this version's
+    // batch, under a version row that stays 3, and every insert would keep paying for them.
+    const leftovers = (oldIndexes?.results ?? []).map((row) => String(row.name));
+    if (known !== undefined && columns.length > 0 && leftovers.length === 0) return known;
     checkShape(table, columns.length > 0 ? columns : undefined);
     // Objects named like the store's indexes must be its own (on this table) before any write.
     checkOwnRows(table, await run.rows("reading the schema", ownObjects(table)));
     const writes: (SqlStatement | string)[] = [CREATE_SCHEMA_TABLE];
     if (names.size > 0 && !names.has("id_namespace")) writes.push(ADD_NAMESPACE_COLUMN);
     if (names.size > 0 && !names.has("legacy_max_id")) writes.push(ADD_LEGACY_COLUMN);
-    if (columns.length > 0) {
-      for (const row of await run.rows("reading the schema", oldIndexesOf(table)))
-        writes.push(`DROP INDEX IF EXISTS "${String(row.name)}"`);
-    }
+    for (const name of leftovers) writes.push(`DROP INDEX IF EXISTS "${name}"`);
     writes.push(...currentSchema(table), {
       sql: WRITE_VERSION,
       args: [table, SCHEMA_VERSION, newIdNamespace()],

@@ -2,7 +2,10 @@
  * D1Store where a quick reading of it went wrong, each on Miniflare's real D1 (workerd): a table
  * dropped and made again (ids never reused, whichever Worker cached what), large dead messages
  * listed without one huge result, a store per request purging kept rows, two Workers upgrading
- * a version-1 table at once, a version-2 table upgraded by migrate() or by the migration file, bindings that are RPC stubs, and the worst row a mark can leave.
+ * a version-1 table at once (and the migration file failing whole on one), a version-2 table
+ * upgraded by migrate() or by the migration file, version 2's indexes or version row left by a
+ * version-2 Worker after the upgrade and repaired by migrate(), bindings that are RPC stubs, and
+ * the worst row a mark can leave.
  */
 import { Miniflare } from "miniflare";
 import { describe, expect, it } from "vitest";
@@ -174,6 +177,28 @@ INSERT INTO "${t}" (key, value, created_at, available_at) VALUES ('old', x'00', 
       }
     }
   });
+
+  it("the migration file fails as a whole on it (nothing changed); after migrate() it applies", {
+    timeout: 120_000,
+  }, async () => {
+    const fixture = await startD1();
+    try {
+      await applyFile(fixture.db, v1);
+      const schema = async () =>
+        (await fixture.db.prepare("SELECT name, sql FROM sqlite_schema ORDER BY name").all()).results;
+      const before = await schema();
+      await expect(applyFile(fixture.db, D1Store.migrationSql(t))).rejects.toThrow(
+        /no column named id_namespace/,
+      );
+      expect(await schema()).toEqual(before);
+      const store = new D1Store(fixture.db);
+      await store.migrate();
+      await applyFile(fixture.db, D1Store.migrationSql(t));
+      expect((await store.fetchAndLock(claim)).messages.map((m) => m.id)).toEqual(["1"]);
+    } finally {
+      await fixture.mf.dispose();
+    }
+  });
 });
 
 describe("D1Store: a table of schema version 2 upgraded to version 3", () => {
@@ -218,6 +243,64 @@ describe("D1Store: a table of schema version 2 upgraded to version 3", () => {
         expect(messages.map((m) => m.id)).toEqual([id(2), id(1), id(3)]);
         await store.addMessage(fixture.db, message("new"));
         expect((await store.fetchAndLock(claim)).messages.map((m) => m.id)).toEqual([id(8)]);
+      } finally {
+        await fixture.mf.dispose();
+      }
+    },
+  );
+});
+
+describe("D1Store: version 2's indexes made by a version-2 Worker beside a version-3 one", () => {
+  const t = "outbox_messages";
+  const indexesOf = async (db: D1Database, table = t) =>
+    (
+      await db
+        .prepare(
+          `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = '${table}' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+        )
+        .all()
+    ).results.map((r) => (r as { name: string }).name);
+
+  // A rolling deploy, both Workers deciding from reads of a fresh database before either writes.
+  // The version-2 batch lands first: its three partial indexes stay and the version-3 batch,
+  // which read none, raises the row to 3 over them. Or it lands second: its upsert writes
+  // version 2 over the 3 (version 2's own code). Version 1's names on this table go too; an
+  // index of such a name on another table is someone else's and stays.
+  it.each(["stays 3", "lowered to 2"])(
+    "migrate() run again drops them and restores version 3 (version row %s)",
+    { timeout: 120_000 },
+    async (how) => {
+      const fixture = await startD1();
+      try {
+        const store = new D1Store(fixture.db);
+        await store.migrate();
+        await store.addMessage(fixture.db, message("a"));
+        const namespace = (await fixture.db.prepare("SELECT id_namespace FROM edge_outbox_schema").all())
+          .results;
+        const lowered = how === "lowered to 2" ? ["UPDATE edge_outbox_schema SET version = 2"] : [];
+        await applyFile(
+          fixture.db,
+          `${[
+            ...v2Schema(t).slice(0, -1),
+            `CREATE INDEX "${t}_sent" ON "${t}" (sent_at) WHERE status = 1`,
+            "CREATE TABLE app (x)",
+            `CREATE INDEX "${t}_key" ON app (x)`,
+            ...lowered,
+          ].join(";\n")};`,
+        );
+        if (lowered.length > 0)
+          await expect(new D1Store(fixture.db).fetchAndLock(claim)).rejects.toThrow(
+            /not migrated to schema version 3/,
+          );
+        await new D1Store(fixture.db).migrate();
+        expect(await indexesOf(fixture.db)).toEqual([`edge_outbox_${t}_state`]);
+        expect(await indexesOf(fixture.db, "app")).toEqual([`${t}_key`]);
+        const after = await fixture.db.prepare("SELECT version, id_namespace FROM edge_outbox_schema").all();
+        expect(after.results).toEqual(
+          namespace.map((r) => ({ version: 3, id_namespace: (r as { id_namespace: string }).id_namespace })),
+        );
+        const { messages } = await new D1Store(fixture.db).fetchAndLock(claim);
+        expect(messages.map((m) => m.key)).toEqual(["a"]);
       } finally {
         await fixture.mf.dispose();
       }

@@ -516,6 +516,42 @@ describe("LibsqlStore upgrade from schema version 2", () => {
     expect(claimed!.id).not.toBe(`msg_${V2_NAMESPACE}_1`);
   });
 
+  // What a version-2 D1 Worker migrating beside a version-3 one leaves (the database may move
+  // here; test/d1/robustness.test.ts): its three partial indexes after the upgrade, under a
+  // version row that stays 3 or that its own upsert lowers to 2. Version 1's names on this table
+  // go too; an index of such a name on another table is someone else's and stays.
+  it.each(["stays 3", "lowered to 2"])(
+    "migrate() run again drops version 2's indexes a version-2 migrator left (version row %s)",
+    async (how) => {
+      const client = newClient();
+      const t = "outbox_messages";
+      const store = new LibsqlStore(client);
+      await store.migrate();
+      await commitMessages(store, [{ key: "a", value: "x" }]);
+      const before = await client.execute("SELECT id_namespace FROM edge_outbox_schema");
+      for (const sql of v2Schema(t).slice(0, -1)) await client.execute(sql);
+      await client.execute(`CREATE INDEX "${t}_sent" ON "${t}" (sent_at) WHERE status = 1`);
+      await client.execute("CREATE TABLE app (x)");
+      await client.execute(`CREATE INDEX "${t}_key" ON app (x)`);
+      if (how === "lowered to 2") {
+        await client.execute("UPDATE edge_outbox_schema SET version = 2");
+        // A store of this version refuses the table until migrate() runs again.
+        const refused = await new LibsqlStore(client).fetchAndLock(claim).catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(StoreError);
+        expect((refused as StoreError).message).toMatch(/not migrated to schema version 3/);
+      }
+      await new LibsqlStore(client).migrate();
+      expect(await indexesOf(client)).toEqual([`edge_outbox_${t}_state`]);
+      expect(await indexesOf(client, "app")).toEqual([`${t}_key`]);
+      const after = await client.execute("SELECT version, id_namespace FROM edge_outbox_schema");
+      expect(after.rows.map((r) => [r.version, r.id_namespace])).toEqual([
+        [SCHEMA_VERSION, before.rows[0]?.id_namespace],
+      ]);
+      const fresh = new LibsqlStore(client);
+      expect((await fresh.fetchAndLock(claim)).messages.map((m) => m.key)).toEqual(["a"]);
+    },
+  );
+
   it("upgrades one table of a file and leaves another table's version-2 indexes alone", async () => {
     const client = newClient();
     for (const t of ["a", "b"]) for (const sql of v2Schema(t)) await client.execute(sql);
