@@ -106,7 +106,9 @@ export class D1Store implements TransactionalStore<D1Tx> {
    * The DDL of the outbox table `table` (default `"outbox_messages"`) as SQL text, for a file
    * under `migrations/` applied with `wrangler d1 migrations apply`: exactly the schema
    * `migrate()` creates (and LibsqlStore's), with the table's id namespace drawn by SQLite
-   * when the file runs (each database gets its own). Idempotent. Throws a `ValidationError`
+   * when the file runs (each database gets its own). Idempotent. Also upgrades a table of the
+   * previous schema version (2) in place: after an edge-outbox upgrade that raises
+   * `SCHEMA_VERSION`, save its output as a new migration file. Throws a `ValidationError`
    * for an unsafe table name.
    *
    * @example

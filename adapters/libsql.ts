@@ -100,11 +100,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
    * Creates or upgrades the table and its indexes; safe to run again and from several
    * processes at once. The version and the table's random id namespace (see `formatMessageId`)
    * live in `edge_outbox_schema` (one row per table), never in `PRAGMA user_version`. Tables of
-   * schema version 1 are upgraded in place, their rows and ids kept. Every failure is a
+   * schema versions 1 and 2 are upgraded in place, their rows and ids kept. Every failure is a
    * `StoreError`: a table migrated by a newer edge-outbox, a database whose text encoding is not
    * UTF-8 (claims carry message bytes through SQLite's text functions, which would re-encode
    * them), a table of that name that is not an outbox table, or a name the store's indexes need
-   * (`edge_outbox_<table>_ready`, `_key`, `_dead`, `_sent`) taken by another object.
+   * (`edge_outbox_<table>_state`, `_key`) taken by another object.
    */
   async migrate(): Promise<void> {
     this.#namespace = await migrateTable(this.#run, (fn) => this.withTransaction(fn), this.table);

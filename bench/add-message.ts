@@ -150,7 +150,7 @@ export const addMessageBenchmark: Benchmark = {
       notes: [
         `Each transaction: client.transaction("write"), the writes, commit (WAL, synchronous FULL: one fsync per commit). Median transaction time per side; the sides alternate transaction by transaction.`,
         "Raw INSERT: the same columns and values LibsqlStore writes (key, UTF-8 bytes, headers JSON, timestamps), no validation.",
-        'Minimal table: `id INTEGER PRIMARY KEY, key, value, headers, ts, retries, status, locked_until, lock_token, available_at`, one index on `(status, available_at, id)`, the same message values; addMessage writes into the store\'s table (schema version 2: no AUTOINCREMENT; the ready, dead and sent partial indexes, the per-key one being made only by a claim with ordering "key").',
+        'Minimal table: `id INTEGER PRIMARY KEY, key, value, headers, ts, retries, status, locked_until, lock_token, available_at`, one index on `(status, available_at, id)`, the same message values; addMessage writes into the store\'s table (schema version 3: no AUTOINCREMENT, one index on `(status, CASE status WHEN 0 THEN created_at WHEN 1 THEN sent_at END)` serving claims, stats, dead listings and purges; the per-key index is made only by a claim with ordering "key", which this benchmark never makes).',
       ],
     };
   },

@@ -106,7 +106,7 @@ export const claimCostBenchmark: Benchmark = {
       ],
       notes: [
         `${rounds} claims per cell after 10 warm-up rounds, interleaved across one database per size; each claim is released (lease cleared) with store.release, not timed. Bulk load (recursive CTE): ${loadTimes.join(", ")}.`,
-        "The claim reads the partial index of unfinished rows in (created_at, id) order and stops after batchSize ready rows, so its cost should not depend on the backlog.",
+        "The claim reads the state index's range of unfinished rows (schema version 3: `(status, CASE status WHEN 0 THEN created_at WHEN 1 THEN sent_at END)`, status 0 in created_at, id order) and stops after batchSize ready rows, so its cost should not depend on the backlog.",
       ],
     };
   },

@@ -19,13 +19,15 @@ import {
   CREATE_SCHEMA_TABLE,
   currentSchema,
   HAS_SEQUENCE_TABLE,
+  NAMESPACED_SINCE,
+  oldIndexesOf,
   ownObjects,
   READ_VERSION,
   RENEW_NAMESPACE,
   recordLegacyMax,
   SCHEMA_TABLE,
   SCHEMA_VERSION,
-  v1IndexesOf,
+  v2IndexNames,
   WRITE_VERSION,
 } from "../sqlite/schema.ts";
 import type { D1Runner } from "./runner.ts";
@@ -54,8 +56,15 @@ const SQL_NAMESPACE = `(SELECT group_concat(substr('0123456789abcdefghjkmnpqrstv
 /**
  * The DDL of a new outbox table at the current schema version, as one SQL text for a file under
  * `migrations/` (`wrangler d1 migrations apply`): the same statements `migrate()` runs, plus
- * the version row with a namespace drawn in SQL. Idempotent; it does not upgrade a table of
- * schema version 1 (only `migrate()` does: D1Store never made one).
+ * the version row with a namespace drawn in SQL. Idempotent. It also upgrades a table of
+ * schema version 2 (made by an earlier `migrationSql` or `migrate()`) to this version: applied
+ * as a new migration file, it drops version 2's indexes, makes the state index and records the
+ * version, keeping every row, id and the namespace. It does not upgrade a table of schema
+ * version 1 (only `migrate()` does: D1Store never made one): on a version table of version 1
+ * (no `id_namespace` column) the file fails as a whole ("table edge_outbox_schema has no column
+ * named id_namespace"), D1 rolls it back, and wrangler, which records only files that
+ * succeeded, keeps it unapplied, blocking the migrations after it. Run `migrate()` first (version
+ * 2's file fails the same way); the file then applies as on any table at this version.
  *
  * Applied again, it keeps the namespace of a table that has rows (their ids stay the same) and
  * draws a new one for a table with none. A table without rows is one that never had any, or
@@ -65,12 +74,17 @@ const SQL_NAMESPACE = `(SELECT group_concat(substr('0123456789abcdefghjkmnpqrstv
  * must go, or new messages would get the ids of delivered ones.
  */
 export function migrationSql(table: string): string {
-  const version = `INSERT INTO ${SCHEMA_TABLE} (table_name, version, migrated_at, id_namespace)
+  const s = SCHEMA_TABLE;
+  const empty = `NOT EXISTS (SELECT 1 FROM "${table}")`;
+  const version = `INSERT INTO ${s} (table_name, version, migrated_at, id_namespace)
 VALUES ('${table}', ${SCHEMA_VERSION}, CAST(unixepoch('subsec') * 1000 AS INTEGER), ${SQL_NAMESPACE})
-ON CONFLICT (table_name) DO UPDATE SET id_namespace = excluded.id_namespace, legacy_max_id = NULL,
+ON CONFLICT (table_name) DO UPDATE SET version = max(${s}.version, excluded.version),
+  id_namespace = iif(${empty}, excluded.id_namespace, ${s}.id_namespace),
+  legacy_max_id = iif(${empty}, NULL, ${s}.legacy_max_id),
   migrated_at = excluded.migrated_at
-WHERE ${SCHEMA_TABLE}.version = ${SCHEMA_VERSION} AND NOT EXISTS (SELECT 1 FROM "${table}")`;
-  return `${[CREATE_SCHEMA_TABLE, ...currentSchema(table), version].join(";\n\n")};\n`;
+WHERE ${s}.version >= ${NAMESPACED_SINCE} AND (${s}.version < ${SCHEMA_VERSION} OR ${empty})`;
+  const dropOld = v2IndexNames(table).map((name) => `DROP INDEX IF EXISTS "${name}"`);
+  return `${[CREATE_SCHEMA_TABLE, ...dropOld, ...currentSchema(table), version].join(";\n\n")};\n`;
 }
 
 /** The column names of a table (none when it does not exist). */
@@ -97,10 +111,13 @@ export async function migrateD1(run: D1Runner, table: string): Promise<IdSpace> 
 async function migrateOnce(run: D1Runner, table: string): Promise<IdSpace> {
   try {
     // Checked for LibsqlStore's sake (a moved database): D1 databases are always UTF-8.
-    const [encoding, schemaColumns, tableColumns] = await run.batch("reading the schema", [
+    // Older versions' indexes on this table are read in the same batch (no extra round trip):
+    // see below.
+    const [encoding, schemaColumns, tableColumns, oldIndexes] = await run.batch("reading the schema", [
       BYTES_SURVIVE_CONCAT,
       columnsQuery(SCHEMA_TABLE),
       columnsQuery(table),
+      oldIndexesOf(table),
     ]);
     if (toNumber(encoding?.results[0]?.kept) !== 1)
       throw new StoreError("the database's text encoding is not UTF-8", { retryable: false });
@@ -109,26 +126,30 @@ async function migrateOnce(run: D1Runner, table: string): Promise<IdSpace> {
     const before = names.size > 0 && names.has("id_namespace") && names.has("legacy_max_id");
     const read = before ? await run.rows("reading the schema version", versionQuery(table)) : [];
     const known = upToDate(table, { rows: read });
-    if (known !== undefined && columns.length > 0) return known;
+    // Up to date means the version row says so AND no older version's index is left on the
+    // table: a version-2 Worker migrating beside this one (a rolling deploy; D1 migrators decide
+    // from reads and write later) may make its three partial indexes after this version's
+    // batch, under a version row that stays 3, and every insert would keep paying for them.
+    const leftovers = (oldIndexes?.results ?? []).map((row) => String(row.name));
+    if (known !== undefined && columns.length > 0 && leftovers.length === 0) return known;
     checkShape(table, columns.length > 0 ? columns : undefined);
     // Objects named like the store's indexes must be its own (on this table) before any write.
     checkOwnRows(table, await run.rows("reading the schema", ownObjects(table)));
     const writes: (SqlStatement | string)[] = [CREATE_SCHEMA_TABLE];
     if (names.size > 0 && !names.has("id_namespace")) writes.push(ADD_NAMESPACE_COLUMN);
     if (names.size > 0 && !names.has("legacy_max_id")) writes.push(ADD_LEGACY_COLUMN);
-    if (columns.length > 0) {
-      for (const row of await run.rows("reading the schema", v1IndexesOf(table)))
-        writes.push(`DROP INDEX IF EXISTS "${String(row.name)}"`);
-    }
+    for (const name of leftovers) writes.push(`DROP INDEX IF EXISTS "${name}"`);
     writes.push(...currentSchema(table), {
       sql: WRITE_VERSION,
       args: [table, SCHEMA_VERSION, newIdNamespace()],
     });
-    if (known !== undefined) {
-      // The version row outlived its table (dropped by hand): the new table's row ids start
-      // again at 1, so they get a new namespace (only if no concurrent migrator renewed it).
-      writes.push({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace(), known.namespace] });
-    } else if (columns.length > 0 && versionOf({ rows: read }).version < SCHEMA_VERSION) {
+    const prior = versionOf({ rows: read });
+    if (columns.length === 0 && prior.version >= NAMESPACED_SINCE && prior.namespace !== null) {
+      // The version row (of this version or an older namespaced one) outlived its table
+      // (dropped by hand): the new table's row ids start again at 1, so they get a new
+      // namespace (only if no concurrent migrator renewed it).
+      writes.push({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace(), prior.namespace] });
+    } else if (columns.length > 0 && prior.version < NAMESPACED_SINCE) {
       // A table from before version 2 (made by LibsqlStore): its rows keep the bare ids receivers saw.
       const sequence = await run.rows("reading the schema", HAS_SEQUENCE_TABLE);
       writes.push({ sql: recordLegacyMax(table, toNumber(sequence[0]?.found) > 0), args: [table] });

@@ -16,6 +16,8 @@ import {
   CREATE_SCHEMA_TABLE,
   currentSchema,
   HAS_SEQUENCE_TABLE,
+  NAMESPACED_SINCE,
+  oldIndexesOf,
   ownObjects,
   PROBE_LEGACY_COLUMN,
   PROBE_NAMESPACE_COLUMN,
@@ -24,7 +26,6 @@ import {
   recordLegacyMax,
   SCHEMA_VERSION,
   tableColumns,
-  v1IndexesOf,
   WRITE_VERSION,
 } from "../sqlite/schema.ts";
 import { toStoreError } from "./errors.ts";
@@ -57,28 +58,39 @@ export async function migrateTable(
         if (!(await hasColumn(() => tx.execute(PROBE_LEGACY_COLUMN)))) await tx.execute(ADD_LEGACY_COLUMN);
       });
     }
-    // Up to date (the usual start-up): done without taking the write lock.
+    // Up to date (the usual start-up): done without taking the write lock. Up to date means
+    // the version row says so AND no older version's index is left on the table, which a
+    // version-2 D1 migrator racing a version-3 one leaves (see `../d1/migrate.ts`; the database
+    // may have moved here) and a hand edit may: every insert would keep paying for them. Here
+    // a version-2 migrator coming second refuses (it reads the version under the write lock).
     const known = upToDate(table, await run.read("reading the schema version", versionQuery(table)));
-    if (known !== undefined && (await columnsOf(() => run.read("reading the table", tableColumns(table))))) {
+    if (
+      known !== undefined &&
+      (await columnsOf(() => run.read("reading the table", tableColumns(table)))) &&
+      (await run.read("reading the schema", oldIndexesOf(table))).rows.length === 0
+    ) {
       return known;
     }
     return await inTransaction(async (tx) => {
       const before = await tx.execute(versionQuery(table));
       const again = upToDate(table, before);
       const columns = await columnsOf(() => tx.execute(tableColumns(table)));
-      if (again !== undefined && columns !== undefined) return again;
+      const leftovers = (await tx.execute(oldIndexesOf(table))).rows;
+      if (again !== undefined && columns !== undefined && leftovers.length === 0) return again;
       checkShape(table, columns);
-      // Version 1 to 2 (and a table whose version row went missing): version 1's index names
-      // go, if they are on this table; the table, created only if missing, keeps its columns.
-      for (const row of (await tx.execute(v1IndexesOf(table))).rows) {
-        await tx.execute(`DROP INDEX "${String(row.name)}"`);
-      }
+      // From version 1 or 2 (or a table whose version row went missing): older versions'
+      // indexes go, if they are on this table; the table, created only if missing, keeps its
+      // columns and rows (no version changed a column), and gets the state index.
+      for (const row of leftovers) await tx.execute(`DROP INDEX "${String(row.name)}"`);
       for (const sql of currentSchema(table)) await tx.execute(sql);
       await checkOwnership(tx, table);
       await tx.execute({ sql: WRITE_VERSION, args: [table, SCHEMA_VERSION, newIdNamespace()] });
-      if (again !== undefined)
-        await tx.execute({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace(), again.namespace] });
-      else if (columns !== undefined && versionOf(before).version < SCHEMA_VERSION) {
+      const prior = versionOf(before);
+      // The version row (of this version or an older namespaced one) outlived its table:
+      // dropped by hand, made again here, its row ids start over at 1 (see RENEW_NAMESPACE).
+      if (columns === undefined && prior.version >= NAMESPACED_SINCE && prior.namespace !== null)
+        await tx.execute({ sql: RENEW_NAMESPACE, args: [table, newIdNamespace(), prior.namespace] });
+      else if (columns !== undefined && prior.version < NAMESPACED_SINCE) {
         // A table from before version 2: its rows keep the bare ids receivers saw.
         const sequence = toNumber((await tx.execute(HAS_SEQUENCE_TABLE)).rows[0]?.found) > 0;
         await tx.execute({ sql: recordLegacyMax(table, sequence), args: [table] });

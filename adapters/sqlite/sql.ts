@@ -7,7 +7,11 @@
  * whose clocks disagree still agree on who holds a message, and a lease runs from when the
  * claim took effect (after any wait for the write lock).
  *
- * Ids are never reused: tables made by schema version 2 have no `AUTOINCREMENT`, so SQLite
+ * Rows are picked by state through one index on `(status, ORDER_AT)` (see `schema.ts`): every
+ * statement below that selects by state and orders or bounds by time names `ORDER_AT` exactly
+ * as the index does, or SQLite would not use it.
+ *
+ * Ids are never reused: tables made since schema version 2 have no `AUTOINCREMENT`, so SQLite
  * hands out `max(id) + 1`, and the store never deletes the row with the highest id. When that
  * row is delivered it stays as a sent row (a tombstone) until a newer row exists; the sent
  * mark removes older tombstones first, and purges skip the highest row.
@@ -15,7 +19,7 @@
  * @module
  */
 
-import { SCHEMA_TABLE } from "./schema.ts";
+import { ORDER_AT, orderAt, SCHEMA_TABLE } from "./schema.ts";
 
 /** Row states in the `status` column (the numbers of `SendStatus`; 2 is never stored). */
 export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
@@ -120,10 +124,11 @@ export function buildStatements(t: string): Statements {
   const lastErrorAfterClaim = `CASE WHEN lease_until IS NULL THEN last_error ELSE 'lease expired before the outcome was recorded' END`;
   const takeLease = `UPDATE ${q} SET claim_token = ?1, lease_until = ${DB_NOW} + ?2, retries = ${retriesAfterClaim},
   last_error = ${lastErrorAfterClaim}`;
-  // The oldest ready rows (limit `limit`), through the partial index of unfinished rows.
+  // The oldest ready rows (limit `limit`): the first entries of status 0 in the state index
+  // (ORDER_AT is created_at for them).
   const ready = (columns: string, extra: string, limit: string) => `SELECT ${columns} FROM ${q} AS c
   WHERE c.status = 0 AND c.available_at <= ${DB_NOW} AND (c.lease_until IS NULL OR c.lease_until <= ${DB_NOW})${extra}
-  ORDER BY c.created_at, c.id LIMIT ${limit}`;
+  ORDER BY ${orderAt("c")}, c.id LIMIT ${limit}`;
   // Casts keep a hand-edited row from failing json_array (it refuses BLOBs) and with it every
   // claim. A value's length is in bytes whatever its type, as group_concat appends it; a blob's
   // length and type come from the row header, so a value too large to carry is never loaded.
@@ -152,11 +157,14 @@ FROM (${rows})`;
     take: `${takeLease}
 WHERE id IN (${ready("c.id", extra, "?3")})`,
   });
-  // ?1 JSON array of ids, ?2 token: marks touch only rows still held by this claim.
-  const mine = `id IN (SELECT value FROM json_each(?1)) AND claim_token = ?2 AND status = 0`;
+  // ?1 JSON array of ids, ?2 token: marks touch only rows still held by this claim. `+status`
+  // (here and wherever rows are picked by id): the state index has status as its first column,
+  // and without statistics SQLite would read every unfinished row through it rather than look
+  // the given ids up by primary key; the unary plus keeps the index out of that choice.
+  const mine = `id IN (SELECT value FROM json_each(?1)) AND claim_token = ?2 AND +status = 0`;
   // ?1 JSON array of [id, delay, error] / [id, error]: per-row values in one statement.
   const perRow = (columns: string) => `FROM (SELECT ${columns} FROM json_each(?1)) AS u
-WHERE m.id = u.id AND m.claim_token = ?2 AND m.status = 0`;
+WHERE m.id = u.id AND m.claim_token = ?2 AND +m.status = 0`;
   const newest = `(SELECT max(id) FROM ${q})`;
   return {
     insert: `INSERT INTO ${q} (key, value, headers, created_at, available_at) VALUES (?1, ?2, ?3, ?4, 0)`,
@@ -166,14 +174,14 @@ WHERE m.id = u.id AND m.claim_token = ?2 AND m.status = 0`;
     takeByIds: `${takeLease}
 WHERE id IN (SELECT value FROM json_each(?3))`,
     readTaken: batchOf(
-      `SELECT ${columns("?3")} FROM ${q} AS c WHERE c.status = 0 AND c.claim_token = ?1 ORDER BY c.created_at, c.id LIMIT ?2`,
+      `SELECT ${columns("?3")} FROM ${q} AS c WHERE c.status = 0 AND c.claim_token = ?1 ORDER BY ${orderAt("c")}, c.id LIMIT ?2`,
       "retries",
       "last_error",
       "",
     ),
     deleteSent: [
       // Tombstones that are no longer the newest row (a newer one exists): their ids are safe.
-      // (`+id`: through the small partial index of sent rows, never a range of the whole table.)
+      // (`+id`: through the sent rows' range of the state index, never a range of the whole table.)
       { sql: `DELETE FROM ${q} WHERE status = 1 AND +id < ${newest}`, counts: false },
       // The newest row, if delivered now, stays as a sent row so that SQLite never hands its id
       // out again. It holds this write's own tag (?3), which the claim's read counts it by: not
@@ -194,21 +202,26 @@ ${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS dela
     dead: `UPDATE ${q} AS m SET status = 3, last_error = u.e, lease_until = NULL, claim_token = NULL
 ${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS e")}`,
     release: `UPDATE ${q} SET lease_until = NULL, claim_token = NULL, available_at = max(available_at, ${DB_NOW} + ?3) WHERE ${mine}`,
-    // Each count reads one partial index; the oldest is the first ready-index entry.
+    // Each count reads one range of the state index; the oldest is the first entry of status 0.
     stats: `SELECT
   (SELECT COUNT(*) FROM ${q} WHERE status = 0) AS unfinished,
   (SELECT COUNT(*) FROM ${q} WHERE status = 0 AND lease_until > ${DB_NOW}) AS in_flight,
   (SELECT COUNT(*) FROM ${q} WHERE status = 3) AS dead,
-  (SELECT CAST(MIN(created_at) AS INTEGER) FROM ${q} WHERE status = 0) AS oldest`,
-    // Order by the integer column, not the text alias of RECORD_COLUMNS ("10" < "9").
-    listDead: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE m.status = 3 ORDER BY m.id LIMIT ?1`,
-    deadSizes: `SELECT CAST(id AS TEXT) AS id, ${storedBytes("m")} AS bytes FROM ${q} AS m WHERE m.status = 3 ORDER BY m.id LIMIT ?1`,
-    deadByIds: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE m.status = 3 AND m.id IN (SELECT value FROM json_each(?1)) ORDER BY m.id`,
+  (SELECT CAST(MIN(${ORDER_AT}) AS INTEGER) FROM ${q} WHERE status = 0) AS oldest`,
+    // Order by the integer column, not the text alias of RECORD_COLUMNS ("10" < "9"). ORDER_AT
+    // is NULL for every dead row, so this is id order, read straight from the state index.
+    listDead: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE m.status = 3 ORDER BY ${orderAt("m")}, m.id LIMIT ?1`,
+    deadSizes: `SELECT CAST(id AS TEXT) AS id, ${storedBytes("m")} AS bytes FROM ${q} AS m WHERE m.status = 3 ORDER BY ${orderAt("m")}, m.id LIMIT ?1`,
+    deadByIds: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE +m.status = 3 AND m.id IN (SELECT value FROM json_each(?1)) ORDER BY m.id`,
     claimValues: `SELECT CAST(id AS TEXT) AS id, CAST(value AS BLOB) AS value FROM ${q} WHERE id IN (SELECT value FROM json_each(?1))`,
-    requeueAll: `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL
+    // sent_at cleared too: an unfinished row never has one (a hand-edited dead row may).
+    requeueAll: `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL,
+  sent_at = NULL
 WHERE status = 3`,
-    requeueIds: `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL
-WHERE status = 3 AND id IN (SELECT value FROM json_each(?1))`,
-    purgeSent: `DELETE FROM ${q} WHERE status = 1 AND sent_at < coalesce(?1, ${DB_NOW} - ?2) AND +id < ${newest}`,
+    requeueIds: `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL,
+  sent_at = NULL
+WHERE +status = 3 AND id IN (SELECT value FROM json_each(?1))`,
+    // ORDER_AT is sent_at for a sent row: the range of the state index older than the cutoff.
+    purgeSent: `DELETE FROM ${q} WHERE status = 1 AND ${ORDER_AT} < coalesce(?1, ${DB_NOW} - ?2) AND +id < ${newest}`,
   };
 }

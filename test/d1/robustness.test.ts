@@ -2,7 +2,10 @@
  * D1Store where a quick reading of it went wrong, each on Miniflare's real D1 (workerd): a table
  * dropped and made again (ids never reused, whichever Worker cached what), large dead messages
  * listed without one huge result, a store per request purging kept rows, two Workers upgrading
- * a version-1 table at once, bindings that are RPC stubs, and the worst row a mark can leave.
+ * a version-1 table at once (and the migration file failing whole on one), a version-2 table
+ * upgraded by migrate() or by the migration file, version 2's indexes or version row left by a
+ * version-2 Worker after the upgrade and repaired by migrate(), bindings that are RPC stubs, and
+ * the worst row a mark can leave.
  */
 import { Miniflare } from "miniflare";
 import { describe, expect, it } from "vitest";
@@ -10,6 +13,7 @@ import { READ_GROUP_BYTES, ROW_OVERHEAD } from "../../adapters/d1/limits.ts";
 import { type D1Database, D1Store, MAX_ROW_BYTES } from "../../adapters/d1.ts";
 import { MAX_ERROR_LENGTH } from "../../adapters/sqlite/rows.ts";
 import { type ClaimOptions, type PreparedMessage, prepareMessage } from "../../mod.ts";
+import { V2_NAMESPACE, v2Rows, v2Schema } from "../support/sqlite-v2.ts";
 import { bundleWorker } from "../support/worker-bundle.ts";
 import { applyFile, d1ForFile, freshTable, migratedStore, startD1 } from "./helpers.ts";
 
@@ -173,6 +177,135 @@ INSERT INTO "${t}" (key, value, created_at, available_at) VALUES ('old', x'00', 
       }
     }
   });
+
+  it("the migration file fails as a whole on it (nothing changed); after migrate() it applies", {
+    timeout: 120_000,
+  }, async () => {
+    const fixture = await startD1();
+    try {
+      await applyFile(fixture.db, v1);
+      const schema = async () =>
+        (await fixture.db.prepare("SELECT name, sql FROM sqlite_schema ORDER BY name").all()).results;
+      const before = await schema();
+      await expect(applyFile(fixture.db, D1Store.migrationSql(t))).rejects.toThrow(
+        /no column named id_namespace/,
+      );
+      expect(await schema()).toEqual(before);
+      const store = new D1Store(fixture.db);
+      await store.migrate();
+      await applyFile(fixture.db, D1Store.migrationSql(t));
+      expect((await store.fetchAndLock(claim)).messages.map((m) => m.id)).toEqual(["1"]);
+    } finally {
+      await fixture.mf.dispose();
+    }
+  });
+});
+
+describe("D1Store: a table of schema version 2 upgraded to version 3", () => {
+  const t = "outbox_messages";
+  const stateOf = async (db: D1Database) => ({
+    version: (await db.prepare("SELECT version, id_namespace, legacy_max_id FROM edge_outbox_schema").all())
+      .results,
+    indexes: (
+      await db
+        .prepare(
+          `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = '${t}' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+        )
+        .all()
+    ).results.map((r) => (r as { name: string }).name),
+    rows: (await db.prepare(`SELECT * FROM "${t}" ORDER BY id`).all()).results,
+  });
+
+  it.each(["migrate() from two Workers at once", "the migration file, applied twice"])(
+    "by %s: every row, id and the namespace kept, version 2's indexes gone",
+    { timeout: 120_000 },
+    async (how) => {
+      const fixture = await startD1();
+      try {
+        const now = Date.now();
+        await applyFile(
+          fixture.db,
+          `${[...v2Schema(t, { keyIndex: true }), ...v2Rows(t, now, 0)].join(";\n")};`,
+        );
+        const before = await stateOf(fixture.db);
+        const store = new D1Store(fixture.db);
+        await expect(store.fetchAndLock(claim)).rejects.toThrow(/not migrated to schema version 3/);
+        if (how.startsWith("migrate"))
+          await Promise.all([store.migrate(), new D1Store(fixture.db).migrate()]);
+        else for (let i = 0; i < 2; i++) await applyFile(fixture.db, D1Store.migrationSql(t));
+        const after = await stateOf(fixture.db);
+        expect(after.rows).toEqual(before.rows);
+        expect(after.version).toEqual([{ version: 3, id_namespace: V2_NAMESPACE, legacy_max_id: null }]);
+        expect(after.indexes).toEqual([`edge_outbox_${t}_key`, `edge_outbox_${t}_state`]);
+        const id = (row: number) => `msg_${V2_NAMESPACE}_${row}`;
+        expect((await store.listDead()).map((m) => m.id)).toEqual([id(4), id(6)]);
+        const { messages } = await store.fetchAndLock(claim);
+        expect(messages.map((m) => m.id)).toEqual([id(2), id(1), id(3)]);
+        await store.addMessage(fixture.db, message("new"));
+        expect((await store.fetchAndLock(claim)).messages.map((m) => m.id)).toEqual([id(8)]);
+      } finally {
+        await fixture.mf.dispose();
+      }
+    },
+  );
+});
+
+describe("D1Store: version 2's indexes made by a version-2 Worker beside a version-3 one", () => {
+  const t = "outbox_messages";
+  const indexesOf = async (db: D1Database, table = t) =>
+    (
+      await db
+        .prepare(
+          `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = '${table}' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+        )
+        .all()
+    ).results.map((r) => (r as { name: string }).name);
+
+  // A rolling deploy, both Workers deciding from reads of a fresh database before either writes.
+  // The version-2 batch lands first: its three partial indexes stay and the version-3 batch,
+  // which read none, raises the row to 3 over them. Or it lands second: its upsert writes
+  // version 2 over the 3 (version 2's own code). Version 1's names on this table go too; an
+  // index of such a name on another table is someone else's and stays.
+  it.each(["stays 3", "lowered to 2"])(
+    "migrate() run again drops them and restores version 3 (version row %s)",
+    { timeout: 120_000 },
+    async (how) => {
+      const fixture = await startD1();
+      try {
+        const store = new D1Store(fixture.db);
+        await store.migrate();
+        await store.addMessage(fixture.db, message("a"));
+        const namespace = (await fixture.db.prepare("SELECT id_namespace FROM edge_outbox_schema").all())
+          .results;
+        const lowered = how === "lowered to 2" ? ["UPDATE edge_outbox_schema SET version = 2"] : [];
+        await applyFile(
+          fixture.db,
+          `${[
+            ...v2Schema(t).slice(0, -1),
+            `CREATE INDEX "${t}_sent" ON "${t}" (sent_at) WHERE status = 1`,
+            "CREATE TABLE app (x)",
+            `CREATE INDEX "${t}_key" ON app (x)`,
+            ...lowered,
+          ].join(";\n")};`,
+        );
+        if (lowered.length > 0)
+          await expect(new D1Store(fixture.db).fetchAndLock(claim)).rejects.toThrow(
+            /not migrated to schema version 3/,
+          );
+        await new D1Store(fixture.db).migrate();
+        expect(await indexesOf(fixture.db)).toEqual([`edge_outbox_${t}_state`]);
+        expect(await indexesOf(fixture.db, "app")).toEqual([`${t}_key`]);
+        const after = await fixture.db.prepare("SELECT version, id_namespace FROM edge_outbox_schema").all();
+        expect(after.results).toEqual(
+          namespace.map((r) => ({ version: 3, id_namespace: (r as { id_namespace: string }).id_namespace })),
+        );
+        const { messages } = await new D1Store(fixture.db).fetchAndLock(claim);
+        expect(messages.map((m) => m.key)).toEqual(["a"]);
+      } finally {
+        await fixture.mf.dispose();
+      }
+    },
+  );
 });
 
 describe("D1Store: bindings that are not D1", () => {

@@ -10,6 +10,7 @@ import { LibsqlStore, SCHEMA_VERSION } from "../../adapters/libsql.ts";
 import { Outbox, OutboxError, StoreError } from "../../mod.ts";
 import { commitMessages } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";
+import { V2_NAMESPACE, v2Rows, v2Schema } from "../support/sqlite-v2.ts";
 import { dbPath, openStore, rowId, tempDir } from "./helpers.ts";
 
 const tmp = tempDir();
@@ -166,6 +167,7 @@ describe("LibsqlStore schema names", () => {
     ["events", "events_key"],
     ["events_key", "events"],
     ["a_ready", "a"],
+    ["a_state", "a"],
   ])("keeps outboxes %s and %s apart in one database", async (first, second) => {
     const client = newClient();
     for (const table of [first, second]) await new LibsqlStore(client, { table }).migrate();
@@ -177,8 +179,8 @@ describe("LibsqlStore schema names", () => {
     const indexes = await client.execute(
       "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'edge_outbox_%' ORDER BY name",
     );
-    // Three each: the per-key index comes with the first claim by key (see "per-key index").
-    expect(indexes.rows).toHaveLength(6);
+    // One each: the per-key index comes with the first claim by key (see "per-key index").
+    expect(indexes.rows).toHaveLength(2);
     for (const row of indexes.rows)
       expect(String(row.name)).toBe(`edge_outbox_${row.tbl_name}_${String(row.name).split("_").at(-1)}`);
   });
@@ -204,13 +206,13 @@ describe("LibsqlStore schema names", () => {
     await client.executeMultiple(`
       CREATE TABLE invoices (id INTEGER PRIMARY KEY, total INTEGER);
       CREATE TABLE other (x);
-      CREATE INDEX edge_outbox_taken_ready ON other (x);
+      CREATE INDEX edge_outbox_taken_state ON other (x);
       CREATE TABLE edge_outbox_blocked_key (x);
       CREATE VIEW a_view AS SELECT 1 AS x;`);
     const appTable = await migrateError(new LibsqlStore(client, { table: "invoices" }));
     expect(appTable.message).toMatch(/"invoices" already exists and is not an edge-outbox table/);
     const index = await migrateError(new LibsqlStore(client, { table: "taken" }));
-    expect(index.message).toMatch(/"edge_outbox_taken_ready".*taken by the index on "other"/);
+    expect(index.message).toMatch(/"edge_outbox_taken_state".*taken by the index on "other"/);
     const table = await migrateError(new LibsqlStore(client, { table: "blocked" }));
     expect(table.message).toMatch(/edge_outbox_blocked_key/);
     expect(table.message).toMatch(/choose another outbox table name/);
@@ -316,11 +318,7 @@ describe("LibsqlStore upgrade from schema version 1", () => {
       "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox_messages' AND name NOT LIKE 'sqlite_%' ORDER BY name",
     );
     // Version 1's per-key index is gone with its name; a claim by key makes the new one.
-    expect(indexes.rows.map((r) => r.name)).toEqual([
-      "edge_outbox_outbox_messages_dead",
-      "edge_outbox_outbox_messages_ready",
-      "edge_outbox_outbox_messages_sent",
-    ]);
+    expect(indexes.rows.map((r) => r.name)).toEqual(["edge_outbox_outbox_messages_state"]);
     // Rows from before the upgrade keep the bare ids receivers and QStash already saw (a
     // redelivery under a new id would not be deduplicated); new rows get namespaced ids.
     const legacy = await client.execute("SELECT legacy_max_id FROM edge_outbox_schema");
@@ -399,6 +397,176 @@ describe("LibsqlStore upgrade from schema version 1", () => {
       "SELECT name FROM sqlite_schema WHERE tbl_name = 'app' AND type = 'index'",
     );
     expect(app.rows.map((r) => r.name)).toEqual(["b_sent_by"]);
+  });
+});
+
+describe("LibsqlStore upgrade from schema version 2", () => {
+  const indexesOf = async (client: Client, t = "outbox_messages") =>
+    (
+      await client.execute({
+        sql: "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        args: [t],
+      })
+    ).rows.map((r) => r.name);
+
+  it("upgrades in place from several processes at once: every row, id and the namespace kept", {
+    timeout: 60_000,
+  }, async () => {
+    const path = dbPath(tmp.dir);
+    const client = newClient(path);
+    const now = Date.now();
+    await client.execute("PRAGMA journal_mode = WAL");
+    for (const sql of [
+      ...v2Schema("outbox_messages", { keyIndex: true }),
+      ...v2Rows("outbox_messages", now, 1_500),
+    ])
+      await client.execute(sql);
+    const before = await client.execute("SELECT * FROM outbox_messages ORDER BY id");
+    // A store of this version on a version-2 table is told to migrate.
+    const early = await new LibsqlStore(newClient(path)).fetchAndLock(claim).catch((e: unknown) => e);
+    expect((early as StoreError).message).toMatch(
+      /not migrated to schema version 3.*run `await store.migrate\(\)`/,
+    );
+
+    const store = new LibsqlStore(client);
+    await Promise.all([store.migrate(), new LibsqlStore(newClient(path)).migrate(), store.migrate()]);
+    const version = await client.execute(
+      "SELECT version, id_namespace, legacy_max_id FROM edge_outbox_schema",
+    );
+    expect(version.rows.map((r) => [r.version, r.id_namespace, r.legacy_max_id])).toEqual([
+      [SCHEMA_VERSION, V2_NAMESPACE, null],
+    ]);
+    // Version 2's three partial indexes are gone; its per-key index stays (same definition).
+    expect(await indexesOf(client)).toEqual([
+      "edge_outbox_outbox_messages_key",
+      "edge_outbox_outbox_messages_state",
+    ]);
+    // Every row, byte for byte.
+    expect((await client.execute("SELECT * FROM outbox_messages ORDER BY id")).rows).toEqual(before.rows);
+    const id = (row: number) => `msg_${V2_NAMESPACE}_${row}`;
+
+    // Dead rows listed in id order (6 was created before 4), the tombstone kept by purges.
+    expect((await store.listDead()).map((m) => [m.id, m.lastError])).toEqual([
+      [id(4), "HTTP 404"],
+      [id(6), "HTTP 410"],
+    ]);
+    expect(await store.stats()).toMatchObject({
+      pending: 2,
+      inFlight: 1,
+      dead: 2,
+      oldestPendingAt: new Date(now - 10_000),
+    });
+    expect(await store.purgeSent(new Date(now))).toBe(1);
+    expect(
+      (await client.execute("SELECT id FROM outbox_messages WHERE status = 1")).rows.map((r) => Number(r.id)),
+    ).toEqual([7]);
+    // Oldest first: 2 was created before 1.
+    const first = await store.fetchAndLock(claim);
+    expect(first.messages.map((m) => [m.id, m.key, m.retries, m.headers])).toEqual([
+      [id(2), "retried", 1, { h: "2" }],
+      [id(1), "pending", 0, { h: "2" }],
+    ]);
+    expect(await store.markAsSent(first.token, [id(1), id(2)])).toBe(2);
+    expect(await store.requeueDead([id(6)])).toBe(1);
+    // New rows continue after the tombstone's id: 7 never comes back.
+    await commitMessages(store, [{ key: "new", value: "x" }]);
+    const second = await store.fetchAndLock(claim);
+    expect(second.messages.map((m) => [m.id, m.key])).toEqual([
+      [id(6), "dead-too"],
+      [id(8), "new"],
+    ]);
+    // Ordering "key" finds its index where version 2 made it.
+    await store.markAsSent(second.token, [id(6), id(8)]);
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    const third = await store.fetchAndLock({ ...claim, ordering: "key" });
+    expect(third.messages.map((m) => [m.id, m.retries])).toEqual([[id(3), 1]]);
+    // Ran again: nothing changes.
+    await store.migrate();
+    const again = await client.execute("SELECT version, id_namespace, legacy_max_id FROM edge_outbox_schema");
+    expect(again.rows).toEqual(version.rows);
+    expect(await indexesOf(client)).toEqual([
+      "edge_outbox_outbox_messages_key",
+      "edge_outbox_outbox_messages_state",
+    ]);
+  });
+
+  it("keeps the bare ids of a table that came from version 1 through version 2", async () => {
+    const client = newClient();
+    for (const sql of v2Schema("outbox_messages")) await client.execute(sql);
+    await client.execute("UPDATE edge_outbox_schema SET legacy_max_id = 5");
+    for (const sql of v2Rows("outbox_messages", Date.now(), 0)) await client.execute(sql);
+    await new LibsqlStore(client).migrate();
+    const row = (await client.execute("SELECT id_namespace, legacy_max_id FROM edge_outbox_schema")).rows[0];
+    expect([row?.id_namespace, Number(row?.legacy_max_id)]).toEqual([V2_NAMESPACE, 5]);
+    expect((await new LibsqlStore(client).listDead()).map((m) => m.id)).toEqual([
+      "4",
+      `msg_${V2_NAMESPACE}_6`,
+    ]);
+  });
+
+  it("gives a table whose version-2 row outlived it (dropped by hand) a new namespace", async () => {
+    const client = newClient();
+    for (const sql of v2Schema("outbox_messages")) await client.execute(sql);
+    await client.execute("DROP TABLE outbox_messages");
+    const store = new LibsqlStore(client);
+    await store.migrate();
+    await commitMessages(store, [{ key: "after", value: "x" }]);
+    const [claimed] = (await store.fetchAndLock(claim)).messages;
+    expect(rowId(claimed!.id)).toBe("1");
+    expect(claimed!.id).not.toBe(`msg_${V2_NAMESPACE}_1`);
+  });
+
+  // What a version-2 D1 Worker migrating beside a version-3 one leaves (the database may move
+  // here; test/d1/robustness.test.ts): its three partial indexes after the upgrade, under a
+  // version row that stays 3 or that its own upsert lowers to 2. Version 1's names on this table
+  // go too; an index of such a name on another table is someone else's and stays.
+  it.each(["stays 3", "lowered to 2"])(
+    "migrate() run again drops version 2's indexes a version-2 migrator left (version row %s)",
+    async (how) => {
+      const client = newClient();
+      const t = "outbox_messages";
+      const store = new LibsqlStore(client);
+      await store.migrate();
+      await commitMessages(store, [{ key: "a", value: "x" }]);
+      const before = await client.execute("SELECT id_namespace FROM edge_outbox_schema");
+      for (const sql of v2Schema(t).slice(0, -1)) await client.execute(sql);
+      await client.execute(`CREATE INDEX "${t}_sent" ON "${t}" (sent_at) WHERE status = 1`);
+      await client.execute("CREATE TABLE app (x)");
+      await client.execute(`CREATE INDEX "${t}_key" ON app (x)`);
+      if (how === "lowered to 2") {
+        await client.execute("UPDATE edge_outbox_schema SET version = 2");
+        // A store of this version refuses the table until migrate() runs again.
+        const refused = await new LibsqlStore(client).fetchAndLock(claim).catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(StoreError);
+        expect((refused as StoreError).message).toMatch(/not migrated to schema version 3/);
+      }
+      await new LibsqlStore(client).migrate();
+      expect(await indexesOf(client)).toEqual([`edge_outbox_${t}_state`]);
+      expect(await indexesOf(client, "app")).toEqual([`${t}_key`]);
+      const after = await client.execute("SELECT version, id_namespace FROM edge_outbox_schema");
+      expect(after.rows.map((r) => [r.version, r.id_namespace])).toEqual([
+        [SCHEMA_VERSION, before.rows[0]?.id_namespace],
+      ]);
+      const fresh = new LibsqlStore(client);
+      expect((await fresh.fetchAndLock(claim)).messages.map((m) => m.key)).toEqual(["a"]);
+    },
+  );
+
+  it("upgrades one table of a file and leaves another table's version-2 indexes alone", async () => {
+    const client = newClient();
+    for (const t of ["a", "b"]) for (const sql of v2Schema(t)) await client.execute(sql);
+    await new LibsqlStore(client, { table: "a" }).migrate();
+    expect(await indexesOf(client, "a")).toEqual(["edge_outbox_a_state"]);
+    expect(await indexesOf(client, "b")).toEqual([
+      "edge_outbox_b_dead",
+      "edge_outbox_b_ready",
+      "edge_outbox_b_sent",
+    ]);
+    const versions = await client.execute("SELECT table_name, version FROM edge_outbox_schema ORDER BY 1");
+    expect(versions.rows.map((r) => [r.table_name, r.version])).toEqual([
+      ["a", 3],
+      ["b", 2],
+    ]);
   });
 });
 

@@ -119,7 +119,7 @@ describe("LibsqlStore schema", () => {
     ] as const;
     for (const [statement, args] of claims) {
       const claimPlan = await plan(statement, [...args]);
-      expect(claimPlan).toMatch(/SCAN c USING INDEX edge_outbox_outbox_messages_ready/);
+      expect(claimPlan).toMatch(/SEARCH c USING INDEX edge_outbox_outbox_messages_state \(status=\?\)/);
       expect(claimPlan).not.toMatch(/TEMP B-TREE/);
     }
     for (const [statement, args] of [
@@ -127,22 +127,53 @@ describe("LibsqlStore schema", () => {
       [sql.claimByKey.take, ["t", 1, 10]],
     ] as const) {
       const keyPlan = await plan(statement, [...args]);
-      expect(keyPlan).toMatch(/SCAN c USING INDEX edge_outbox_outbox_messages_ready/);
+      expect(keyPlan).toMatch(/SEARCH c USING INDEX edge_outbox_outbox_messages_state \(status=\?\)/);
+      expect(keyPlan).not.toMatch(/TEMP B-TREE/);
       expect(keyPlan).toMatch(
         /SEARCH o USING COVERING INDEX edge_outbox_outbox_messages_key \(key=\? AND rowid<\?\)/,
       );
     }
     const [cleanup, tombstone, remove] = sql.deleteSent;
-    expect(await plan(cleanup!.sql, [])).toMatch(/USING (COVERING )?INDEX edge_outbox_outbox_messages_sent/);
+    const state = "edge_outbox_outbox_messages_state";
+    expect(await plan(cleanup!.sql, [])).toMatch(
+      new RegExp(`USING (COVERING )?INDEX ${state} \\(status=\\?\\)`),
+    );
     expect(await plan(tombstone!.sql, ["[1]", "t", "g"])).toMatch(/INTEGER PRIMARY KEY/);
     expect(await plan(remove!.sql, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
     expect(await plan(sql.takeByIds, ["t", 1, "[1]"])).toMatch(/INTEGER PRIMARY KEY/);
     expect(await plan(sql.release, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
     expect(await plan(sql.retry, ["[[1,1,null]]", "t"])).toMatch(/SEARCH m USING INTEGER PRIMARY KEY/);
-    expect(await plan(sql.listDead, [10])).not.toMatch(/TEMP B-TREE|SCAN outbox_messages\b(?! USING)/);
-    expect(await plan(sql.purgeSent, [1, 0])).toMatch(
-      /USING (COVERING )?INDEX edge_outbox_outbox_messages_sent/,
+    // Statements given ids look them up by primary key, never through the state index.
+    expect(await plan(sql.keepSent, ["[1]", "t"])).toMatch(/INTEGER PRIMARY KEY/);
+    expect(await plan(sql.dead, ["[[1,null]]", "t"])).toMatch(/SEARCH m USING INTEGER PRIMARY KEY/);
+    expect(await plan(sql.deadByIds, ["[1]"])).toMatch(/SEARCH m USING INTEGER PRIMARY KEY/);
+    expect(await plan(sql.requeueIds, ["[1]"])).toMatch(/SEARCH outbox_messages USING INTEGER PRIMARY KEY/);
+    expect(await plan(sql.claimValues, ["[1]"])).toMatch(/INTEGER PRIMARY KEY/);
+    // The dead listings: the dead rows' range, already in id order (no sort of every dead row).
+    for (const statement of [sql.listDead, sql.deadSizes]) {
+      const deadPlan = await plan(statement, [10]);
+      expect(deadPlan).toMatch(new RegExp(`SEARCH m USING INDEX ${state} \\(status=\\?\\)`));
+      expect(deadPlan).not.toMatch(/TEMP B-TREE/);
+    }
+    expect(await plan(sql.requeueAll, [])).toMatch(
+      new RegExp(`USING (COVERING )?INDEX ${state} \\(status=\\?\\)`),
     );
+    // Only the sent rows older than the cutoff: a range of the index, not every sent row.
+    expect(await plan(sql.purgeSent, [1, 0])).toMatch(
+      new RegExp(`USING (COVERING )?INDEX ${state} \\(status=\\? AND <expr><\\?\\)`),
+    );
+    // Stats: each count a range of the index; the oldest its first entry of status 0.
+    const statsPlan = await plan(sql.stats, []);
+    expect(statsPlan).not.toMatch(/SCAN outbox_messages\b(?! USING)|TEMP B-TREE/);
+    expect(statsPlan.match(new RegExp(`INDEX ${state} \\(status=\\?\\)`, "g"))).toHaveLength(4);
+    // No statement reaches for an index the schema no longer has.
+    const indexes = await opened.client.execute(
+      "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox_messages' ORDER BY name",
+    );
+    expect(indexes.rows.map((r) => r.name)).toEqual([
+      "edge_outbox_outbox_messages_key",
+      "edge_outbox_outbox_messages_state",
+    ]);
   });
 });
 

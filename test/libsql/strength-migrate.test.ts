@@ -35,10 +35,10 @@ describe("LibsqlStore on a table it cannot use", () => {
   it("refuses a table migrated by a newer edge-outbox, in migrate() and on first use", async () => {
     const url = `file:${dbPath(tmp.dir)}`;
     const { client, close } = await openStore(url);
-    await client.execute("UPDATE edge_outbox_schema SET version = 3 WHERE table_name = 'outbox_messages'");
+    await client.execute("UPDATE edge_outbox_schema SET version = 4 WHERE table_name = 'outbox_messages'");
     await close();
     const text =
-      'table "outbox_messages" has schema version 3, newer than this edge-outbox supports (2); upgrade edge-outbox';
+      'table "outbox_messages" has schema version 4, newer than this edge-outbox supports (3); upgrade edge-outbox';
     expect((await failure(url, (store) => store.migrate())).message).toBe(text);
     expect((await failure(url, (store) => store.fetchAndLock(claim))).message).toBe(text);
   });
@@ -63,9 +63,14 @@ describe("LibsqlStore on a table it cannot use", () => {
     const url = `file:${dbPath(tmp.dir)}`;
     const { client, close } = await openStore(url);
     const text =
-      'table "outbox_messages" is not migrated to schema version 2 (its version row is missing or older); run `await store.migrate()` once (it upgrades older tables in place)';
-    await client.execute("UPDATE edge_outbox_schema SET version = 1 WHERE table_name = 'outbox_messages'");
-    expect((await failure(url, (store) => store.fetchAndLock(claim))).message).toBe(text);
+      'table "outbox_messages" is not migrated to schema version 3 (its version row is missing or older); run `await store.migrate()` once (it upgrades older tables in place)';
+    for (const older of [1, 2]) {
+      await client.execute({
+        sql: "UPDATE edge_outbox_schema SET version = ? WHERE table_name = 'outbox_messages'",
+        args: [older],
+      });
+      expect((await failure(url, (store) => store.fetchAndLock(claim))).message).toBe(text);
+    }
     await client.execute("DELETE FROM edge_outbox_schema");
     expect((await failure(url, (store) => store.stats().then(() => store.fetchAndLock(claim)))).message).toBe(
       text,
@@ -89,25 +94,25 @@ describe("LibsqlStore on a table it cannot use", () => {
     const url = `file:${dbPath(tmp.dir)}`;
     const client = createClient({ url });
     await client.execute("CREATE TABLE other (x)");
-    await client.execute("CREATE INDEX edge_outbox_outbox_messages_ready ON other (x)");
+    await client.execute("CREATE INDEX edge_outbox_outbox_messages_state ON other (x)");
     client.close();
     expect((await failure(url, (store) => store.migrate())).message).toBe(
-      'the name "edge_outbox_outbox_messages_ready" that the outbox table "outbox_messages" needs for its index is taken by the index on "other"; rename that object or choose another outbox table name',
+      'the name "edge_outbox_outbox_messages_state" that the outbox table "outbox_messages" needs for its index is taken by the index on "other"; rename that object or choose another outbox table name',
     );
   });
 
   it("names a trigger on the outbox table itself that holds an index name", async () => {
     const url = `file:${dbPath(tmp.dir)}`;
     const { client, close } = await openStore(url);
-    await client.execute("DROP INDEX edge_outbox_outbox_messages_ready");
+    await client.execute("DROP INDEX edge_outbox_outbox_messages_state");
     // Without its version row the table is checked again, as one made by an older release.
     await client.execute("DELETE FROM edge_outbox_schema");
     await client.execute(
-      "CREATE TRIGGER edge_outbox_outbox_messages_ready AFTER INSERT ON outbox_messages BEGIN SELECT 1; END",
+      "CREATE TRIGGER edge_outbox_outbox_messages_state AFTER INSERT ON outbox_messages BEGIN SELECT 1; END",
     );
     await close();
     expect((await failure(url, (store) => store.migrate())).message).toBe(
-      'the name "edge_outbox_outbox_messages_ready" that the outbox table "outbox_messages" needs for its index is taken by the trigger on "outbox_messages"; rename that object or choose another outbox table name',
+      'the name "edge_outbox_outbox_messages_state" that the outbox table "outbox_messages" needs for its index is taken by the trigger on "outbox_messages"; rename that object or choose another outbox table name',
     );
   });
 });
