@@ -24,7 +24,7 @@ export function passArguments(
 ): { shape: PassShape; values: Partial<Record<PassArg, unknown>> } {
   if (claim !== undefined) {
     return {
-      shape: { sent: false, retry: false, dead: false, claim: true, keyed: claim.ordering === "key" },
+      shape: { claim: true, keyed: claim.ordering === "key" },
       values: {
         claim: token,
         lease: Math.min(claim.leaseDuration, MAX_LEASE),
@@ -41,7 +41,6 @@ export function passArguments(
       retry: retry !== undefined,
       dead: dead !== undefined,
       claim: false,
-      keyed: false,
     },
     values: {
       namespace,
