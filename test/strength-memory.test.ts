@@ -102,4 +102,90 @@ describe("MemoryStore", () => {
     ).toBe(2);
     expect((await store.fetchAndLock(claimOptions)).messages.map((m) => m.key)).toEqual(["now"]);
   });
+
+  it("refuses a name that is not a string", () => {
+    expect(() => new MemoryStore({ name: 5 as never })).toThrow("name must be a non-empty string, got 5");
+  });
+
+  it("claims messages of the same time in the order they were added", async () => {
+    const store = new MemoryStore();
+    const keys = ["a", "b", "c", "d", "e", "f"];
+    const at = new Date(1_700_000_000_000);
+    await store.transaction(async (tx) => {
+      for (const key of keys) await store.addMessage(tx, { ...prepared(key), timestamp: at });
+    });
+    const claim = await store.fetchAndLock(claimOptions);
+    expect(claim.messages.map((m) => m.key)).toEqual(keys);
+  });
+
+  it("stats(): a message whose lease ran out is pending again, not in flight", async () => {
+    const store = new MemoryStore();
+    await store.transaction((tx) => store.addMessage(tx, prepared("k")));
+    expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0 });
+    await store.fetchAndLock({ ...claimOptions, leaseDuration: 1 });
+    await sleep(10);
+    expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0, dead: 0 });
+  });
+
+  it("stats() dates the oldest pending message by its time, not by when it was added", async () => {
+    const store = new MemoryStore();
+    const older = new Date(1_600_000_000_000);
+    await store.transaction(async (tx) => {
+      await store.addMessage(tx, prepared("newer"));
+      await store.addMessage(tx, { ...prepared("older"), timestamp: older });
+    });
+    expect((await store.stats()).oldestPendingAt).toEqual(older);
+  });
+
+  it("listDead() lists only dead messages, not pending or claimed ones", async () => {
+    const store = new MemoryStore();
+    await store.transaction(async (tx) => {
+      for (const key of ["dead", "claimed", "pending"]) await store.addMessage(tx, prepared(key));
+    });
+    const claim = await store.fetchAndLock({ ...claimOptions, batchSize: 2 });
+    expect(await store.markAsDead(claim.token, [{ id: claim.messages[0]!.id, error: "gone" }])).toBe(1);
+    const dead = await store.listDead();
+    expect(dead.map((m) => [m.key, m.lastError])).toEqual([["dead", "gone"]]);
+  });
+
+  it("a retry mark's usable delay wins over availableAt; an unusable one falls back to it", async () => {
+    const store = new MemoryStore();
+    const keys = ["zero", "negative", "none", "odd"];
+    await store.transaction(async (tx) => {
+      for (const key of keys) await store.addMessage(tx, prepared(key));
+    });
+    const claim = await store.fetchAndLock(claimOptions);
+    const [zero, negative, none, odd] = claim.messages.map((m) => m.id);
+    const future = new Date(Date.now() + 60_000);
+    expect(
+      await store.updateRetryCount(claim.token, [
+        // delay 0 (retry at once) is usable: availableAt is not consulted.
+        { id: zero!, delay: 0, availableAt: future, error: "e" },
+        // A negative delay is not: the message waits until availableAt.
+        { id: negative!, delay: -1, availableAt: future, error: "e" },
+        // Neither given (a direct caller): ready at once, no error text made up.
+        { id: none!, delay: undefined } as never,
+        { id: odd!, delay: Number.NaN, availableAt: "soon" as never },
+      ]),
+    ).toBe(4);
+    const again = await store.fetchAndLock(claimOptions);
+    expect(again.messages.map((m) => [m.key, m.retries, m.lastError])).toEqual([
+      ["zero", 1, "e"],
+      ["none", 1, undefined],
+      ["odd", 1, undefined],
+    ]);
+  });
+
+  it("a retry mark with only availableAt waits that long, not longer", async () => {
+    const store = new MemoryStore();
+    await store.transaction((tx) => store.addMessage(tx, prepared("soon")));
+    const claim = await store.fetchAndLock(claimOptions);
+    const at = new Date(Date.now() + 30);
+    await store.updateRetryCount(claim.token, [
+      { id: claim.messages[0]!.id, delay: Number.NaN, availableAt: at },
+    ]);
+    expect((await store.fetchAndLock(claimOptions)).messages).toHaveLength(0);
+    await sleep(60);
+    expect((await store.fetchAndLock(claimOptions)).messages.map((m) => m.key)).toEqual(["soon"]);
+  });
 });

@@ -24,7 +24,7 @@ export function passArguments(
 ): { shape: PassShape; values: Partial<Record<PassArg, unknown>> } {
   if (claim !== undefined) {
     return {
-      shape: { sent: false, retry: false, dead: false, claim: true, keyed: claim.ordering === "key" },
+      shape: { claim: true, keyed: claim.ordering === "key" },
       values: {
         claim: token,
         lease: Math.min(claim.leaseDuration, MAX_LEASE),
@@ -41,7 +41,6 @@ export function passArguments(
       retry: retry !== undefined,
       dead: dead !== undefined,
       claim: false,
-      keyed: false,
     },
     values: {
       namespace,
@@ -53,13 +52,16 @@ export function passArguments(
   };
 }
 
-/** `options` if its batch size and lease are usable; a `ValidationError` otherwise. */
+/**
+ * `options` if its batch size and lease are usable; a `ValidationError` otherwise.
+ * `Number.isSafeInteger` and `Number.isFinite` never coerce, so they refuse non-numbers too.
+ */
 export function checkClaimOptions(options: ClaimOptions): ClaimOptions {
   const { batchSize, leaseDuration } = options ?? {};
-  if (typeof batchSize !== "number" || !Number.isSafeInteger(batchSize) || batchSize < 1) {
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
     throw new ValidationError(`batchSize must be an integer >= 1, got ${String(batchSize)}`);
   }
-  if (typeof leaseDuration !== "number" || !Number.isFinite(leaseDuration) || leaseDuration < 0) {
+  if (!Number.isFinite(leaseDuration) || leaseDuration < 0) {
     throw new ValidationError(
       `leaseDuration must be a number of milliseconds >= 0, got ${String(leaseDuration)}`,
     );

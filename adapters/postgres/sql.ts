@@ -75,18 +75,14 @@ const FENCE_NOW = (seq: string) =>
   `pg_relation_filenode(${seq}), ${SEQUENCE_SETTINGS(seq)}, ${SEQUENCE_VALUE(seq)}`;
 
 /**
- * Which marks one pass statement records, or how it claims: never both (PostgresStore has no
- * recordAndFetch, see postgres.ts), so a claim's statement has no mark flags set.
+ * How one pass statement claims, or which marks it records: never both (PostgresStore has no
+ * recordAndFetch, see postgres.ts), so a claim's shape has no mark flags.
  */
-export interface PassShape {
-  sent: boolean;
-  retry: boolean;
-  dead: boolean;
-  /** Whether it claims (false: the marks alone). */
-  claim: boolean;
-  /** Ordering "key": no message while an older one of its key is unfinished. */
-  keyed: boolean;
-}
+export type PassShape =
+  /** A claim; `keyed`: ordering "key", no message while an older one of its key is unfinished. */
+  | { claim: true; keyed: boolean }
+  /** The marks alone: which of them the outcome has. */
+  | { claim: false; sent: boolean; retry: boolean; dead: boolean };
 
 /**
  * Named arguments of a pass statement: `namespace` the one the marked ids are of; `token` the
@@ -355,7 +351,7 @@ WHERE v.table_name = $1::text AND ${FENCE_HOLDS("v", t)} AND NOT ${FENCE_SETTLED
 )
 SELECT pg_notify($5::text, '') FROM added`,
     pass(shape, keep) {
-      const id = `${+shape.sent}${+shape.retry}${+shape.dead}${+shape.claim}${+shape.keyed}${+keep}`;
+      const id = shape.claim ? `claim${+shape.keyed}` : `${+shape.sent}${+shape.retry}${+shape.dead}${+keep}`;
       let sql = cache.get(id);
       if (sql === undefined) {
         sql = passStatement(t, fencedIds, raiseMark, shape, keep);

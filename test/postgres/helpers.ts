@@ -107,9 +107,16 @@ export async function openClient(
   }
 }
 
-/** The drivers to run: every server driver when the server is set, PGlite always. */
+/**
+ * The drivers to run: every server driver when the server is set, PGlite always;
+ * `EDGE_OUTBOX_PG_DRIVERS` (comma-separated names, e.g. `pg Client`) narrows that list, for
+ * runs that repeat the suites many times (mutation testing: one server driver is enough there).
+ */
 export function driversToRun(): DriverName[] {
-  return PG_URL === undefined ? ["PGlite"] : ["pg Pool", "pg Client", "postgres.js", "PGlite"];
+  const all: DriverName[] =
+    PG_URL === undefined ? ["PGlite"] : ["pg Pool", "pg Client", "postgres.js", "PGlite"];
+  const only = process.env.EDGE_OUTBOX_PG_DRIVERS?.split(",").map((name) => name.trim());
+  return only === undefined ? all : all.filter((name) => only.includes(name));
 }
 
 /** A pg-API pool (node-postgres or Neon): what {@link commitAndRollBack} needs of it. */

@@ -229,10 +229,7 @@ describe.each(clients())("%s: long keys, the plan", (kind) => {
          SELECT 'k' || (g % 500), '\\x00', now() + g * interval '1 ms' FROM generate_series(1, 5000) AS g`,
       );
       await exec(db, `ANALYZE "${table}"`);
-      const pass = buildStatements("public", table).pass(
-        { sent: false, retry: false, dead: false, claim: true, keyed: true },
-        false,
-      );
+      const pass = buildStatements("public", table).pass({ claim: true, keyed: true }, false);
       const values: Record<string, string> = { claim: "t", lease: "1000", limit: "10" };
       const plan = await (db as pg.Pool).query(
         `EXPLAIN (COSTS OFF) ${pass.text.replace(/\$(\d+)/g, (_, n) => `'${values[pass.args[Number(n) - 1] as string]}'`)}`,
