@@ -107,9 +107,18 @@ export async function openClient(
   }
 }
 
-/** The drivers to run: every server driver when the server is set, PGlite always. */
+/**
+ * The drivers to run: every server driver when the server is set, PGlite always.
+ * `EDGE_OUTBOX_PG_DRIVERS` (comma-separated names, e.g. `pg Pool,postgres.js`) narrows that
+ * list, for mutation runs that target one driver's code (TESTING.md).
+ */
 export function driversToRun(): DriverName[] {
-  return PG_URL === undefined ? ["PGlite"] : ["pg Pool", "pg Client", "postgres.js", "PGlite"];
+  const all: DriverName[] =
+    PG_URL === undefined ? ["PGlite"] : ["pg Pool", "pg Client", "postgres.js", "PGlite"];
+  const only = process.env.EDGE_OUTBOX_PG_DRIVERS;
+  if (only === undefined || only === "") return all;
+  const names = only.split(",").map((name) => name.trim());
+  return all.filter((name) => names.includes(name));
 }
 
 /** A pg-API pool (node-postgres or Neon): what {@link commitAndRollBack} needs of it. */
