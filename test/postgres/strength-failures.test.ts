@@ -89,6 +89,98 @@ describe.runIf(PG_URL !== undefined)("failures to reach the server", () => {
   }
 });
 
+describe.runIf(PG_URL !== undefined)("transactions when the connection fails", () => {
+  const url = serverDatabase("strength_tx");
+  const message = { key: "k", value: new Uint8Array([1]), headers: {}, timestamp: new Date() };
+
+  it("pg Pool: no connection for a transaction or a migration is retryable, naming which", async () => {
+    const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:1/none", max: 2 });
+    pool.on("error", () => {});
+    try {
+      const store = new PostgresStore(pool);
+      const tx = await failure(() => store.withTransaction(async () => 1));
+      expect(tx).toMatchObject({ retryable: true, code: "STORE_BUSY" });
+      expect(tx.message).toContain("PostgreSQL failed while connecting for a transaction (ECONNREFUSED)");
+      const migrate = await failure(() => store.migrate());
+      expect(migrate).toMatchObject({ retryable: true, code: "STORE_BUSY" });
+      expect(migrate.message).toContain(
+        "PostgreSQL failed while connecting for a transaction (ECONNREFUSED)",
+      );
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("pg Client ended by its owner: every call is a non-retryable error saying to make a new one", async () => {
+    const client = new pg.Client({ connectionString: url() });
+    client.on("error", () => {});
+    await client.connect();
+    const store = new PostgresStore(client, { table: `ended_${process.pid}` });
+    await store.migrate();
+    await client.end();
+    for (const call of [() => store.stats(), () => store.withTransaction(async () => 1)]) {
+      const error = await failure(call);
+      expect(error).toMatchObject({ retryable: false, code: "STORE_ERROR" });
+      expect(error.message).toMatch(/^the .*Client's connection has ended/);
+      expect(error.message).toContain(
+        "connection has ended (closed, or terminated by the server) and a Client never reconnects: create a new Client and PostgresStore, or pass a Pool, which replaces dropped connections",
+      );
+    }
+  });
+
+  it("a PoolClient kept for the store is one connection: it migrates, runs transactions, relays", async () => {
+    const pool = new pg.Pool({ connectionString: url(), max: 2 });
+    const kept = await pool.connect();
+    try {
+      const store = new PostgresStore(kept, { table: `kept_${process.pid}` });
+      await store.migrate();
+      await store.withTransaction((tx) => store.addMessage(tx, message));
+      await store.addMessage(kept, message);
+      const claim = await store.fetchAndLock({ batchSize: 10, leaseDuration: 30_000, ordering: "none" });
+      expect(claim.messages).toHaveLength(2);
+      expect(
+        await store.markAsSent(
+          claim.token,
+          claim.messages.map((m) => m.id),
+        ),
+      ).toBe(2);
+      // Still the same single connection: the pool never lent out a second one.
+      expect(pool.totalCount).toBe(1);
+    } finally {
+      kept.release();
+      await pool.end();
+    }
+  });
+
+  it("a Pool whose idle connection was killed: a transaction either works or fails retryably, and the next works", async () => {
+    const name = `begin_${process.pid}`;
+    const pool = new pg.Pool({ connectionString: url(), max: 1, application_name: name });
+    pool.on("error", () => {});
+    const admin = new pg.Pool({ connectionString: url(), max: 1 });
+    try {
+      const store = new PostgresStore(pool, { table: `begin_${process.pid}` });
+      await store.migrate();
+      // The pool's only connection is killed while idle: the next BEGIN runs on a dead socket.
+      await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        [name],
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const outcome = await store.withTransaction(async () => 1).catch((e: unknown) => e);
+      if (outcome !== 1) {
+        expect(outcome).toBeInstanceOf(StoreError);
+        expect(outcome).toMatchObject({ retryable: true });
+      }
+      // A dead connection is never handed out again.
+      expect(await store.withTransaction(async () => 2)).toBe(2);
+      expect(await store.stats()).toMatchObject({ pending: 0 });
+    } finally {
+      await pool.end();
+      await admin.end();
+    }
+  });
+});
+
 describe("the failures a later attempt gets past", () => {
   // SQLSTATEs: serialization failure, deadlock, lock_timeout, statement_timeout, admin shutdown,
   // crash shutdown, cannot connect now, too many connections; class 08 (connection exception)
