@@ -255,6 +255,10 @@ describe("the failures a later attempt gets past", () => {
     ["XX000", "an internal error"],
     ["ENOTFOUND", "a host that does not exist"],
     ["40001x", "a code of another form"],
+    // Not SQLSTATEs, though a class-08 SQLSTATE is part of them: no class is read from them.
+    ["08001x", "a code longer than a SQLSTATE"],
+    ["08_08001", "a code with a prefix"],
+    ["08p01", "a code in lower case"],
   ])("%s (%s) is a non-retryable STORE_ERROR", (code) => {
     const error = toStoreError(Object.assign(new Error("it failed"), { code }), "adding a message");
     expect(error).toMatchObject({ retryable: false, code: "STORE_ERROR" });
