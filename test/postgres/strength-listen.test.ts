@@ -61,6 +61,27 @@ for (const kind of driversToRun()) {
       expect(await mine.stats()).toMatchObject({ pending: 3 });
     });
 
+    it("wakes nobody for a commit of a store without notify (the default)", async () => {
+      const table = freshTable();
+      const quiet = new PostgresStore(client.db, { table });
+      const loud = new PostgresStore(client.db, { table, notify: true });
+      await loud.migrate();
+      let wakes = 0;
+      const unlisten = await loud.listen(() => {
+        wakes += 1;
+      });
+      try {
+        await quiet.addMessage(client.db as never, message("quiet"));
+        await loud.addMessage(client.db as never, message("loud"));
+        // The quiet commit came first: had it notified, that wake would have come before this one.
+        await waitFor(() => wakes >= 1, 10_000);
+        expect(wakes).toBe(1);
+        expect(await quiet.stats()).toMatchObject({ pending: 2 });
+      } finally {
+        await unlisten();
+      }
+    });
+
     it("reports a throwing onWake to onError (naming the channel) and goes on waking", async () => {
       const store = new PostgresStore(client.db, { table: freshTable(), notify: true });
       await store.migrate();

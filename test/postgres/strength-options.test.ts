@@ -4,11 +4,13 @@
  * gets (what a user reads when the store refuses to start). Written against mutation survivors
  * (TESTING.md). No statement runs: the clients are never connected.
  */
+import { neon } from "@neondatabase/serverless";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { notifyChannel, shortHash } from "../../adapters/postgres/options.ts";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { ValidationError } from "../../mod.ts";
+import { freshTable, PG_URL, serverDatabase } from "./helpers.ts";
 
 const nowhere = "postgres://nobody@127.0.0.1:1/none";
 const pool = new pg.Pool({ connectionString: nowhere });
@@ -58,6 +60,10 @@ describe("PostgresStore options", () => {
       "table must be",
     );
     expect(refusal(() => new PostgresStore(pool, { table: "x-" })).message).toContain("table must be");
+    // Only a string is a name, even one whose text would be.
+    expect(refusal(() => new PostgresStore(pool, { table: ["outbox"] as never })).message).toBe(
+      'table must be a plain SQL identifier (a letter or _, then up to 62 letters, digits or _), got ["outbox"]',
+    );
     expect(refusal(() => new PostgresStore(pool, { schema: "PG_Temp" })).message).toBe(
       'schema must not start with "pg_" (reserved by PostgreSQL), got "PG_Temp"',
     );
@@ -98,11 +104,19 @@ describe("the NOTIFY channel", () => {
     expect(shortHash("")).toBe("811c9dc5");
     expect(shortHash("a")).toBe("e40c292c");
     expect(shortHash("foobar")).toBe("bf9cf968");
+    // Leading zeros kept: always 8 digits.
+    expect(shortHash("k120")).toBe("0493fd3b");
     expect(shortHash("edge_outbox:public.outbox_messages")).toMatch(/^[0-9a-f]{8}$/);
   });
 });
 
 describe("the client given to the store", () => {
+  it("refuses Neon's HTTP query function, saying what to use instead", () => {
+    expect(refusal(() => new PostgresStore(neon(nowhere) as never)).message).toMatch(
+      /^Neon's HTTP query function neon\(\) cannot take part in a transaction.*use the Pool or Client of @neondatabase\/serverless/,
+    );
+  });
+
   it("names the shape it got when it is no client", () => {
     const message = (db: unknown) => refusal(() => new PostgresStore(db as never)).message;
     const start =
@@ -113,7 +127,37 @@ describe("the client given to the store", () => {
     class Connection {}
     expect(message(new Connection())).toBe(`${start}an object (Connection) of another shape`);
     expect(message(Object.create(null))).toBe(`${start}an object (Object) of another shape`);
+    // A class without a name, and a constructor whose name is no text, read as Object.
+    const Anonymous = [class {}][0] as new () => object;
+    expect(message(new Anonymous())).toBe(`${start}an object (Object) of another shape`);
+    expect(message({ constructor: { name: 5 } })).toBe(`${start}an object (Object) of another shape`);
     expect(message(42)).toBe(`${start}number`);
     expect(message(undefined)).toBe(`${start}undefined`);
+  });
+});
+
+describe.runIf(PG_URL !== undefined)("prepare (node-postgres)", () => {
+  const url = serverDatabase("strength_options");
+  it.each([
+    [undefined, true],
+    [false, false],
+    [true, true],
+  ])("prepare: %s runs the store's statements as prepared statements: %s", async (prepare, prepared) => {
+    // One connection, so the session the store used is the one asked.
+    const one = new pg.Pool({ connectionString: url(), max: 1 });
+    try {
+      const store = new PostgresStore(one, {
+        table: freshTable(),
+        ...(prepare === undefined ? {} : { prepare }),
+      });
+      await store.migrate();
+      expect(await store.stats()).toMatchObject({ pending: 0 });
+      const { rows } = await one.query(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'edge\\_outbox\\_%'",
+      );
+      expect(rows.length > 0).toBe(prepared);
+    } finally {
+      await one.end();
+    }
   });
 });
