@@ -108,15 +108,17 @@ export async function openClient(
 }
 
 /**
- * The drivers to run: every server driver when the server is set, PGlite always;
- * `EDGE_OUTBOX_PG_DRIVERS` (comma-separated names, e.g. `pg Client`) narrows that list, for
- * runs that repeat the suites many times (mutation testing: one server driver is enough there).
+ * The drivers to run: every server driver when the server is set, PGlite always.
+ * `EDGE_OUTBOX_PG_DRIVERS` (comma-separated names, e.g. `pg Pool,postgres.js`) narrows that
+ * list, for mutation runs that target one driver's code (TESTING.md).
  */
 export function driversToRun(): DriverName[] {
   const all: DriverName[] =
     PG_URL === undefined ? ["PGlite"] : ["pg Pool", "pg Client", "postgres.js", "PGlite"];
-  const only = process.env.EDGE_OUTBOX_PG_DRIVERS?.split(",").map((name) => name.trim());
-  return only === undefined ? all : all.filter((name) => only.includes(name));
+  const only = process.env.EDGE_OUTBOX_PG_DRIVERS;
+  if (only === undefined || only === "") return all;
+  const names = only.split(",").map((name) => name.trim());
+  return all.filter((name) => names.includes(name));
 }
 
 /** A pg-API pool (node-postgres or Neon): what {@link commitAndRollBack} needs of it. */

@@ -4,10 +4,10 @@
  * (`ws-proxy.ts`, what Neon's wsproxy does) forwards them to the local PostgreSQL, configured
  * through neonConfig's documented options. Its HTTP `neon()` function is refused by design.
  */
-import { neon, Pool } from "@neondatabase/serverless";
+import { Client, neon, Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
-import { Outbox, ValidationError } from "../../mod.ts";
+import { Outbox, StoreError, ValidationError } from "../../mod.ts";
 import { describeStoreConformance } from "../conformance/store-conformance.ts";
 import { recordingSender } from "../support/senders.ts";
 import { commitAndRollBack, migratedStore, PG_URL, serverDatabase } from "./helpers.ts";
@@ -44,5 +44,17 @@ describe.runIf(PG_URL !== undefined)("Neon Pool through a WebSocket relay", () =
     const sender = recordingSender();
     expect(await new Outbox(store, sender).tick()).toMatchObject({ sent: 1 });
     expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+  });
+
+  it("a Neon Client ended by its owner: a non-retryable StoreError naming the Neon Client", async () => {
+    const client = new Client(url());
+    client.on("error", () => {});
+    await client.connect();
+    const store = await migratedStore(client);
+    await client.end();
+    const error = await store.stats().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ retryable: false, code: "STORE_ERROR" });
+    expect((error as Error).message).toMatch(/^the Neon Client's connection has ended/);
   });
 });

@@ -19,11 +19,19 @@ export function driverFor(db: unknown, prepare = true): Driver {
   if (isNeonHttp(db)) throw new ValidationError(NEON_HTTP_REFUSED);
   if (isPostgresJsSql(db)) return postgresJsDriver(db);
   if (isPgliteDb(db)) return pgliteDriver(db);
-  if (isPgPool(db)) return pgPoolDriver(db, `${constructorName(db) ?? "pg"} Pool`, prepare);
-  if (isPgClient(db)) return pgClientDriver(db, `${constructorName(db) ?? "pg"} Client`, prepare);
+  if (isPgPool(db)) return pgPoolDriver(db, `${vendor(db)} Pool`, prepare);
+  if (isPgClient(db)) return pgClientDriver(db, `${vendor(db)} Client`, prepare);
   throw new ValidationError(
     `db must be a node-postgres Pool or Client, a postgres.js sql, a PGlite instance, or a Neon Pool or Client, got ${describe(db)}`,
   );
+}
+
+/**
+ * Whose pg-API client `db` is, for messages ("the node-postgres Client's connection has
+ * ended"): Neon's classes are `NeonPool`/`NeonClient`, node-postgres's `BoundPool`/`Client`.
+ */
+function vendor(db: object): string {
+  return constructorName(db)?.startsWith("Neon") ? "Neon" : "node-postgres";
 }
 
 function constructorName(value: object): string | undefined {
