@@ -45,6 +45,7 @@ export function passSteps(marks: MarkStatements, claim: ClaimStatements): WriteS
     {
       statement: claim.write,
       script: (results) => {
+        // Stryker disable next-line OptionalChaining: called after the read ran, whose one-row answer (an aggregate) is then last
         const ids = results.at(-1)?.rows[0]?.ids;
         return typeof ids === "string" ? inlineStatement(claim.writeByIds(ids)) : undefined;
       },
@@ -81,6 +82,7 @@ export function passResult(
     });
   let sent = 0;
   if (claim.readFirst) {
+    // Stryker disable next-line OptionalChaining: the read is an aggregate: always exactly one row
     if (marks.sent !== undefined) sent = toNumber(read.rows[0]?.changed);
   } else {
     for (const step of marks.sent ?? []) {
@@ -91,6 +93,7 @@ export function passResult(
   return {
     recorded: { sent, failed, dead },
     records: toRecords(read, claim.inlined),
+    // Stryker disable next-line OptionalChaining: the read is an aggregate: always exactly one row
     namespace: toText(read.rows[0]?.id_namespace),
   };
 }
