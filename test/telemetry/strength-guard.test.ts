@@ -4,7 +4,14 @@
  * bucket boundaries a dashboard is built on. Written against mutants the older telemetry suites
  * let survive.
  */
-import { INVALID_SPAN_CONTEXT, type Span, SpanStatusCode, type Tracer, trace } from "@opentelemetry/api";
+import {
+  INVALID_SPAN_CONTEXT,
+  type Meter,
+  type Span,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from "@opentelemetry/api";
 import type { Histogram } from "@opentelemetry/sdk-metrics";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
@@ -189,5 +196,86 @@ describe("the relay's instruments", () => {
       0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
     ]);
     expect(boundaries("outbox.batch.size")).toEqual([1, 2, 5, 10, 25, 50, 100, 250, 500, 1000]);
+  });
+});
+
+describe("a meter and tracer that throw or reject", () => {
+  it("each throwing factory is reported once under its own name, and its stand-in reports nothing more", async () => {
+    const broken = (name: string) => () => {
+      throw new Error(`${name} is broken`);
+    };
+    const meter = {
+      createCounter: broken("createCounter"),
+      createHistogram: broken("createHistogram"),
+      createObservableGauge: broken("createObservableGauge"),
+      addBatchObservableCallback: () => {},
+      removeBatchObservableCallback: broken("removeBatchObservableCallback"),
+    } as unknown as Meter;
+    const tracer = { startSpan: broken("startSpan") } as unknown as Tracer;
+    const store = new MemoryStore();
+    const { outbox, errors } = instrumented(store, instrumentingSender({ results: [] }), { meter, tracer });
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" }));
+    expect(await outbox.tick()).toMatchObject({ sent: 1 });
+    await outbox[Symbol.asyncDispose]();
+    expect(errors.map((e) => (e as CallbackError).callback).sort()).toEqual([
+      "meter.createCounter",
+      "meter.createHistogram",
+      "meter.createObservableGauge",
+      "meter.removeBatchObservableCallback",
+      "tracer.startSpan",
+    ]);
+  });
+
+  it("a rejected or thenable result is reported under the method's name; null or a plain function is not", async () => {
+    const real = otel();
+    const rejecting = (message: string) => Promise.reject(new Error(message));
+    // A function that is also a thenable, rejecting: settled like any promise.
+    const thenableFunction = Object.assign(() => {}, {
+      // biome-ignore lint/suspicious/noThenProperty: a thenable function is the point
+      then: (_: unknown, reject: (reason: unknown) => void) => reject(new Error("late")),
+    });
+    const instrument = { add: () => rejecting("add"), record: () => rejecting("record") };
+    const meter = {
+      createCounter: () => instrument,
+      createHistogram: () => instrument,
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback: () => null,
+      removeBatchObservableCallback: () => () => {},
+    } as unknown as Meter;
+    const tracer = {
+      startSpan: (name: string, options: unknown, ctx: unknown) => {
+        const span = real.tracer.startSpan(name, options as never, ctx as never);
+        return new Proxy(span, {
+          get(target, property, receiver) {
+            if (property === "then") {
+              return (_: unknown, reject: (reason: unknown) => void) => reject(new Error("span as promise"));
+            }
+            const value = Reflect.get(target, property, receiver);
+            // `end` answers null, `setAttributes` a thenable function: after doing their work.
+            const answers: Record<string | symbol, unknown> = { end: null, setAttributes: thenableFunction };
+            if (property in answers) {
+              return (...args: unknown[]) => {
+                value.apply(target, args);
+                return answers[property];
+              };
+            }
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        });
+      },
+    } as unknown as Tracer;
+    const store = new MemoryStore();
+    const { outbox, errors } = instrumented(store, instrumentingSender({ results: [] }), { meter, tracer });
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" }));
+    expect(await outbox.tick()).toMatchObject({ sent: 1 });
+    await outbox[Symbol.asyncDispose]();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(errors.map((e) => (e as CallbackError).callback).sort()).toEqual([
+      "counter.add",
+      "histogram.record",
+      "span.setAttributes",
+      "tracer.startSpan",
+    ]);
+    await real.shutdown();
   });
 });
