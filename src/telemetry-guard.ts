@@ -11,7 +11,6 @@ import {
   type BatchObservableCallback,
   type Context,
   type Counter,
-  context,
   createNoopMeter,
   type Exception,
   type Histogram,
@@ -151,29 +150,26 @@ export function guardMeter(meter: Meter, reporter: CallbackReporter): RelayMeter
   };
 }
 
-/** `tracer` with every call contained; spans it starts are contained too. */
-export function guardTracer(tracer: Tracer, reporter: CallbackReporter): Tracer {
-  const startSpan = (name: string, options?: SpanOptions, ctx?: Context): Span => {
-    try {
-      const span = tracer.startSpan(name, options, ctx);
-      settle("tracer.startSpan", span, reporter);
-      return new GuardedSpan(span, reporter);
-    } catch (thrown) {
-      reporter.threw("tracer.startSpan", thrown);
-      return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
-    }
-  };
+/** The part of a `Tracer` the relay uses: its spans are started only with `startSpan`. */
+export type SpanStarter = Pick<Tracer, "startSpan">;
+
+/**
+ * `tracer`'s `startSpan` with every call contained; spans it starts are contained too. Only
+ * `startSpan`: the guarded tracer stays inside the relay, which starts no active spans.
+ */
+export function guardTracer(tracer: Tracer, reporter: CallbackReporter): SpanStarter {
   return {
-    startSpan,
-    // Built on the guarded startSpan rather than the tracer's own, so the span is contained too.
-    startActiveSpan(name: string, ...rest: unknown[]): unknown {
-      const fn = rest[rest.length - 1] as (span: Span) => unknown;
-      const options = rest.length > 1 ? (rest[0] as SpanOptions) : undefined;
-      const parent = rest.length > 2 ? (rest[1] as Context) : context.active();
-      const span = startSpan(name, options, parent);
-      return context.with(trace.setSpan(parent, span), fn, undefined, span);
+    startSpan(name: string, options?: SpanOptions, ctx?: Context): Span {
+      try {
+        const span = tracer.startSpan(name, options, ctx);
+        settle("tracer.startSpan", span, reporter);
+        return new GuardedSpan(span, reporter);
+      } catch (thrown) {
+        reporter.threw("tracer.startSpan", thrown);
+        return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+      }
     },
-  } as Tracer;
+  };
 }
 
 /** A span whose every method is contained. */

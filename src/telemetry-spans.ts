@@ -5,10 +5,10 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
-  type Tracer,
   trace,
 } from "@opentelemetry/api";
 import { describeValue, isInstanceOf, OutboxError } from "./errors.ts";
+import type { SpanStarter } from "./telemetry-guard.ts";
 
 /** `messaging.system` of every span and messaging metric edge-outbox records. */
 export const MESSAGING_SYSTEM = "edge-outbox";
@@ -58,14 +58,14 @@ export function errorType(error: unknown): string {
  * records no spans.
  */
 export class TickSpan {
-  readonly #tracer: Tracer;
+  readonly #tracer: SpanStarter;
   readonly #parent: Context;
   readonly #startTime: number;
   #span: Span | undefined;
   #context: Context | undefined;
 
   /** @internal Made by {@link RelayTelemetry.tick}. */
-  constructor(tracer: Tracer, eager: boolean) {
+  constructor(tracer: SpanStarter, eager: boolean) {
     this.#tracer = tracer;
     this.#parent = context.active();
     this.#startTime = performance.now();
@@ -105,7 +105,7 @@ export class TickSpan {
 
 /** The span of one relay pass, started once the pass has claimed messages (or failed). */
 export class BatchSpan {
-  readonly #tracer: Tracer;
+  readonly #tracer: SpanStarter;
   readonly #parent: Context | TickSpan;
   /** `performance.now()` when the pass began: the span is backdated to it. */
   readonly startTime = performance.now();
@@ -113,7 +113,7 @@ export class BatchSpan {
   #context: Context | undefined;
 
   /** @internal Made by {@link RelayTelemetry.batch}. */
-  constructor(tracer: Tracer, parent: Context | TickSpan) {
+  constructor(tracer: SpanStarter, parent: Context | TickSpan) {
     this.#tracer = tracer;
     this.#parent = parent;
   }

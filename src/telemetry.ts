@@ -12,7 +12,13 @@ import {
 } from "@opentelemetry/api";
 import type { CallbackError } from "./errors.ts";
 import type { Message } from "./message.ts";
-import { CallbackReporter, guardMeter, guardTracer, type RelayMeter } from "./telemetry-guard.ts";
+import {
+  CallbackReporter,
+  guardMeter,
+  guardTracer,
+  type RelayMeter,
+  type SpanStarter,
+} from "./telemetry-guard.ts";
 import {
   type BatchOutcome,
   BatchSpan,
@@ -83,7 +89,7 @@ export class RelayTelemetry {
   readonly meter: RelayMeter;
   /** Attributes every metric point of this outbox carries: {@link OUTBOX_NAME}. */
   readonly attributes: Attributes;
-  readonly #tracer: Tracer;
+  readonly #tracer: SpanStarter;
   readonly #messages: Counter;
   readonly #duration: Histogram;
   readonly #batchSize: Histogram;
