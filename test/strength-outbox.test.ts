@@ -113,3 +113,59 @@ describe("a tick behind a drain already running", () => {
     expect(sends).toEqual([1, 1]);
   });
 });
+
+describe("a tick's budget beyond what one timer can hold, behind a drain already running", () => {
+  /**
+   * An outbox whose first tick holds its send until `release.open()`; its budget (50 ms) is spent
+   * by then, so it relays only that one message.
+   */
+  async function held() {
+    const release = gate();
+    const sends: string[] = [];
+    const sender: Sender = {
+      async send(messages) {
+        sends.push(...messages.map((m) => m.key));
+        if (sends.length === 1) await release.promise;
+        for (const m of messages) m.markAsSent();
+        return messages;
+      },
+    };
+    const store = new MemoryStore();
+    // sendTimeout well past the tests' waits: the held send ends only when released.
+    const outbox = new Outbox(store, sender, { batchSize: 1, sendTimeout: 10_000 });
+    const add = (key: string) => store.transaction((tx) => outbox.addMessage(tx, { key, value: key }));
+    await add("a");
+    const first = outbox.tick({ budgetMs: 50 });
+    await waitFor(() => sends.length === 1);
+    return { release, sends, add, first, outbox };
+  }
+
+  // setTimeout runs a delay above 2^31 - 1 ms after 1 ms: such a budget must not end the wait.
+  it("2^32 ms waits its turn and then relays, like any budget not yet spent", async () => {
+    const { release, sends, add, first, outbox } = await held();
+    const second = outbox.tick({ budgetMs: 2 ** 32 });
+    await add("b");
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    release.open();
+    expect(await first).toMatchObject({ batches: 1, sent: 1 });
+    expect(await second).toMatchObject({ batches: 1, sent: 1 });
+    expect(sends).toEqual(["a", "b"]);
+  });
+
+  it("an infinite budget leaves the signal in force: its abort ends the wait at once", async () => {
+    const { release, add, first, outbox } = await held();
+    const abort = new AbortController();
+    let settled = false;
+    const second = outbox.tick({ signal: abort.signal, budgetMs: Number.POSITIVE_INFINITY });
+    void second.then(() => {
+      settled = true;
+    });
+    await add("b");
+    abort.abort();
+    await waitFor(() => settled, 2_000);
+    expect(await second).toMatchObject({ batches: 0, sent: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    release.open();
+    expect(await first).toMatchObject({ batches: 1, sent: 1 });
+  });
+});
