@@ -138,3 +138,22 @@ describe("a release that fails for one delay", () => {
     expect(retries).toEqual({ a: 1, b: 0 });
   });
 });
+
+describe("messages the sender did not attempt, with one delay", () => {
+  it("all go back together, none held by the claim until its lease ends", async () => {
+    const sender: Sender = {
+      async send(messages) {
+        for (const m of messages) m.markAsFailed({ attempted: false, retryAfter: 150 });
+        return messages;
+      },
+    };
+    const { outbox, store, seed, errors } = setup(sender, { leaseDuration: 60_000 });
+    await seed(3);
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 0, failed: 0, dead: 0 });
+    expect(await store.stats()).toMatchObject({ pending: 3, inFlight: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const claim = await store.fetchAndLock({ batchSize: 10, leaseDuration: 10_000, ordering: "none" });
+    expect(claim.messages.map((m) => m.retries)).toEqual([0, 0, 0]);
+    expect(errors).toEqual([]);
+  });
+});
