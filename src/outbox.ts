@@ -272,7 +272,7 @@ function waitBounds(
       return undefined;
     }
     // An infinite budget is valid and bounds nothing; the signal, if any, still bounds the wait.
-    const deadline = validBudget && Number.isFinite(budgetMs) ? started + budgetMs : undefined;
+    const deadline = Number.isFinite(budgetMs) ? started + (budgetMs as number) : undefined;
     return validSignal === undefined && deadline === undefined
       ? undefined
       : { signal: validSignal, deadline };

@@ -141,9 +141,13 @@ describe("a tick's budget beyond what one timer can hold, behind a drain already
   }
 
   // setTimeout runs a delay above 2^31 - 1 ms after 1 ms: such a budget must not end the wait.
-  it("2^32 ms waits its turn and then relays, like any budget not yet spent", async () => {
+  it.each([
+    ["2^32 ms", { budgetMs: 2 ** 32 }],
+    ["60 s", { budgetMs: 60_000 }],
+    ["a signal alone", { signal: new AbortController().signal }],
+  ])("%s, not yet spent: waits its turn and then relays", async (_, options) => {
     const { release, sends, add, first, outbox } = await held();
-    const second = outbox.tick({ budgetMs: 2 ** 32 });
+    const second = outbox.tick(options);
     await add("b");
     await new Promise((resolve) => setTimeout(resolve, 60));
     release.open();
@@ -167,5 +171,56 @@ describe("a tick's budget beyond what one timer can hold, behind a drain already
     await new Promise((resolve) => setTimeout(resolve, 60));
     release.open();
     expect(await first).toMatchObject({ batches: 1, sent: 1 });
+  });
+});
+
+describe("a tick with bad options behind a drain already running", () => {
+  async function running() {
+    const release = gate();
+    let inSend = false;
+    const sender: Sender = {
+      async send(messages) {
+        inSend = true;
+        await release.promise;
+        for (const m of messages) m.markAsSent();
+        return messages;
+      },
+    };
+    const store = new MemoryStore();
+    const outbox = new Outbox(store, sender, { onError: () => {}, sendTimeout: 10_000 });
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" }));
+    const first = outbox.tick();
+    await waitFor(() => inSend);
+    return { release, first, outbox };
+  }
+
+  // The good half of bad options must not bound the wait: the tick rejects, never gives up.
+  it("rejects even when its signal aborts or its budget ends first", async () => {
+    const { release, first, outbox } = await running();
+    const abort = new AbortController();
+    const ticks = [
+      outbox.tick({ signal: abort.signal, budgetMs: -1 }),
+      outbox.tick({ signal: abort.signal, budgetMs: "5" as unknown as number }),
+      outbox.tick({ signal: {} as AbortSignal, budgetMs: 5 }),
+    ];
+    abort.abort();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    release.open();
+    expect(await first).toMatchObject({ sent: 1 });
+    for (const tick of ticks) await expect(tick).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it("options whose getter throws reject with that error", async () => {
+    const { release, first, outbox } = await running();
+    const boom = new Error("no options here");
+    const options = {
+      get signal(): AbortSignal {
+        throw boom;
+      },
+    };
+    const tick = outbox.tick(options);
+    release.open();
+    expect(await first).toMatchObject({ sent: 1 });
+    await expect(tick).rejects.toBe(boom);
   });
 });
