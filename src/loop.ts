@@ -7,6 +7,12 @@
 
 const noop = () => {};
 
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `ms` as a delay `setTimeout` keeps: 0 to {@link MAX_TIMER_MS}. */
+const clampDelay = (ms: number): number => Math.min(Math.max(0, ms), MAX_TIMER_MS);
+
 /**
  * Runs work one piece at a time, in call order: the next piece starts when the one before has
  * settled. `idle()` resolves when everything queued so far has settled.
@@ -63,7 +69,12 @@ export class Lane {
     if (signal?.aborted) giveUp();
     else signal?.addEventListener("abort", giveUp, { once: true });
     if (deadline !== undefined && state === "waiting") {
-      timer = setTimeout(giveUp, Math.max(0, deadline - performance.now()));
+      // setTimeout runs a delay beyond MAX_TIMER_MS after 1 ms: a longer wait takes more timers.
+      const waitUntilDeadline = () => {
+        const left = deadline - performance.now();
+        timer = setTimeout(left > MAX_TIMER_MS ? waitUntilDeadline : giveUp, clampDelay(left));
+      };
+      waitUntilDeadline();
     }
     return Promise.race([early, queued.then((outcome) => (outcome === undefined ? early : outcome.value))]);
   }

@@ -267,16 +267,12 @@ function waitBounds(
   try {
     const { signal, budgetMs } = (options ?? {}) as TickOptions;
     const validSignal = signal !== undefined && isInstanceOf(signal, AbortSignal) ? signal : undefined;
-    const deadline =
-      typeof budgetMs === "number" && budgetMs >= 0 && Number.isFinite(budgetMs)
-        ? started + budgetMs
-        : undefined;
-    if (
-      (signal !== undefined && validSignal === undefined) ||
-      (budgetMs !== undefined && deadline === undefined)
-    ) {
+    const validBudget = typeof budgetMs === "number" && budgetMs >= 0;
+    if ((signal !== undefined && validSignal === undefined) || (budgetMs !== undefined && !validBudget)) {
       return undefined;
     }
+    // An infinite budget is valid and bounds nothing; the signal, if any, still bounds the wait.
+    const deadline = Number.isFinite(budgetMs) ? started + (budgetMs as number) : undefined;
     return validSignal === undefined && deadline === undefined
       ? undefined
       : { signal: validSignal, deadline };

@@ -113,3 +113,114 @@ describe("a tick behind a drain already running", () => {
     expect(sends).toEqual([1, 1]);
   });
 });
+
+describe("a tick's budget beyond what one timer can hold, behind a drain already running", () => {
+  /**
+   * An outbox whose first tick holds its send until `release.open()`; its budget (50 ms) is spent
+   * by then, so it relays only that one message.
+   */
+  async function held() {
+    const release = gate();
+    const sends: string[] = [];
+    const sender: Sender = {
+      async send(messages) {
+        sends.push(...messages.map((m) => m.key));
+        if (sends.length === 1) await release.promise;
+        for (const m of messages) m.markAsSent();
+        return messages;
+      },
+    };
+    const store = new MemoryStore();
+    // sendTimeout well past the tests' waits: the held send ends only when released.
+    const outbox = new Outbox(store, sender, { batchSize: 1, sendTimeout: 10_000 });
+    const add = (key: string) => store.transaction((tx) => outbox.addMessage(tx, { key, value: key }));
+    await add("a");
+    const first = outbox.tick({ budgetMs: 50 });
+    await waitFor(() => sends.length === 1);
+    return { release, sends, add, first, outbox };
+  }
+
+  // setTimeout runs a delay above 2^31 - 1 ms after 1 ms: such a budget must not end the wait.
+  it.each([
+    ["2^32 ms", { budgetMs: 2 ** 32 }],
+    ["60 s", { budgetMs: 60_000 }],
+    ["a signal alone", { signal: new AbortController().signal }],
+  ])("%s, not yet spent: waits its turn and then relays", async (_, options) => {
+    const { release, sends, add, first, outbox } = await held();
+    const second = outbox.tick(options);
+    await add("b");
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    release.open();
+    expect(await first).toMatchObject({ batches: 1, sent: 1 });
+    expect(await second).toMatchObject({ batches: 1, sent: 1 });
+    expect(sends).toEqual(["a", "b"]);
+  });
+
+  it("an infinite budget leaves the signal in force: its abort ends the wait at once", async () => {
+    const { release, add, first, outbox } = await held();
+    const abort = new AbortController();
+    let settled = false;
+    const second = outbox.tick({ signal: abort.signal, budgetMs: Number.POSITIVE_INFINITY });
+    void second.then(() => {
+      settled = true;
+    });
+    await add("b");
+    abort.abort();
+    await waitFor(() => settled, 2_000);
+    expect(await second).toMatchObject({ batches: 0, sent: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    release.open();
+    expect(await first).toMatchObject({ batches: 1, sent: 1 });
+  });
+});
+
+describe("a tick with bad options behind a drain already running", () => {
+  async function running() {
+    const release = gate();
+    let inSend = false;
+    const sender: Sender = {
+      async send(messages) {
+        inSend = true;
+        await release.promise;
+        for (const m of messages) m.markAsSent();
+        return messages;
+      },
+    };
+    const store = new MemoryStore();
+    const outbox = new Outbox(store, sender, { onError: () => {}, sendTimeout: 10_000 });
+    await store.transaction((tx) => outbox.addMessage(tx, { key: "k", value: "v" }));
+    const first = outbox.tick();
+    await waitFor(() => inSend);
+    return { release, first, outbox };
+  }
+
+  // The good half of bad options must not bound the wait: the tick rejects, never gives up.
+  it("rejects even when its signal aborts or its budget ends first", async () => {
+    const { release, first, outbox } = await running();
+    const abort = new AbortController();
+    const ticks = [
+      outbox.tick({ signal: abort.signal, budgetMs: -1 }),
+      outbox.tick({ signal: abort.signal, budgetMs: "5" as unknown as number }),
+      outbox.tick({ signal: {} as AbortSignal, budgetMs: 5 }),
+    ];
+    abort.abort();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    release.open();
+    expect(await first).toMatchObject({ sent: 1 });
+    for (const tick of ticks) await expect(tick).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it("options whose getter throws reject with that error", async () => {
+    const { release, first, outbox } = await running();
+    const boom = new Error("no options here");
+    const options = {
+      get signal(): AbortSignal {
+        throw boom;
+      },
+    };
+    const tick = outbox.tick(options);
+    release.open();
+    expect(await first).toMatchObject({ sent: 1 });
+    await expect(tick).rejects.toBe(boom);
+  });
+});

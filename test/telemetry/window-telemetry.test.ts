@@ -11,14 +11,17 @@ import { instrumented, pointValue, useCleanups } from "./support.ts";
 
 useCleanups();
 
-/** One message per send; every fifth fails, the rest are delivered after a short wait. */
+/**
+ * One message per send; every fifth fails (retried only after a minute, so never again within
+ * the tick, however slow the machine), the rest are delivered after a short wait.
+ */
 function windowedSender(window: number): Sender {
   return {
     window,
     async send(messages: Message[]) {
       for (const message of messages) {
         await new Promise((resolve) => setTimeout(resolve, 2));
-        if (Number(message.text()) % 5 === 4) message.markAsFailed({ error: "HTTP 503" });
+        if (Number(message.text()) % 5 === 4) message.markAsFailed({ error: "HTTP 503", retryAfter: 60_000 });
         else message.markAsSent();
       }
       return messages;
