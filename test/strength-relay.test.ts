@@ -105,38 +105,47 @@ describe("a message the sender did not attempt, on a store without release", () 
 });
 
 describe("a release that fails for one delay", () => {
-  it("records only that delay's messages as failed attempts; the others are released", async () => {
-    const memory = new MemoryStore();
-    // `release` fails for the 200 ms group only.
-    const store = new Proxy(memory, {
-      get: (target, name) => {
-        const value = Reflect.get(target, name);
-        if (typeof value !== "function") return value;
-        if (name !== "release") return value.bind(target);
-        return (token: string, ids: readonly string[], delay?: number) =>
-          delay === 200 ? Promise.reject(new Error("release down")) : value.call(target, token, ids, delay);
-      },
-    });
-    const sender: Sender = {
-      async send(messages) {
-        for (const m of messages) m.markAsFailed({ attempted: false, retryAfter: m.key === "a" ? 200 : 300 });
-        return messages;
-      },
-    };
-    const errors: unknown[] = [];
-    const outbox = new Outbox(store, sender, { onError: (e) => errors.push(e) });
-    await memory.transaction(async (tx) => {
-      await outbox.addMessage(tx, { key: "a", value: "1" });
-      await outbox.addMessage(tx, { key: "b", value: "2" });
-    });
-    // Only "a" is recorded as a failed attempt; "b" goes back with its attempts untouched.
-    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 0, failed: 1, dead: 0 });
-    expect(errors).toEqual([expect.objectContaining({ message: "release down" })]);
-    await new Promise((resolve) => setTimeout(resolve, 350));
-    const claim = await memory.fetchAndLock({ batchSize: 10, leaseDuration: 10_000, ordering: "none" });
-    const retries = Object.fromEntries(claim.messages.map((m) => [m.key, m.retries]));
-    expect(retries).toEqual({ a: 1, b: 0 });
-  });
+  // Both ways of recording the outcome: with the next claim (recordAndFetch) and with plain marks.
+  it.each([
+    ["a store with recordAndFetch", true],
+    ["a store without recordAndFetch", false],
+  ])(
+    "records only that delay's messages as failed attempts; the others are released (%s)",
+    async (_, combined) => {
+      const memory = new MemoryStore();
+      // `release` fails for the 200 ms group only.
+      const store = new Proxy(memory, {
+        get: (target, name) => {
+          if (name === "recordAndFetch" && !combined) return undefined;
+          const value = Reflect.get(target, name);
+          if (typeof value !== "function") return value;
+          if (name !== "release") return value.bind(target);
+          return (token: string, ids: readonly string[], delay?: number) =>
+            delay === 200 ? Promise.reject(new Error("release down")) : value.call(target, token, ids, delay);
+        },
+      });
+      const sender: Sender = {
+        async send(messages) {
+          for (const m of messages)
+            m.markAsFailed({ attempted: false, retryAfter: m.key === "a" ? 200 : 300 });
+          return messages;
+        },
+      };
+      const errors: unknown[] = [];
+      const outbox = new Outbox(store, sender, { onError: (e) => errors.push(e) });
+      await memory.transaction(async (tx) => {
+        await outbox.addMessage(tx, { key: "a", value: "1" });
+        await outbox.addMessage(tx, { key: "b", value: "2" });
+      });
+      // Only "a" is recorded as a failed attempt; "b" goes back with its attempts untouched.
+      expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 0, failed: 1, dead: 0 });
+      expect(errors).toEqual([expect.objectContaining({ message: "release down" })]);
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      const claim = await memory.fetchAndLock({ batchSize: 10, leaseDuration: 10_000, ordering: "none" });
+      const retries = Object.fromEntries(claim.messages.map((m) => [m.key, m.retries]));
+      expect(retries).toEqual({ a: 1, b: 0 });
+    },
+  );
 });
 
 describe("messages the sender did not attempt, with one delay", () => {
