@@ -31,6 +31,8 @@ describe("the sender's window", () => {
     expect(refuse(10_001)).toThrow(/must be an integer from 1 to 10000, got 10001$/);
     expect(refuse("8")).toThrow(/must be an integer from 1 to 10000, got string$/);
     expect(refuse(null)).toThrow(/got object$/);
+    // A number that is not a whole number of slots.
+    expect(refuse(1.5)).toThrow(/must be an integer from 1 to 10000, got 1.5$/);
   });
 
   it("a window getter that throws is refused with the getter's error as the cause", () => {
