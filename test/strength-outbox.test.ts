@@ -226,3 +226,14 @@ describe("a tick with bad options behind a drain already running", () => {
     await expect(tick).rejects.toBe(boom);
   });
 });
+
+describe("maxMessageBytes", () => {
+  it("is the Outbox's own limit for addMessage, not the default", async () => {
+    const store = new MemoryStore();
+    const outbox = new Outbox(store, { send: async (m) => m }, { maxMessageBytes: 1024 }) as Outbox<unknown>;
+    const write = (value: string) => store.transaction((tx) => outbox.addMessage(tx, { key: "k", value }));
+    await expect(write("x".repeat(2000))).rejects.toThrow(ValidationError);
+    await write("x".repeat(100));
+    expect(await store.stats()).toMatchObject({ pending: 1 });
+  });
+});
