@@ -234,6 +234,8 @@ describe("maxMessageBytes", () => {
     const write = (value: string) => store.transaction((tx) => outbox.addMessage(tx, { key: "k", value }));
     await expect(write("x".repeat(2000))).rejects.toThrow(ValidationError);
     await write("x".repeat(100));
-    expect(await store.stats()).toMatchObject({ pending: 1 });
+    // The Outbox's stats are its store's.
+    expect(await outbox.stats()).toEqual(await store.stats());
+    expect(await outbox.stats()).toMatchObject({ pending: 1, dead: 0 });
   });
 });
