@@ -251,8 +251,11 @@ export const HAS_SEQUENCE_TABLE = `SELECT count(*) AS found FROM sqlite_schema W
  * be deduplicated. Recorded once (a later migrate keeps the first value).
  */
 export function recordLegacyMax(t: string, hasSequence: boolean): string {
-  const seq = hasSequence ? `, coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?1), 0)` : "";
-  return `UPDATE ${SCHEMA_TABLE} SET legacy_max_id = max(coalesce((SELECT max(id) FROM "${t}"), 0)${seq})
+  // Always two arguments: max() of one argument is the aggregate, which SQLite refuses in SET
+  // ("misuse of aggregate function max()"), as it did for a table whose version row went
+  // missing in a database without sqlite_sequence.
+  const seq = hasSequence ? `coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?1), 0)` : "0";
+  return `UPDATE ${SCHEMA_TABLE} SET legacy_max_id = max(coalesce((SELECT max(id) FROM "${t}"), 0), ${seq})
 WHERE table_name = ?1 AND legacy_max_id IS NULL`;
 }
 /**
