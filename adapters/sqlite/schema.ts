@@ -94,8 +94,7 @@ export function indexName(table: string, purpose: AnyPurpose): string {
 export const ORDER_AT = "CASE status WHEN 0 THEN created_at WHEN 1 THEN sent_at END";
 
 /** {@link ORDER_AT} with its columns qualified by `alias` (for statements that alias the table). */
-export function orderAt(alias?: string): string {
-  if (alias === undefined) return ORDER_AT;
+export function orderAt(alias: string): string {
   return `CASE ${alias}.status WHEN 0 THEN ${alias}.created_at WHEN 1 THEN ${alias}.sent_at END`;
 }
 

@@ -67,3 +67,30 @@ describe("LibsqlStore first use that cannot read the namespace", () => {
     expect((error as StoreError).message).toMatch(/reading the id namespace/);
   });
 });
+
+describe("LibsqlStore migrate() when the state index's name is a table's", () => {
+  it("fails with a StoreError that names the taken name and what to do, nothing made", async () => {
+    const url = `file:${dbPath(tmp.dir)}`;
+    const client = createClient({ url });
+    try {
+      await client.execute("CREATE TABLE edge_outbox_shadow_state (x)");
+      const error = await new LibsqlStore(client, { table: "shadow", wal: false }).migrate().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StoreError);
+      const stored = error as StoreError;
+      expect(stored.retryable).toBe(false);
+      expect(stored.cause).toBeDefined();
+      expect(stored.message).toMatch(/^libSQL failed while migrating table "shadow"/);
+      expect(stored.message).toMatch(/edge_outbox_shadow_state/);
+      expect(stored.message).toMatch(
+        /; a name the outbox table "shadow" needs is taken by another object in this database: rename that object or choose another outbox table name$/,
+      );
+      const made = await client.execute("SELECT name FROM sqlite_schema WHERE name = 'shadow'");
+      expect(made.rows).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+});
