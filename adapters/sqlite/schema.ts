@@ -94,8 +94,7 @@ export function indexName(table: string, purpose: AnyPurpose): string {
 export const ORDER_AT = "CASE status WHEN 0 THEN created_at WHEN 1 THEN sent_at END";
 
 /** {@link ORDER_AT} with its columns qualified by `alias` (for statements that alias the table). */
-export function orderAt(alias?: string): string {
-  if (alias === undefined) return ORDER_AT;
+export function orderAt(alias: string): string {
   return `CASE ${alias}.status WHEN 0 THEN ${alias}.created_at WHEN 1 THEN ${alias}.sent_at END`;
 }
 
@@ -251,8 +250,11 @@ export const HAS_SEQUENCE_TABLE = `SELECT count(*) AS found FROM sqlite_schema W
  * be deduplicated. Recorded once (a later migrate keeps the first value).
  */
 export function recordLegacyMax(t: string, hasSequence: boolean): string {
-  const seq = hasSequence ? `, coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?1), 0)` : "";
-  return `UPDATE ${SCHEMA_TABLE} SET legacy_max_id = max(coalesce((SELECT max(id) FROM "${t}"), 0)${seq})
+  // Always two arguments: max() of one argument is the aggregate, which SQLite refuses in SET
+  // ("misuse of aggregate function max()"), as it did for a table whose version row went
+  // missing in a database without sqlite_sequence.
+  const seq = hasSequence ? `coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?1), 0)` : "0";
+  return `UPDATE ${SCHEMA_TABLE} SET legacy_max_id = max(coalesce((SELECT max(id) FROM "${t}"), 0), ${seq})
 WHERE table_name = ?1 AND legacy_max_id IS NULL`;
 }
 /**
