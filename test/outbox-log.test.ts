@@ -51,6 +51,23 @@ describe("the default onError", () => {
     expect(line).not.toContain("\n");
   });
 
+  it("writes the line for a batch that partly failed, naming only the failed message", async () => {
+    const store = new MemoryStore();
+    const sender = recordingSender((m) =>
+      m.key === "bad" ? m.markAsFailed({ error: "410 gone" }) : m.markAsSent(),
+    );
+    const outbox = new Outbox(store, sender, { backoff: { initialDelay: 60_000, maxDelay: 60_000 } });
+    await store.transaction(async (tx) => {
+      await outbox.addMessage(tx, { key: "good", value: "{}" });
+      await outbox.addMessage(tx, { key: "bad", value: "{}" });
+    });
+    expect(await outbox.tick()).toMatchObject({ sent: 1, failed: 1 });
+    expect(lines()).toHaveLength(1);
+    expect(lines()[0]).toMatch(
+      /^\[edge-outbox\] delivery failed for 1 of 2 message\(s\) \(1 will be retried, 0 dead\): msg_[0-9a-z]{16}_2: 410 gone$/,
+    );
+  });
+
   it("holds back lines within the interval and says how many", () => {
     let now = 0;
     const log = new RateLimitedLog(LOG_INTERVAL_MS, () => now);
