@@ -72,6 +72,83 @@ for (const kind of driversToRun()) {
       expect(messages.every((m) => m.lastError === undefined)).toBe(true);
     });
 
+    it("claims nothing from an empty outbox, or once every message is claimed", async () => {
+      const store = await migratedStore(client.db);
+      expect((await store.fetchAndLock(claim)).messages).toEqual([]);
+      await add(store, [{ key: "a", value: "v" }]);
+      expect((await store.fetchAndLock(claim)).messages.map((m) => m.key)).toEqual(["a"]);
+      expect((await store.fetchAndLock(claim)).messages).toEqual([]);
+    });
+
+    it("claims a large batch added newest first in time order", async () => {
+      const store = await migratedStore(client.db);
+      const t0 = 1_700_000_000_000;
+      await add(
+        store,
+        Array.from({ length: 400 }, (_, i) => ({
+          key: `k${399 - i}`,
+          value: "v",
+          at: new Date(t0 + 399 - i),
+        })),
+      );
+      const { messages } = await store.fetchAndLock({ ...claim, batchSize: 400 });
+      expect(messages.map((m) => m.key)).toEqual(Array.from({ length: 400 }, (_, i) => `k${i}`));
+    });
+
+    it("records several sent, retried and dead messages in one mark each, keeping error texts without NUL", async () => {
+      const store = await migratedStore(client.db);
+      await add(
+        store,
+        ["s1", "s2", "r1", "r2", "d1", "d2"].map((key) => ({ key, value: "v" })),
+      );
+      const { token, messages } = await store.fetchAndLock(claim);
+      const id = Object.fromEntries(messages.map((m) => [m.key, m.id]));
+      expect(await store.markAsSent(token, [id.s1!, id.s2!])).toBe(2);
+      const at = new Date();
+      expect(
+        await store.updateRetryCount(token, [
+          { id: id.r1!, delay: 0, availableAt: at, error: "a\0b" },
+          { id: id.r2!, delay: 0, availableAt: at, error: "c" },
+        ]),
+      ).toBe(2);
+      expect(await store.markAsDead(token, [{ id: id.d1!, error: "x\0" }, { id: id.d2! }])).toBe(2);
+      const again = await store.fetchAndLock(claim);
+      expect(again.messages.map((m) => [m.key, m.lastError])).toEqual([
+        ["r1", "a\uFFFDb"],
+        ["r2", "c"],
+      ]);
+      expect((await store.listDead()).map((m) => [m.key, m.lastError])).toEqual([
+        ["d1", "x\uFFFD"],
+        ["d2", undefined],
+      ]);
+    });
+
+    it("refuses NUL in a key or a header, and a header that is no string, saying which, before writing", async () => {
+      const store = await migratedStore(client.db);
+      const base = prepareMessage({ key: "k", value: "v" }, { maxMessageBytes: 1024 });
+      const refused = (m: typeof base) =>
+        store
+          .withTransaction((tx) => store.addMessage(tx, m))
+          .then(
+            () => "accepted",
+            (error: { name: string; code: string; message: string }) =>
+              `${error.name} ${error.code}: ${error.message}`,
+          );
+      expect(await refused({ ...base, key: "a\0b" })).toBe(
+        'ValidationError INVALID_MESSAGE: message.key must not contain NUL (U+0000): PostgreSQL text cannot store it, got "a\\u0000b"',
+      );
+      expect(await refused({ ...base, headers: { "x-\0": "1" } })).toBe(
+        'ValidationError INVALID_MESSAGE: message.headers["x-\\0"] must not contain NUL (U+0000)',
+      );
+      expect(await refused({ ...base, headers: { "x-a": "1\0" } })).toBe(
+        'ValidationError INVALID_MESSAGE: message.headers["x-a"] must not contain NUL (U+0000)',
+      );
+      expect(await refused({ ...base, headers: { "x-n": 1 as never } })).toBe(
+        'ValidationError INVALID_MESSAGE: message.headers["x-n"] must be a string',
+      );
+      expect(await store.stats()).toMatchObject({ pending: 0 });
+    });
+
     it("hands back every byte of a value, headers and key as added", async () => {
       const store = await migratedStore(client.db);
       const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
