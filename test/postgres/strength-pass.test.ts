@@ -83,6 +83,21 @@ for (const kind of driversToRun()) {
       expect(unkeyed.messages.map((m) => new TextDecoder().decode(m.value))).toEqual(["2"]);
     });
 
+    it("with retention keep, a sent message stays as sent until purgeSent removes it", async () => {
+      const store = await migratedStore(client.db, { retention: { sent: "keep", keepFor: 3_600_000 } });
+      await add(store, ["a", "b"]);
+      const { token, messages } = await store.fetchAndLock(claim);
+      expect(
+        await store.markAsSent(
+          token,
+          messages.map((m) => m.id),
+        ),
+      ).toBe(2);
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+      expect((await store.fetchAndLock(claim)).messages).toEqual([]);
+      expect(await store.purgeSent(new Date(Date.now() + 60_000))).toBe(2);
+    });
+
     it("skips malformed entries of a mark and records the rest", async () => {
       const store = await migratedStore(client.db);
       await add(store, ["s", "r", "d"]);
