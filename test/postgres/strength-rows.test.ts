@@ -239,7 +239,7 @@ describe.runIf(PG_URL !== undefined)(
         await add(store, [
           {
             key: "b",
-            value: Uint8Array.of(0, 1, 0xab, 0xff),
+            value: Uint8Array.of(0x10, 1, 0xab, 0xff, 0x7e),
             at: new Date(at.getTime() + 1),
             headers: { h: "v" },
           },
@@ -250,7 +250,7 @@ describe.runIf(PG_URL !== undefined)(
           messages.map((m) => [m.key, Array.from(m.value), m.headers, m.timestamp.getTime(), m.retries]),
         ).toEqual([
           ["a", [], {}, at.getTime(), 0],
-          ["b", [0, 1, 0xab, 0xff], { h: "v" }, at.getTime() + 1, 0],
+          ["b", [0x10, 1, 0xab, 0xff, 0x7e], { h: "v" }, at.getTime() + 1, 0],
         ]);
         expect(await store.markAsSent(token, [messages[0]!.id])).toBe(1);
         expect(await store.stats()).toEqual({
