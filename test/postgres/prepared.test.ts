@@ -95,6 +95,57 @@ describe.runIf(PG_URL !== undefined)("prepared statements (node-postgres)", () =
     }
   });
 
+  it("after DISCARD ALL, a transaction writing to several outboxes fails once and the next one commits", async () => {
+    const pool = onePool();
+    try {
+      const [a, b, c] = [0, 1, 2].map(() => new PostgresStore(pool, { table: freshTable() }));
+      for (const store of [a!, b!, c!]) await store.migrate();
+      const orderAll = async (stores: PostgresStore[], key: string) => {
+        const client = await pool.connect();
+        try {
+          await client.query("BEGIN");
+          for (const store of stores) await store.addMessage(client, message(key));
+          await client.query("COMMIT");
+        } catch (error) {
+          await client.query("ROLLBACK");
+          throw error;
+        } finally {
+          client.release();
+        }
+      };
+      await orderAll([a!, b!], "order:1");
+      await pool.query("DISCARD ALL");
+      // c's statement is prepared anew (the server keeps it, the transaction aborts on a's).
+      const failed = await orderAll([c!, a!, b!], "order:2").catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(StoreError);
+      expect(failed).toMatchObject({ retryable: true, code: "STORE_BUSY" });
+      expect((failed as StoreError).message).toMatch(
+        /^the server no longer has the store's prepared statement edge_outbox_\d+ \(DISCARD ALL or DEALLOCATE ran on this connection.*set the store's prepare: false$/,
+      );
+      // The run again commits: b's statement, which the server forgot too, does not fail it.
+      await orderAll([c!, a!, b!], "order:2");
+      expect(await Promise.all([a!, b!, c!].map(async (s) => (await s.stats()).pending))).toEqual([2, 2, 1]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("an error that is no forgotten statement, in the caller's transaction, is the server's own (not retryable)", async () => {
+    const pool = onePool();
+    try {
+      const store = new PostgresStore(pool, { table: freshTable() });
+      await store.migrate();
+      await order(pool, store, "order:1");
+      await pool.query(`DROP TABLE "${store.table}"`);
+      const failed = await order(pool, store, "order:2").catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(StoreError);
+      expect(failed).toMatchObject({ retryable: false });
+      expect((failed as StoreError).message).toMatch(/\(42P01\)/);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("a single pg.Client recovers after DISCARD ALL outside a transaction", async () => {
     const client = new pg.Client({ connectionString: url() });
     client.on("error", () => {});

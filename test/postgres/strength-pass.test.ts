@@ -66,6 +66,38 @@ for (const kind of driversToRun()) {
       expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 2 });
     });
 
+    it("with ordering key, claims no message while an older one of its key is pending; with none, it does", async () => {
+      const store = await migratedStore(client.db);
+      await store.withTransaction(async (tx) => {
+        for (const [key, value] of [
+          ["k", "1"],
+          ["k", "2"],
+          ["j", "3"],
+        ])
+          await store.addMessage(tx, prepareMessage({ key: key!, value: value! }, { maxMessageBytes: 1024 }));
+      });
+      const keyed = await store.fetchAndLock({ ...claim, ordering: "key" });
+      expect(keyed.messages.map((m) => new TextDecoder().decode(m.value))).toEqual(["1", "3"]);
+      expect((await store.fetchAndLock({ ...claim, ordering: "key" })).messages).toEqual([]);
+      const unkeyed = await store.fetchAndLock(claim);
+      expect(unkeyed.messages.map((m) => new TextDecoder().decode(m.value))).toEqual(["2"]);
+    });
+
+    it("with retention keep, a sent message stays as sent until purgeSent removes it", async () => {
+      const store = await migratedStore(client.db, { retention: { sent: "keep", keepFor: 3_600_000 } });
+      await add(store, ["a", "b"]);
+      const { token, messages } = await store.fetchAndLock(claim);
+      expect(
+        await store.markAsSent(
+          token,
+          messages.map((m) => m.id),
+        ),
+      ).toBe(2);
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+      expect((await store.fetchAndLock(claim)).messages).toEqual([]);
+      expect(await store.purgeSent(new Date(Date.now() + 60_000))).toBe(2);
+    });
+
     it("skips malformed entries of a mark and records the rest", async () => {
       const store = await migratedStore(client.db);
       await add(store, ["s", "r", "d"]);
