@@ -23,8 +23,8 @@ function afterBatch(db: D1Database): { db: D1Database; after: (fn: () => Promise
   return {
     db: {
       prepare: (query) => db.prepare(query),
-      batch: async (statements) => {
-        const results = await db.batch(statements);
+      batch: async <T = Record<string, unknown>>(statements: Parameters<D1Database["batch"]>[0]) => {
+        const results = await db.batch<T>(statements);
         const fn = next;
         next = undefined;
         await fn?.();
