@@ -4,11 +4,9 @@
  *
  * @module
  */
+import { MAX_TIMER_MS } from "./options.ts";
 
 const noop = () => {};
-
-/** The longest delay `setTimeout` keeps (2^31 - 1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** `ms` as a delay `setTimeout` keeps: 0 to {@link MAX_TIMER_MS}. */
 const clampDelay = (ms: number): number => Math.min(Math.max(0, ms), MAX_TIMER_MS);

@@ -116,8 +116,8 @@ export const DEFAULT_OPTIONS = {
   statsCacheTtl: 10_000,
 } as const;
 
-// setTimeout holds a signed 32-bit delay; anything larger fires at once.
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms, about 24.8 days): a larger one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function show(value: unknown): string {
   return typeof value === "string" ? `"${value}"` : describeValue(value);

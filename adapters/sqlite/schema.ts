@@ -155,10 +155,7 @@ export function currentSchema(t: string): string[] {
  * `<table>_<purpose>` and version 2's partial `edge_outbox_<table>_ready`, `_dead` and `_sent`.
  */
 export function oldIndexesOf(t: string): { sql: string; args: string[] } {
-  const names = [
-    ...V1_PURPOSES.map((p) => v1IndexName(t, p)),
-    ...RETIRED_PURPOSES.map((p) => indexName(t, p)),
-  ];
+  const names = [...V1_PURPOSES.map((p) => v1IndexName(t, p)), ...v2IndexNames(t)];
   return {
     sql: `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 COLLATE NOCASE
   AND name COLLATE NOCASE IN (${names.map((_, i) => `?${i + 2}`).join(", ")})`,
