@@ -91,11 +91,16 @@ export function indexName(table: string, purpose: AnyPurpose): string {
  * holds. Every statement names it exactly like this (with the table's alias, see
  * {@link orderAt}): SQLite uses an index on an expression only for that same expression.
  */
-export const ORDER_AT = "CASE status WHEN 0 THEN created_at WHEN 1 THEN sent_at END";
+export const ORDER_AT = orderBy("");
 
 /** {@link ORDER_AT} with its columns qualified by `alias` (for statements that alias the table). */
 export function orderAt(alias: string): string {
-  return `CASE ${alias}.status WHEN 0 THEN ${alias}.created_at WHEN 1 THEN ${alias}.sent_at END`;
+  return orderBy(`${alias}.`);
+}
+
+/** The one text of {@link ORDER_AT}, its columns prefixed with `prefix` ("" or "alias."). */
+function orderBy(prefix: string): string {
+  return `CASE ${prefix}status WHEN 0 THEN ${prefix}created_at WHEN 1 THEN ${prefix}sent_at END`;
 }
 
 /** Version 1's name of the same index, which the upgrade to version 2 drops. */
