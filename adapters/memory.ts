@@ -32,7 +32,6 @@ import {
 interface Row extends MessageRecord {
   /** The row id: what the public id `msg_<namespace>_<row>` names. */
   row: string;
-  seq: bigint;
   state: "pending" | "dead";
   availableAt: number;
   leaseUntil: number | null;
@@ -136,7 +135,8 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
       if (row.availableAt > now || (row.leaseUntil !== null && row.leaseUntil > now)) continue;
       claimed.push(row);
     }
-    claimed.sort((a, b) => a.timestamp.getTime() - b.timestamp.getTime() || (a.seq < b.seq ? -1 : 1));
+    // Oldest first; the scan went in insertion (id) order and the sort is stable, so ties keep it.
+    claimed.sort((a, b) => a.timestamp.getTime() - b.timestamp.getTime());
     const messages = claimed.map((row) => {
       if (row.leaseUntil !== null) {
         // The previous holder's lease ran out without an outcome: that attempt counts.
@@ -257,13 +257,11 @@ export class MemoryStore implements TransactionalStore<MemoryTransaction> {
   }
 
   #insert(message: PreparedMessage): void {
-    const seq = this.#nextId++;
-    const row = seq.toString();
+    const row = (this.#nextId++).toString();
     this.#rows.set(row, {
       ...message,
       id: formatMessageId(this.#namespace(), row),
       row,
-      seq,
       retries: 0,
       lastError: undefined,
       state: "pending",
