@@ -166,6 +166,8 @@ WHERE id IN (${ready("c.id", extra, "?3")})`,
   const perRow = (columns: string) => `FROM (SELECT ${columns} FROM json_each(?1)) AS u
 WHERE m.id = u.id AND m.claim_token = ?2 AND +m.status = 0`;
   const newest = `(SELECT max(id) FROM ${q})`;
+  // sent_at cleared too: an unfinished row never has one (a hand-edited dead row may).
+  const requeue = `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL, sent_at = NULL`;
   return {
     insert: `INSERT INTO ${q} (key, value, headers, created_at, available_at) VALUES (?1, ?2, ?3, ?4, 0)`,
     claim: claimOf(""),
@@ -214,13 +216,8 @@ ${perRow("json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS e")}
     deadSizes: `SELECT CAST(id AS TEXT) AS id, ${storedBytes("m")} AS bytes FROM ${q} AS m WHERE m.status = 3 ORDER BY ${orderAt("m")}, m.id LIMIT ?1`,
     deadByIds: `SELECT ${RECORD_COLUMNS} FROM ${q} AS m WHERE +m.status = 3 AND m.id IN (SELECT value FROM json_each(?1)) ORDER BY m.id`,
     claimValues: `SELECT CAST(id AS TEXT) AS id, CAST(value AS BLOB) AS value FROM ${q} WHERE id IN (SELECT value FROM json_each(?1))`,
-    // sent_at cleared too: an unfinished row never has one (a hand-edited dead row may).
-    requeueAll: `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL,
-  sent_at = NULL
-WHERE status = 3`,
-    requeueIds: `UPDATE ${q} SET status = 0, retries = 0, available_at = ${DB_NOW}, lease_until = NULL, claim_token = NULL,
-  sent_at = NULL
-WHERE +status = 3 AND id IN (SELECT value FROM json_each(?1))`,
+    requeueAll: `${requeue} WHERE status = 3`,
+    requeueIds: `${requeue} WHERE +status = 3 AND id IN (SELECT value FROM json_each(?1))`,
     // ORDER_AT is sent_at for a sent row: the range of the state index older than the cutoff.
     purgeSent: `DELETE FROM ${q} WHERE status = 1 AND ${ORDER_AT} < coalesce(?1, ${DB_NOW} - ?2) AND +id < ${newest}`,
   };
