@@ -32,7 +32,7 @@ import { inlineStatement } from "./libsql/inline.ts";
 import { migrateTable, readNamespace } from "./libsql/migrate.ts";
 import { hasOpenTransaction, insideTransaction, refuseClientInsideItsTransaction } from "./libsql/nesting.ts";
 import { type LibsqlStoreOptions, type LibsqlTx, resolveStoreOptions } from "./libsql/options.ts";
-import { Runner } from "./libsql/runner.ts";
+import { Runner, TAKE_WRITE_LOCK } from "./libsql/runner.ts";
 import { PurgeSchedule } from "./sql/retention.ts";
 import { type MarkStatements, markStatements } from "./sqlite/pass.ts";
 import { headersJson, type IdSpace, idsJson, toRecord, toStats } from "./sqlite/rows.ts";
@@ -181,15 +181,35 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
       await this.#addThroughClient(tx as Client, statement);
       return;
     }
-    // Locally, written in and run through `executeMultiple`: a fraction of what `execute`
-    // costs, which would otherwise be most of an addMessage (see inline.ts).
-    const script = this.#run.local ? inlineStatement(statement) : undefined;
     try {
-      if (script !== undefined && typeof tx.executeMultiple === "function") await tx.executeMultiple(script);
-      else await tx.execute(statement);
+      await this.#insertInTransaction(tx as Transaction, statement);
     } catch (error) {
-      throw toStoreError(error, "adding a message");
+      throw notWritten(
+        toStoreError(error, "adding a message"),
+        "retry the call in the same transaction, or roll it back and retry the transaction.",
+      );
     }
+  }
+
+  /**
+   * Locally, the INSERT written in and run through `executeMultiple`: a fraction of what
+   * `execute` costs, which would otherwise be most of an addMessage (see inline.ts). One that
+   * must stay bound (a value over 1 KiB) takes the write lock that way first, so that a busy
+   * lock fails cleanly instead of leaving a statement in progress that fails the transaction's
+   * COMMIT later (libsql-client-ts#352, see runner.ts).
+   */
+  async #insertInTransaction(tx: Transaction, statement: InStatement): Promise<void> {
+    if (!this.#run.local || typeof tx.executeMultiple !== "function") {
+      await tx.execute(statement);
+      return;
+    }
+    const script = inlineStatement(statement);
+    if (script !== undefined) {
+      await tx.executeMultiple(script);
+      return;
+    }
+    await tx.executeMultiple(TAKE_WRITE_LOCK);
+    await tx.execute(statement);
   }
 
   /** A client: autocommit, through the runner so that a busy lock cannot wedge its pool. */
@@ -199,16 +219,11 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
     try {
       await this.#run.forClient(client).write("adding a message", statement);
     } catch (error) {
-      if (!(error instanceof StoreError) || error.code !== "STORE_BUSY") throw error;
-      // Not a relay pass: nothing retries this write by itself.
       const inside =
         openBefore && hasOpenTransaction(client)
           ? " A store.withTransaction on this same client stayed open the whole time: if this call runs inside it, pass its transaction (tx) instead of the client."
           : " If a transaction of yours is open on this client around this call, pass that transaction instead of the client.";
-      throw new StoreError(
-        `${error.message.replace(/; the next pass retries, nothing is lost$/, "")}; the message was NOT written, retry the call.${inside}`,
-        { retryable: true, code: "STORE_BUSY", cause: error.cause },
-      );
+      throw notWritten(error, `retry the call.${inside}`);
     }
   }
 
@@ -360,4 +375,17 @@ export class LibsqlStore implements TransactionalStore<LibsqlTx> {
   async #change(doing: string, statement: InStatement): Promise<number> {
     return (await this.#run.write(doing, statement)).rowsAffected;
   }
+}
+
+/**
+ * A busy `error` of `addMessage` with the relay's promise ("the next pass retries") replaced by
+ * what its caller must do: nothing retries an application's write by itself. Other errors as
+ * they are.
+ */
+function notWritten(error: unknown, advice: string): unknown {
+  if (!(error instanceof StoreError) || error.code !== "STORE_BUSY") return error;
+  return new StoreError(
+    `${error.message.replace(/; the next pass retries, nothing is lost$/, "")}; the message was NOT written, ${advice}`,
+    { retryable: true, code: "STORE_BUSY", cause: error.cause },
+  );
 }

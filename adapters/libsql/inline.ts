@@ -24,6 +24,13 @@ import { wellFormedText } from "../../mod.ts";
  */
 export const MAX_INLINE_BYTES = 1024;
 
+/**
+ * Text up to this many UTF-16 code units is written in. Claims' and marks' JSON lists of ids
+ * stay well below it; the bound keeps doubling the quotes of some huge text from needing
+ * several times its size in memory.
+ */
+export const MAX_INLINE_TEXT = 1 << 20;
+
 // Statement templates number their parameters (?1, ?2, ...) and hold no "?" in their literals.
 const PARAMETER = /\?(\d+)/g;
 const QUOTE = /'/g;
@@ -37,11 +44,19 @@ export function sqlLiteral(value: unknown): string | undefined {
     return Number.isSafeInteger(value) ? (value < 0 ? `(${value})` : String(value)) : undefined;
   }
   if (typeof value === "string") {
-    if (value.includes("\0") || wellFormedText(value) !== value) return undefined;
+    if (value.length > MAX_INLINE_TEXT || value.includes("\0") || wellFormedText(value) !== value) {
+      return undefined;
+    }
     return `'${value.replace(QUOTE, "''")}'`;
   }
-  if (value instanceof Uint8Array && value.byteLength <= MAX_INLINE_BYTES) return `X'${hex(value)}'`;
+  // Plain Uint8Arrays only: a subclass may answer `byteLength` or `length` differently from
+  // what the driver would bind.
+  if (isPlainBytes(value) && value.byteLength <= MAX_INLINE_BYTES) return `X'${hex(value)}'`;
   return undefined;
+}
+
+function isPlainBytes(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array && Object.getPrototypeOf(value) === Uint8Array.prototype;
 }
 
 function hex(bytes: Uint8Array): string {

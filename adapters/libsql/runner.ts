@@ -18,7 +18,7 @@ import { retryBusy } from "./errors.ts";
 
 // A write that changes nothing but takes the write lock (tested: it fails busy while another
 // connection holds the lock). The schema table exists once `migrate()` has run.
-const TAKE_WRITE_LOCK = `DELETE FROM ${SCHEMA_TABLE} WHERE 0`;
+export const TAKE_WRITE_LOCK = `DELETE FROM ${SCHEMA_TABLE} WHERE 0`;
 
 /**
  * One statement of {@link Runner.writeSteps}. Its `script`, when set, is the statement with its

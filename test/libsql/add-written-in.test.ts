@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_INLINE_BYTES } from "../../adapters/libsql/inline.ts";
 import type { LibsqlTx } from "../../adapters/libsql.ts";
-import { type Message, type NewMessage, Outbox, wellFormedText } from "../../mod.ts";
+import { type Message, type NewMessage, Outbox, type PreparedMessage, wellFormedText } from "../../mod.ts";
 import { dbPath, openStore, tempDir } from "./helpers.ts";
 
 const { dir, cleanup } = tempDir();
@@ -68,4 +68,67 @@ describe("addMessage in a transaction, written in or bound", () => {
     expect(error).toMatchObject({ name: "StoreError" });
     expect((await store.stats()).pending).toBe(before);
   });
+
+  it("fails a busy write cleanly in a deferred transaction: the retry in it commits", async () => {
+    const path = dbPath(dir);
+    const mine = await openStore(`file:${path}`);
+    const other = await openStore(`file:${path}`);
+    try {
+      const outbox = new Outbox<LibsqlTx>(mine.store, noSend);
+      const holder = await other.client.transaction("write");
+      await other.store.addMessage(holder, prepared("holder", new Uint8Array(1)));
+      const tx = await mine.client.transaction("deferred");
+      // Written in (a small value) and bound (one over the limit) alike.
+      const values = ["small", "x".repeat(MAX_INLINE_BYTES + 1)];
+      for (const value of values) {
+        const error = await outbox.addMessage(tx, { key: "busy", value }).catch((e: unknown) => e);
+        expect(error).toMatchObject({ name: "StoreError", code: "STORE_BUSY", retryable: true });
+        expect((error as Error).message).toContain(
+          "the message was NOT written, retry the call in the same transaction",
+        );
+        expect((error as Error).message).not.toContain("nothing is lost");
+      }
+      await holder.commit();
+      for (const value of values) await outbox.addMessage(tx, { key: "busy", value });
+      await tx.commit();
+      const claim = await mine.store.fetchAndLock({ batchSize: 10, leaseDuration: 30_000, ordering: "none" });
+      expect(claim.messages.map((m) => m.text())).toEqual(["\u0000", ...values]);
+    } finally {
+      await mine.close();
+      await other.close();
+    }
+  });
+
+  it("accepts a transaction-like object that only has execute", async () => {
+    const { client, store } = opened;
+    const before = (await store.stats()).pending;
+    const tx = await client.transaction("write");
+    const executeOnly = { execute: tx.execute.bind(tx) } as unknown as LibsqlTx;
+    await new Outbox<LibsqlTx>(store, noSend).addMessage(executeOnly, { key: "execute only", value: "x" });
+    await tx.commit();
+    expect((await store.stats()).pending).toBe(before + 1);
+  });
+
+  it("stores exactly the bytes a view shows, not its whole buffer", async () => {
+    const path = dbPath(dir);
+    const fresh = await openStore(`file:${path}`);
+    try {
+      const buffer = Uint8Array.from({ length: 64 }, (_, i) => i);
+      await fresh.store.withTransaction((tx) =>
+        fresh.store.addMessage(tx, prepared("view", buffer.subarray(10, 20))),
+      );
+      const claim = await fresh.store.fetchAndLock({
+        batchSize: 10,
+        leaseDuration: 30_000,
+        ordering: "none",
+      });
+      expect(claim.messages[0]?.value).toEqual(buffer.slice(10, 20));
+    } finally {
+      await fresh.close();
+    }
+  });
 });
+
+function prepared(key: string, value: Uint8Array<ArrayBuffer>): PreparedMessage {
+  return { key, value, headers: {}, timestamp: new Date() };
+}

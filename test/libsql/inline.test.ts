@@ -1,7 +1,12 @@
 import { createClient } from "@libsql/client";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { inlineStatement, MAX_INLINE_BYTES, sqlLiteral } from "../../adapters/libsql/inline.ts";
+import {
+  inlineStatement,
+  MAX_INLINE_BYTES,
+  MAX_INLINE_TEXT,
+  sqlLiteral,
+} from "../../adapters/libsql/inline.ts";
 import { buildStatements } from "../../adapters/sqlite/sql.ts";
 import { wellFormedText } from "../../mod.ts";
 
@@ -18,6 +23,8 @@ describe("inlining arguments into SQL", () => {
     expect(sqlLiteral("é \u{1F600}\n?1")).toBe("'é \u{1F600}\n?1'");
     expect(sqlLiteral(new Uint8Array([0, 1, 0xab, 0xff]))).toBe("X'0001abff'");
     expect(sqlLiteral(new Uint8Array(0))).toBe("X''");
+    expect(sqlLiteral(new Uint8Array([5, 6, 7, 8]).subarray(1, 3))).toBe("X'0607'");
+    expect(sqlLiteral("a".repeat(MAX_INLINE_TEXT))).toBe(`'${"a".repeat(MAX_INLINE_TEXT)}'`);
     expect(sqlLiteral(new Uint8Array(MAX_INLINE_BYTES))).toBe(`X'${"00".repeat(MAX_INLINE_BYTES)}'`);
     for (const value of [
       1.5,
@@ -29,6 +36,13 @@ describe("inlining arguments into SQL", () => {
       undefined,
       true,
       new Uint8Array(MAX_INLINE_BYTES + 1),
+      // A subclass may answer byteLength differently from what the driver binds.
+      new (class Framed extends Uint8Array {
+        override get byteLength() {
+          return 1;
+        }
+      })([1, 2, 3]),
+      "'".repeat(MAX_INLINE_TEXT + 1),
       new ArrayBuffer(1),
       [1],
       "nul\u0000",
