@@ -7,8 +7,8 @@
  * schema itself costs (issue 11).
  */
 import type { Client, Transaction } from "@libsql/client";
-import type { LibsqlTx } from "../adapters/libsql.ts";
 import { inlineStatement } from "../adapters/libsql/inline.ts";
+import type { LibsqlTx } from "../adapters/libsql.ts";
 import { Outbox } from "../mod.ts";
 import { type Benchmark, num, ratio, type Section } from "./lib/report.ts";
 import { nullSender } from "./lib/senders.ts";
