@@ -142,17 +142,12 @@ function unguarded(value: unknown): string {
 }
 
 /**
- * Claimed rows (the record columns from position `at`) oldest first, ties by row id
- * numerically; a row of NULLs (a pass that claimed nothing) is left out.
+ * Claimed rows (the record columns from position `at`), in the statement's order (oldest first,
+ * ties by row id: the claim's `ORDER BY`); a row of NULLs (a pass that claimed nothing) is left
+ * out.
  */
 export function claimedRows(rows: readonly Row[], at: number): Row[] {
-  const claimed = rows.filter((row) => row[at] !== null && row[at] !== undefined);
-  return claimed.sort(
-    (a, b) =>
-      toNumber(a[at + 4]) - toNumber(b[at + 4]) ||
-      String(a[at]).length - String(b[at]).length ||
-      (String(a[at]) < String(b[at]) ? -1 : String(a[at]) > String(b[at]) ? 1 : 0),
-  );
+  return rows.filter((row) => row[at] !== null && row[at] !== undefined);
 }
 
 /** The stats statement's one row as {@link OutboxStats}. */

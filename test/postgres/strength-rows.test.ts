@@ -41,6 +41,15 @@ async function add(store: PostgresStore, messages: Added[]): Promise<void> {
   });
 }
 
+/** One statement by hand on any driver the store takes (postgres.js runs text through `unsafe`). */
+async function runSql(db: unknown, text: string): Promise<void> {
+  const driver = db as {
+    query?: (text: string) => Promise<unknown>;
+    unsafe?: (text: string) => Promise<unknown>;
+  };
+  await (driver.query ? driver.query(text) : driver.unsafe!(text));
+}
+
 for (const kind of driversToRun()) {
   describe(`PostgresStore rows (${kind})`, () => {
     let client: Awaited<ReturnType<typeof openClient>>;
@@ -93,6 +102,29 @@ for (const kind of driversToRun()) {
       );
       const { messages } = await store.fetchAndLock({ ...claim, batchSize: 400 });
       expect(messages.map((m) => m.key)).toEqual(Array.from({ length: 400 }, (_, i) => `k${i}`));
+    });
+
+    it("claims the oldest of many messages added newest first, oldest first, with or without fresh planner statistics", async () => {
+      // The claim's UPDATE returns its rows in the order of the join that finds them: once the
+      // table's statistics are known (ANALYZE, as autovacuum runs it on a growing table), a few
+      // hundred rows are scanned whole (newest first here) against a hash of the claimed ids.
+      // Only the statement's ORDER BY puts them back into time order.
+      const store = await migratedStore(client.db);
+      const t0 = 1_700_000_000_000;
+      await add(
+        store,
+        Array.from({ length: 600 }, (_, i) => ({
+          key: `k${599 - i}`,
+          value: "v",
+          at: new Date(t0 + 599 - i),
+        })),
+      );
+      const first = await store.fetchAndLock({ ...claim, batchSize: 40 });
+      expect(first.messages.map((m) => m.key)).toEqual(Array.from({ length: 40 }, (_, i) => `k${i}`));
+      // As autovacuum would, once the table has grown.
+      await runSql(client.db, `ANALYZE ${store.table}`);
+      const second = await store.fetchAndLock({ ...claim, batchSize: 40 });
+      expect(second.messages.map((m) => m.key)).toEqual(Array.from({ length: 40 }, (_, i) => `k${40 + i}`));
     });
 
     it("records several sent, retried and dead messages in one mark each, keeping error texts without NUL", async () => {
