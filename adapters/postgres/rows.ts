@@ -113,10 +113,7 @@ function toBytes(value: unknown): Uint8Array<ArrayBuffer> {
   const text = String(value);
   if (text.startsWith("\\x")) {
     const hex = text.slice(2);
-    const bytes = new Uint8Array(hex.length >> 1);
-    // Stryker disable next-line EqualityOperator: equivalent, a write past a typed array's end is ignored
-    for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-    return bytes;
+    return new Uint8Array(hex.length >> 1).map((_, i) => Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16));
   }
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
