@@ -54,8 +54,8 @@ export function retriesJson(namespace: string, updates: readonly RetryUpdate[]):
     const id = parseMessageId(namespace, u?.id);
     if (id === undefined) continue;
     // Clamped to a century: beyond PostgreSQL's interval range the whole mark would fail.
-    const delay =
-      typeof u.delay === "number" && Number.isFinite(u.delay) ? Math.min(Math.max(0, u.delay), MAX_DELAY) : 0;
+    // Number.isFinite refuses every non-number (a JavaScript caller's "60000" too).
+    const delay = Number.isFinite(u.delay) ? Math.min(Math.max(0, u.delay), MAX_DELAY) : 0;
     rows.push(`{"id":${id},"delay":${delay},"e":${JSON.stringify(errorText(u.error))}}`);
   }
   return rows.length === 0 ? undefined : `[${rows.join(",")}]`;
@@ -107,17 +107,30 @@ export function headersJson(headers: Record<string, string>): string {
 
 function toBytes(value: unknown): Uint8Array<ArrayBuffer> {
   if (value instanceof Uint8Array) return new Uint8Array(value); // a copy, never the driver's buffer
-  if (typeof value === "string" && value.startsWith("\\x")) {
-    // A driver whose bytea parser was switched off hands the hex text form.
-    const hex = value.slice(2);
-    const bytes = new Uint8Array(hex.length >> 1);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-    return bytes;
+  // A driver whose bytea parser was switched off hands bytea's text form: hex (`\x0a41`, the
+  // default `bytea_output`) or escape (a printable byte as itself, `\\` for a backslash, `\ooo`
+  // in octal for any other byte).
+  const text = String(value);
+  if (text.startsWith("\\x")) {
+    const hex = text.slice(2);
+    return new Uint8Array(hex.length >> 1).map((_, i) => Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16));
   }
-  return new Uint8Array(0);
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] !== "\\") {
+      bytes.push(text.charCodeAt(i));
+    } else if (text[i + 1] === "\\") {
+      bytes.push(0x5c);
+      i++;
+    } else {
+      bytes.push(Number.parseInt(text.slice(i + 1, i + 4), 8));
+      i += 3;
+    }
+  }
+  return Uint8Array.from(bytes);
 }
 
-const toNumber = (value: unknown): number => (value === null || value === undefined ? 0 : Number(value));
+const toNumber = (value: unknown): number => Number(value ?? 0);
 
 /**
  * Columns `RECORD` (sql.ts) from position `at` of `row` as a message record with its public id:
@@ -142,32 +155,30 @@ function unguarded(value: unknown): string {
 }
 
 /**
- * Claimed rows (the record columns from position `at`) oldest first, ties by row id
- * numerically; a row of NULLs (a pass that claimed nothing) is left out.
+ * Claimed rows (the record columns from position `at`), in the statement's order (oldest first,
+ * ties by row id: the claim's `ORDER BY`); a row of NULLs (a pass that claimed nothing) is left
+ * out.
  */
 export function claimedRows(rows: readonly Row[], at: number): Row[] {
-  const claimed = rows.filter((row) => row[at] !== null && row[at] !== undefined);
-  return claimed.sort(
-    (a, b) =>
-      toNumber(a[at + 4]) - toNumber(b[at + 4]) ||
-      String(a[at]).length - String(b[at]).length ||
-      (String(a[at]) < String(b[at]) ? -1 : String(a[at]) > String(b[at]) ? 1 : 0),
-  );
+  return rows.filter((row) => row[at] !== null);
 }
 
 /** The stats statement's one row as {@link OutboxStats}. */
 export function toStats(row: Row | undefined): OutboxStats {
+  // Stryker disable OptionalChaining: equivalent, the stats statement (scalar subqueries, no FROM) always answers exactly one row
   const inFlight = toNumber(row?.[1]);
-  const oldest = row?.[3];
+  const oldest = row?.[3] ?? null;
   return {
     pending: toNumber(row?.[0]) - inFlight,
     inFlight,
     dead: toNumber(row?.[2]),
-    oldestPendingAt: oldest === null || oldest === undefined ? null : new Date(Math.round(toNumber(oldest))),
+    // Stryker restore OptionalChaining
+    oldestPendingAt: oldest === null ? null : new Date(Math.round(toNumber(oldest))),
   };
 }
 
 /** The first column of the first row as a number (the counts the marks return). */
 export function countOf(rows: readonly Row[]): number {
+  // Stryker disable next-line OptionalChaining: equivalent, every count statement is an aggregate without GROUP BY: always exactly one row
   return toNumber(rows[0]?.[0]);
 }

@@ -19,13 +19,15 @@ import { SCHEMA_TABLE, shortHash } from "./options.ts";
 export const STATUS = { pending: 0, sent: 1, dead: 3 } as const;
 
 /**
- * The columns a claim and a listing return, in this order (see `rows.ts`). The key and the
- * error text come behind a one-character guard (`'.' || ...`, which `toRecord` takes off):
- * PGlite's wire-protocol reader decodes each text field with a BOM-stripping `TextDecoder`, so
- * a text starting with U+FEFF would come back without it (the server's drivers keep it).
+ * The columns a claim and a listing return, in this order (see `rows.ts`), named so that the
+ * claim can order its rows by them. The key and the error text come behind a one-character
+ * guard (`'.' || ...`, which `toRecord` takes off): PGlite's wire-protocol reader decodes each
+ * text field with a BOM-stripping `TextDecoder`, so a text starting with U+FEFF would come back
+ * without it (the server's drivers keep it).
  */
 const RECORD = (m: string) =>
-  `${m}.id::text, '.' || ${m}.key, ${m}.value, ${m}.headers::text, (extract(epoch from ${m}.created_at) * 1000)::float8, ${m}.retries, '.' || ${m}.last_error`;
+  `${m}.id::text AS id, '.' || ${m}.key AS key, ${m}.value AS value, ${m}.headers::text AS headers,
+  (extract(epoch from ${m}.created_at) * 1000)::float8 AS created_ms, ${m}.retries AS retries, '.' || ${m}.last_error AS last_error`;
 
 /** The hash the per-key index holds (see the version 2 migration). */
 const KEY_HASH = (key: string) => `hashtextextended(${key}, 0)`;
@@ -476,7 +478,12 @@ function claimText(
   FROM picked WHERE m.id = picked.id
   RETURNING ${RECORD("m")})`);
   ctes.push(raiseMark);
+  // An UPDATE returns its rows in no set order (the join with `picked` decides it), so the
+  // claimed rows are ordered here as `picked` chose them: oldest first, then by id. created_ms
+  // holds whole milliseconds (every created_at is written from a JavaScript Date), exact in a
+  // float8; the id is compared as a number (its text form would put "10" before "9").
   return `WITH ${ctes.join(",\n")}
 SELECT 0, 0, 0, (SELECT id_namespace FROM ids), (SELECT settled FROM ids), c.*
-FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true`;
+FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
+ORDER BY c.created_ms, c.id::bigint`;
 }

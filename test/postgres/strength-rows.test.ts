@@ -41,6 +41,15 @@ async function add(store: PostgresStore, messages: Added[]): Promise<void> {
   });
 }
 
+/** One statement by hand on any driver the store takes (postgres.js runs text through `unsafe`). */
+async function runSql(db: unknown, text: string): Promise<void> {
+  const driver = db as {
+    query?: (text: string) => Promise<unknown>;
+    unsafe?: (text: string) => Promise<unknown>;
+  };
+  await (driver.query ? driver.query(text) : driver.unsafe!(text));
+}
+
 for (const kind of driversToRun()) {
   describe(`PostgresStore rows (${kind})`, () => {
     let client: Awaited<ReturnType<typeof openClient>>;
@@ -95,6 +104,53 @@ for (const kind of driversToRun()) {
       expect(messages.map((m) => m.key)).toEqual(Array.from({ length: 400 }, (_, i) => `k${i}`));
     });
 
+    it("claims the oldest of many messages added newest first, oldest first, with or without fresh planner statistics", async () => {
+      // The claim's UPDATE returns its rows in the order of the join that finds them: once the
+      // table's statistics are known (ANALYZE, as autovacuum runs it on a growing table), a few
+      // hundred rows are scanned whole (newest first here) against a hash of the claimed ids.
+      // Only the statement's ORDER BY puts them back into time order.
+      const store = await migratedStore(client.db);
+      const t0 = 1_700_000_000_000;
+      await add(
+        store,
+        Array.from({ length: 600 }, (_, i) => ({
+          key: `k${599 - i}`,
+          value: "v",
+          at: new Date(t0 + 599 - i),
+        })),
+      );
+      const first = await store.fetchAndLock({ ...claim, batchSize: 40 });
+      expect(first.messages.map((m) => m.key)).toEqual(Array.from({ length: 40 }, (_, i) => `k${i}`));
+      // As autovacuum would, once the table has grown.
+      await runSql(client.db, `ANALYZE ${store.table}`);
+      const second = await store.fetchAndLock({ ...claim, batchSize: 40 });
+      expect(second.messages.map((m) => m.key)).toEqual(Array.from({ length: 40 }, (_, i) => `k${40 + i}`));
+    });
+
+    it("records, releases and requeues no message without a statement when no id is one of this outbox's", async () => {
+      // A connection of its own, ended before the calls: any statement would fail.
+      const own = await openClient(kind as DriverName, kind === "PGlite" ? undefined : url());
+      const store = await migratedStore(own.db);
+      await add(store, [{ key: "a", value: "v" }]);
+      const { token, messages } = await store.fetchAndLock(claim);
+      // The same row in another outbox's namespace (one letter changed).
+      const mine = messages[0]!.id;
+      const foreign = mine.replace(/^msg_(.)/, (_, c: string) => `msg_${c === "a" ? "b" : "a"}`);
+      expect(foreign).not.toBe(mine);
+      await own.close();
+      const at = new Date();
+      expect(await store.markAsSent(token, [])).toBe(0);
+      expect(await store.markAsSent(token, [foreign])).toBe(0);
+      expect(await store.updateRetryCount(token, [])).toBe(0);
+      expect(await store.updateRetryCount(token, [{ id: foreign, delay: 0, availableAt: at }])).toBe(0);
+      expect(await store.markAsDead(token, [])).toBe(0);
+      expect(await store.markAsDead(token, [{ id: foreign }])).toBe(0);
+      expect(await store.release(token, [])).toBe(0);
+      expect(await store.release(token, [foreign])).toBe(0);
+      expect(await store.requeueDead([])).toBe(0);
+      expect(await store.requeueDead([foreign])).toBe(0);
+    });
+
     it("records several sent, retried and dead messages in one mark each, keeping error texts without NUL", async () => {
       const store = await migratedStore(client.db);
       await add(
@@ -136,6 +192,10 @@ for (const kind of driversToRun()) {
           );
       expect(await refused({ ...base, key: "a\0b" })).toBe(
         'ValidationError INVALID_MESSAGE: message.key must not contain NUL (U+0000): PostgreSQL text cannot store it, got "a\\u0000b"',
+      );
+      // A long key is quoted by its first 40 characters only (a key may be 1,024).
+      expect(await refused({ ...base, key: `a\0${"b".repeat(1000)}` })).toBe(
+        `ValidationError INVALID_MESSAGE: message.key must not contain NUL (U+0000): PostgreSQL text cannot store it, got "a\\u0000${"b".repeat(38)}"`,
       );
       expect(await refused({ ...base, headers: { "x-\0": "1" } })).toBe(
         'ValidationError INVALID_MESSAGE: message.headers["x-\\0"] must not contain NUL (U+0000)',
@@ -227,6 +287,33 @@ for (const kind of driversToRun()) {
 describe.runIf(PG_URL !== undefined)(
   "PostgresStore rows from a node-postgres client without type parsers",
   () => {
+    it("reads every byte of a value from bytea's escape text form too (bytea_output = escape)", async () => {
+      const text = (_oid: number) => (value: string) => value;
+      const client = new pg.Client({ connectionString: url(), types: { getTypeParser: text as never } });
+      client.on("error", () => {});
+      await client.connect();
+      try {
+        await client.query("SET bytea_output = 'escape'");
+        const store = new PostgresStore(client, { table: freshTable() });
+        await store.migrate();
+        // Every byte: printable ones come as themselves, a backslash doubled, the others in octal.
+        const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+        await add(store, [
+          { key: "all", value: bytes },
+          { key: "slashes", value: Uint8Array.of(0x5c, 0x5c, 0x30, 0x5c, 0x78, 0x31) },
+          { key: "empty", value: "" },
+        ]);
+        const { messages } = await store.fetchAndLock(claim);
+        expect(messages.map((m) => [m.key, Array.from(m.value)])).toEqual([
+          ["all", Array.from(bytes)],
+          ["slashes", [0x5c, 0x5c, 0x30, 0x5c, 0x78, 0x31]],
+          ["empty", []],
+        ]);
+      } finally {
+        await client.end();
+      }
+    });
+
     it("reads ids, times, values and headers from their text forms", async () => {
       const text = (_oid: number) => (value: string) => value;
       const client = new pg.Client({ connectionString: url(), types: { getTypeParser: text as never } });
