@@ -125,6 +125,24 @@ describe("a sender's marks", () => {
     expect(message.error).toBe("404");
   });
 
+  it("attempted is true unless the last mark was markAsFailed({ attempted: false })", () => {
+    expect(createMessage(record()).attempted).toBe(true);
+    const skipped = createMessage(record());
+    skipped.markAsFailed({ attempted: false });
+    expect(skipped.attempted).toBe(false);
+    // A sender that changes its mind (the breaker closed, the retry went out) marks again.
+    skipped.markAsSent();
+    expect([skipped.status, skipped.attempted]).toEqual([SendStatus.Sent, true]);
+    const killed = createMessage(record());
+    killed.markAsFailed({ attempted: false });
+    killed.markAsDead({ error: "gone" });
+    expect([killed.status, killed.attempted]).toEqual([SendStatus.Dead, true]);
+    const retried = createMessage(record());
+    retried.markAsFailed({ attempted: false });
+    retried.markAsFailed({ error: "HTTP 503" });
+    expect(retried.attempted).toBe(true);
+  });
+
   it("a sealed message ignores every later mark", () => {
     const message = createMessage(record());
     message.markAsFailed({ retryAfter: 100, error: "first" });
