@@ -91,15 +91,7 @@ for (const kind of driversToRun()) {
 
     it("claims a large batch added newest first in time order", async () => {
       const store = await migratedStore(client.db);
-      const t0 = 1_700_000_000_000;
-      await add(
-        store,
-        Array.from({ length: 400 }, (_, i) => ({
-          key: `k${399 - i}`,
-          value: "v",
-          at: new Date(t0 + 399 - i),
-        })),
-      );
+      await addNewestFirst(store, 400);
       const { messages } = await store.fetchAndLock({ ...claim, batchSize: 400 });
       expect(messages.map((m) => m.key)).toEqual(Array.from({ length: 400 }, (_, i) => `k${i}`));
     });
@@ -110,15 +102,7 @@ for (const kind of driversToRun()) {
       // hundred rows are scanned whole (newest first here) against a hash of the claimed ids.
       // Only the statement's ORDER BY puts them back into time order.
       const store = await migratedStore(client.db);
-      const t0 = 1_700_000_000_000;
-      await add(
-        store,
-        Array.from({ length: 600 }, (_, i) => ({
-          key: `k${599 - i}`,
-          value: "v",
-          at: new Date(t0 + 599 - i),
-        })),
-      );
+      await addNewestFirst(store, 600);
       const first = await store.fetchAndLock({ ...claim, batchSize: 40 });
       expect(first.messages.map((m) => m.key)).toEqual(Array.from({ length: 40 }, (_, i) => `k${i}`));
       // As autovacuum would, once the table has grown.
@@ -352,3 +336,12 @@ describe.runIf(PG_URL !== undefined)(
     });
   },
 );
+
+/** `n` messages `k0`..`k<n-1>`, `k0` the oldest, added newest first. */
+function addNewestFirst(store: PostgresStore, n: number): Promise<void> {
+  const t0 = 1_700_000_000_000;
+  return add(
+    store,
+    Array.from({ length: n }, (_, i) => ({ key: `k${n - 1 - i}`, value: "v", at: new Date(t0 + n - 1 - i) })),
+  );
+}
