@@ -272,10 +272,7 @@ describe.runIf(PG_URL !== undefined)(
   "PostgresStore rows from a node-postgres client without type parsers",
   () => {
     it("reads every byte of a value from bytea's escape text form too (bytea_output = escape)", async () => {
-      const text = (_oid: number) => (value: string) => value;
-      const client = new pg.Client({ connectionString: url(), types: { getTypeParser: text as never } });
-      client.on("error", () => {});
-      await client.connect();
+      const client = await clientWithoutTypeParsers();
       try {
         await client.query("SET bytea_output = 'escape'");
         const store = new PostgresStore(client, { table: freshTable() });
@@ -299,10 +296,7 @@ describe.runIf(PG_URL !== undefined)(
     });
 
     it("reads ids, times, values and headers from their text forms", async () => {
-      const text = (_oid: number) => (value: string) => value;
-      const client = new pg.Client({ connectionString: url(), types: { getTypeParser: text as never } });
-      client.on("error", () => {});
-      await client.connect();
+      const client = await clientWithoutTypeParsers();
       try {
         const store = new PostgresStore(client, { table: freshTable() });
         await store.migrate();
@@ -344,4 +338,13 @@ function addNewestFirst(store: PostgresStore, n: number): Promise<void> {
     store,
     Array.from({ length: n }, (_, i) => ({ key: `k${n - 1 - i}`, value: "v", at: new Date(t0 + n - 1 - i) })),
   );
+}
+
+/** A connected node-postgres client that hands every value over as the server's text. */
+async function clientWithoutTypeParsers(): Promise<pg.Client> {
+  const text = (_oid: number) => (value: string) => value;
+  const client = new pg.Client({ connectionString: url(), types: { getTypeParser: text as never } });
+  client.on("error", () => {});
+  await client.connect();
+  return client;
 }
