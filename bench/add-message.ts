@@ -33,28 +33,27 @@ const MINIMAL_TABLE = `CREATE TABLE minimal_outbox (id INTEGER PRIMARY KEY, key,
   status, locked_until, lock_token, available_at);
 CREATE INDEX minimal_outbox_ready ON minimal_outbox (status, available_at, id);`;
 
-/** A message into the minimal table, with what it needs to be claimable. */
-function minimalInsert(tx: Transaction, i: number): Promise<unknown> {
+/** The INSERT of a message into the minimal table, with what it needs to be claimable. */
+function minimalStatement(i: number): { sql: string; args: [string, Uint8Array, string, number] } {
   const m = orderMessage(i);
-  const now = Date.now();
-  return tx.execute({
+  return {
     sql: "INSERT INTO minimal_outbox (key, value, headers, ts, retries, status, available_at) VALUES (?1, ?2, ?3, ?4, 0, 0, ?4)",
-    args: [m.key, encoder.encode(m.value as string), JSON.stringify(m.headers ?? {}), now],
-  });
+    args: [m.key, encoder.encode(m.value as string), JSON.stringify(m.headers ?? {}), Date.now()],
+  };
+}
+
+/** A message into the minimal table, prepared: what a hand-written outbox does. */
+function minimalInsert(tx: Transaction, i: number): Promise<unknown> {
+  return tx.execute(minimalStatement(i));
 }
 
 /**
- * The same INSERT into the minimal table with its values written into the SQL and run through
- * `executeMultiple`, as addMessage does locally: what a hand-written outbox would get from the
- * same driver path (reported, not a target).
+ * The same INSERT with its values written into the SQL and run through `executeMultiple`, as
+ * addMessage does locally: what a hand-written outbox would get from the same driver path
+ * (reported, not a target).
  */
 function minimalWrittenIn(tx: Transaction, i: number): Promise<unknown> {
-  const m = orderMessage(i);
-  const script = inlineStatement({
-    sql: "INSERT INTO minimal_outbox (key, value, headers, ts, retries, status, available_at) VALUES (?1, ?2, ?3, ?4, 0, 0, ?4)",
-    args: [m.key, encoder.encode(m.value as string), JSON.stringify(m.headers ?? {}), Date.now()],
-  });
-  return tx.executeMultiple(script as string);
+  return tx.executeMultiple(inlineStatement(minimalStatement(i)) as string);
 }
 
 /** One write transaction of `perTx` writes, committed; returns its duration in ms. */
