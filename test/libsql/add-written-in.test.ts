@@ -14,6 +14,7 @@ const { dir, cleanup } = tempDir();
 afterAll(cleanup);
 
 const noSend = { send: async (messages: Message[]) => messages };
+const claimAll = { batchSize: 100, leaseDuration: 30_000, ordering: "none" } as const;
 
 describe("addMessage in a transaction, written in or bound", () => {
   let opened: Awaited<ReturnType<typeof openStore>>;
@@ -39,7 +40,7 @@ describe("addMessage in a transaction, written in or bound", () => {
     await store.withTransaction(async (tx) => {
       for (const message of added) await outbox.addMessage(tx, message);
     });
-    const claim = await store.fetchAndLock({ batchSize: 100, leaseDuration: 30_000, ordering: "none" });
+    const claim = await store.fetchAndLock(claimAll);
     const encoder = new TextEncoder();
     expect(claim.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers }))).toEqual(
       added.map((m) => ({
@@ -91,7 +92,7 @@ describe("addMessage in a transaction, written in or bound", () => {
       await holder.commit();
       for (const value of values) await outbox.addMessage(tx, { key: "busy", value });
       await tx.commit();
-      const claim = await mine.store.fetchAndLock({ batchSize: 10, leaseDuration: 30_000, ordering: "none" });
+      const claim = await mine.store.fetchAndLock(claimAll);
       expect(claim.messages.map((m) => m.text())).toEqual(["\u0000", ...values]);
     } finally {
       await mine.close();
@@ -117,11 +118,7 @@ describe("addMessage in a transaction, written in or bound", () => {
       await fresh.store.withTransaction((tx) =>
         fresh.store.addMessage(tx, prepared("view", buffer.subarray(10, 20))),
       );
-      const claim = await fresh.store.fetchAndLock({
-        batchSize: 10,
-        leaseDuration: 30_000,
-        ordering: "none",
-      });
+      const claim = await fresh.store.fetchAndLock(claimAll);
       expect(claim.messages[0]?.value).toEqual(buffer.slice(10, 20));
     } finally {
       await fresh.close();
