@@ -80,6 +80,19 @@ describe("the failed-batch line", () => {
     ]);
   });
 
+  it("is written for a batch with as many dead as failed messages", async () => {
+    const sender = verdicts(
+      (m) => m.markAsFailed({ error: "HTTP 500" }),
+      (m) => m.markAsDead({ error: "HTTP 410" }),
+    );
+    const { outbox } = await seeded(sender, 2);
+    const { ids } = sender;
+    await outbox.tick();
+    expect(lines()).toEqual([
+      `[edge-outbox] delivery failed for 2 of 2 message(s) (1 will be retried, 1 dead): ${ids[0]}: HTTP 500; ${ids[1]} (dead): HTTP 410`,
+    ]);
+  });
+
   it("is not written for a batch whose only failures were never attempted, nor for a delivered one", async () => {
     const { outbox } = await seeded(
       recordingSender((m) => m.markAsFailed({ attempted: false, retryAfter: 60_000 })),

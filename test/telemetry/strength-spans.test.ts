@@ -67,6 +67,17 @@ describe("a batch whose sender failed or killed some messages", () => {
     expect(pointValue(sent, { "outbox.outcome": "dead", "error.type": "SEND_FAILED" })).toBe(1);
     expect(findPoint(sent, { "outbox.outcome": "sent" })).toBeUndefined();
     expect(sent?.dataPoints).toHaveLength(2);
+    // Failed and dead counts carry the same identifying attributes as sent ones: a dashboard
+    // filters them by outbox and system like the rest.
+    for (const outcome of ["failed", "dead"]) {
+      expect(findPoint(sent, { "outbox.outcome": outcome })?.attributes).toEqual({
+        "messaging.system": "edge-outbox",
+        "messaging.operation.name": "send",
+        "outbox.name": outbox.options.name,
+        "outbox.outcome": outcome,
+        "error.type": "SEND_FAILED",
+      });
+    }
   });
 });
 
@@ -83,6 +94,10 @@ describe("a store that throws", () => {
     expect(rig.spans()).toHaveLength(2);
     const duration = (await rig.collect()).get("messaging.client.operation.duration");
     expect(pointValue(duration, { "error.type": "_OTHER" })).toBe(1);
+    // In seconds, as the semantic conventions say: a claim that failed at once took well under one.
+    const { sum } = findPoint(duration, { "error.type": "_OTHER" })!.value as { sum: number };
+    expect(sum).toBeGreaterThanOrEqual(0);
+    expect(sum).toBeLessThan(0.5);
   });
 
   it("an OutboxError whose code cannot be read: error.type _OTHER, the tick still rejects with it", async () => {
