@@ -95,7 +95,15 @@ describe("a store that throws", () => {
     const duration = (await rig.collect()).get("messaging.client.operation.duration");
     expect(pointValue(duration, { "error.type": "_OTHER" })).toBe(1);
     // In seconds, as the semantic conventions say: a claim that failed at once took well under one.
-    const { sum } = findPoint(duration, { "error.type": "_OTHER" })!.value as { sum: number };
+    const point = findPoint(duration, { "error.type": "_OTHER" })!;
+    expect(point.attributes).toEqual({
+      "messaging.system": "edge-outbox",
+      "messaging.operation.name": "send",
+      "messaging.operation.type": "send",
+      "outbox.name": outbox.options.name,
+      "error.type": "_OTHER",
+    });
+    const { sum } = point.value as { sum: number };
     expect(sum).toBeGreaterThanOrEqual(0);
     expect(sum).toBeLessThan(0.5);
   });
