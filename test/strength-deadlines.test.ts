@@ -63,4 +63,63 @@ describe("SendDeadlines", () => {
     deadline.dispose();
     expect(timers()).toBe(before);
   });
+
+  it("a send started under a parent already aborted is aborted with the parent's reason, not as a timeout", () => {
+    const clock = new SendDeadlines(60_000);
+    const parent = new AbortController();
+    parent.abort("stopped");
+    const deadline = clock.start(parent.signal);
+    expect(deadline.signal.aborted).toBe(true);
+    expect(deadline.signal.reason).toBe("stopped");
+    expect(deadline.timedOut()).toBe(false);
+    deadline.dispose();
+    clock.dispose();
+  });
+
+  it("a timed-out send's signal says so: a TimeoutError naming the timeout", async () => {
+    const clock = new SendDeadlines(15);
+    const deadline = clock.start();
+    await deadline.aborted;
+    const reason = deadline.signal.reason as DOMException;
+    expect(reason.name).toBe("TimeoutError");
+    expect(reason.message).toBe("timed out after 15 ms");
+    expect(deadline.timedOut()).toBe(true);
+    deadline.dispose();
+    clock.dispose();
+  });
+
+  it("a drain's parent listener goes once the drain and its last send are over, however that send ends", async () => {
+    // The sends over first; or the drain first, then its sends, ended by their owner or by the
+    // timer after the drain's end.
+    for (const ending of ["before", "disposed", "timed out"] as const) {
+      const parent = watchedSignal();
+      const clock = new SendDeadlines(ending === "timed out" ? 15 : 60_000);
+      const sends = [clock.start(parent.signal), clock.start(parent.signal)];
+      if (ending === "before") for (const send of sends) send.dispose();
+      clock.dispose();
+      if (ending !== "before") expect(parent.removed).toEqual([]);
+      if (ending === "disposed") for (const send of sends) send.dispose();
+      if (ending === "timed out") await Promise.all(sends.map((send) => send.aborted));
+      expect(parent.added).toEqual(["abort"]);
+      expect(parent.removed).toEqual(["abort"]);
+    }
+  });
 });
+
+/** An AbortController's signal that notes each listener added to it and removed from it. */
+function watchedSignal() {
+  const { signal } = new AbortController();
+  const added: string[] = [];
+  const removed: string[] = [];
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = ((type: string, listener: EventListener) => {
+    added.push(type);
+    add(type, listener);
+  }) as typeof signal.addEventListener;
+  signal.removeEventListener = ((type: string, listener: EventListener) => {
+    removed.push(type);
+    remove(type, listener);
+  }) as typeof signal.removeEventListener;
+  return { signal, added, removed };
+}
