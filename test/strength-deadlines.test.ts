@@ -4,6 +4,7 @@
  * no timer left behind once the drain is over. Written against mutants the older suites let
  * survive.
  */
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { SendDeadlines } from "../src/abort.ts";
 
@@ -82,7 +83,8 @@ describe("SendDeadlines", () => {
     await deadline.aborted;
     const reason = deadline.signal.reason as DOMException;
     expect(reason.name).toBe("TimeoutError");
-    expect(reason.message).toBe("timed out after 15 ms");
+    // The text names the timeout: it reaches the sender, and often its error message.
+    expect(reason.message).toContain("15 ms");
     expect(deadline.timedOut()).toBe(true);
     deadline.dispose();
     clock.dispose();
@@ -92,34 +94,30 @@ describe("SendDeadlines", () => {
     // The sends over first; or the drain first, then its sends, ended by their owner or by the
     // timer after the drain's end.
     for (const ending of ["before", "disposed", "timed out"] as const) {
-      const parent = watchedSignal();
+      const parent = new AbortController();
+      const listeners = () => getEventListeners(parent.signal, "abort").length;
       const clock = new SendDeadlines(ending === "timed out" ? 15 : 60_000);
       const sends = [clock.start(parent.signal), clock.start(parent.signal)];
+      // One listener for the drain, not one per send.
+      expect(listeners()).toBe(1);
       if (ending === "before") for (const send of sends) send.dispose();
       clock.dispose();
-      if (ending !== "before") expect(parent.removed).toEqual([]);
+      if (ending !== "before") expect(listeners()).toBe(1);
       if (ending === "disposed") for (const send of sends) send.dispose();
       if (ending === "timed out") await Promise.all(sends.map((send) => send.aborted));
-      expect(parent.added).toEqual(["abort"]);
-      expect(parent.removed).toEqual(["abort"]);
+      expect(listeners()).toBe(0);
     }
   });
-});
 
-/** An AbortController's signal that notes each listener added to it and removed from it. */
-function watchedSignal() {
-  const { signal } = new AbortController();
-  const added: string[] = [];
-  const removed: string[] = [];
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((type: string, listener: EventListener) => {
-    added.push(type);
-    add(type, listener);
-  }) as typeof signal.addEventListener;
-  signal.removeEventListener = ((type: string, listener: EventListener) => {
-    removed.push(type);
-    remove(type, listener);
-  }) as typeof signal.removeEventListener;
-  return { signal, added, removed };
-}
+  it("a send still running when its drain is disposed is still aborted by the parent", async () => {
+    const parent = new AbortController();
+    const clock = new SendDeadlines(60_000);
+    const running = clock.start(parent.signal);
+    clock.dispose();
+    parent.abort("stopped");
+    await running.aborted;
+    expect(running.signal.reason).toBe("stopped");
+    expect(running.timedOut()).toBe(false);
+    running.dispose();
+  });
+});
