@@ -59,4 +59,41 @@ describe("the send window's telemetry", () => {
     expect(pointValue(messages, { "outbox.outcome": "failed" })).toBe(4);
     expect(pointValue(metrics.get("outbox.batch.size"))).toBe(result.batches);
   });
+
+  it("a claim whose send timed out says so on its span and duration (a timeout, not a sender's verdict)", async () => {
+    const store = new MemoryStore();
+    const hanging: Sender = {
+      window: 2,
+      async send(messages: Message[]) {
+        // m0 hangs past sendTimeout; m1 is delivered.
+        if (messages[0]!.text() === "m0") await new Promise(() => {});
+        for (const message of messages) message.markAsSent();
+        return messages;
+      },
+    };
+    const { rig, outbox } = instrumented(store, hanging, {
+      batchSize: 2,
+      sendTimeout: 50,
+      backoff: { initialDelay: 60_000, maxDelay: 60_000 },
+    });
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 2; i++) await outbox.addMessage(tx, { key: `k${i}`, value: `m${i}` });
+    });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 1, failed: 1 });
+    const [batch] = rig.spans().filter((s) => s.name === "send outbox");
+    expect(batch?.attributes).toMatchObject({
+      "error.type": "SEND_TIMEOUT",
+      "outbox.sent": 1,
+      "outbox.failed": 1,
+    });
+    const metrics = await rig.collect();
+    const duration = metrics.get("messaging.client.operation.duration");
+    expect(pointValue(duration, { "error.type": "SEND_TIMEOUT" })).toBe(1);
+    expect(
+      pointValue(metrics.get("messaging.client.sent.messages"), {
+        "outbox.outcome": "failed",
+        "error.type": "SEND_TIMEOUT",
+      }),
+    ).toBe(1);
+  });
 });
