@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { MemoryStore } from "../adapters/memory.ts";
-import { type Claim, type ClaimOptions, type Message, Outbox, type Sender } from "../mod.ts";
+import { type Claim, type ClaimOptions, type Message, Outbox, type Sender, StoreError } from "../mod.ts";
 import { WINDOW_RECORD_MARGIN_MS } from "../src/window.ts";
 import { commitMessages } from "./conformance/store-conformance.ts";
 import type { AnyStore } from "./support/stores.ts";
@@ -192,5 +192,41 @@ describe("the send window's queue", () => {
     expect(rest.messages).toHaveLength(60 - result.sent);
     expect(rest.messages.every((m) => m.retries === 0)).toBe(true);
     expect([...retriesSeen]).toEqual([0]);
+  });
+
+  it("a store error stops the queue: what was queued goes back unsent, only what was in flight is sent", {
+    timeout: 30_000,
+  }, async () => {
+    const { store, memory } = watchedStore();
+    await commitMessages(store, numbered(10));
+    // The first write of outcomes (with the next claim) fails; releases still work.
+    const failing = new Proxy(store, {
+      get(target, name) {
+        if (name === "recordAndFetch") {
+          return async () => {
+            throw new StoreError("disk I/O error", { retryable: false });
+          };
+        }
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    // 20 ms a message through a window of 1: the write, 100 ms after the first outcome, comes
+    // with messages still queued.
+    const { sender, deliveries } = timedSender(1, 20);
+    const outbox = new Outbox(failing, sender, { batchSize: 10, sendTimeout: 1000, leaseDuration: 60_000 });
+    await expect(outbox.tick()).rejects.toThrow("disk I/O error");
+    expect(deliveries.size).toBeGreaterThan(0);
+    expect(deliveries.size).toBeLessThan(10);
+    // The unsent are back at once, none charged; the sent are recorded with plain marks.
+    expect(await memory.stats()).toMatchObject({ pending: 10 - deliveries.size, inFlight: 0 });
+    const rest = await store.fetchAndLock({ batchSize: 100, leaseDuration: 1000, ordering: "none" });
+    expect(rest.messages.map((m) => m.text()).sort()).toEqual(
+      numbered(10)
+        .map((m) => m.value)
+        .filter((value) => !deliveries.has(value))
+        .sort(),
+    );
+    expect(rest.messages.every((m) => m.retries === 0)).toBe(true);
   });
 });
