@@ -73,4 +73,26 @@ describe("D1Store's failures name the operation", () => {
       "olderThan must be a valid Date, got yesterday",
     );
   });
+
+  it("a sent row is deleted at once by default and kept for purgeSent with sent: keep", async () => {
+    const { db } = d1;
+    for (const [retention, kept] of [
+      [undefined, 0],
+      [{ sent: "keep", keepFor: 3_600_000 }, 2],
+    ] as const) {
+      const store = new D1Store(db, { table: freshTable(), retention });
+      await store.migrate();
+      for (const key of ["a", "b", "c"]) await store.addMessage(db, message(key));
+      const claim = await store.fetchAndLock(none);
+      expect(
+        await store.markAsSent(
+          claim.token,
+          claim.messages.map((m) => m.id),
+        ),
+      ).toBe(3);
+      // Kept rows are what a purge up to a moment past now deletes (all but the newest row,
+      // which a purge always leaves).
+      expect(await store.purgeSent(new Date(Date.now() + 60_000))).toBe(kept);
+    }
+  });
 });
