@@ -4,10 +4,12 @@
  * with the claim's counts; the message counter and the batch-size histogram add up to exactly
  * what `tick()` returned.
  */
+
+import type { Histogram } from "@opentelemetry/sdk-metrics";
 import { describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
 import type { Message, Sender } from "../../mod.ts";
-import { instrumented, pointValue, useCleanups } from "./support.ts";
+import { findPoint, instrumented, pointValue, useCleanups } from "./support.ts";
 
 useCleanups();
 
@@ -58,6 +60,41 @@ describe("the send window's telemetry", () => {
     expect(pointValue(messages, { "outbox.outcome": "sent" })).toBe(16);
     expect(pointValue(messages, { "outbox.outcome": "failed" })).toBe(4);
     expect(pointValue(metrics.get("outbox.batch.size"))).toBe(result.batches);
+    // Each claim's duration, from its claim to its last record, in seconds: a few ms here.
+    const duration = findPoint(metrics.get("messaging.client.operation.duration"), {})!.value as Histogram;
+    expect(duration.count).toBe(result.batches);
+    expect(duration.min).toBeGreaterThanOrEqual(0);
+    expect(duration.max).toBeLessThan(1);
+  });
+
+  it("an empty store: the window's tick claims once and records no batch", async () => {
+    const store = new MemoryStore();
+    const { rig, outbox } = instrumented(store, windowedSender(4), { batchSize: 10 });
+    expect(await outbox.tick()).toMatchObject({ batches: 0, sent: 0, failed: 0, dead: 0 });
+    expect(rig.spans().filter((s) => s.name === "send outbox")).toEqual([]);
+    expect(findPoint((await rig.collect()).get("outbox.batch.size"), {})).toBeUndefined();
+  });
+
+  it("dead messages count as dead in the tick's result and the counter", async () => {
+    const store = new MemoryStore();
+    const killing: Sender = {
+      window: 2,
+      async send(messages: Message[]) {
+        for (const message of messages) {
+          if (message.text() === "m1") message.markAsDead({ error: "HTTP 410" });
+          else message.markAsSent();
+        }
+        return messages;
+      },
+    };
+    const { rig, outbox } = instrumented(store, killing, { batchSize: 3 });
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 3; i++) await outbox.addMessage(tx, { key: `k${i}`, value: `m${i}` });
+    });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 2, failed: 0, dead: 1 });
+    const sent = (await rig.collect()).get("messaging.client.sent.messages");
+    expect(pointValue(sent, { "outbox.outcome": "dead" })).toBe(1);
+    expect(pointValue(sent, { "outbox.outcome": "sent" })).toBe(2);
   });
 
   it("a claim whose send timed out says so on its span and duration (a timeout, not a sender's verdict)", async () => {
