@@ -95,4 +95,14 @@ describe("D1Store's failures name the operation", () => {
       expect(await store.purgeSent(new Date(Date.now() + 60_000))).toBe(kept);
     }
   });
+
+  it("insertStatement gives a statement that writes the message in the caller's own db.batch", async () => {
+    const { db } = d1;
+    const store = new D1Store(db, { table: freshTable() });
+    await store.migrate();
+    const order = db.prepare("SELECT 1");
+    await db.batch([order, store.insertStatement(message("order:1"))]);
+    const claim = await store.fetchAndLock(none);
+    expect(claim.messages.map((m) => [m.key, m.text()])).toEqual([["order:1", "{}"]]);
+  });
 });
