@@ -229,4 +229,19 @@ describe("the send window's queue", () => {
     );
     expect(rest.messages.every((m) => m.retries === 0)).toBe(true);
   });
+
+  it("a claimed message past its retries dies without a send, and its claim counts as a batch", async () => {
+    const { store, memory } = watchedStore();
+    await commitMessages(store, numbered(2));
+    // m0's lease runs out unrecorded (a crashed relay): claimed again, that is its second attempt.
+    await store.fetchAndLock({ batchSize: 1, leaseDuration: 1, ordering: "none" });
+    await sleep(20);
+    const { sender, deliveries } = timedSender(2, 0);
+    const outbox = new Outbox(store, sender, { batchSize: 10, maxRetries: 0 });
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 1, failed: 0, dead: 1 });
+    expect([...deliveries.keys()]).toEqual(["m1"]);
+    expect(await memory.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 1 });
+    const [dead] = await memory.listDead();
+    expect(dead?.text()).toBe("m0");
+  });
 });
