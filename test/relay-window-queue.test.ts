@@ -232,14 +232,15 @@ describe("the send window's queue", () => {
 
   it("a claimed message past its retries dies without a send, and its claim counts as a batch", async () => {
     const { store, memory } = watchedStore();
-    await commitMessages(store, numbered(2));
+    await commitMessages(store, numbered(1));
     // m0's lease runs out unrecorded (a crashed relay): claimed again, that is its second attempt.
     await store.fetchAndLock({ batchSize: 1, leaseDuration: 1, ordering: "none" });
     await sleep(20);
     const { sender, deliveries } = timedSender(2, 0);
     const outbox = new Outbox(store, sender, { batchSize: 10, maxRetries: 0 });
-    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 1, failed: 0, dead: 1 });
-    expect([...deliveries.keys()]).toEqual(["m1"]);
+    // A claim of nothing but a message that dies unsent is still a batch, as in a batch pass.
+    expect(await outbox.tick()).toMatchObject({ batches: 1, sent: 0, failed: 0, dead: 1 });
+    expect(deliveries.size).toBe(0);
     expect(await memory.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 1 });
     const [dead] = await memory.listDead();
     expect(dead?.text()).toBe("m0");
