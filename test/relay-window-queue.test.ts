@@ -2,8 +2,9 @@
  * The window's local queue of claimed messages (MemoryStore, in process): a claim queued behind
  * another whose lease ends first goes back unsent as soon as it can no longer start, not when
  * the queue reaches it; more than a thousand messages pass through a queue topped up before it
- * runs dry (its compaction) each delivered once; a drain that ends with a full queue gives the queue back
- * unsent and records what was in flight.
+ * runs dry (its compaction), each delivered once; a drain that ends with a full queue, and a
+ * store error, give the queue back unsent and record what was in flight; a claimed message past
+ * its retries dies unsent.
  */
 import { describe, expect, it } from "vitest";
 import { MemoryStore } from "../adapters/memory.ts";
