@@ -11,7 +11,7 @@ import { MemoryStore } from "../adapters/memory.ts";
 import { type Claim, type ClaimOptions, type Message, Outbox, type Sender, StoreError } from "../mod.ts";
 import { WINDOW_RECORD_MARGIN_MS } from "../src/window.ts";
 import { commitMessages } from "./conformance/store-conformance.ts";
-import type { AnyStore } from "./support/stores.ts";
+import { type AnyStore, throwingMethod } from "./support/stores.ts";
 
 const numbered = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: `m${i}` }));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -201,17 +201,11 @@ describe("the send window's queue", () => {
     const { store, memory } = watchedStore();
     await commitMessages(store, numbered(10));
     // The first write of outcomes (with the next claim) fails; releases still work.
-    const failing = new Proxy(store, {
-      get(target, name) {
-        if (name === "recordAndFetch") {
-          return async () => {
-            throw new StoreError("disk I/O error", { retryable: false });
-          };
-        }
-        const value = Reflect.get(target, name);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const failing = throwingMethod(
+      store,
+      "recordAndFetch",
+      () => new StoreError("disk I/O error", { retryable: false }),
+    );
     // 20 ms a message through a window of 1: the write, 100 ms after the first outcome, comes
     // with messages still queued.
     const { sender, deliveries } = timedSender(1, 20);

@@ -19,7 +19,7 @@ import { commitMessages } from "./conformance/store-conformance.ts";
 import { tempDir } from "./libsql/helpers.ts";
 import { type HttpReceiver, startHttpReceiver } from "./support/http-receiver.ts";
 import { waitFor } from "./support/senders.ts";
-import { type AnyStore, everyStore, type OpenedStore, remaining } from "./support/stores.ts";
+import { type AnyStore, everyStore, type OpenedStore, remaining, throwingMethod } from "./support/stores.ts";
 
 const temp = tempDir();
 afterAll(() => temp.cleanup());
@@ -352,17 +352,11 @@ describe.each(stores)("attempted: false and store errors (%s)", (_, make) => {
   it("a release that throws is reported, and the message not attempted is recorded as a failed attempt", async () => {
     const store = await open(make);
     await commitMessages(store, numbered(3));
-    const broken = new Proxy(store, {
-      get(target, name) {
-        if (name === "release") {
-          return async () => {
-            throw new StoreError("database is locked", { retryable: true });
-          };
-        }
-        const value = Reflect.get(target, name);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const broken = throwingMethod(
+      store,
+      "release",
+      () => new StoreError("database is locked", { retryable: true }),
+    );
     const planned = plannedSender(3, (m) => ({
       mark: (x) =>
         m.text() === "m1" ? x.markAsFailed({ attempted: false, retryAfter: 200 }) : x.markAsSent(),

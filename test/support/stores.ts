@@ -43,6 +43,21 @@ export function failingClaims<S extends object>(store: S, failures: number): S {
   });
 }
 
+/** `store` whose method `name` always rejects with `error`; every other method works. */
+export function throwingMethod<S extends object>(store: S, name: string & keyof S, error: () => unknown): S {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === name) {
+        return async () => {
+          throw error();
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 /**
  * The messages still in `store`, with their retries: claimed and given back at once (a store
  * without `release` keeps them leased for 30 s).
