@@ -194,7 +194,8 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     });
   };
 
-  const start = (claim: OpenClaim, item: SentMessage, signal = run.signal) => {
+  // `signal` has no default: `undefined` (no signal at all) must not turn into the drain's.
+  const start = (claim: OpenClaim, item: SentMessage, signal: AbortSignal | undefined) => {
     inFlight += 1;
     handOut(claim);
     void telemetry.within(claim.span, sendBatch, sending, [item.message], signal, deadlines).then((error) => {
@@ -263,7 +264,7 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
         wake();
       } else if (inFlight < window) {
         claim.queued -= 1;
-        start(claim, item);
+        start(claim, item, run.signal);
       } else break;
       queue[head++] = undefined;
     }
