@@ -5,8 +5,8 @@
  * what `tick()` returned; a store error met recording a claim ends that claim's span with it.
  */
 
-import type { Histogram } from "@opentelemetry/sdk-metrics";
 import { SpanStatusCode } from "@opentelemetry/api";
+import type { Histogram } from "@opentelemetry/sdk-metrics";
 import { describe, expect, it } from "vitest";
 import { MemoryStore } from "../../adapters/memory.ts";
 import { type Claim, type ClaimOptions, type Message, type Sender, StoreError } from "../../mod.ts";
@@ -138,45 +138,48 @@ describe("the send window's telemetry", () => {
   it.each([
     ["with recordAndFetch (the combined write fails, then the plain marks)", true],
     ["without recordAndFetch (the plain marks fail)", false],
-  ])("a store error recording a claim, %s: its span ends with the error, no claim follows, the tick rejects", async (_, combined) => {
-    const failure = new StoreError("disk I/O error", { retryable: false });
-    const calls: string[] = [];
-    /** Claims work; every write of outcomes fails. */
-    class FailingMarks extends MemoryStore {
-      override fetchAndLock(options: ClaimOptions): Promise<Claim> {
-        calls.push("claim");
-        return super.fetchAndLock(options);
+  ])(
+    "a store error recording a claim, %s: its span ends with the error, no claim follows, the tick rejects",
+    async (_, combined) => {
+      const failure = new StoreError("disk I/O error", { retryable: false });
+      const calls: string[] = [];
+      /** Claims work; every write of outcomes fails. */
+      class FailingMarks extends MemoryStore {
+        override fetchAndLock(options: ClaimOptions): Promise<Claim> {
+          calls.push("claim");
+          return super.fetchAndLock(options);
+        }
+        override async markAsSent(): Promise<number> {
+          calls.push("failed write");
+          throw failure;
+        }
       }
-      override async markAsSent(): Promise<number> {
-        calls.push("failed write");
-        throw failure;
+      const store = new FailingMarks();
+      if (combined) {
+        store.recordAndFetch = async () => {
+          calls.push("failed write");
+          throw failure;
+        };
+      } else Object.defineProperty(store, "recordAndFetch", { value: undefined });
+      const { rig, outbox } = instrumented(store, windowedSender(2), { batchSize: 2 });
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < 4; i++) await outbox.addMessage(tx, { key: `k${i}`, value: String(i) });
+      });
+      await expect(outbox.tick()).rejects.toBe(failure);
+      // After the first store error the window claims nothing more.
+      const firstFailure = calls.indexOf("failed write");
+      expect(firstFailure).toBeGreaterThan(0);
+      expect(calls.slice(firstFailure)).not.toContain("claim");
+      // Every claim's outcomes met the error: each claim's span ends with it (as does the span
+      // of a combined write's claim, which failed with it).
+      const batches = rig.spans().filter((s) => s.name === "send outbox");
+      expect(batches).toHaveLength(calls.filter((call) => call === "claim").length + (combined ? 1 : 0));
+      for (const batch of batches) {
+        expect(batch.status).toEqual({ code: SpanStatusCode.ERROR, message: "disk I/O error" });
+        expect(batch.attributes["error.type"]).toBe("STORE_ERROR");
       }
-    }
-    const store = new FailingMarks();
-    if (combined) {
-      store.recordAndFetch = async () => {
-        calls.push("failed write");
-        throw failure;
-      };
-    } else Object.defineProperty(store, "recordAndFetch", { value: undefined });
-    const { rig, outbox } = instrumented(store, windowedSender(2), { batchSize: 2 });
-    await store.transaction(async (tx) => {
-      for (let i = 0; i < 4; i++) await outbox.addMessage(tx, { key: `k${i}`, value: String(i) });
-    });
-    await expect(outbox.tick()).rejects.toBe(failure);
-    // After the first store error the window claims nothing more.
-    const firstFailure = calls.indexOf("failed write");
-    expect(firstFailure).toBeGreaterThan(0);
-    expect(calls.slice(firstFailure)).not.toContain("claim");
-    // Every claim's outcomes met the error: each claim's span ends with it (as does the span
-    // of a combined write's claim, which failed with it).
-    const batches = rig.spans().filter((s) => s.name === "send outbox");
-    expect(batches).toHaveLength(calls.filter((call) => call === "claim").length + (combined ? 1 : 0));
-    for (const batch of batches) {
-      expect(batch.status).toEqual({ code: SpanStatusCode.ERROR, message: "disk I/O error" });
-      expect(batch.attributes["error.type"]).toBe("STORE_ERROR");
-    }
-    // Nothing recorded: what was claimed comes back when its lease ends.
-    expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 4 });
-  });
+      // Nothing recorded: what was claimed comes back when its lease ends.
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 4 });
+    },
+  );
 });
