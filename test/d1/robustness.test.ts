@@ -148,6 +148,23 @@ describe("D1Store: retention keep with a store per request", () => {
     const { results } = await d1.db.prepare(`SELECT key FROM "${table}" WHERE status = 1 ORDER BY id`).all();
     expect(results.map((row) => row.key)).toEqual(["c"]);
   });
+
+  it("a relay's combined write (recordAndFetch) that records a sent message purges as a mark does", async () => {
+    const table = freshTable();
+    await new D1Store(d1.db, { table }).migrate();
+    const perRequest = () => new D1Store(d1.db, { table, retention: { sent: "keep", keepFor: 1_000 } });
+    await deliverOne(perRequest(), "a");
+    await d1.db.prepare(`UPDATE "${table}" SET sent_at = sent_at - 3600000 WHERE status = 1`).run();
+    // A Worker's cron relay records its pass and claims the next in one write: that write is
+    // the new store's first sent mark, and purges a (sent an hour ago); b is kept.
+    const store = perRequest();
+    await store.addMessage(d1.db, message("b"));
+    const { token, messages } = await store.fetchAndLock(claim);
+    const result = await store.recordAndFetch({ token, sent: [messages[0]!.id], retry: [], dead: [] }, claim);
+    expect(result.recorded).toEqual({ sent: 1, failed: 0, dead: 0 });
+    const { results } = await d1.db.prepare(`SELECT key FROM "${table}" WHERE status = 1 ORDER BY id`).all();
+    expect(results.map((row) => row.key)).toEqual(["b"]);
+  });
 });
 
 describe("D1Store: migrate() from two Workers at once on a version-1 table", () => {
