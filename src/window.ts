@@ -249,9 +249,11 @@ export async function relayWindow(context: RelayContext, window: number, run: Wi
     const ending = failure !== undefined || !run.continues();
     while (head < queue.length) {
       const { claim, item } = queue[head] as Queued;
-      if (ending && !queues && claim.leaseEnd - now >= startBefore) {
+      if (ending && !queues) {
         // Claimed as the drain ended, and no `release` to give it back: sent as a batch pass
-        // sends such a claim, without the ended drain's signal.
+        // sends such a claim, without the ended drain's signal, however little lease is left
+        // (given back, the rows would wait out the lease and the next claim would charge an
+        // attempt for a send that never happened).
         claim.queued -= 1;
         start(claim, item, undefined);
       } else if (ending || (queues && claim.leaseEnd - now < startBefore)) {

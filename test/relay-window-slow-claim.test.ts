@@ -59,39 +59,48 @@ describe("send window: a store without release, claims slower than the recording
     expect(await memory.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
   }, 60_000);
 
-  it("a claim that lands after the signal aborted is still sent and recorded, no attempt spent", async () => {
-    const memory = new MemoryStore();
-    const given: string[] = [];
-    const sender: Sender = {
-      window: 4,
-      async send(messages: Message[], signal: AbortSignal) {
-        // A send under the drain's aborted signal would fail: this one checks, as fetch does.
-        signal.throwIfAborted();
-        for (const m of messages) {
-          given.push(m.key);
-          m.markAsSent();
-        }
-        return messages;
-      },
-    };
-    await memory.transaction(async (tx) => {
-      const writer = new Outbox(memory, sender);
-      for (let i = 0; i < 3; i++) await writer.addMessage(tx, { key: `k${i}`, value: `m${i}` });
-    });
-    // Each claim answers 300 ms after it took the rows; the signal aborts 50 ms into the first.
-    const outbox = new Outbox(slowClaimsWithoutRelease(memory, 300), sender, {
-      batchSize: 10,
-      sendTimeout: 1000,
-      leaseDuration: 60_000,
-      maxRetries: 0,
-    });
-    const controller = new AbortController();
-    setTimeout(() => controller.abort(), 50);
-    const result = await outbox.tick({ signal: controller.signal });
-    // Giving them back (no release) would leave them leased for a minute, then charge an
-    // attempt; sending them under the aborted signal would fail them (and maxRetries 0 kills).
-    expect(result).toMatchObject({ batches: 1, sent: 3, failed: 0, dead: 0 });
-    expect(given.sort()).toEqual(["k0", "k1", "k2"]);
-    expect(await memory.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
-  }, 30_000);
+  it.each([
+    ["with a long lease", 60_000, 1000, 300],
+    // 600 ms of the minimum lease (sendTimeout + 1000) spent claiming: less than sendTimeout
+    // + WINDOW_RECORD_MARGIN_MS is left, which a store with `release` would give back.
+    ["with less lease left than a send and its write need", 1500, 500, 600],
+  ])(
+    "a claim that lands after the signal aborted, %s, is still sent and recorded, no attempt spent",
+    async (_, leaseDuration, sendTimeout, claimMs) => {
+      const memory = new MemoryStore();
+      const given: string[] = [];
+      const sender: Sender = {
+        window: 4,
+        async send(messages: Message[], signal: AbortSignal) {
+          // A send under the drain's aborted signal would fail: this one checks, as fetch does.
+          signal.throwIfAborted();
+          for (const m of messages) {
+            given.push(m.key);
+            m.markAsSent();
+          }
+          return messages;
+        },
+      };
+      await memory.transaction(async (tx) => {
+        const writer = new Outbox(memory, sender);
+        for (let i = 0; i < 3; i++) await writer.addMessage(tx, { key: `k${i}`, value: `m${i}` });
+      });
+      // Each claim answers claimMs after it took the rows; the signal aborts 50 ms into the first.
+      const outbox = new Outbox(slowClaimsWithoutRelease(memory, claimMs), sender, {
+        batchSize: 10,
+        sendTimeout,
+        leaseDuration,
+        maxRetries: 0,
+      });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      const result = await outbox.tick({ signal: controller.signal });
+      // Giving them back (no release) would leave them leased until the lease ends, then charge
+      // an attempt; sending them under the aborted signal would fail them (and maxRetries 0 kills).
+      expect(result).toMatchObject({ batches: 1, sent: 3, failed: 0, dead: 0 });
+      expect(given.sort()).toEqual(["k0", "k1", "k2"]);
+      expect(await memory.stats()).toMatchObject({ pending: 0, inFlight: 0, dead: 0 });
+    },
+    30_000,
+  );
 });
