@@ -26,24 +26,34 @@ function slowClaimsWithoutRelease(store: MemoryStore, delay: number): Transactio
   };
 }
 
+/**
+ * A MemoryStore holding `count` committed messages (keys k0, k1, ...) and a window-4 sender that
+ * notes each key it delivers and, as fetch does, fails a send whose signal has aborted.
+ */
+async function committedForWindow(count: number) {
+  const memory = new MemoryStore();
+  const given: string[] = [];
+  const sender: Sender = {
+    window: 4,
+    async send(messages: Message[], signal: AbortSignal) {
+      signal.throwIfAborted();
+      for (const m of messages) {
+        given.push(m.key);
+        m.markAsSent();
+      }
+      return messages;
+    },
+  };
+  await memory.transaction(async (tx) => {
+    const writer = new Outbox(memory, sender);
+    for (let i = 0; i < count; i++) await writer.addMessage(tx, { key: `k${i}`, value: `m${i}` });
+  });
+  return { memory, given, sender };
+}
+
 describe("send window: a store without release, claims slower than the recording margin", () => {
   it("sends what it claimed instead of charging attempts for sends that never happened", async () => {
-    const memory = new MemoryStore();
-    const given: string[] = [];
-    const sender: Sender = {
-      window: 4,
-      async send(messages: Message[]) {
-        for (const m of messages) {
-          given.push(m.key);
-          m.markAsSent();
-        }
-        return messages;
-      },
-    };
-    await memory.transaction(async (tx) => {
-      const writer = new Outbox(memory, sender);
-      for (let i = 0; i < 5; i++) await writer.addMessage(tx, { key: `k${i}`, value: `m${i}` });
-    });
+    const { memory, given, sender } = await committedForWindow(5);
     // The minimum lease a windowed sender may have: sendTimeout + 1000; each claim takes 600 ms.
     const outbox = new Outbox(slowClaimsWithoutRelease(memory, 600), sender, {
       batchSize: 5,
@@ -67,24 +77,7 @@ describe("send window: a store without release, claims slower than the recording
   ])(
     "a claim that lands after the signal aborted, %s, is still sent and recorded, no attempt spent",
     async (_, leaseDuration, sendTimeout, claimMs) => {
-      const memory = new MemoryStore();
-      const given: string[] = [];
-      const sender: Sender = {
-        window: 4,
-        async send(messages: Message[], signal: AbortSignal) {
-          // A send under the drain's aborted signal would fail: this one checks, as fetch does.
-          signal.throwIfAborted();
-          for (const m of messages) {
-            given.push(m.key);
-            m.markAsSent();
-          }
-          return messages;
-        },
-      };
-      await memory.transaction(async (tx) => {
-        const writer = new Outbox(memory, sender);
-        for (let i = 0; i < 3; i++) await writer.addMessage(tx, { key: `k${i}`, value: `m${i}` });
-      });
+      const { memory, given, sender } = await committedForWindow(3);
       // Each claim answers claimMs after it took the rows; the signal aborts 50 ms into the first.
       const outbox = new Outbox(slowClaimsWithoutRelease(memory, claimMs), sender, {
         batchSize: 10,
