@@ -142,6 +142,55 @@ describe("the send window's queue", () => {
     }
   });
 
+  it("with every slot hung, each queued claim goes back at its own deadline, the later one too", {
+    timeout: 30_000,
+  }, async () => {
+    const sendTimeout = 2000;
+    const leaseDuration = 3000;
+    const { store, claims, releases } = watchedStore();
+    await commitMessages(store, numbered(6));
+    const startedAt = new Map<string, number>();
+    // One slot: m0 takes 300 ms, m1 hangs until its sendTimeout, the rest are quick.
+    const sender: Sender = {
+      window: 1,
+      async send([m]: Message[], signal: AbortSignal) {
+        startedAt.set(m!.text(), performance.now());
+        if (m!.text() === "m0") await sleep(300);
+        if (m!.text() === "m1") {
+          await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+          signal.throwIfAborted();
+        }
+        m!.markAsSent();
+        return [m!];
+      },
+    };
+    const outbox = new Outbox(store, sender, {
+      batchSize: 3,
+      sendTimeout,
+      leaseDuration,
+      backoff: { initialDelay: 60_000, maxDelay: 60_000 },
+    });
+    // Claim A (m0-m2): m0 goes out, then m1, which hangs; m2 waits. A's first write (m0 sent,
+    // at about 400 ms) claims B (m3-m5) behind m2. A's lease ends first: m2 goes back at A's
+    // deadline (500 ms), B's three at B's (900 ms, with no write or claim between to wake the
+    // relay), long before m1's send times out and frees the slot (2300 ms).
+    const result = await outbox.tick({ budgetMs: 10_000 });
+    const startBefore = sendTimeout + WINDOW_RECORD_MARGIN_MS;
+    const [a, b] = [...claims.values()];
+    const lateOf = (claim: SeenClaim) => claim.calledAt + claim.lease - startBefore;
+    expect(claims.size).toBeGreaterThanOrEqual(2);
+    const [releaseA, releaseB] = releases;
+    expect(releaseA?.at).toBeGreaterThanOrEqual(lateOf(a!) - 1);
+    expect(releaseA!.at - lateOf(a!)).toBeLessThan(400);
+    expect(releaseB?.ids).toHaveLength(3);
+    expect(releaseB!.at).toBeGreaterThanOrEqual(lateOf(b!) - 1);
+    expect(releaseB!.at - lateOf(b!)).toBeLessThan(400);
+    // Both well before the hung send freed the slot.
+    expect(releaseB!.at).toBeLessThan(startedAt.get("m1")! + sendTimeout - 500);
+    // Then the slot freed: the five others are delivered, m1 failed once (it was attempted).
+    expect(result).toMatchObject({ sent: 5, failed: 1, dead: 0 });
+  });
+
   it("more than a thousand messages through a queue topped up before it runs dry: each delivered once, none given back", {
     timeout: 60_000,
   }, async () => {
