@@ -20,6 +20,12 @@ export interface PgPoolClientLike extends PgQueryable {
   release(error?: Error | boolean): void;
 }
 
+/** A checked-out client's connection failures (`pg` and Neon clients are event emitters). */
+interface ErrorEvents {
+  on(event: "error", listener: (error: Error) => void): unknown;
+  off(event: "error", listener: (error: Error) => void): unknown;
+}
+
 /** The part of a `pg.Pool` the driver uses. */
 export interface PgPoolLike extends PgQueryable {
   connect(): Promise<PgPoolClientLike>;
@@ -109,11 +115,17 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prep
         throw toStoreError(error, "connecting for a transaction");
       }
       let broken: Error | undefined;
+      const onBroken = (error: Error) => {
+        broken ??= error;
+      };
+      // A checked-out client's 'error' (its connection dropped mid-transaction) has no listener
+      // of the pool's: unheard, it would end the process. The statement fails on its own too.
+      const events = client as Partial<ErrorEvents>;
+      events.on?.("error", onBroken);
       try {
-        return await inTransaction(client, fn, (error) => {
-          broken = error;
-        });
+        return await inTransaction(client, fn, onBroken);
       } finally {
+        events.off?.("error", onBroken);
         // A broken connection is destroyed rather than handed to the next user.
         client.release(broken);
       }

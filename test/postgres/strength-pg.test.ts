@@ -1,0 +1,115 @@
+/**
+ * node-postgres connections that break under the store, on the server: a transaction whose own
+ * connection dies inside it (the caller sees why, not the failed ROLLBACK, and the process
+ * lives on; a Pool replaces the connection, a Client is gone for good and says so at once), a Client terminated while it
+ * listens, and the listener a Pool of one connection cannot give. Written against the mutation
+ * survivors of `adapters/postgres/drivers/pg.ts` (TESTING.md).
+ */
+import pg from "pg";
+import { describe, expect, it, vi } from "vitest";
+import { StoreError, ValidationError } from "../../mod.ts";
+import { migratedStore, PG_URL, serverDatabase } from "./helpers.ts";
+
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+const url = serverDatabase("strength_pg");
+
+/** Ends this session's own connection from inside it, as an administrator's kill would. */
+const killOwnConnection = "SELECT pg_terminate_backend(pg_backend_pid())";
+
+/** A Client that has ended says what to do about it and is not worth a retry. */
+const gone = {
+  message: expect.stringMatching(/connection has ended .* a Client never reconnects: create a new Client/),
+  retryable: false,
+};
+
+describe.runIf(PG_URL !== undefined)("node-postgres: a connection that breaks", () => {
+  it("Pool: a transaction whose connection dies inside it rejects with why, and the next one runs on a new connection", async () => {
+    const pool = new pg.Pool({ connectionString: url(), max: 1 });
+    pool.on("error", () => {});
+    try {
+      const store = await migratedStore(pool);
+      const failed = await store
+        .withTransaction((tx) => (tx as pg.PoolClient).query(killOwnConnection))
+        .catch((error: unknown) => error);
+      // The statement's own error, not the ROLLBACK's that came after it on a dead socket; and
+      // the client's 'error' event was heard (unheard, it is an uncaught exception, which ends
+      // a process and fails this run).
+      expect(failed).toMatchObject({
+        code: "57P01",
+        message: expect.stringContaining("terminating connection"),
+      });
+      expect(
+        await store.withTransaction(
+          async (tx) => (await (tx as pg.PoolClient).query("SELECT 1 AS one")).rows,
+        ),
+      ).toEqual([{ one: 1 }]);
+      expect(await store.stats()).toMatchObject({ pending: 0 });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("Client: a transaction whose connection dies inside it is gone for good, and every later call says so at once", async () => {
+    const client = new pg.Client({ connectionString: url() });
+    client.on("error", () => {});
+    await client.connect();
+    try {
+      const store = await migratedStore(client);
+      const failed = await store
+        .withTransaction((tx) => (tx as pg.Client).query(killOwnConnection))
+        .catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(StoreError);
+      expect(failed).toMatchObject({ ...gone, cause: expect.objectContaining({ code: "57P01" }) });
+      await expect(store.stats()).rejects.toMatchObject(gone);
+      await expect(store.withTransaction(async () => 1)).rejects.toMatchObject(gone);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+
+  it("Client terminated while it listens: onError hears once that it has ended, and the store's calls fail at once", async () => {
+    const client = new pg.Client({ connectionString: url() });
+    await client.connect();
+    const admin = new pg.Client({ connectionString: url() });
+    await admin.connect();
+    try {
+      const store = await migratedStore(client, { notify: true });
+      const errors: unknown[] = [];
+      const unlisten = await store.listen(() => {}, { onError: (error) => errors.push(error) });
+      const { rows } = await client.query("SELECT pg_backend_pid() AS pid");
+      await admin.query("SELECT pg_terminate_backend($1)", [rows[0].pid]);
+      for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      // Both 'error' and 'end' come; one report.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toBeInstanceOf(StoreError);
+      expect(errors[0]).toMatchObject(gone);
+      await expect(store.stats()).rejects.toMatchObject(gone);
+      // Unlistening a dead connection is quiet: nothing left to undo.
+      await unlisten();
+    } finally {
+      client.on("error", () => {});
+      await client.end().catch(() => {});
+      await admin.end();
+    }
+  });
+
+  it("a Pool of one connection cannot give one to a listener: refused, saying why and what to do", async () => {
+    const pool = new pg.Pool({ connectionString: url(), max: 1 });
+    try {
+      const store = await migratedStore(pool, { notify: true });
+      const refused = await store.listen(() => {}).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(ValidationError);
+      expect((refused as Error).message).toContain(
+        "this pool has max 1: every other statement would wait forever",
+      );
+      expect((refused as Error).message).toContain("Give the pool max >= 2");
+      // Nothing was taken from the pool.
+      expect(pool.totalCount - pool.idleCount).toBe(0);
+      expect(await store.stats()).toMatchObject({ pending: 0 });
+    } finally {
+      await pool.end();
+    }
+  });
+});
