@@ -15,6 +15,7 @@ import {
   migratedStore,
   openClient,
   PG_URL,
+  run,
   serverDatabase,
 } from "./helpers.ts";
 
@@ -24,12 +25,6 @@ const url = serverDatabase("hardening");
 const serverUrl = () => (PG_URL === undefined ? undefined : url());
 const message = (key: string) => prepareMessage({ key, value: key }, { maxMessageBytes: 1024 });
 const claimOptions = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as const;
-
-/** Runs `text` on a driver transaction of any kind. */
-function run(tx: unknown, text: string): Promise<unknown> {
-  const t = tx as { unsafe?: (q: string) => Promise<unknown>; query: (q: string) => Promise<unknown> };
-  return typeof t.unsafe === "function" ? t.unsafe(text) : t.query(text);
-}
 
 describe.each(driversToRun())("%s: withTransaction", (kind) => {
   it("rejects when PostgreSQL rolled the transaction back at COMMIT (fn caught a failed statement)", async () => {

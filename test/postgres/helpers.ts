@@ -145,3 +145,9 @@ export async function commitAndRollBack(pool: PoolLike, store: PostgresStore): P
     }
   }
 }
+
+/** Runs `text` (no parameters) on any driver's client or transaction. */
+export function run(tx: unknown, text: string): Promise<unknown> {
+  const t = tx as { unsafe?: (q: string) => Promise<unknown>; query: (q: string) => Promise<unknown> };
+  return typeof t.unsafe === "function" ? t.unsafe(text) : t.query(text);
+}
