@@ -5,9 +5,10 @@
  */
 
 /**
- * The headers of a stored row: a JSON object of strings, as text (libSQL) or already parsed
- * (PostgreSQL `jsonb`). Anything else (a hand-edited row) reads as no headers rather than
- * failing the claim, which would hold up every message behind it; non-string values are left out.
+ * The headers of a stored row: a JSON object of strings, as text (both stores read the column as
+ * text; a hand-edited SQLite row may hold NULL). Anything else (a hand-edited row) reads as no
+ * headers rather than failing the claim, which would hold up every message behind it; non-string
+ * values are left out.
  */
 export function storedHeaders(value: unknown): Record<string, string> {
   let parsed: unknown = value;

@@ -186,3 +186,48 @@ describe("row values as each driver hands them back", () => {
     expect(toStats({ rows: [] })).toEqual({ pending: 0, inFlight: 0, dead: 0, oldestPendingAt: null });
   });
 });
+
+describe("a hand-edited headers column", () => {
+  it("reads as no headers (never a failed claim), keeping only string values", async () => {
+    const { client, store, close } = await openStore(`file:${dbPath(tmp.dir)}`);
+    try {
+      const edits: Array<[string, string]> = [
+        ["not json", "{a: x"],
+        ["array", '["a", "b"]'],
+        ["null", "null"],
+        ["string", '"text"'],
+        ["number", "42"],
+        ["empty", ""],
+        ["mixed", '{"a": "x", "n": 1, "o": {}, "b": "y"}'],
+        ["proto", '{"__proto__": "p"}'],
+      ];
+      await store.withTransaction(async (tx) => {
+        for (const [key] of edits) {
+          await store.addMessage(
+            tx,
+            prepareMessage({ key, value: "v", headers: { was: "set" } }, { maxMessageBytes: 64 }),
+          );
+        }
+      });
+      for (const [key, text] of edits) {
+        await client.execute({
+          sql: `UPDATE "${store.table}" SET headers = ? WHERE key = ?`,
+          args: [text, key],
+        });
+      }
+      const { messages } = await store.fetchAndLock(claim);
+      const headersOf = new Map(messages.map((m) => [m.key, m.headers]));
+      expect(headersOf.size).toBe(edits.length);
+      for (const key of ["not json", "array", "null", "string", "number", "empty"]) {
+        expect(headersOf.get(key)).toEqual({});
+      }
+      expect(headersOf.get("mixed")).toEqual({ a: "x", b: "y" });
+      // A header named "__proto__" stays a header, not the object's prototype.
+      const proto = headersOf.get("proto")!;
+      expect(Object.getOwnPropertyDescriptor(proto, "__proto__")?.value).toBe("p");
+      expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    } finally {
+      await close();
+    }
+  });
+});

@@ -17,6 +17,7 @@ import {
   migratedStore,
   openClient,
   PG_URL,
+  run,
   serverDatabase,
 } from "./helpers.ts";
 
@@ -39,15 +40,6 @@ async function add(store: PostgresStore, messages: Added[]): Promise<void> {
       );
     }
   });
-}
-
-/** One statement by hand on any driver the store takes (postgres.js runs text through `unsafe`). */
-async function runSql(db: unknown, text: string): Promise<void> {
-  const driver = db as {
-    query?: (text: string) => Promise<unknown>;
-    unsafe?: (text: string) => Promise<unknown>;
-  };
-  await (driver.query ? driver.query(text) : driver.unsafe!(text));
 }
 
 for (const kind of driversToRun()) {
@@ -81,6 +73,36 @@ for (const kind of driversToRun()) {
       expect(messages.every((m) => m.lastError === undefined)).toBe(true);
     });
 
+    it("reads a hand-edited headers column as no headers (never a failed claim), keeping only string values", async () => {
+      const store = await migratedStore(client.db);
+      const edits: Array<[string, string]> = [
+        ["array", `'["a", "b"]'`],
+        ["null", "'null'"],
+        ["string", `'"text"'`],
+        ["number", "'42'"],
+        ["mixed", `'{"a": "x", "n": 1, "o": {}, "b": "y"}'`],
+        ["proto", `'{"__proto__": "p"}'`],
+      ];
+      await add(
+        store,
+        edits.map(([key]) => ({ key, value: "v", headers: { was: "set" } })),
+      );
+      for (const [key, json] of edits) {
+        await run(
+          client.db,
+          `UPDATE public."${store.table}" SET headers = ${json}::jsonb WHERE key = '${key}'`,
+        );
+      }
+      const { messages } = await store.fetchAndLock(claim);
+      const headersOf = new Map(messages.map((m) => [m.key, m.headers]));
+      for (const key of ["array", "null", "string", "number"]) expect(headersOf.get(key)).toEqual({});
+      expect(headersOf.get("mixed")).toEqual({ a: "x", b: "y" });
+      // A header named "__proto__" stays a header, not the object's prototype.
+      const proto = headersOf.get("proto")!;
+      expect(Object.getOwnPropertyDescriptor(proto, "__proto__")?.value).toBe("p");
+      expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    });
+
     it("claims nothing from an empty outbox, or once every message is claimed", async () => {
       const store = await migratedStore(client.db);
       expect((await store.fetchAndLock(claim)).messages).toEqual([]);
@@ -106,7 +128,7 @@ for (const kind of driversToRun()) {
       const first = await store.fetchAndLock({ ...claim, batchSize: 40 });
       expect(first.messages.map((m) => m.key)).toEqual(Array.from({ length: 40 }, (_, i) => `k${i}`));
       // As autovacuum would, once the table has grown.
-      await runSql(client.db, `ANALYZE ${store.table}`);
+      await run(client.db, `ANALYZE ${store.table}`);
       const second = await store.fetchAndLock({ ...claim, batchSize: 40 });
       expect(second.messages.map((m) => m.key)).toEqual(Array.from({ length: 40 }, (_, i) => `k${40 + i}`));
     });
