@@ -7,21 +7,12 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { prepareMessage, StoreError } from "../../mod.ts";
-import { type DriverName, driversToRun, freshTable, openClient, serverDatabase } from "./helpers.ts";
+import { type DriverName, driversToRun, freshTable, openClient, run, serverDatabase } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const claim = { batchSize: 10, leaseDuration: 30_000, ordering: "none" } as const;
 const url = serverDatabase("strength-errors");
-
-/** One statement by hand on any driver the store takes (postgres.js runs text through `unsafe`). */
-async function runSql(db: unknown, text: string): Promise<void> {
-  const driver = db as {
-    query?: (text: string) => Promise<unknown>;
-    unsafe?: (text: string) => Promise<unknown>;
-  };
-  await (driver.query ? driver.query(text) : driver.unsafe!(text));
-}
 
 for (const kind of driversToRun()) {
   describe(`PostgresStore error context (${kind})`, () => {
@@ -44,7 +35,7 @@ for (const kind of driversToRun()) {
       const ids = messages.map((m) => m.id);
       expect(ids).toHaveLength(1);
       // The table disappears under a store that already knows its namespace: every statement fails.
-      await runSql(client.db, `ALTER TABLE "${table}" RENAME TO "${table}_gone"`);
+      await run(client.db, `ALTER TABLE "${table}" RENAME TO "${table}_gone"`);
       const failures: [string, () => Promise<unknown>][] = [
         ["claiming messages", () => store.fetchAndLock(claim)],
         ["recording sent messages", () => store.markAsSent(token, ids)],

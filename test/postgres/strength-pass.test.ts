@@ -1,13 +1,22 @@
 /**
  * PostgresStore's pass arguments (`adapters/postgres/pass.ts`): the claim options it refuses and
  * what the refusal says, a lease longer than PostgreSQL's interval range, and marks given odd
- * entries. Written against mutation survivors (TESTING.md). On every driver this run has (PGlite
+ * entries; and around the pass: the purge a store's first sent mark runs, and a claim whose ids
+ * another store renewed. Written against mutation survivors (TESTING.md). On every driver this run has (PGlite
  * always, the server's when EDGE_OUTBOX_PG_URL is set).
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { PostgresStore } from "../../adapters/postgres.ts";
+import { PostgresStore } from "../../adapters/postgres.ts";
 import { prepareMessage, ValidationError } from "../../mod.ts";
-import { type DriverName, driversToRun, migratedStore, openClient, serverDatabase } from "./helpers.ts";
+import {
+  type DriverName,
+  driversToRun,
+  freshTable,
+  migratedStore,
+  openClient,
+  run,
+  serverDatabase,
+} from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
@@ -29,6 +38,43 @@ for (const kind of driversToRun()) {
     });
     afterAll(async () => {
       await client?.close();
+    });
+
+    it("retention keep: a new store's first sent mark purges the rows kept past keepFor", async () => {
+      const table = freshTable();
+      await new PostgresStore(client.db, { table }).migrate();
+      const perRequest = () =>
+        new PostgresStore(client.db, { table, retention: { sent: "keep", keepFor: 1_000 } });
+      const deliver = async (store: PostgresStore, key: string) => {
+        await add(store, [key]);
+        const { token, messages } = await store.fetchAndLock(claim);
+        expect(await store.markAsSent(token, [messages.find((m) => m.key === key)!.id])).toBe(1);
+      };
+      await deliver(perRequest(), "a");
+      await run(
+        client.db,
+        `UPDATE public."${table}" SET sent_at = sent_at - interval '1 hour' WHERE status = 1`,
+      );
+      // A store made per request (a Worker, a cron route) purges on its first sent mark: a is
+      // an hour old and goes, b (just sent) stays.
+      await deliver(perRequest(), "b");
+      const kept = (await run(client.db, `SELECT key FROM public."${table}" WHERE status = 1`)) as
+        | { rows: { key: string }[] }
+        | { key: string }[];
+      expect((Array.isArray(kept) ? kept : kept.rows).map((row) => row.key)).toEqual(["b"]);
+    });
+
+    it("a claim after another store renewed the ids (the table's ids started again) gets the ready message at once", async () => {
+      const mine = await migratedStore(client.db);
+      await add(mine, ["before"]);
+      const [before] = (await mine.fetchAndLock(claim)).messages;
+      await run(client.db, `TRUNCATE public."${mine.table}" RESTART IDENTITY`);
+      // Another process writes first: its statement sees the ids start again and renews them.
+      const other = new PostgresStore(client.db, { table: mine.table });
+      await add(other, ["after"]);
+      const { messages } = await mine.fetchAndLock(claim);
+      expect(messages.map((m) => m.key)).toEqual(["after"]);
+      expect(messages[0]!.id.split("_")[1]).not.toBe(before!.id.split("_")[1]);
     });
 
     it("refuses a batch size that is not a whole number >= 1 and a lease that is not a number >= 0, saying what it got", async () => {
