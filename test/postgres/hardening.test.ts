@@ -186,42 +186,6 @@ describe.runIf(PG_URL !== undefined)("migrate() errors", () => {
   });
 });
 
-describe.runIf(PG_URL !== undefined)("listen() on node-postgres", () => {
-  it("refuses a Pool of max 1 (the listener would hold its only connection) with a ValidationError", async () => {
-    const pool = new pg.Pool({ connectionString: url(), max: 1 });
-    try {
-      const store = await migratedStore(pool, { notify: true });
-      await expect(store.listen(() => {})).rejects.toBeInstanceOf(ValidationError);
-      expect((await store.stats()).pending).toBe(0);
-    } finally {
-      await pool.end();
-    }
-  });
-
-  it("a single Client whose connection is terminated reports it to onError (and the process lives on)", async () => {
-    // No 'error' handler of the test's own: without the store's, the process would die.
-    const client = new pg.Client({ connectionString: url() });
-    await client.connect();
-    const admin = new pg.Client({ connectionString: url() });
-    await admin.connect();
-    try {
-      const store = await migratedStore(client, { notify: true });
-      const errors: unknown[] = [];
-      const unlisten = await store.listen(() => {}, { onError: (error) => errors.push(error) });
-      const { rows } = await client.query("SELECT pg_backend_pid() AS pid");
-      await admin.query("SELECT pg_terminate_backend($1)", [rows[0].pid]);
-      for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(errors).toHaveLength(1);
-      expect(errors[0]).toBeInstanceOf(StoreError);
-      await unlisten();
-    } finally {
-      client.on("error", () => {});
-      await client.end().catch(() => {});
-      await admin.end();
-    }
-  });
-});
-
 // The per-key claim compares hashtextextended(key, 0) (for the index) and then the keys
 // themselves (`o.key = c.key`). A test where the second comparison decides would need two
 // distinct keys with the same 64-bit hash: no such pair is known, and finding one by brute force
