@@ -85,3 +85,14 @@ export function toStoreError(error: unknown, doing: string): OutboxError {
     cause: error,
   });
 }
+
+/**
+ * The error of a transaction whose connection was lost once `fn` had finished, while it
+ * committed: PostgreSQL may have committed it or not, so running it again could write it twice.
+ */
+export function commitOutcomeUnknown(cause: StoreError): StoreError {
+  return new StoreError(
+    `the connection was lost while the transaction committed (${cause.message}): PostgreSQL may or may not have committed it, so running it again could write everything twice; check whether its writes are there first`,
+    { retryable: false, code: "STORE_ERROR", cause },
+  );
+}

@@ -1,0 +1,83 @@
+/**
+ * A COMMIT whose reply is lost with its connection, on every server driver: the transaction
+ * committed, and `withTransaction` must not call that a retryable failure (a caller retrying
+ * would write the business rows and the message twice, under a new message id receivers cannot
+ * deduplicate). A proxy on 127.0.0.1 cuts the connection once COMMIT reached the server.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { PostgresStore } from "../../adapters/postgres.ts";
+import { prepareMessage, StoreError } from "../../mod.ts";
+import { type CuttingProxy, startCuttingProxy } from "../support/pg-proxy.ts";
+import { driversToRun, freshTable, openClient, PG_URL, serverDatabase } from "./helpers.ts";
+
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+const url = serverDatabase("strength_lost_reply");
+const message = (key: string) => prepareMessage({ key, value: key }, { maxMessageBytes: 1024 });
+
+describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
+  let proxy: CuttingProxy;
+  beforeAll(async () => {
+    const { hostname, port } = new URL(url());
+    proxy = await startCuttingProxy({ host: hostname, port: Number(port || 5432) });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+
+  for (const kind of driversToRun().filter((name) => name !== "PGlite")) {
+    it(`${kind}: is not retryable, says the outcome is unknown, and the message is there`, async () => {
+      const database = new URL(url()).pathname.slice(1);
+      const direct = await openClient(kind, url());
+      const cut = await openClient(kind, proxy.url(database));
+      try {
+        const table = freshTable();
+        await new PostgresStore(direct.db, { table }).migrate();
+        const store = new PostgresStore(cut.db, { table });
+        // Armed before the store's first transaction: postgres.js prepares `commit` once per
+        // connection, and later sends only the prepared statement's name. (Nothing else sent
+        // may contain the word: the database's name, the message's key.)
+        proxy.cutAfter("COMMIT");
+        const failed = await store
+          .withTransaction((tx) => store.addMessage(tx, message("landed")))
+          .catch((error: unknown) => error);
+        expect(failed).toBeInstanceOf(StoreError);
+        expect(failed).toMatchObject({ retryable: false, code: "STORE_ERROR" });
+        expect((failed as Error).message).toMatch(
+          /^the connection was lost while the transaction committed \(.+\): PostgreSQL may or may not have committed it/,
+        );
+        // It did commit: a retry would have added the message a second time.
+        const { messages } = await new PostgresStore(direct.db, { table }).fetchAndLock({
+          batchSize: 10,
+          leaseDuration: 30_000,
+          ordering: "none",
+        });
+        expect(messages.map((m) => m.key)).toEqual(["landed"]);
+      } finally {
+        await cut.close().catch(() => {});
+        await direct.close();
+      }
+    });
+  }
+
+  it("a transaction cut before its COMMIT (BEGIN's connection lost) stays retryable", async () => {
+    const database = new URL(url()).pathname.slice(1);
+    const direct = await openClient("pg Pool", url());
+    const cut = await openClient("pg Pool", proxy.url(database));
+    try {
+      const table = freshTable();
+      await new PostgresStore(direct.db, { table }).migrate();
+      const store = new PostgresStore(cut.db, { table });
+      proxy.cutAfter("INSERT");
+      const failed = await store
+        .withTransaction((tx) => store.addMessage(tx, message("never")))
+        .catch((error: unknown) => error);
+      // The INSERT's own error (fn's): nothing was committed, a retry is safe.
+      expect(failed).toMatchObject({ retryable: true });
+      expect(await new PostgresStore(direct.db, { table }).stats()).toMatchObject({ pending: 0 });
+    } finally {
+      await cut.close().catch(() => {});
+      await direct.close();
+    }
+  });
+});
