@@ -34,7 +34,7 @@ import type { PgClientLike, PgPoolLike } from "./postgres/drivers/pg.ts";
 import type { PgliteLike } from "./postgres/drivers/pglite.ts";
 import type { PostgresJsLike } from "./postgres/drivers/postgres-js.ts";
 import { driverFor } from "./postgres/drivers/recognise.ts";
-import { commitOutcomeUnknown, isConnectionLost, toStoreError } from "./postgres/errors.ts";
+import { toStoreError } from "./postgres/errors.ts";
 import {
   notifyChannel,
   type PostgresStoreOptions,
@@ -313,26 +313,11 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * Runs `fn` in a new transaction on one connection, handing it your driver's transaction
    * object (a `PoolClient` after `BEGIN`, a postgres.js `tx`, a PGlite `tx`): commits when `fn`
    * resolves, rolls back and rethrows `fn`'s error when it throws. A failed `BEGIN` or `COMMIT`
-   * is a `StoreError`; a connection lost while committing is one with `retryable: false`, as
-   * the transaction may have committed. With a single `pg` `Client`, do not call the store's
-   * other methods inside `fn`: they wait for the connection `fn` holds.
+   * is a `StoreError`. With a single `pg` `Client`, do not call the store's other methods
+   * inside `fn`: they wait for the connection `fn` holds.
    */
-  async withTransaction<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
-    let finished = false;
-    try {
-      return await this.#transaction("running a transaction", async (_q, tx) => {
-        const result = await fn(tx as Tx);
-        finished = true;
-        return result;
-      });
-    } catch (error) {
-      // After `fn` only COMMIT is left: its reply lost with the connection, nobody knows
-      // whether it committed (a refused COMMIT, a serialization failure, did not).
-      if (finished && error instanceof StoreError && isConnectionLost(error.cause)) {
-        throw commitOutcomeUnknown(error);
-      }
-      throw error;
-    }
+  withTransaction<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
+    return this.#transaction("running a transaction", (_q, tx) => fn(tx as Tx));
   }
 
   /** `fn` in a driver transaction; `fn`'s own errors pass through, the driver's are mapped. */

@@ -87,12 +87,34 @@ export function toStoreError(error: unknown, doing: string): OutboxError {
 }
 
 /**
- * The error of a transaction whose connection was lost once `fn` had finished, while it
- * committed: PostgreSQL may have committed it or not, so running it again could write it twice.
+ * Whether `error` is PostgreSQL's own answer refusing a statement (severity ERROR, with its
+ * SQLSTATE): the statement did not take effect. Not a lost connection, a client-side timeout or
+ * a FATAL report, after which nobody knows what the server did.
  */
-export function commitOutcomeUnknown(cause: StoreError): StoreError {
-  return new StoreError(
-    `the connection was lost while the transaction committed (${cause.message}): PostgreSQL may or may not have committed it, so running it again could write everything twice; check whether its writes are there first`,
-    { retryable: false, code: "STORE_ERROR", cause },
+export function isRefusal(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, severity } = error as PgErrorLike;
+  return severity === "ERROR" && typeof code === "string";
+}
+
+const unknownOutcomes = new WeakSet<object>();
+
+/**
+ * The error of a COMMIT sent on a working connection that got no answer (`error`: the
+ * connection was lost, or a client-side timeout): PostgreSQL may have committed the transaction
+ * or not, so running it again could write everything twice. Not retryable.
+ */
+export function commitOutcomeUnknown(error: unknown): StoreError {
+  const detail = typeof error === "object" && error !== null ? (error as PgErrorLike).message : error;
+  const unknown = new StoreError(
+    `the transaction's COMMIT got no answer (${String(detail)}): PostgreSQL may or may not have committed it; check whether its writes are there before running it again`,
+    { retryable: false, code: "STORE_ERROR", cause: error },
   );
+  unknownOutcomes.add(unknown);
+  return unknown;
+}
+
+/** Whether `error` is a {@link commitOutcomeUnknown} error. */
+export function isCommitOutcomeUnknown(error: unknown): boolean {
+  return typeof error === "object" && error !== null && unknownOutcomes.has(error);
 }

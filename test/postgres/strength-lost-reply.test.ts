@@ -44,7 +44,7 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
         expect(failed).toBeInstanceOf(StoreError);
         expect(failed).toMatchObject({ retryable: false, code: "STORE_ERROR" });
         expect((failed as Error).message).toMatch(
-          /^the connection was lost while the transaction committed \(.+\): PostgreSQL may or may not have committed it/,
+          /^the transaction's COMMIT got no answer \(.+\): PostgreSQL may or may not have committed it; check whether its writes are there before running it again$/,
         );
         // It did commit: a retry would have added the message a second time.
         const { messages } = await new PostgresStore(direct.db, { table }).fetchAndLock({
@@ -59,6 +59,37 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
       }
     });
   }
+
+  it("pg Pool: a connection killed while fn runs (COMMIT never sent) is no unknown outcome: nothing committed, retryable", async () => {
+    const direct = await openClient("pg Pool", url());
+    const pool = await openClient("pg Pool", url());
+    try {
+      const table = freshTable();
+      await new PostgresStore(direct.db, { table }).migrate();
+      const store = new PostgresStore(pool.db, { table });
+      const failed = await store
+        .withTransaction(async (tx) => {
+          await store.addMessage(tx, message("never"));
+          const { rows } = await (tx as { query(text: string): Promise<{ rows: { pid: number }[] }> }).query(
+            "SELECT pg_backend_pid() AS pid",
+          );
+          await (direct.db as { query(text: string, args: unknown[]): Promise<unknown> }).query(
+            "SELECT pg_terminate_backend($1)",
+            [rows[0]!.pid],
+          );
+          // fn goes on as if nothing happened; the connection is gone before COMMIT.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        })
+        .catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(StoreError);
+      expect(failed).toMatchObject({ retryable: true });
+      expect((failed as Error).message).not.toContain("may or may not");
+      expect(await new PostgresStore(direct.db, { table }).stats()).toMatchObject({ pending: 0 });
+    } finally {
+      await pool.close();
+      await direct.close();
+    }
+  });
 
   it("a transaction cut before its COMMIT (BEGIN's connection lost) stays retryable", async () => {
     const database = new URL(url()).pathname.slice(1);

@@ -10,7 +10,13 @@
 
 import { StoreError, ValidationError } from "../../../mod.ts";
 import { type Driver, type PgQueryable, runOn } from "../driver.ts";
-import { isConnectionLost, toStoreError } from "../errors.ts";
+import {
+  commitOutcomeUnknown,
+  isCommitOutcomeUnknown,
+  isConnectionLost,
+  isRefusal,
+  toStoreError,
+} from "../errors.ts";
 import { listenOnPool, quotedChannel } from "../listen.ts";
 import { runPrepared } from "../prepared.ts";
 import type { Row } from "../rows.ts";
@@ -70,11 +76,15 @@ function abortedAtCommit(): StoreError {
   );
 }
 
-/** BEGIN, `fn(tx)`, COMMIT on `tx`; ROLLBACK when anything throws. Returns whether tx broke. */
+/**
+ * BEGIN, `fn(tx)`, COMMIT on `tx`; ROLLBACK when anything throws. `onBroken` hears that the
+ * connection broke; `working` tells whether it is still believed to work.
+ */
 async function inTransaction<R>(
   tx: PgQueryable,
   fn: (tx: unknown) => Promise<R>,
   onBroken: (error: Error) => void,
+  working: () => boolean,
 ): Promise<R> {
   try {
     await tx.query({ text: "BEGIN" });
@@ -84,10 +94,14 @@ async function inTransaction<R>(
   }
   try {
     const result = await fn(tx);
+    // COMMIT on a connection already known broken never reaches the server: not committed.
+    const sentOnWorking = working();
     let commit: { command?: unknown };
     try {
       commit = await tx.query({ text: "COMMIT" });
     } catch (error) {
+      // Sent and left unanswered (the connection lost, a `query_timeout`), it may have committed.
+      if (sentOnWorking && !isRefusal(error)) throw commitOutcomeUnknown(error);
       throw toStoreError(error, "committing a transaction");
     }
     // A transaction in which a statement failed (and `fn` caught it) cannot commit: PostgreSQL
@@ -123,7 +137,7 @@ export function pgPoolDriver(pool: PgPoolLike, name = "node-postgres Pool", prep
       const events = client as Partial<ErrorEvents>;
       events.on?.("error", onBroken);
       try {
-        return await inTransaction(client, fn, onBroken);
+        return await inTransaction(client, fn, onBroken, () => broken === undefined);
       } finally {
         events.off?.("error", onBroken);
         // A broken connection is destroyed rather than handed to the next user.
@@ -179,9 +193,10 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
       try {
         return await work();
       } catch (error) {
-        // The failure that killed the connection comes before 'end' does.
-        ended ||= isConnectionLost(error);
-        throw ended ? gone(error) : error;
+        // The failure that killed the connection comes before 'end' does. A COMMIT of unknown
+        // outcome killed it too, and says more than "gone" would.
+        ended ||= isConnectionLost(error) || isCommitOutcomeUnknown(error);
+        throw ended && !isCommitOutcomeUnknown(error) ? gone(error) : error;
       }
     };
     const run = queue.then(guarded, guarded);
@@ -196,7 +211,15 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
   return {
     name,
     query,
-    transaction: (fn) => exclusive(() => inTransaction(inside, fn, () => {})),
+    transaction: (fn) =>
+      exclusive(() =>
+        inTransaction(
+          inside,
+          fn,
+          () => {},
+          () => !ended,
+        ),
+      ),
     own: (target) => (target === client ? { query } : undefined),
     // One connection, which cannot come back once dropped: listen on it, no reconnection. While
     // it listens, the client's 'error' and 'end' go to onError: a Client emitting 'error' with no

@@ -5,6 +5,7 @@
  * @module
  */
 import { type Driver, type PostgresJsQueryable, runOn } from "../driver.ts";
+import { commitOutcomeUnknown, isConnectionLost, isRefusal } from "../errors.ts";
 
 /** The part of a postgres.js `sql` the driver uses. */
 export interface PostgresJsLike extends PostgresJsQueryable {
@@ -31,7 +32,22 @@ export function postgresJsDriver(sql: PostgresJsLike): Driver {
     name: "postgres.js sql",
     query: (text, args) => runOn(sql, text, args),
     // begin resolves with fn's result: errors from BEGIN/COMMIT are the driver's, mapped by the store.
-    transaction: <R>(fn: (tx: unknown) => Promise<R>) => sql.begin((tx) => fn(tx)) as Promise<R>,
+    async transaction<R>(fn: (tx: unknown) => Promise<R>): Promise<R> {
+      let finished = false;
+      try {
+        return (await sql.begin(async (tx) => {
+          const result = await fn(tx);
+          finished = true;
+          return result;
+        })) as R;
+      } catch (error) {
+        // After `fn` only COMMIT is left: its answer lost with the connection, it may have
+        // committed. (postgres.js hides COMMIT: a connection death `fn` caught and swallowed
+        // reads the same, and is reported the same, to be safe.)
+        if (finished && !isRefusal(error) && isConnectionLost(error)) throw commitOutcomeUnknown(error);
+        throw error;
+      }
+    },
     // postgres.js keeps one connection for its listeners and LISTENs again after reconnecting
     // (calling onlisten each time); a wake then covers what was missed while it was down.
     async listen(channel, onNotify) {
