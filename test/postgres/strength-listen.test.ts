@@ -201,4 +201,39 @@ describe.runIf(PG_URL !== undefined)("pg Pool: unlisten", () => {
     b.release();
     await pool.end();
   });
+
+  it("during the pause before listening again: no connection is taken after, none is left listening", async () => {
+    const name = `unlisten_pause_${process.pid}`;
+    const pool = new pg.Pool({ connectionString: url(), max: 3, application_name: name });
+    pool.on("error", () => {});
+    const admin = new pg.Pool({ connectionString: url(), max: 1 });
+    try {
+      const store = new PostgresStore(pool, { table: freshTable(), notify: true });
+      await store.migrate();
+      const errors: unknown[] = [];
+      const unlisten = await store.listen(() => {}, { onError: (error) => errors.push(error) });
+      await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'listen%'",
+        [name],
+      );
+      await waitFor(() => errors.length === 1, 10_000);
+      // The drop was reported; listening again waits 50 ms. Unlistened now, it never happens.
+      let taken = 0;
+      pool.on("acquire", () => {
+        taken += 1;
+      });
+      await unlisten();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(taken).toBe(0);
+      expect(pool.totalCount - pool.idleCount).toBe(0);
+      const { rows } = await admin.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'listen%' AND state <> 'idle in transaction'",
+        [name],
+      );
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await pool.end();
+      await admin.end();
+    }
+  });
 });
