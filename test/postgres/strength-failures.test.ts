@@ -9,7 +9,14 @@
 import pg from "pg";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { isConnectionLost, isRetryable, toStoreError } from "../../adapters/postgres/errors.ts";
+import {
+  commitOutcomeUnknown,
+  isCommitOutcomeUnknown,
+  isConnectionLost,
+  isRefusal,
+  isRetryable,
+  toStoreError,
+} from "../../adapters/postgres/errors.ts";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { OutboxError, StoreError, ValidationError } from "../../mod.ts";
 import { PG_URL, serverDatabase } from "./helpers.ts";
@@ -308,5 +315,35 @@ describe("the failures a later attempt gets past", () => {
     for (const message of droppedMessages) expect(isConnectionLost(new Error(message)), message).toBe(true);
     expect(isConnectionLost(new Error("syntax error at or near"))).toBe(false);
     expect(isConnectionLost({ code: 1, message: 2, severity: 3 })).toBe(false);
+  });
+});
+
+describe("an unanswered COMMIT", () => {
+  it("only PostgreSQL's own ERROR answer with a SQLSTATE is a refusal (the statement did not take effect)", () => {
+    expect(isRefusal({ severity: "ERROR", code: "23505", message: "duplicate key" })).toBe(true);
+    expect(isRefusal({ severity: "ERROR", code: "40001", message: "could not serialize" })).toBe(true);
+    // Not an answer: a FATAL report, a socket's or driver's code, a timeout, nothing at all.
+    expect(isRefusal({ severity: "FATAL", code: "57P01", message: "terminating connection" })).toBe(false);
+    expect(isRefusal({ severity: "ERROR", message: "no code" })).toBe(false);
+    expect(isRefusal({ code: "CONNECTION_CLOSED", message: "write CONNECTION_CLOSED" })).toBe(false);
+    expect(isRefusal(new Error("Query read timeout"))).toBe(false);
+    for (const value of [null, undefined, "ERROR", 40001]) expect(isRefusal(value)).toBe(false);
+  });
+
+  it("is a non-retryable StoreError naming what happened to the connection, and is recognised as such", () => {
+    const lost = new Error("Connection terminated unexpectedly");
+    const unknown = commitOutcomeUnknown(lost);
+    expect(unknown).toBeInstanceOf(StoreError);
+    expect(unknown).toMatchObject({ retryable: false, code: "STORE_ERROR", cause: lost });
+    expect(unknown.message).toBe(
+      "the transaction's COMMIT got no answer (Connection terminated unexpectedly): PostgreSQL may or may not have committed it; check whether its writes are there before running it again",
+    );
+    expect(commitOutcomeUnknown("socket hang up").message).toMatch(
+      /^the transaction's COMMIT got no answer \(socket hang up\)/,
+    );
+    expect(commitOutcomeUnknown(null).message).toMatch(/^the transaction's COMMIT got no answer \(null\)/);
+    expect(isCommitOutcomeUnknown(unknown)).toBe(true);
+    expect(isCommitOutcomeUnknown(new StoreError(unknown.message, { retryable: false }))).toBe(false);
+    for (const value of [null, undefined, unknown.message]) expect(isCommitOutcomeUnknown(value)).toBe(false);
   });
 });

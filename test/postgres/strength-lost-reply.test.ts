@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { prepareMessage, StoreError } from "../../mod.ts";
 import { type CuttingProxy, startCuttingProxy } from "../support/pg-proxy.ts";
-import { driversToRun, freshTable, openClient, PG_URL, serverDatabase } from "./helpers.ts";
+import { driversToRun, freshTable, openClient, PG_URL, run, serverDatabase } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -60,36 +60,35 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
     });
   }
 
-  it("pg Pool: a connection killed while fn runs (COMMIT never sent) is no unknown outcome: nothing committed, retryable", async () => {
-    const direct = await openClient("pg Pool", url());
-    const pool = await openClient("pg Pool", url());
-    try {
-      const table = freshTable();
-      await new PostgresStore(direct.db, { table }).migrate();
-      const store = new PostgresStore(pool.db, { table });
-      const failed = await store
-        .withTransaction(async (tx) => {
-          await store.addMessage(tx, message("never"));
-          const { rows } = await (tx as { query(text: string): Promise<{ rows: { pid: number }[] }> }).query(
-            "SELECT pg_backend_pid() AS pid",
-          );
-          await (direct.db as { query(text: string, args: unknown[]): Promise<unknown> }).query(
-            "SELECT pg_terminate_backend($1)",
-            [rows[0]!.pid],
-          );
-          // fn goes on as if nothing happened; the connection is gone before COMMIT.
-          await new Promise((resolve) => setTimeout(resolve, 200));
-        })
-        .catch((error: unknown) => error);
-      expect(failed).toBeInstanceOf(StoreError);
-      expect(failed).toMatchObject({ retryable: true });
-      expect((failed as Error).message).not.toContain("may or may not");
-      expect(await new PostgresStore(direct.db, { table }).stats()).toMatchObject({ pending: 0 });
-    } finally {
-      await pool.close();
-      await direct.close();
-    }
-  });
+  for (const kind of ["pg Pool", "postgres.js"] as const) {
+    it(`${kind}: a connection killed while fn runs (COMMIT never sent) is no unknown outcome: nothing committed, retryable`, async () => {
+      const direct = await openClient("pg Pool", url());
+      const client = await openClient(kind, url());
+      try {
+        const table = freshTable();
+        await new PostgresStore(direct.db, { table }).migrate();
+        const store = new PostgresStore(client.db, { table });
+        const failed = await store
+          .withTransaction(async (tx) => {
+            await store.addMessage(tx, message("never"));
+            const answer = (await run(tx, "SELECT pg_backend_pid() AS pid")) as { pid: number }[] & {
+              rows?: { pid: number }[];
+            };
+            await run(direct.db, `SELECT pg_terminate_backend(${(answer.rows ?? answer)[0]!.pid})`);
+            // fn goes on as if nothing happened; the connection is gone before COMMIT.
+            await new Promise((resolve) => setTimeout(resolve, 200));
+          })
+          .catch((error: unknown) => error);
+        expect(failed).toBeInstanceOf(StoreError);
+        expect(failed).toMatchObject({ retryable: true });
+        expect((failed as Error).message).not.toContain("may or may not");
+        expect(await new PostgresStore(direct.db, { table }).stats()).toMatchObject({ pending: 0 });
+      } finally {
+        await client.close().catch(() => {});
+        await direct.close();
+      }
+    });
+  }
 
   it("a transaction cut before its COMMIT (BEGIN's connection lost) stays retryable", async () => {
     const database = new URL(url()).pathname.slice(1);
