@@ -42,8 +42,8 @@ export function postgresJsDriver(sql: PostgresJsLike): Driver {
         })) as R;
       } catch (error) {
         // After `fn` only COMMIT is left: its answer lost with the connection, it may have
-        // committed. (postgres.js hides COMMIT: a connection death `fn` caught and swallowed
-        // reads the same, and is reported the same, to be safe.)
+        // committed. (A connection death `fn` caught and swallowed postgres.js throws again
+        // itself, as the retryable error it was, without sending COMMIT.)
         if (finished && !isRefusal(error) && isConnectionLost(error)) throw commitOutcomeUnknown(error);
         throw error;
       }
