@@ -70,7 +70,7 @@ export function isRetryable(error: unknown): boolean {
 export function toStoreError(error: unknown, doing: string): OutboxError {
   if (error instanceof OutboxError) return error;
   const e = (typeof error === "object" && error !== null ? error : {}) as PgErrorLike;
-  const detail = typeof e.message === "string" ? e.message : String(error);
+  const detail = describe(error);
   const code = typeof e.code === "string" ? e.code : "";
   const hint = code === "42P01" ? " (did you run `await store.migrate()`?)" : "";
   if (isRetryable(error)) {
@@ -105,9 +105,8 @@ const unknownOutcomes = new WeakSet<object>();
  * or not, so running it again could write everything twice. Not retryable.
  */
 export function commitOutcomeUnknown(error: unknown): StoreError {
-  const detail = typeof error === "object" && error !== null ? (error as PgErrorLike).message : error;
   const unknown = new StoreError(
-    `the transaction's COMMIT got no answer (${String(detail)}): PostgreSQL may or may not have committed it; check whether its writes are there before running it again`,
+    `the transaction's COMMIT got no answer (${describe(error)}): PostgreSQL may or may not have committed it; check whether its writes are there before running it again`,
     { retryable: false, code: "STORE_ERROR", cause: error },
   );
   unknownOutcomes.add(unknown);
@@ -117,4 +116,10 @@ export function commitOutcomeUnknown(error: unknown): StoreError {
 /** Whether `error` is a {@link commitOutcomeUnknown} error. */
 export function isCommitOutcomeUnknown(error: unknown): boolean {
   return typeof error === "object" && error !== null && unknownOutcomes.has(error);
+}
+
+/** A driver error's message, or the thrown value as text. */
+function describe(error: unknown): string {
+  const message = typeof error === "object" && error !== null ? (error as PgErrorLike).message : undefined;
+  return typeof message === "string" ? message : String(error);
 }

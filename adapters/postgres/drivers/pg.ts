@@ -195,8 +195,9 @@ export function pgClientDriver(client: PgClientLike, name = "node-postgres Clien
       } catch (error) {
         // The failure that killed the connection comes before 'end' does. A COMMIT of unknown
         // outcome killed it too, and says more than "gone" would.
-        ended ||= isConnectionLost(error) || isCommitOutcomeUnknown(error);
-        throw ended && !isCommitOutcomeUnknown(error) ? gone(error) : error;
+        const unknownCommit = isCommitOutcomeUnknown(error);
+        ended ||= unknownCommit || isConnectionLost(error);
+        throw ended && !unknownCommit ? gone(error) : error;
       }
     };
     const run = queue.then(guarded, guarded);
