@@ -8,7 +8,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../adapters/postgres.ts";
 import { prepareMessage, StoreError } from "../../mod.ts";
 import { type CuttingProxy, startCuttingProxy } from "../support/pg-proxy.ts";
-import { driversToRun, freshTable, openClient, PG_URL, run, serverDatabase } from "./helpers.ts";
+import {
+  type DriverName,
+  driversToRun,
+  freshTable,
+  openClient,
+  PG_URL,
+  run,
+  serverDatabase,
+} from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -25,15 +33,31 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
     await proxy?.close();
   });
 
+  /**
+   * Runs `body` with a store on a `kind` client (through the proxy when `proxied`) over a fresh
+   * migrated table, and a store on a direct connection to check what the server kept.
+   */
+  async function onFreshTable(
+    kind: DriverName,
+    proxied: boolean,
+    body: (stores: { store: PostgresStore; direct: PostgresStore; admin: unknown }) => Promise<void>,
+  ): Promise<void> {
+    const direct = await openClient("pg Pool", url());
+    const client = await openClient(kind, proxied ? proxy.url(new URL(url()).pathname.slice(1)) : url());
+    try {
+      const table = freshTable();
+      const checked = new PostgresStore(direct.db, { table });
+      await checked.migrate();
+      await body({ store: new PostgresStore(client.db, { table }), direct: checked, admin: direct.db });
+    } finally {
+      await client.close().catch(() => {});
+      await direct.close();
+    }
+  }
+
   for (const kind of driversToRun().filter((name) => name !== "PGlite")) {
     it(`${kind}: is not retryable, says the outcome is unknown, and the message is there`, async () => {
-      const database = new URL(url()).pathname.slice(1);
-      const direct = await openClient(kind, url());
-      const cut = await openClient(kind, proxy.url(database));
-      try {
-        const table = freshTable();
-        await new PostgresStore(direct.db, { table }).migrate();
-        const store = new PostgresStore(cut.db, { table });
+      await onFreshTable(kind, true, async ({ store, direct }) => {
         // Armed before the store's first transaction: postgres.js prepares `commit` once per
         // connection, and later sends only the prepared statement's name. (Nothing else sent
         // may contain the word: the database's name, the message's key.)
@@ -47,34 +71,26 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
           /^the transaction's COMMIT got no answer \(.+\): PostgreSQL may or may not have committed it; check whether its writes are there before running it again$/,
         );
         // It did commit: a retry would have added the message a second time.
-        const { messages } = await new PostgresStore(direct.db, { table }).fetchAndLock({
+        const { messages } = await direct.fetchAndLock({
           batchSize: 10,
           leaseDuration: 30_000,
           ordering: "none",
         });
         expect(messages.map((m) => m.key)).toEqual(["landed"]);
-      } finally {
-        await cut.close().catch(() => {});
-        await direct.close();
-      }
+      });
     });
   }
 
   for (const kind of ["pg Pool", "postgres.js"] as const) {
     it(`${kind}: a connection killed while fn runs (COMMIT never sent) is no unknown outcome: nothing committed, retryable`, async () => {
-      const direct = await openClient("pg Pool", url());
-      const client = await openClient(kind, url());
-      try {
-        const table = freshTable();
-        await new PostgresStore(direct.db, { table }).migrate();
-        const store = new PostgresStore(client.db, { table });
+      await onFreshTable(kind, false, async ({ store, direct, admin }) => {
         const failed = await store
           .withTransaction(async (tx) => {
             await store.addMessage(tx, message("never"));
             const answer = (await run(tx, "SELECT pg_backend_pid() AS pid")) as { pid: number }[] & {
               rows?: { pid: number }[];
             };
-            await run(direct.db, `SELECT pg_terminate_backend(${(answer.rows ?? answer)[0]!.pid})`);
+            await run(admin, `SELECT pg_terminate_backend(${(answer.rows ?? answer)[0]!.pid})`);
             // fn goes on as if nothing happened; the connection is gone before COMMIT.
             await new Promise((resolve) => setTimeout(resolve, 200));
           })
@@ -82,32 +98,20 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
         expect(failed).toBeInstanceOf(StoreError);
         expect(failed).toMatchObject({ retryable: true });
         expect((failed as Error).message).not.toContain("may or may not");
-        expect(await new PostgresStore(direct.db, { table }).stats()).toMatchObject({ pending: 0 });
-      } finally {
-        await client.close().catch(() => {});
-        await direct.close();
-      }
+        expect(await direct.stats()).toMatchObject({ pending: 0 });
+      });
     });
   }
 
   it("a transaction cut before its COMMIT (BEGIN's connection lost) stays retryable", async () => {
-    const database = new URL(url()).pathname.slice(1);
-    const direct = await openClient("pg Pool", url());
-    const cut = await openClient("pg Pool", proxy.url(database));
-    try {
-      const table = freshTable();
-      await new PostgresStore(direct.db, { table }).migrate();
-      const store = new PostgresStore(cut.db, { table });
+    await onFreshTable("pg Pool", true, async ({ store, direct }) => {
       proxy.cutAfter("INSERT");
       const failed = await store
         .withTransaction((tx) => store.addMessage(tx, message("never")))
         .catch((error: unknown) => error);
       // The INSERT's own error (fn's): nothing was committed, a retry is safe.
       expect(failed).toMatchObject({ retryable: true });
-      expect(await new PostgresStore(direct.db, { table }).stats()).toMatchObject({ pending: 0 });
-    } finally {
-      await cut.close().catch(() => {});
-      await direct.close();
-    }
+      expect(await direct.stats()).toMatchObject({ pending: 0 });
+    });
   });
 });
