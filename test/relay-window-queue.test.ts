@@ -183,10 +183,10 @@ describe("the send window's queue", () => {
     const lateOf = (claim: SeenClaim) => claim.calledAt + claim.lease - startBefore;
     expect(claims.size).toBeGreaterThanOrEqual(2);
     const [releaseA, releaseB] = releases;
-    expect(releaseA?.at).toBeGreaterThanOrEqual(lateOf(a!) - 1);
+    expect(releaseA?.at).toBeGreaterThanOrEqual(lateOf(a!) - 50);
     expect(releaseA!.at - lateOf(a!)).toBeLessThan(400);
     expect(releaseB?.ids).toHaveLength(3);
-    expect(releaseB!.at).toBeGreaterThanOrEqual(lateOf(b!) - 1);
+    expect(releaseB!.at).toBeGreaterThanOrEqual(lateOf(b!) - 50);
     expect(releaseB!.at - lateOf(b!)).toBeLessThan(400);
     // Both well before the hung send freed the slot.
     expect(releaseB!.at).toBeLessThan(startedAt.get("m1")! + sendTimeout - 500);
