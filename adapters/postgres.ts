@@ -52,8 +52,11 @@ import {
   toRecord,
   toStats,
 } from "./postgres/rows.ts";
-import { buildStatements, type Statements } from "./postgres/sql.ts";
+import { buildStatements, type PassArg, type PassShape, type Statements } from "./postgres/sql.ts";
 import { PurgeSchedule } from "./sql/retention.ts";
+
+/** The outcome part of a claim's pass: it marks nothing. */
+const NO_MARKS: Readonly<Partial<PassOutcome> & { token: string }> = Object.freeze({ token: "" });
 
 export type { PostgresStoreOptions, RetentionOptions } from "./postgres/options.ts";
 
@@ -347,7 +350,7 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
    * lease counts as a failed attempt (`retries + 1`).
    */
   async fetchAndLock(options: ClaimOptions): Promise<Claim> {
-    return (await this.#pass("claiming messages", { token: "" }, options)).claim;
+    return this.#claim(checkClaimOptions(options), false);
   }
 
   // No recordAndFetch: one statement sees one snapshot, so a claim in the same statement as the
@@ -355,58 +358,70 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   // sent from one another relay just took over (both reproduced by the model test and review).
   // The relay then records and claims in two statements; correctness first, see BENCHMARKS.md.
 
-  /** Runs one pass statement: the marks of `outcome` (if any), then a claim of `options`. */
-  async #pass(
-    doing: string,
-    outcome: Partial<PassOutcome> & { token: string },
-    options: ClaimOptions | undefined,
-    renewed = false,
-  ): Promise<RecordAndFetchResult> {
-    const claim = options === undefined ? undefined : checkClaimOptions(options);
+  /** Runs a claim's pass statement; `renewed`: the id namespace was just renewed for it. */
+  async #claim(options: ClaimOptions, renewed: boolean): Promise<Claim> {
     const namespace = await this.#ids();
     const token = crypto.randomUUID();
-    const { shape, values } = passArguments(namespace, outcome, claim, token);
-    if (!shape.claim && !shape.sent && !shape.retry && !shape.dead) {
-      return { recorded: { sent: 0, failed: 0, dead: 0 }, claim: { token, messages: [] } };
-    }
+    const { shape, values } = passArguments(namespace, NO_MARKS, options, token);
+    // At least one row: the claim statement joins what it took onto the namespace it read.
+    const [head, ...rest] = (await this.#passStatement("claiming messages", shape, values)) as [
+      Row,
+      ...Row[],
+    ];
+    const current = await this.#fenced(head[3], head[4], renewed);
+    // The claim took nothing under a namespace the fence no longer holds: again under the new one.
+    // Stryker disable next-line BooleanLiteral: equivalent unless the fence breaks twice in a row, which #fenced then refuses
+    if (current === undefined) return this.#claim(options, true);
+    const messages = claimedRows([head, ...rest], 5).map((row) => createMessage(toRecord(current, row, 5)));
+    return { token, messages };
+  }
+
+  /** Runs the pass statement of marks under `outcome.token`; the rows each mark changed. */
+  async #record(
+    doing: string,
+    outcome: Partial<PassOutcome> & { token: string },
+  ): Promise<RecordAndFetchResult["recorded"]> {
+    const namespace = await this.#ids();
+    // The last argument is a claim's token; a pass of marks has none.
+    const { shape: passShape, values } = passArguments(namespace, outcome, undefined, outcome.token);
+    // Without claim options, passArguments gives the marks' shape.
+    const shape = passShape as Extract<PassShape, { claim: false }>;
+    if (!shape.sent && !shape.retry && !shape.dead) return { sent: 0, failed: 0, dead: 0 };
+    // One row: the marks statement ends in a SELECT of counts without FROM.
+    const [counts] = (await this.#passStatement(doing, shape, values)) as [Row];
+    return { sent: Number(counts[0]), failed: Number(counts[1]), dead: Number(counts[2]) };
+  }
+
+  /** Runs the pass statement of `shape` with `values` in its parameters' order. */
+  async #passStatement(
+    doing: string,
+    shape: PassShape,
+    values: Partial<Record<PassArg, unknown>>,
+  ): Promise<Row[]> {
     const statement = this.#sql.pass(shape, this.#keepFor !== undefined);
-    const rows = await this.#read(
+    return this.#read(
       doing,
       statement.text,
       statement.args.map((name) => values[name]),
     );
-    const first = rows[0];
-    const recorded = {
-      sent: Number(first?.[0] ?? 0),
-      failed: Number(first?.[1] ?? 0),
-      dead: Number(first?.[2] ?? 0),
-    };
-    if (!shape.claim) return { recorded, claim: { token, messages: [] } };
-    const current = await this.#fenced(first?.[3], first?.[4], renewed);
-    if (current === undefined) {
-      // The marks are recorded; the claim, which took nothing, runs again under the new namespace.
-      return { recorded, claim: (await this.#pass(doing, { token: "" }, options, true)).claim };
-    }
-    const messages: Message[] = claimedRows(rows, 5).map((row) => createMessage(toRecord(current, row, 5)));
-    return { recorded, claim: { token, messages } };
   }
 
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
-    const { recorded } = await this.#pass("recording sent messages", { token, sent: ids }, undefined);
-    if (recorded.sent > 0) await this.#purges.afterSent();
-    return recorded.sent;
+    const { sent } = await this.#record("recording sent messages", { token, sent: ids });
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: cost only, a purge is tried at most once a minute
+    if (sent > 0) await this.#purges.afterSent();
+    return sent;
   }
 
   /** Failed attempts: `retries + 1`, error kept, lease released, ready again `delay` ms from the database's now. */
   async updateRetryCount(token: string, updates: readonly RetryUpdate[]): Promise<number> {
-    return (await this.#pass("recording failed messages", { token, retry: updates }, undefined)).recorded
-      .failed;
+    return (await this.#record("recording failed messages", { token, retry: updates })).failed;
   }
 
   /** Gives up on messages; they stay for `listDead` and `requeueDead`. */
   async markAsDead(token: string, updates: readonly DeadUpdate[]): Promise<number> {
-    return (await this.#pass("recording dead messages", { token, dead: updates }, undefined)).recorded.dead;
+    return (await this.#record("recording dead messages", { token, dead: updates })).dead;
   }
 
   /**
@@ -434,10 +449,12 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = deadListLimit(options?.limit);
     await this.#ids();
+    // Stryker disable next-line BooleanLiteral: equivalent unless the fence breaks twice in a row, which #fenced then refuses
     for (let renewed = false; ; renewed = true) {
       const rows = await this.#read("listing dead messages", this.#sql.listDead, [limit]);
-      if (rows.length === 0) return [];
-      const current = await this.#fenced(rows[0]?.[0], rows[0]?.[1], renewed);
+      const [head] = rows;
+      if (head === undefined) return [];
+      const current = await this.#fenced(head[0], head[1], renewed);
       if (current !== undefined)
         return rows.map((row) => createMessage(toRecord(current, row, 2), SendStatus.Dead));
     }
