@@ -39,11 +39,14 @@ interface PgErrorLike {
 
 /**
  * Whether `error` ended the connection it came from: a FATAL (or PANIC) report, after which
- * the server closes the session (`pg_terminate_backend`, say), or a socket that dropped. A
- * pool replaces such a connection; a single client is gone for good.
+ * the server closes the session (`pg_terminate_backend`, say), or a socket that dropped; never
+ * a refusal ({@link isRefusal}), which came over a working connection. A pool replaces such a
+ * connection; a single client is gone for good.
  */
 export function isConnectionLost(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
+  // Whatever its text says: a user's trigger may RAISE 'connection closed'.
+  if (isRefusal(error)) return false;
   const { code, message, severity } = error as PgErrorLike;
   if (severity === "FATAL" || severity === "PANIC") return true;
   if (typeof code === "string" && TRANSIENT_CODES.has(code)) return true;

@@ -315,6 +315,9 @@ describe("the failures a later attempt gets past", () => {
     for (const message of droppedMessages) expect(isConnectionLost(new Error(message)), message).toBe(true);
     expect(isConnectionLost(new Error("syntax error at or near"))).toBe(false);
     expect(isConnectionLost({ code: 1, message: 2, severity: 3 })).toBe(false);
+    // The server's own refusal came over a working connection, even worded like a dropped one.
+    expect(isConnectionLost({ code: "P0001", message: "connection closed", severity: "ERROR" })).toBe(false);
+    expect(isConnectionLost({ code: "P0001", message: "connection closed", severity: "FATAL" })).toBe(true);
   });
 });
 

@@ -68,6 +68,30 @@ describe.runIf(PG_URL !== undefined)("node-postgres: a connection that breaks", 
     }
   });
 
+  it("Client: an error the server raises, whatever its text says, leaves the connection in use", async () => {
+    const client = new pg.Client({ connectionString: url() });
+    client.on("error", () => {});
+    await client.connect();
+    try {
+      const store = await migratedStore(client);
+      // A trigger or function of the user's may word its own error like a dropped connection.
+      const raised = await store
+        .withTransaction((tx) =>
+          (tx as pg.Client).query(
+            "DO $$ BEGIN RAISE EXCEPTION 'connection closed by the audit trigger'; END $$",
+          ),
+        )
+        .catch((error: unknown) => error);
+      expect(raised).toMatchObject({ code: "P0001", message: "connection closed by the audit trigger" });
+      expect(
+        await store.withTransaction(async (tx) => (await (tx as pg.Client).query("SELECT 1 AS one")).rows),
+      ).toEqual([{ one: 1 }]);
+      expect(await store.stats()).toMatchObject({ pending: 0, inFlight: 0 });
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+
   it("Client terminated while it listens: onError hears once that it has ended, and the store's calls fail at once", async () => {
     const client = new pg.Client({ connectionString: url() });
     await client.connect();

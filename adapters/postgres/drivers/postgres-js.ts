@@ -5,7 +5,7 @@
  * @module
  */
 import { type Driver, type PostgresJsQueryable, runOn } from "../driver.ts";
-import { commitOutcomeUnknown, isConnectionLost, isRefusal } from "../errors.ts";
+import { commitOutcomeUnknown, isConnectionLost } from "../errors.ts";
 
 /** The part of a postgres.js `sql` the driver uses. */
 export interface PostgresJsLike extends PostgresJsQueryable {
@@ -44,7 +44,7 @@ export function postgresJsDriver(sql: PostgresJsLike): Driver {
         // After `fn` only COMMIT is left: its answer lost with the connection, it may have
         // committed. (A connection death `fn` caught and swallowed postgres.js throws again
         // itself, as the retryable error it was, without sending COMMIT.)
-        if (finished && !isRefusal(error) && isConnectionLost(error)) throw commitOutcomeUnknown(error);
+        if (finished && isConnectionLost(error)) throw commitOutcomeUnknown(error);
         throw error;
       }
     },
