@@ -370,7 +370,6 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
     ];
     const current = await this.#fenced(head[3], head[4], renewed);
     // The claim took nothing under a namespace the fence no longer holds: again under the new one.
-    // Stryker disable next-line BooleanLiteral: equivalent unless the fence breaks twice in a row, which #fenced then refuses
     if (current === undefined) return this.#claim(options, true);
     const messages = claimedRows([head, ...rest], 5).map((row) => createMessage(toRecord(current, row, 5)));
     return { token, messages };
@@ -409,7 +408,6 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   /** Delivered: deleted, or kept as sent under `retention: { sent: "keep" }`. */
   async markAsSent(token: string, ids: readonly string[]): Promise<number> {
     const { sent } = await this.#record("recording sent messages", { token, sent: ids });
-    // Stryker disable next-line ConditionalExpression,EqualityOperator: cost only, a purge is tried at most once a minute
     if (sent > 0) await this.#purges.afterSent();
     return sent;
   }
@@ -449,7 +447,6 @@ export class PostgresStore<Tx extends PostgresTx = PostgresTx> implements Transa
   async listDead(options: { limit?: number } = {}): Promise<Message[]> {
     const limit = deadListLimit(options?.limit);
     await this.#ids();
-    // Stryker disable next-line BooleanLiteral: equivalent unless the fence breaks twice in a row, which #fenced then refuses
     for (let renewed = false; ; renewed = true) {
       const rows = await this.#read("listing dead messages", this.#sql.listDead, [limit]);
       const [head] = rows;

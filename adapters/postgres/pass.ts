@@ -53,11 +53,14 @@ export function passArguments(
 }
 
 /**
- * `options` if its batch size and lease are usable; a `ValidationError` otherwise.
- * `Number.isSafeInteger` and `Number.isFinite` never coerce, so they refuse non-numbers too.
+ * The values of `options`, each read once, if its batch size and lease are usable; a
+ * `ValidationError` otherwise. `Number.isSafeInteger` and `Number.isFinite` never coerce, so
+ * they refuse non-numbers too.
  */
 export function checkClaimOptions(options: ClaimOptions): ClaimOptions {
-  const { batchSize, leaseDuration } = options ?? {};
+  // Read once: a claim run again after a namespace renewal uses what was checked, whatever a
+  // getter would answer the second time.
+  const { batchSize, leaseDuration, ordering } = options ?? {};
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
     throw new ValidationError(`batchSize must be an integer >= 1, got ${String(batchSize)}`);
   }
@@ -66,5 +69,5 @@ export function checkClaimOptions(options: ClaimOptions): ClaimOptions {
       `leaseDuration must be a number of milliseconds >= 0, got ${String(leaseDuration)}`,
     );
   }
-  return options;
+  return { batchSize, leaseDuration, ordering };
 }

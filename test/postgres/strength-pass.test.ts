@@ -92,6 +92,50 @@ for (const kind of driversToRun()) {
       expect(await store.requeueDead([dead!.id])).toBe(1);
     });
 
+    it("a table replaced by hand after migrate() (dropped, another moved into its place): claims and listDead refuse, saying to run migrate(), which mends it", async () => {
+      const replaced = await migratedStore(client.db);
+      const other = await migratedStore(client.db);
+      await add(other, ["gone"]);
+      const { token, messages } = await other.fetchAndLock(claim);
+      await other.markAsDead(token, [{ id: messages[0]!.id, error: "HTTP 410" }]);
+      await add(other, ["moved"]);
+      await run(client.db, `DROP TABLE public."${replaced.table}"`);
+      await run(client.db, `ALTER TABLE public."${other.table}" RENAME TO "${replaced.table}"`);
+      // The namespace cannot be renewed (the recorded sequence is gone): one attempt, then the
+      // refusal, never a loop of renewals.
+      const refusal = {
+        retryable: false,
+        message: expect.stringContaining(
+          "is not the one migrate() recorded (dropped and made again by hand?)",
+        ),
+      };
+      await expect(replaced.fetchAndLock(claim)).rejects.toMatchObject(refusal);
+      await expect(replaced.listDead()).rejects.toMatchObject(refusal);
+      await replaced.migrate();
+      expect((await replaced.fetchAndLock(claim)).messages.map((m) => m.key)).toEqual(["moved"]);
+      expect((await replaced.listDead()).map((m) => [m.key, m.lastError])).toEqual([["gone", "HTTP 410"]]);
+    });
+
+    it("reads each claim option once: a claim run again under renewed ids uses the lease it checked", async () => {
+      const store = await migratedStore(client.db);
+      await add(store, ["before"]);
+      await store.fetchAndLock(claim);
+      await run(client.db, `TRUNCATE public."${store.table}" RESTART IDENTITY`);
+      await add(store, ["after"]);
+      let reads = 0;
+      const changing = {
+        ...claim,
+        get leaseDuration() {
+          reads += 1;
+          return reads === 1 ? 30_000 : -60_000;
+        },
+      };
+      expect((await store.fetchAndLock(changing)).messages.map((m) => m.key)).toEqual(["after"]);
+      expect(reads).toBe(1);
+      // Held for the 30 s checked, not taken again at once under a lease already run out.
+      expect((await store.fetchAndLock(claim)).messages).toEqual([]);
+    });
+
     it("refuses a batch size that is not a whole number >= 1 and a lease that is not a number >= 0, saying what it got", async () => {
       const store = await migratedStore(client.db);
       await add(store, ["a"]);
