@@ -87,13 +87,13 @@ describe("pipelined drain", () => {
     const sender = recordingSender();
     const slow: Sender = {
       send: async (messages, signal) => {
-        await new Promise((resolve) => setTimeout(resolve, 400));
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
         return sender.send(messages, signal);
       },
     };
     const { store, outbox } = await setup(6, slow, { batchSize: 2 });
-    // A budget a loaded machine's first claim fits in, spent by the send.
-    expect(await outbox.tick({ budgetMs: 200 })).toMatchObject({ batches: 1, sent: 2 });
+    // A budget a loaded machine's first claim fits in (half a second of stalls), spent by the send.
+    expect(await outbox.tick({ budgetMs: 500 })).toMatchObject({ batches: 1, sent: 2 });
     expect(store.calls).toMatchObject({ recordAndFetch: 0, marks: 1 });
     expect(await store.stats()).toMatchObject({ pending: 4, inFlight: 0 });
   });

@@ -38,11 +38,14 @@ describe("the window's leases (two relays, one libSQL file)", () => {
         },
       };
       const errors: unknown[] = [];
-      // A claim of 20 needs 3 s through a window of 2; its lease leaves 1 s to start each.
+      // A claim of 20 needs 3 s through a window of 2; its lease leaves 500 ms to start each
+      // (sendTimeout and the 500 ms recording margin before its end). sendTimeout is 700 ms
+      // more than a send takes: a loaded machine that stalls the event loop past a send's end
+      // and its deadline would time that delivery out and charge it an attempt.
       const options: OutboxOptions = {
         batchSize: 20,
-        sendTimeout: 400,
-        leaseDuration: 1400,
+        sendTimeout: 1000,
+        leaseDuration: 2000,
         onError: (error) => errors.push(error),
       };
       const relays = [new Outbox(a!, sender, options), new Outbox(b!, sender, options)];

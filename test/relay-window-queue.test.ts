@@ -139,8 +139,8 @@ describe("the send window's queue", () => {
       expect(release.at - late).toBeLessThan(400);
       // And never before: a message with time left to start is not given back. The relay reads
       // its clock a little before the call reaches this store (a few ms on a loaded machine),
-      // so its deadline may come that much earlier than `late`; a give-back that ignored the
-      // margin would come 500 ms early.
+      // so its deadline may come that much earlier than `late`; a give-back that counted the
+      // margin twice would come 500 ms early.
       expect(release.at).toBeGreaterThanOrEqual(late - 50);
     }
   });

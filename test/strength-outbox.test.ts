@@ -117,9 +117,14 @@ describe("a tick behind a drain already running", () => {
 });
 
 describe("a tick's budget beyond what one timer can hold, behind a drain already running", () => {
+  // The first tick's budget: its first claim must come within it (no pass starts after it), so
+  // it leaves room for a loaded machine; the tests wait past it before releasing that tick.
+  const FIRST_BUDGET = 250;
+  const pastFirstBudget = () => new Promise((resolve) => setTimeout(resolve, FIRST_BUDGET + 50));
+
   /**
-   * An outbox whose first tick holds its send until `release.open()`; its budget (50 ms) is spent
-   * by then, so it relays only that one message.
+   * An outbox whose first tick holds its send until `release.open()`; its budget
+   * ({@link FIRST_BUDGET} ms) is spent by then, so it relays only that one message.
    */
   async function held() {
     const release = gate();
@@ -137,7 +142,7 @@ describe("a tick's budget beyond what one timer can hold, behind a drain already
     const outbox = new Outbox(store, sender, { batchSize: 1, sendTimeout: 10_000 });
     const add = (key: string) => store.transaction((tx) => outbox.addMessage(tx, { key, value: key }));
     await add("a");
-    const first = outbox.tick({ budgetMs: 50 });
+    const first = outbox.tick({ budgetMs: FIRST_BUDGET });
     await waitFor(() => sends.length === 1);
     return { release, sends, add, first, outbox };
   }
@@ -151,7 +156,7 @@ describe("a tick's budget beyond what one timer can hold, behind a drain already
     const { release, sends, add, first, outbox } = await held();
     const second = outbox.tick(options);
     await add("b");
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    await pastFirstBudget();
     release.open();
     expect(await first).toMatchObject({ batches: 1, sent: 1 });
     expect(await second).toMatchObject({ batches: 1, sent: 1 });
@@ -170,7 +175,7 @@ describe("a tick's budget beyond what one timer can hold, behind a drain already
     abort.abort();
     await waitFor(() => settled, 2_000);
     expect(await second).toMatchObject({ batches: 0, sent: 0 });
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    await pastFirstBudget();
     release.open();
     expect(await first).toMatchObject({ batches: 1, sent: 1 });
   });

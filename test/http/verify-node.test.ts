@@ -97,15 +97,16 @@ describe("verifyWebhook({ headers: req.headers, body: req }) in a Node server", 
 
   it("answers a webhook-signature of commas quickly: no regex backtracking blocks the event loop", async () => {
     // ",,,,…,x" made /,+$/ backtrack quadratically: 16 KB blocked the loop for seconds.
-    let last = performance.now();
-    let worst = 0;
-    const timer = setInterval(() => {
-      const t = performance.now();
-      worst = Math.max(worst, t - last - 10);
-      last = t;
-    }, 10);
-    try {
-      for (const commas of [8_000, 16_000]) {
+    /** The longest the event loop was held up (beyond its 10 ms tick) while one request ran. */
+    const blocked = async (commas: number): Promise<number> => {
+      let last = performance.now();
+      let worst = 0;
+      const timer = setInterval(() => {
+        const t = performance.now();
+        worst = Math.max(worst, t - last - 10);
+        last = t;
+      }, 10);
+      try {
         const headers = {
           "webhook-id": "a",
           "webhook-timestamp": now(),
@@ -113,13 +114,20 @@ describe("verifyWebhook({ headers: req.headers, body: req }) in a Node server", 
         };
         const response = await fetch(`${origin}/hook`, { method: "POST", headers });
         expect(response.status).toBe(401);
+      } finally {
+        clearInterval(timer);
       }
-    } finally {
-      clearInterval(timer);
+      return worst;
+    };
+    for (const commas of [8_000, 16_000]) {
+      // The least of a few runs: what the request costs, not a stall a loaded machine (GC, other
+      // processes) adds to one of them. Generous still; the quadratic version took 250 ms and
+      // 1.5 s on every run.
+      const runs: number[] = [];
+      for (let run = 0; run < 3; run++) runs.push(await blocked(commas));
+      expect(Math.min(...runs)).toBeLessThan(200);
     }
-    expect(verdicts.map((v) => v.reason)).toEqual(["invalid_signature", "invalid_signature"]);
-    // Generous for a loaded machine; the quadratic version took 250 ms and 1.5 s.
-    expect(worst).toBeLessThan(200);
+    expect(verdicts.map((v) => v.reason)).toEqual(Array(6).fill("invalid_signature"));
   });
 
   it("parses the longest webhook-signature it accepts in linear time", async () => {

@@ -229,9 +229,10 @@ for (const kind of drivers) {
       const id = first.messages[0]!.id;
       // A relay whose clock runs an hour behind: its availableAt is long past, its delay is not.
       const availableAt = new Date(Date.now() - 3_600_000);
-      await store.updateRetryCount(first.token, [{ id, availableAt, delay: 500 }]);
+      await store.updateRetryCount(first.token, [{ id, availableAt, delay: 1_000 }]);
+      // A delay of a second: a loaded machine's next claim still comes well within it.
       expect((await store.fetchAndLock(claim)).messages).toEqual([]);
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
       const again = await store.fetchAndLock(claim);
       expect(again.messages.map((m) => m.id)).toEqual([id]);
       // A delay past PostgreSQL's interval range is clamped, never a failed mark.
