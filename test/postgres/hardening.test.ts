@@ -37,6 +37,50 @@ describe.each(driversToRun())("%s: withTransaction", (kind) => {
         await run(tx, "SELECT 1/0").catch(() => {});
       });
       await expect(outcome).rejects.toBeInstanceOf(StoreError);
+      // Not worth running again as it is, and saying it was not committed (node-postgres answers
+      // COMMIT with the tag ROLLBACK, which the driver checks; postgres.js and PGlite raise it).
+      const said = {
+        "pg Pool":
+          "the transaction was rolled back, not committed: a statement inside it failed (and the error was caught)",
+        "pg Client":
+          "the transaction was rolled back, not committed: a statement inside it failed (and the error was caught)",
+        "postgres.js": "(22012): division by zero",
+        PGlite: "(25P02): Transaction was rolled back instead of committed",
+      }[kind as string];
+      await expect(outcome).rejects.toMatchObject({
+        retryable: false,
+        code: "STORE_ERROR",
+        message: expect.stringContaining(said ?? "?"),
+      });
+      expect((await store.stats()).pending).toBe(0);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe.each(driversToRun())("%s: a COMMIT PostgreSQL refuses", (kind) => {
+  it("a deferred constraint failing at COMMIT: rejected, saying so, not retryable, nothing kept", async () => {
+    const { db, close } = await openClient(kind, serverUrl());
+    try {
+      const store = await migratedStore(db);
+      const orders = `orders_${store.table}`;
+      await run(
+        db,
+        `CREATE TABLE public."${orders}" (id int, CONSTRAINT "${orders}_id" UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)`,
+      );
+      const outcome = store.withTransaction(async (tx) => {
+        await run(tx, `INSERT INTO public."${orders}" VALUES (1), (1)`);
+        await store.addMessage(tx, message("order:1"));
+      });
+      // The server answered the COMMIT: the outcome is known (rolled back), never "may or may not".
+      await expect(outcome).rejects.toMatchObject({
+        retryable: false,
+        code: "STORE_ERROR",
+        message: expect.stringMatching(
+          /^PostgreSQL failed while (committing|running) a transaction \(23505\): duplicate key/,
+        ),
+      });
       expect((await store.stats()).pending).toBe(0);
     } finally {
       await close();

@@ -7,7 +7,7 @@
  */
 import pg from "pg";
 import { describe, expect, it, vi } from "vitest";
-import { StoreError, ValidationError } from "../../mod.ts";
+import { prepareMessage, StoreError, ValidationError } from "../../mod.ts";
 import { migratedStore, PG_URL, serverDatabase } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -16,6 +16,15 @@ const url = serverDatabase("strength_pg");
 
 /** Ends this session's own connection from inside it, as an administrator's kill would. */
 const killOwnConnection = "SELECT pg_terminate_backend(pg_backend_pid())";
+
+/** Waits (bounded) until `done()` holds. */
+async function until(done: () => boolean, ms = 5_000): Promise<void> {
+  for (let waited = 0; waited < ms && !done(); waited += 20) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** How many listeners a Client has for the events a listening store uses. */
+const listeners = (client: pg.Client) =>
+  (["notification", "error", "end"] as const).map((event) => client.listenerCount(event));
 
 /** A Client that has ended says what to do about it and is not worth a retry. */
 const gone = {
@@ -117,6 +126,80 @@ describe.runIf(PG_URL !== undefined)("node-postgres: a connection that breaks", 
       await client.end().catch(() => {});
       await admin.end();
     }
+  });
+
+  it("Client: a connection the server ended while fn ran (its end heard before COMMIT) rejects as gone, not as a COMMIT of unknown outcome", async () => {
+    const client = new pg.Client({ connectionString: url() });
+    client.on("error", () => {});
+    await client.connect();
+    const admin = new pg.Client({ connectionString: url() });
+    await admin.connect();
+    try {
+      const store = await migratedStore(client);
+      let ended = false;
+      client.once("end", () => {
+        ended = true;
+      });
+      const failed = await store
+        .withTransaction(async (tx) => {
+          await store.addMessage(tx, prepareMessage({ key: "k", value: "v" }, { maxMessageBytes: 1024 }));
+          const { rows } = await (tx as pg.Client).query("SELECT pg_backend_pid() AS pid");
+          await admin.query("SELECT pg_terminate_backend($1)", [rows[0].pid]);
+          await until(() => ended);
+        })
+        .catch((error: unknown) => error);
+      expect(ended).toBe(true);
+      // COMMIT never reached the server: nothing was committed, and the error says the Client
+      // is gone rather than that the transaction may have committed.
+      expect(failed).toMatchObject(gone);
+      expect((failed as Error).message).not.toContain("may or may not have committed");
+      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM public."${store.table}"`);
+      expect(rows).toEqual([{ n: 0 }]);
+    } finally {
+      await client.end().catch(() => {});
+      await admin.end();
+    }
+  });
+
+  it("Client: unlisten takes back its listeners and UNLISTENs on the server; a later commit wakes nothing", async () => {
+    const client = new pg.Client({ connectionString: url() });
+    await client.connect();
+    try {
+      const store = await migratedStore(client, { notify: true });
+      const before = listeners(client);
+      let wakes = 0;
+      const unlisten = await store.listen(() => {
+        wakes += 1;
+      });
+      expect(listeners(client)).toEqual(before.map((count) => count + 1));
+      await store.addMessage(client, prepareMessage({ key: "a", value: "a" }, { maxMessageBytes: 1024 }));
+      await until(() => wakes === 1);
+      expect(wakes).toBe(1);
+      await unlisten();
+      expect(listeners(client)).toEqual(before);
+      expect((await client.query("SELECT pg_listening_channels() AS channel")).rows).toEqual([]);
+      await store.addMessage(client, prepareMessage({ key: "b", value: "b" }, { maxMessageBytes: 1024 }));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(wakes).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("Client closed by its owner while it listens: onError hears it once; listen() on it then refuses and leaves no listener", async () => {
+    const client = new pg.Client({ connectionString: url() });
+    await client.connect();
+    const store = await migratedStore(client, { notify: true });
+    const errors: unknown[] = [];
+    await store.listen(() => {}, { onError: (error) => errors.push(error) });
+    await client.end();
+    await until(() => errors.length > 0);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject(gone);
+    const before = listeners(client);
+    await expect(store.listen(() => {})).rejects.toMatchObject(gone);
+    expect(listeners(client)).toEqual(before);
   });
 
   it("a Pool of one connection cannot give one to a listener: refused, saying why and what to do", async () => {
