@@ -114,4 +114,46 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
       expect(await direct.stats()).toMatchObject({ pending: 0 });
     });
   });
+
+  it("pg Pool: a BEGIN whose reply is lost is retryable, says so, and the next transaction runs on a new connection", async () => {
+    await onFreshTable("pg Pool", true, async ({ store, direct }) => {
+      proxy.cutAfter("BEGIN");
+      const failed = await store
+        .withTransaction((tx) => store.addMessage(tx, message("never")))
+        .catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(StoreError);
+      expect(failed).toMatchObject({
+        retryable: true,
+        message: expect.stringMatching(/^PostgreSQL failed while beginning a transaction/),
+      });
+      await store.withTransaction((tx) => store.addMessage(tx, message("next")));
+      const { messages } = await direct.fetchAndLock({
+        batchSize: 10,
+        leaseDuration: 30_000,
+        ordering: "none",
+      });
+      expect(messages.map((m) => m.key)).toEqual(["next"]);
+    });
+  });
+
+  it("pg Pool: a ROLLBACK whose reply is lost leaves fn's own error, and the next transaction runs on a new connection", async () => {
+    await onFreshTable("pg Pool", true, async ({ store, direct }) => {
+      proxy.cutAfter("ROLLBACK");
+      const mine = new Error("the order was refused");
+      const failed = await store
+        .withTransaction(async (tx) => {
+          await store.addMessage(tx, message("never"));
+          throw mine;
+        })
+        .catch((error: unknown) => error);
+      expect(failed).toBe(mine);
+      await store.withTransaction((tx) => store.addMessage(tx, message("next")));
+      const { messages } = await direct.fetchAndLock({
+        batchSize: 10,
+        leaseDuration: 30_000,
+        ordering: "none",
+      });
+      expect(messages.map((m) => m.key)).toEqual(["next"]);
+    });
+  });
 });
