@@ -134,6 +134,22 @@ describe("the client given to the store", () => {
     expect(message(42)).toBe(`${start}number`);
     expect(message(undefined)).toBe(`${start}undefined`);
   });
+
+  it("refuses half a node-postgres client: query without connect, connect without query, a function with both", () => {
+    const refused = (db: unknown) => refusal(() => new PostgresStore(db as never));
+    const halves = [
+      { query: async () => ({ rows: [] }) },
+      { connect: async () => {} },
+      { query: async () => ({ rows: [] }), connect: "yes" },
+      // A Pool's counters with neither method.
+      { totalCount: 0, release: () => {} },
+      Object.assign(() => {}, { query: async () => ({ rows: [] }), connect: async () => {} }),
+    ];
+    for (const db of halves) {
+      expect(refused(db), JSON.stringify(Object.keys(db))).toBeInstanceOf(ValidationError);
+      expect(refused(db).message).toMatch(/^db must be a node-postgres Pool or Client/);
+    }
+  });
 });
 
 describe.runIf(PG_URL !== undefined)("prepare (node-postgres)", () => {
