@@ -220,6 +220,8 @@ for (const kind of driversToRun()) {
       expect(await store.stats()).toMatchObject({ pending: 1, inFlight: 0, dead: 1 });
       const dead = await store.listDead();
       expect(dead.map((m) => [m.key, m.lastError])).toEqual([["d", "bad"]]);
+      // No options from a JavaScript caller (null): the default limit, not a TypeError.
+      expect((await store.listDead(null as never)).map((m) => m.key)).toEqual(["d"]);
     });
   });
 }
