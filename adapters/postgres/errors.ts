@@ -26,6 +26,14 @@ const TRANSIENT_CODES = new Set([
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
 ]);
+/**
+ * SQLSTATEs the server sends as it ends the session: shut down or terminated (57P01-57P03), its
+ * database dropped (57P04), idle too long (57P05; 25P03 inside a transaction). With class 08
+ * (connection exception) they tell a lost connection in any language: node-postgres passes the
+ * severity as the server translated it (`FEHLER`, `ERREUR`), the SQLSTATE never is.
+ */
+const SESSION_ENDED = new Set(["57P01", "57P02", "57P03", "57P04", "57P05", "25P03"]);
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 // node-postgres reports a dropped connection with a message and no code.
 const DROPPED =
   /connection terminated|terminating connection|connection (was )?(closed|ended)|not queryable|timeout exceeded when trying to connect|socket hang up/i;
@@ -49,8 +57,13 @@ export function isConnectionLost(error: unknown): boolean {
   if (isRefusal(error)) return false;
   const { code, message, severity } = error as PgErrorLike;
   if (severity === "FATAL" || severity === "PANIC") return true;
-  if (typeof code === "string" && TRANSIENT_CODES.has(code)) return true;
+  if (typeof code === "string" && (TRANSIENT_CODES.has(code) || endsSession(code))) return true;
   return typeof message === "string" && DROPPED.test(message);
+}
+
+/** Whether `code` is a SQLSTATE after which the server has closed the session. */
+function endsSession(code: string): boolean {
+  return code.startsWith("08") || SESSION_ENDED.has(code);
 }
 
 /** Whether `error` is a condition (see above) that a later attempt is expected to get past. */
@@ -59,7 +72,7 @@ export function isRetryable(error: unknown): boolean {
   const { code, message } = error as PgErrorLike;
   if (typeof code === "string") {
     if (RETRYABLE_STATES.has(code) || TRANSIENT_CODES.has(code)) return true;
-    if (/^[0-9A-Z]{5}$/.test(code)) return RETRYABLE_CLASSES.has(code.slice(0, 2));
+    if (SQLSTATE.test(code)) return RETRYABLE_CLASSES.has(code.slice(0, 2));
   }
   return typeof message === "string" && DROPPED.test(message);
 }
@@ -90,14 +103,18 @@ export function toStoreError(error: unknown, doing: string): OutboxError {
 }
 
 /**
- * Whether `error` is PostgreSQL's own answer refusing a statement (severity ERROR, with its
- * SQLSTATE): the statement did not take effect. Not a lost connection, a client-side timeout or
- * a FATAL report, after which nobody knows what the server did.
+ * Whether `error` is PostgreSQL's own answer refusing a statement (a report with a severity and
+ * its SQLSTATE, on a session that goes on): the statement did not take effect. Not a lost
+ * connection, a client-side timeout, a FATAL report or a connection exception (class 08, which
+ * an older PgBouncer sends at severity ERROR before it closes the connection), after which
+ * nobody knows what the server did. Decided by the SQLSTATE, so that a server reporting in
+ * another language (`FEHLER`) is understood the same.
  */
 export function isRefusal(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
   const { code, severity } = error as PgErrorLike;
-  return severity === "ERROR" && typeof code === "string";
+  if (typeof severity !== "string" || severity === "FATAL" || severity === "PANIC") return false;
+  return typeof code === "string" && SQLSTATE.test(code) && !endsSession(code);
 }
 
 const unknownOutcomes = new WeakSet<object>();

@@ -333,6 +333,32 @@ describe("an unanswered COMMIT", () => {
     for (const value of [null, undefined, "ERROR", 40001]) expect(isRefusal(value)).toBe(false);
   });
 
+  it("reads the SQLSTATE, not the severity's words: a server reporting in German, an old PgBouncer's ERROR 08P01", () => {
+    // node-postgres passes the severity as the server translated it (lc_messages = de_DE).
+    const raised = { severity: "FEHLER", code: "P0001", message: "connection closed by the audit trigger" };
+    expect(isRefusal(raised)).toBe(true);
+    expect(isConnectionLost(raised)).toBe(false);
+    const deferred = { severity: "FEHLER", code: "23505", message: "doppelter Schlüsselwert" };
+    expect(isRefusal(deferred)).toBe(true);
+    // Sessions the server ends, whatever the severity reads: shut down, terminated, database
+    // dropped, idle too long, idle in a transaction too long.
+    for (const code of ["57P01", "57P02", "57P03", "57P04", "57P05", "25P03"]) {
+      const ended = { severity: "SCHWERWIEGEND", code, message: "Verbindung wird abgebrochen" };
+      expect(isRefusal(ended), code).toBe(false);
+      expect(isConnectionLost(ended), code).toBe(true);
+    }
+    // A connection exception at severity ERROR (an older PgBouncer, before it closes the
+    // connection) is no refusal: a COMMIT that got it may have committed.
+    const pooler = { severity: "ERROR", code: "08P01", message: "server conn crashed?" };
+    expect(isRefusal(pooler)).toBe(false);
+    expect(isConnectionLost(pooler)).toBe(true);
+    expect(isConnectionLost({ severity: "ERROR", code: "08006", message: "x" })).toBe(true);
+    // A code without a severity is a driver's or a socket's, never the server's answer.
+    expect(isRefusal({ code: "EPIPE", message: "write EPIPE" })).toBe(false);
+    expect(isRefusal({ severity: "ERROR", code: "2350", message: "not a SQLSTATE" })).toBe(false);
+    expect(isRefusal({ severity: "PANIC", code: "XX000", message: "x" })).toBe(false);
+  });
+
   it("is a non-retryable StoreError naming what happened to the connection, and is recognised as such", () => {
     const lost = new Error("Connection terminated unexpectedly");
     const unknown = commitOutcomeUnknown(lost);
