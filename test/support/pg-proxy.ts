@@ -14,6 +14,8 @@ export interface CuttingProxy {
    * `COMMIT` or `commit`) has it delivered, then is cut.
    */
   cutAfter(text: string): void;
+  /** Whether the cut asked for last still waits for its statement (false once it was made). */
+  armed(): boolean;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,7 @@ export async function startCuttingProxy(target: { host: string; port: number }):
     cutAfter: (text) => {
       cutOn = text.toUpperCase();
     },
+    armed: () => cutOn !== undefined,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

@@ -34,17 +34,26 @@ export function postgresJsDriver(sql: PostgresJsLike): Driver {
     // begin resolves with fn's result: errors from BEGIN/COMMIT are the driver's, mapped by the store.
     async transaction<R>(fn: (tx: unknown) => Promise<R>): Promise<R> {
       let finished = false;
+      let running: Promise<unknown> = Promise.resolve();
       try {
-        return (await sql.begin(async (tx) => {
-          const result = await fn(tx);
-          finished = true;
-          return result;
+        return (await sql.begin((tx) => {
+          const run = (async () => {
+            const result = await fn(tx);
+            finished = true;
+            return result;
+          })();
+          running = run;
+          return run;
         })) as R;
       } catch (error) {
         // After `fn` only COMMIT is left: its answer lost with the connection, it may have
         // committed. (A connection death `fn` caught and swallowed postgres.js throws again
         // itself, as the retryable error it was, without sending COMMIT.)
-        if (finished && isConnectionLost(error)) throw commitOutcomeUnknown(error);
+        const committing = finished;
+        // postgres.js rejects as soon as the connection closes, `fn` perhaps still running: the
+        // caller hears of it once `fn` is done, so that a retry never runs beside it.
+        await running.catch(() => {});
+        if (committing && isConnectionLost(error)) throw commitOutcomeUnknown(error);
         throw error;
       }
     },
