@@ -357,6 +357,16 @@ describe("an unanswered COMMIT", () => {
     expect(isRefusal({ code: "EPIPE", message: "write EPIPE" })).toBe(false);
     expect(isRefusal({ severity: "ERROR", code: "2350", message: "not a SQLSTATE" })).toBe(false);
     expect(isRefusal({ severity: "PANIC", code: "XX000", message: "x" })).toBe(false);
+    expect(isRefusal({ severity: "ERROR", code: 23505, message: "a number is no SQLSTATE" })).toBe(false);
+    // A FATAL or PANIC report ends the session whatever its SQLSTATE (too many connections, a
+    // conflict with recovery, an internal error).
+    for (const [severity, code] of [
+      ["FATAL", "53300"],
+      ["FATAL", "40001"],
+      ["PANIC", "XX000"],
+    ]) {
+      expect(isConnectionLost({ severity, code, message: "x" }), `${severity} ${code}`).toBe(true);
+    }
   });
 
   it("is a non-retryable StoreError naming what happened to the connection, and is recognised as such", () => {

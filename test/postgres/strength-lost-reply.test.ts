@@ -144,26 +144,35 @@ describe.runIf(PG_URL !== undefined)("a COMMIT whose reply is lost", () => {
     });
   });
 
-  it("pg Pool: a BEGIN whose reply is lost is retryable, says so, and the next transaction runs on a new connection", async () => {
-    await onFreshTable("pg Pool", true, async ({ store, direct }) => {
-      proxy.cutAfter("BEGIN");
-      const failed = await store
-        .withTransaction((tx) => store.addMessage(tx, message("never")))
-        .catch((error: unknown) => error);
-      expect(failed).toBeInstanceOf(StoreError);
-      expect(failed).toMatchObject({
-        retryable: true,
-        message: expect.stringMatching(/^PostgreSQL failed while beginning a transaction/),
+  for (const kind of ["pg Pool", "postgres.js"] as const) {
+    it(`${kind}: a BEGIN whose reply is lost is retryable, says so, and the next transaction runs on a new connection`, async () => {
+      await onFreshTable(kind, true, async ({ store, direct }) => {
+        proxy.cutAfter("BEGIN");
+        const failed = await store
+          .withTransaction((tx) => store.addMessage(tx, message("never")))
+          .catch((error: unknown) => error);
+        expect(proxy.armed()).toBe(false);
+        expect(failed).toBeInstanceOf(StoreError);
+        // node-postgres names the step; postgres.js runs BEGIN inside sql.begin, one step with fn.
+        expect(failed).toMatchObject({
+          retryable: true,
+          message: expect.stringMatching(
+            kind === "pg Pool"
+              ? /^PostgreSQL failed while beginning a transaction/
+              : /^PostgreSQL failed while running a transaction/,
+          ),
+        });
+        expect((failed as Error).message).not.toContain("may or may not");
+        await store.withTransaction((tx) => store.addMessage(tx, message("next")));
+        const { messages } = await direct.fetchAndLock({
+          batchSize: 10,
+          leaseDuration: 30_000,
+          ordering: "none",
+        });
+        expect(messages.map((m) => m.key)).toEqual(["next"]);
       });
-      await store.withTransaction((tx) => store.addMessage(tx, message("next")));
-      const { messages } = await direct.fetchAndLock({
-        batchSize: 10,
-        leaseDuration: 30_000,
-        ordering: "none",
-      });
-      expect(messages.map((m) => m.key)).toEqual(["next"]);
     });
-  });
+  }
 
   it("pg Pool: a ROLLBACK whose reply is lost leaves fn's own error, and the next transaction runs on a new connection", async () => {
     await onFreshTable("pg Pool", true, async ({ store, direct }) => {
