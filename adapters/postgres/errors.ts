@@ -30,7 +30,7 @@ const TRANSIENT_CODES = new Set([
  * SQLSTATEs the server sends as it ends the session: shut down or terminated (57P01-57P03), its
  * database dropped (57P04), idle too long (57P05; 25P03 inside a transaction). With class 08
  * (connection exception) they tell a lost connection in any language: node-postgres passes the
- * severity as the server translated it (`FEHLER`, `ERREUR`), the SQLSTATE never is.
+ * severity as the server translated it (`FEHLER`, `ERREUR`); the SQLSTATE is never translated.
  */
 const SESSION_ENDED = new Set(["57P01", "57P02", "57P03", "57P04", "57P05", "25P03"]);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -46,8 +46,9 @@ interface PgErrorLike {
 }
 
 /**
- * Whether `error` ended the connection it came from: a FATAL (or PANIC) report, after which
- * the server closes the session (`pg_terminate_backend`, say), or a socket that dropped; never
+ * Whether `error` ended the connection it came from: a FATAL (or PANIC) report or a SQLSTATE
+ * that ends the session (class 08, 57P01-57P05, 25P03), after which the server closes it
+ * (`pg_terminate_backend`, say), or a socket that dropped; never
  * a refusal ({@link isRefusal}), which came over a working connection. A pool replaces such a
  * connection; a single client is gone for good.
  */
