@@ -27,10 +27,10 @@ const TRANSIENT_CODES = new Set([
   "CONNECT_TIMEOUT",
 ]);
 /**
- * SQLSTATEs the server sends as it ends the session: shut down or terminated (57P01-57P03), its
- * database dropped (57P04), idle too long (57P05; 25P03 inside a transaction). With class 08
- * (connection exception) they tell a lost connection in any language: node-postgres passes the
- * severity as the server translated it (`FEHLER`, `ERREUR`); the SQLSTATE is never translated.
+ * SQLSTATEs the server sends only as it ends the session: shut down or terminated (57P01-57P03),
+ * its database dropped (57P04), idle too long (57P05; 25P03 inside a transaction). They tell a
+ * lost connection in any language: node-postgres passes the severity as the server translated
+ * it (`FEHLER`, `ERREUR`); the SQLSTATE is never translated.
  */
 const SESSION_ENDED = new Set(["57P01", "57P02", "57P03", "57P04", "57P05", "25P03"]);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -47,7 +47,7 @@ interface PgErrorLike {
 
 /**
  * Whether `error` ended the connection it came from: a FATAL (or PANIC) report or a SQLSTATE
- * that ends the session (class 08, 57P01-57P05, 25P03), after which the server closes it
+ * sent only as the session ends (57P01-57P05, 25P03), after which the server closes it
  * (`pg_terminate_backend`, say), or a socket that dropped; never
  * a refusal ({@link isRefusal}), which came over a working connection. A pool replaces such a
  * connection; a single client is gone for good.
@@ -58,13 +58,11 @@ export function isConnectionLost(error: unknown): boolean {
   if (isRefusal(error)) return false;
   const { code, message, severity } = error as PgErrorLike;
   if (severity === "FATAL" || severity === "PANIC") return true;
-  if (typeof code === "string" && (TRANSIENT_CODES.has(code) || endsSession(code))) return true;
+  // Not class 08 as such: the server also sends it on a session that goes on (08P01 for a
+  // statement given the wrong number of values, 08001 from dblink); a Client hears of a closed
+  // connection by its 'end' event anyway.
+  if (typeof code === "string" && (TRANSIENT_CODES.has(code) || SESSION_ENDED.has(code))) return true;
   return typeof message === "string" && DROPPED.test(message);
-}
-
-/** Whether `code` is a SQLSTATE after which the server has closed the session. */
-function endsSession(code: string): boolean {
-  return code.startsWith("08") || SESSION_ENDED.has(code);
 }
 
 /** Whether `error` is a condition (see above) that a later attempt is expected to get past. */
@@ -104,18 +102,21 @@ export function toStoreError(error: unknown, doing: string): OutboxError {
 }
 
 /**
- * Whether `error` is PostgreSQL's own answer refusing a statement (a report with a severity and
- * its SQLSTATE, on a session that goes on): the statement did not take effect. Not a lost
- * connection, a client-side timeout, a FATAL report or a connection exception (class 08, which
- * an older PgBouncer sends at severity ERROR before it closes the connection), after which
- * nobody knows what the server did. Decided by the SQLSTATE, so that a server reporting in
- * another language (`FEHLER`) is understood the same.
+ * Whether `error` is surely PostgreSQL's own answer refusing a statement (a report with a
+ * severity and its SQLSTATE, on a session that goes on): the statement did not take effect.
+ * Not a lost connection, a client-side timeout, a FATAL report, a session-ending SQLSTATE, or a
+ * connection exception (class 08: an older PgBouncer sends it at severity ERROR before it
+ * closes the connection, as dblink does for a remote server), after any of which a COMMIT's
+ * outcome is called unknown, erring on the safe side. Decided by the SQLSTATE, so that a server
+ * reporting in another language (`FEHLER`) is understood the same.
  */
 export function isRefusal(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
   const { code, severity } = error as PgErrorLike;
   if (typeof severity !== "string" || severity === "FATAL" || severity === "PANIC") return false;
-  return typeof code === "string" && SQLSTATE.test(code) && !endsSession(code);
+  return (
+    typeof code === "string" && SQLSTATE.test(code) && !code.startsWith("08") && !SESSION_ENDED.has(code)
+  );
 }
 
 const unknownOutcomes = new WeakSet<object>();

@@ -347,12 +347,15 @@ describe("an unanswered COMMIT", () => {
       expect(isRefusal(ended), code).toBe(false);
       expect(isConnectionLost(ended), code).toBe(true);
     }
-    // A connection exception at severity ERROR (an older PgBouncer, before it closes the
-    // connection) is no refusal: a COMMIT that got it may have committed.
+    // A connection exception at severity ERROR (an older PgBouncer before it closes the
+    // connection, dblink for its remote server) is no sure refusal: a COMMIT that got it may
+    // have committed. Nor does it end the session by itself: the server sends 08P01 for a
+    // statement given the wrong number of values and goes on.
     const pooler = { severity: "ERROR", code: "08P01", message: "server conn crashed?" };
     expect(isRefusal(pooler)).toBe(false);
-    expect(isConnectionLost(pooler)).toBe(true);
-    expect(isConnectionLost({ severity: "ERROR", code: "08006", message: "x" })).toBe(true);
+    expect(isConnectionLost(pooler)).toBe(false);
+    expect(isRefusal({ severity: "FEHLER", code: "08001", message: "dblink" })).toBe(false);
+    expect(isConnectionLost({ severity: "FATAL", code: "08P01", message: "x" })).toBe(true);
     // A code without a severity is a driver's or a socket's, never the server's answer.
     expect(isRefusal({ code: "EPIPE", message: "write EPIPE" })).toBe(false);
     expect(isRefusal({ severity: "ERROR", code: "2350", message: "not a SQLSTATE" })).toBe(false);

@@ -92,6 +92,12 @@ describe.runIf(PG_URL !== undefined)("node-postgres: a connection that breaks", 
         )
         .catch((error: unknown) => error);
       expect(raised).toMatchObject({ code: "P0001", message: "connection closed by the audit trigger" });
+      // A statement given too many values: the server answers 08P01 (a connection exception) and
+      // the session goes on.
+      const miscounted = await store
+        .withTransaction((tx) => (tx as pg.Client).query("SELECT $1::int AS n", [1, 2]))
+        .catch((error: unknown) => error);
+      expect(miscounted).toMatchObject({ code: "08P01" });
       expect(
         await store.withTransaction(async (tx) => (await (tx as pg.Client).query("SELECT 1 AS one")).rows),
       ).toEqual([{ one: 1 }]);

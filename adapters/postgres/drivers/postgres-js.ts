@@ -5,7 +5,7 @@
  * @module
  */
 import { type Driver, type PostgresJsQueryable, runOn } from "../driver.ts";
-import { commitOutcomeUnknown, isConnectionLost } from "../errors.ts";
+import { commitOutcomeUnknown, isRefusal } from "../errors.ts";
 
 /** The part of a postgres.js `sql` the driver uses. */
 export interface PostgresJsLike extends PostgresJsQueryable {
@@ -34,26 +34,20 @@ export function postgresJsDriver(sql: PostgresJsLike): Driver {
     // begin resolves with fn's result: errors from BEGIN/COMMIT are the driver's, mapped by the store.
     async transaction<R>(fn: (tx: unknown) => Promise<R>): Promise<R> {
       let finished = false;
-      let running: Promise<unknown> = Promise.resolve();
       try {
-        return (await sql.begin((tx) => {
-          const run = (async () => {
-            const result = await fn(tx);
-            finished = true;
-            return result;
-          })();
-          running = run;
-          return run;
+        return (await sql.begin(async (tx) => {
+          const result = await fn(tx);
+          finished = true;
+          return result;
         })) as R;
       } catch (error) {
-        // After `fn` only COMMIT is left: its answer lost with the connection, it may have
-        // committed. (A connection death `fn` caught and swallowed postgres.js throws again
-        // itself, as the retryable error it was, without sending COMMIT.)
-        const committing = finished;
-        // postgres.js rejects as soon as the connection closes, `fn` perhaps still running: the
-        // caller hears of it once `fn` is done, so that a retry never runs beside it.
-        await running.catch(() => {});
-        if (committing && isConnectionLost(error)) throw commitOutcomeUnknown(error);
+        // After `fn` only COMMIT is left: unless PostgreSQL refused it, its answer was lost and
+        // it may have committed. (Also when `fn` caught and swallowed its connection's death:
+        // postgres.js then throws that error again without sending COMMIT, which errs on the
+        // safe side.) postgres.js rejects as soon as the connection closes, `fn` perhaps still
+        // running; waiting for `fn` could hang for good on 3.4.9, whose statements on a dead
+        // transaction never settle (README).
+        if (finished && !isRefusal(error)) throw commitOutcomeUnknown(error);
         throw error;
       }
     },
